@@ -1,0 +1,49 @@
+# Forge: two commands on a fresh Debian 12 (as root): `make quickstart` and `make test`.
+BUILD   ?= build
+JOBS    ?= $(shell nproc)
+SUDO    := $(if $(filter 0,$(shell id -u)),,sudo)
+CMAKE_FLAGS ?=
+
+# Every Debian package the project needs: compiler, build tools, libraries and test oracles.
+DEB_PACKAGES := g++ make cmake pkg-config git \
+  libeigen3-dev libhdf5-dev hdf5-tools libyaml-cpp-dev nlohmann-json3-dev \
+  libgtest-dev libgmock-dev libopenmpi-dev openmpi-bin \
+  libopenblas-openmp-dev libdnnl-dev libpcre2-dev \
+  python3 python3-numpy python3-torch python3-h5py python3-jinja2
+
+.PHONY: all deps build test test-gpu quickstart bench clean
+
+all: build
+
+# Idempotent: installs only what is missing (apt-get update first), then node/npm if absent.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "forge: installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	else echo "forge: Debian packages present"; fi
+	@command -v npm >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends nodejs npm; }
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	cd $(BUILD) && ctest --output-on-failure --timeout 900
+
+# GPU parity tests: run on a machine with a GPU; they skip with the reason elsewhere.
+test-gpu: build
+	cd $(BUILD) && ctest --output-on-failure -L gpu
+
+quickstart: build
+	$(BUILD)/forge demo
+
+bench: build
+	$(BUILD)/forge bench ops
+
+clean:
+	rm -rf $(BUILD)

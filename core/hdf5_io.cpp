@@ -1,0 +1,130 @@
+// HDF5 reading and atomic writing of named tensors through the HDF5 C API.
+#include "core/hdf5_io.h"
+
+#include <hdf5.h>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <vector>
+
+#include "core/error.h"
+
+namespace forge {
+namespace {
+struct H5Handle {
+  hid_t id;
+  herr_t (*close)(hid_t);
+  ~H5Handle() {
+    if (id >= 0) close(id);
+  }
+};
+
+herr_t collect(hid_t, const char* name, const H5O_info_t* info, void* out) {
+  if (info->type == H5O_TYPE_DATASET) static_cast<std::vector<std::string>*>(out)->push_back(name);
+  return 0;
+}
+
+DType dtype_of_h5(hid_t type, hid_t dset, const std::string& path, const std::string& name) {
+  H5T_class_t cls = H5Tget_class(type);
+  size_t size = H5Tget_size(type);
+  if (cls == H5T_FLOAT) return DType::F32;  // f32 read as is, f64 converted on read
+  if (cls == H5T_INTEGER) {
+    bool is_signed = H5Tget_sign(type) == H5T_SGN_2;
+    if (size == 2 && !is_signed && H5Aexists(dset, "dtype") > 0) {
+      H5Handle a{H5Aopen(dset, "dtype", H5P_DEFAULT), H5Aclose};
+      H5Handle at{H5Aget_type(a.id), H5Tclose};
+      char* s = nullptr;
+      H5Handle mt{H5Tcopy(H5T_C_S1), H5Tclose};
+      H5Tset_size(mt.id, H5T_VARIABLE);
+      if (H5Aread(a.id, mt.id, &s) >= 0 && s) {
+        std::string v(s);
+        H5free_memory(s);
+        return dtype_from_name(v);
+      }
+    }
+    if (size == 1 && !is_signed) return DType::U8;
+    if (size <= 4) return DType::I32;
+    return DType::I64;
+  }
+  throw Error(path + ": dataset '" + name + "' has an unsupported HDF5 type (expected float or integer)");
+}
+
+hid_t mem_type(DType dt) {
+  switch (dt) {
+    case DType::F32: return H5T_NATIVE_FLOAT;
+    case DType::I32: return H5T_NATIVE_INT32;
+    case DType::I64: return H5T_NATIVE_INT64;
+    case DType::U8: return H5T_NATIVE_UINT8;
+    case DType::BF16: case DType::F16: return H5T_NATIVE_UINT16;
+  }
+  return H5T_NATIVE_FLOAT;
+}
+}  // namespace
+
+std::map<std::string, Tensor> load_hdf5(const std::string& path) {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  H5Handle f{H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose};
+  FORGE_CHECK(f.id >= 0, path, ": cannot open as HDF5 (missing, unreadable or corrupt)");
+  std::vector<std::string> names;
+  FORGE_CHECK(H5Ovisit2(f.id, H5_INDEX_NAME, H5_ITER_NATIVE, collect, &names, H5O_INFO_BASIC) >= 0, path,
+              ": cannot list datasets (corrupt file?)");
+  std::map<std::string, Tensor> out;
+  for (const std::string& name : names) {
+    H5Handle d{H5Dopen2(f.id, name.c_str(), H5P_DEFAULT), H5Dclose};
+    FORGE_CHECK(d.id >= 0, path, ": cannot open dataset '", name, "'");
+    H5Handle sp{H5Dget_space(d.id), H5Sclose};
+    int nd = H5Sget_simple_extent_ndims(sp.id);
+    FORGE_CHECK(nd >= 0, path, ": dataset '", name, "' has a bad dataspace");
+    std::vector<hsize_t> dims(static_cast<size_t>(nd));
+    H5Sget_simple_extent_dims(sp.id, dims.data(), nullptr);
+    Shape shape(dims.begin(), dims.end());
+    H5Handle ty{H5Dget_type(d.id), H5Tclose};
+    DType dt = dtype_of_h5(ty.id, d.id, path, name);
+    Tensor t = Tensor::empty(shape, dt);
+    if (t.numel() > 0)
+      FORGE_CHECK(H5Dread(d.id, mem_type(dt), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()) >= 0, path,
+                  ": cannot read dataset '", name, "' (truncated or corrupt file?)");
+    out[name] = t;
+  }
+  return out;
+}
+
+void save_hdf5(const std::string& path, const std::map<std::string, Tensor>& tensors) {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  std::string tmp = path + ".tmp";
+  {
+    H5Handle f{H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose};
+    FORGE_CHECK(f.id >= 0, tmp, ": cannot create HDF5 file");
+    H5Handle lcpl{H5Pcreate(H5P_LINK_CREATE), H5Pclose};
+    H5Pset_create_intermediate_group(lcpl.id, 1);
+    for (auto& [name, t0] : tensors) {
+      Tensor t = t0.to(Device::cpu()).contiguous();
+      std::vector<hsize_t> dims(t.shape().begin(), t.shape().end());
+      H5Handle sp{H5Screate_simple(int(dims.size()), dims.data(), nullptr), H5Sclose};
+      hid_t ft = mem_type(t.dtype());
+      H5Handle d{H5Dcreate2(f.id, name.c_str(), ft, sp.id, lcpl.id, H5P_DEFAULT, H5P_DEFAULT), H5Dclose};
+      FORGE_CHECK(d.id >= 0, tmp, ": cannot create dataset '", name, "'");
+      if (t.numel() > 0)
+        FORGE_CHECK(H5Dwrite(d.id, ft, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()) >= 0, tmp,
+                    ": cannot write dataset '", name, "'");
+      if (t.dtype() == DType::BF16 || t.dtype() == DType::F16) {
+        H5Handle st{H5Tcopy(H5T_C_S1), H5Tclose};
+        H5Tset_size(st.id, H5T_VARIABLE);
+        H5Handle as{H5Screate(H5S_SCALAR), H5Sclose};
+        H5Handle a{H5Acreate2(d.id, "dtype", st.id, as.id, H5P_DEFAULT, H5P_DEFAULT), H5Aclose};
+        const char* v = dtype_name(t.dtype());
+        H5Awrite(a.id, st.id, &v);
+      }
+    }
+    FORGE_CHECK(H5Fflush(f.id, H5F_SCOPE_GLOBAL) >= 0, tmp, ": flush failed");
+  }
+  FILE* fp = std::fopen(tmp.c_str(), "rb");
+  if (fp) {
+    fsync(fileno(fp));
+    std::fclose(fp);
+  }
+  FORGE_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename ", tmp, " to ", path);
+}
+
+}  // namespace forge

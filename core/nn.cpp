@@ -1,0 +1,151 @@
+// Module bookkeeping (names, state dicts, dtype/device moves) and the basic layers.
+#include "core/nn.h"
+
+#include <cmath>
+#include <set>
+
+#include "core/autograd.h"
+#include "core/error.h"
+
+namespace forge::nn {
+
+Tensor& Module::register_parameter(const std::string& name, Tensor t, bool requires_grad) {
+  if (requires_grad && is_floating(t.dtype())) t.requires_grad_(true);
+  params_.emplace_back(name, t);
+  return params_.back().second;
+}
+
+void Module::collect(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out) const {
+  for (auto& [n, p] : params_) out.emplace_back(prefix + n, p);
+  for (auto& [n, m] : children_) m->collect(prefix + n + ".", out);
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_parameters() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  collect("", out);
+  return out;
+}
+
+std::vector<Tensor> Module::parameters() const {
+  std::vector<Tensor> out;
+  for (auto& [n, p] : named_parameters()) out.push_back(p);
+  return out;
+}
+
+std::vector<std::pair<std::string, std::shared_ptr<Module>>> Module::named_modules() const {
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> out;
+  for (auto& [n, m] : children_) {
+    out.emplace_back(n, m);
+    for (auto& [cn, cm] : m->named_modules()) out.emplace_back(n + "." + cn, cm);
+  }
+  return out;
+}
+
+std::map<std::string, Tensor> Module::state_dict() const {
+  std::map<std::string, Tensor> sd;
+  for (auto& [n, p] : named_parameters()) sd[n] = p.detach();
+  return sd;
+}
+
+Tensor Module::parameter(const std::string& name) const {
+  for (auto& [n, p] : named_parameters())
+    if (n == name) return p;
+  throw Error("no parameter named '" + name + "' in this module");
+}
+
+void Module::load_state_dict(const std::map<std::string, Tensor>& sd, bool strict) {
+  std::set<std::string> seen;
+  std::vector<std::string> missing;
+  NoGradGuard ng;
+  for (auto& [n, p] : named_parameters()) {
+    auto it = sd.find(n);
+    if (it == sd.end()) {
+      missing.push_back(n);
+      continue;
+    }
+    seen.insert(n);
+    FORGE_CHECK(it->second.shape() == p.shape(), "load_state_dict: '", n, "' has shape ",
+                shape_str(it->second.shape()), " but the model expects ", shape_str(p.shape()));
+    Tensor dst = p.detach();
+    dst.copy_(it->second);
+  }
+  if (!strict) return;
+  std::string unexpected;
+  for (auto& [n, t] : sd)
+    if (!seen.count(n)) unexpected += (unexpected.empty() ? "" : ", ") + n;
+  std::string miss;
+  for (auto& n : missing) miss += (miss.empty() ? "" : ", ") + n;
+  FORGE_CHECK(miss.empty() && unexpected.empty(), "load_state_dict: ",
+              miss.empty() ? "" : "missing tensors: " + miss, !miss.empty() && !unexpected.empty() ? "; " : "",
+              unexpected.empty() ? "" : "unexpected tensors: " + unexpected);
+}
+
+void Module::zero_grad() {
+  for (auto& p : parameters()) p.set_grad(Tensor());
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [n, m] : children_) m->train(on);
+}
+
+namespace {
+// Replaces p's data with t's, keeping p's identity (so every handle to p sees the change).
+void swap_data(Tensor& p, const Tensor& t) {
+  TensorImpl* d = p.impl();
+  d->storage = t.impl()->storage;
+  d->shape = t.shape();
+  d->strides = t.strides();
+  d->offset = t.offset();
+  d->dtype = t.dtype();
+  d->grad.reset();
+}
+}  // namespace
+
+void Module::to(DType dtype) {
+  NoGradGuard ng;
+  for (auto& [n, p] : named_parameters())
+    if (is_floating(p.dtype()) && p.dtype() != dtype) swap_data(p, p.detach().to(dtype));
+}
+
+void Module::to(Device device) {
+  NoGradGuard ng;
+  for (auto& [n, p] : named_parameters())
+    if (p.device() != device) swap_data(p, p.detach().to(device));
+}
+
+int64_t Module::num_parameters(bool trainable_only) const {
+  int64_t n = 0;
+  for (auto& [name, p] : named_parameters())
+    if (!trainable_only || p.requires_grad()) n += p.numel();
+  return n;
+}
+
+Linear::Linear(int64_t in, int64_t out, bool with_bias, DType dtype, Generator* gen)
+    : in_features(in), out_features(out) {
+  double bound = 1.0 / std::sqrt(double(std::max<int64_t>(in, 1)));
+  Tensor w = Tensor::empty({out, in}, DType::F32);
+  uniform_(w, -bound, bound, gen);
+  weight = register_parameter("weight", w.to(dtype));
+  if (with_bias) {
+    Tensor b = Tensor::empty({out}, DType::F32);
+    uniform_(b, -bound, bound, gen);
+    bias = register_parameter("bias", b.to(dtype));
+  }
+}
+
+Tensor Linear::forward(const Tensor& x) const {
+  Tensor y = linear(x, weight, bias);
+  return adapter ? add(y, adapter->forward(x)) : y;
+}
+
+Embedding::Embedding(int64_t num, int64_t dim, DType dtype, Generator* gen) {
+  Tensor w = randn({num, dim}, DType::F32, gen);
+  weight = register_parameter("weight", w.to(dtype));
+}
+
+RMSNorm::RMSNorm(int64_t dim, double e, DType dtype) : eps(e) {
+  weight = register_parameter("weight", Tensor::ones({dim}, dtype));
+}
+
+}  // namespace forge::nn

@@ -1,0 +1,97 @@
+// nn: Modules with HF-style dotted parameter names, and the Linear / Embedding / RMSNorm layers.
+// Every weight matmul goes through Linear, so adapters (LoRA) attach by name without model edits.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/ops.h"
+
+namespace forge::nn {
+
+class Module {
+ public:
+  virtual ~Module() = default;
+
+  // All parameters, depth first in registration order, with dotted names ("layers.0.weight").
+  std::vector<std::pair<std::string, Tensor>> named_parameters() const;
+  std::vector<Tensor> parameters() const;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_modules() const;  // self as ""
+  std::map<std::string, Tensor> state_dict() const;
+  // Copies values in (converting dtype); reports missing/unexpected names and shape mismatches.
+  void load_state_dict(const std::map<std::string, Tensor>& sd, bool strict = true);
+  Tensor parameter(const std::string& dotted_name) const;  // throws naming the module when absent
+
+  void zero_grad();
+  void train(bool on = true);
+  bool training() const { return training_; }
+  void to(DType dtype);    // floating parameters, in place (handles held elsewhere see it)
+  void to(Device device);
+  int64_t num_parameters(bool trainable_only = false) const;
+
+ protected:
+  Tensor& register_parameter(const std::string& name, Tensor t, bool requires_grad = true);
+  template <class M>
+  std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
+    children_.emplace_back(name, m);
+    return m;
+  }
+
+ private:
+  void collect(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out) const;
+  std::vector<std::pair<std::string, Tensor>> params_;
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
+  bool training_ = true;
+};
+
+// A list of modules named "0", "1", ... (as torch.nn.ModuleList).
+class ModuleList : public Module {
+ public:
+  template <class M>
+  std::shared_ptr<M> push_back(std::shared_ptr<M> m) {
+    items_.push_back(m);
+    return register_module(std::to_string(items_.size() - 1), m);
+  }
+  size_t size() const { return items_.size(); }
+  std::shared_ptr<Module> operator[](size_t i) const { return items_[i]; }
+
+ private:
+  std::vector<std::shared_ptr<Module>> items_;
+};
+
+// Something added to a Linear's output (LoRA): y = base(x) + adapter->forward(x).
+struct LinearAdapter {
+  virtual ~LinearAdapter() = default;
+  virtual Tensor forward(const Tensor& x) = 0;
+};
+
+class Linear : public Module {
+ public:
+  // PyTorch's init: weight and bias uniform in +-1/sqrt(in_features).
+  Linear(int64_t in_features, int64_t out_features, bool bias = true, DType dtype = DType::F32,
+         Generator* gen = nullptr);
+  Tensor forward(const Tensor& x) const;
+  int64_t in_features, out_features;
+  Tensor weight;  // [out, in]
+  Tensor bias;    // [out] or undefined
+  std::shared_ptr<LinearAdapter> adapter;
+};
+
+class Embedding : public Module {
+ public:
+  Embedding(int64_t num_embeddings, int64_t dim, DType dtype = DType::F32, Generator* gen = nullptr);
+  Tensor forward(const Tensor& ids) const { return embedding(weight, ids); }
+  Tensor weight;  // [V, C], normal(0, 1) init
+};
+
+class RMSNorm : public Module {
+ public:
+  explicit RMSNorm(int64_t dim, double eps = 1e-6, DType dtype = DType::F32);
+  Tensor forward(const Tensor& x) const { return rms_norm(x, weight, eps); }
+  Tensor weight;  // [C], ones
+  double eps;
+};
+
+}  // namespace forge::nn

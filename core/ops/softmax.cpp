@@ -1,0 +1,105 @@
+// softmax, log_softmax and cross-entropy (fused log-softmax + NLL, f32 accumulation).
+#include "core/autograd.h"
+#include "core/ops.h"
+#include "core/ops/common.h"
+#include "kernels/cpu/softmax.h"
+
+namespace forge {
+using G = const std::vector<Tensor>&;
+using Need = const std::vector<bool>&;
+
+namespace {
+Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
+  FORGE_CHECK(is_floating(x.dtype()), "softmax needs a floating tensor, got ", dtype_name(x.dtype()));
+  dim = detail::wrap_dim(dim, x.dim());
+  if (x.dim() == 0) return softmax_impl(x.reshape({1}), 0, log).reshape({});
+  Tensor xl = x.detach().transpose(dim, -1).contiguous();
+  Tensor yl = Tensor::empty(xl.shape(), x.dtype());
+  int64_t V = xl.size(-1), N = V ? xl.numel() / V : 0;
+  cpu::softmax_rows(x.dtype(), xl.raw_data(), yl.raw_data(), N, V, log);
+  return yl.transpose(dim, -1);
+}
+}  // namespace
+
+Tensor softmax(const Tensor& x, int64_t dim) {
+  if (x.device().is_cuda()) {
+    detail::note_host_fallback("softmax");
+    return softmax(x.to(Device::cpu()), dim).to(x.device());
+  }
+  Tensor y = softmax_impl(x, dim, false);
+  if (needs_grad({x})) {
+    Tensor ys = y.detach();
+    record("softmax", {x}, y, [ys, dim](G g, Need) {
+      Tensor gy = mul(g[0], ys);
+      return std::vector<Tensor>{sub(gy, mul(ys, sum(gy, {dim}, true)))};
+    });
+  }
+  return y;
+}
+
+Tensor log_softmax(const Tensor& x, int64_t dim) {
+  if (x.device().is_cuda()) {
+    detail::note_host_fallback("log_softmax");
+    return log_softmax(x.to(Device::cpu()), dim).to(x.device());
+  }
+  Tensor y = softmax_impl(x, dim, true);
+  if (needs_grad({x})) {
+    Tensor ys = y.detach();
+    record("log_softmax", {x}, y, [ys, dim](G g, Need) {
+      return std::vector<Tensor>{sub(g[0], mul(exp(ys), sum(g[0], {dim}, true)))};
+    });
+  }
+  return y;
+}
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index, Reduction reduction) {
+  if (logits.device().is_cuda()) {
+    detail::note_host_fallback("cross_entropy");
+    return cross_entropy(logits.to(Device::cpu()), target.to(Device::cpu()), ignore_index, reduction)
+        .to(logits.device());
+  }
+  FORGE_CHECK(logits.dim() == 2, "cross_entropy: logits must be [N, V], got ", shape_str(logits.shape()));
+  FORGE_CHECK(target.dim() == 1 && target.size(0) == logits.size(0), "cross_entropy: target must be [",
+              logits.size(0), "], got ", shape_str(target.shape()));
+  FORGE_CHECK(target.dtype() == DType::I64 || target.dtype() == DType::I32,
+              "cross_entropy: target must be i32 or i64, got ", dtype_name(target.dtype()));
+  FORGE_CHECK(is_floating(logits.dtype()), "cross_entropy: logits must be floating");
+  const int64_t N = logits.size(0), V = logits.size(1);
+  Tensor x = logits.detach().contiguous();
+  Tensor t = target.to(DType::I64).contiguous();
+  Tensor rows = Tensor::empty({N}, DType::F32), lse = Tensor::empty({N}, DType::F32);
+  int64_t bad = cpu::cross_entropy_fwd(x.dtype(), x.raw_data(), t.data<int64_t>(), N, V, ignore_index,
+                                       rows.data<float>(), lse.data<float>());
+  FORGE_CHECK(bad < 0, "cross_entropy: target ", t.data<int64_t>()[std::max<int64_t>(bad, 0)], " at row ", bad,
+              " is outside [0, ", V, ") and is not ignore_index ", ignore_index);
+  int64_t count = 0;
+  for (int64_t n = 0; n < N; ++n) count += t.data<int64_t>()[n] != ignore_index;
+
+  Tensor out;
+  {
+    NoGradGuard ng;
+    if (reduction == Reduction::None) out = rows;
+    else {
+      out = sum(rows);
+      if (reduction == Reduction::Mean) out = mul(out, 1.0 / double(count));  // NaN-free only if count > 0
+    }
+  }
+  if (reduction == Reduction::Mean && count == 0) out.fill_(std::nan(""));
+  if (needs_grad({logits})) {
+    record("cross_entropy", {logits}, out, [x, t, lse, count, ignore_index, reduction, N, V](G g, Need) {
+      Tensor scale;
+      if (reduction == Reduction::None) scale = g[0].to(DType::F32).contiguous();
+      else {
+        double s = g[0].item() / (reduction == Reduction::Mean ? double(count) : 1.0);
+        scale = Tensor::full({N}, s, DType::F32);
+      }
+      Tensor dx = Tensor::empty({N, V}, x.dtype());
+      cpu::cross_entropy_bwd(x.dtype(), x.raw_data(), t.data<int64_t>(), lse.data<float>(), scale.data<float>(), N,
+                             V, ignore_index, dx.raw_data());
+      return std::vector<Tensor>{dx};
+    });
+  }
+  return out;
+}
+
+}  // namespace forge

@@ -1,0 +1,167 @@
+// Tiled attention forward/backward (FlashAttention-2 algorithm) with Eigen tile products.
+#include "kernels/cpu/attention.h"
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/elementwise_ops.h"
+
+namespace forge::cpu {
+namespace {
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using CMap = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
+using MMap = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
+constexpr int64_t Br = 64, Bc = 64;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Sets masked scores to -inf; returns false when the whole tile is masked.
+bool mask_tile(const AttnShape& s, int64_t b, int64_t t0, int64_t nr, int64_t s0, int64_t nc, RowMat& S) {
+  const int64_t off = s.S - s.T;
+  bool any = false;
+  for (int64_t r = 0; r < nr; ++r) {
+    const int64_t i = t0 + r;
+    const int32_t di = s.doc ? s.doc[b * s.T + i] : 0;
+    float* row = S.data() + r * S.cols();
+    for (int64_t c = 0; c < nc; ++c) {
+      const int64_t j = s0 + c;
+      bool ok = !(s.causal && j > i + off) && !(s.doc && s.doc[b * s.T + j] != di);
+      if (!ok) row[c] = kNegInf;
+      any |= ok;
+    }
+  }
+  return any;
+}
+
+// Key tiles [s_begin, s_end) that queries [t0, t0 + nr) can see.
+void key_range(const AttnShape& s, int64_t t0, int64_t nr, int64_t& s_end) {
+  s_end = s.causal ? std::min<int64_t>(s.S, t0 + nr + (s.S - s.T)) : s.S;
+  if (s_end < 0) s_end = 0;
+}
+}  // namespace
+
+void attention_fwd(const AttnShape& s, const float* q, AttnStrides qs, const float* k, AttnStrides ks,
+                   const float* v, AttnStrides vs, float* o, float* lse) {
+  const int64_t group = s.Hq / s.Hkv, D = s.D;
+  const int64_t ntiles = (s.T + Br - 1) / Br;
+#pragma omp parallel
+  {
+    RowMat S(Br, Bc), acc(Br, D);
+    std::vector<float> m(Br), l(Br);
+#pragma omp for collapse(3) schedule(dynamic)
+    for (int64_t b = 0; b < s.B; ++b)
+      for (int64_t h = 0; h < s.Hq; ++h)
+        for (int64_t ti = 0; ti < ntiles; ++ti) {
+          const int64_t t0 = ti * Br, nr = std::min(Br, s.T - t0), hk = h / group;
+          CMap Q(q + b * qs.b + h * qs.h + t0 * qs.l, nr, D, Eigen::OuterStride<>(qs.l));
+          std::fill(m.begin(), m.end(), kNegInf);
+          std::fill(l.begin(), l.end(), 0.0f);
+          acc.topRows(nr).setZero();
+          int64_t s_end;
+          key_range(s, t0, nr, s_end);
+          for (int64_t s0 = 0; s0 < s_end; s0 += Bc) {
+            const int64_t nc = std::min(Bc, s_end - s0);
+            CMap K(k + b * ks.b + hk * ks.h + s0 * ks.l, nc, D, Eigen::OuterStride<>(ks.l));
+            CMap V(v + b * vs.b + hk * vs.h + s0 * vs.l, nc, D, Eigen::OuterStride<>(vs.l));
+            auto St = S.topLeftCorner(nr, nc);
+            St.noalias() = (Q * K.transpose()) * s.scale;
+            if ((s.causal || s.doc) && !mask_tile(s, b, t0, nr, s0, nc, S)) continue;
+            for (int64_t r = 0; r < nr; ++r) {
+              float* row = S.data() + r * Bc;
+              float mx = m[r];
+              for (int64_t c = 0; c < nc; ++c) mx = std::max(mx, row[c]);
+              if (mx == kNegInf) {  // nothing visible yet in this row
+                for (int64_t c = 0; c < nc; ++c) row[c] = 0.0f;
+                continue;
+              }
+              const float corr = exp_f32(m[r] - mx);
+              float sum = 0.0f;
+              for (int64_t c = 0; c < nc; ++c) {
+                row[c] = exp_f32(row[c] - mx);
+                sum += row[c];
+              }
+              l[r] = l[r] * corr + sum;
+              m[r] = mx;
+              if (corr != 1.0f) acc.row(r) *= corr;
+            }
+            acc.topRows(nr).noalias() += St * V;
+          }
+          for (int64_t r = 0; r < nr; ++r) {
+            const int64_t i = t0 + r;
+            float* orow = o + ((b * s.Hq + h) * s.T + i) * D;
+            const float inv = l[r] > 0.0f ? 1.0f / l[r] : 0.0f;
+            for (int64_t d = 0; d < D; ++d) orow[d] = acc(r, d) * inv;
+            lse[(b * s.Hq + h) * s.T + i] = l[r] > 0.0f ? m[r] + std::log(l[r]) : kNegInf;
+          }
+        }
+  }
+}
+
+void attention_bwd(const AttnShape& s, const float* q, AttnStrides qs, const float* k, AttnStrides ks,
+                   const float* v, AttnStrides vs, const float* o, const float* dout, const float* lse, float* dq,
+                   float* dk, float* dv) {
+  const int64_t group = s.Hq / s.Hkv, D = s.D, T = s.T, Sk = s.S;
+  // Di = rowsum(dO * O), one per query row.
+  std::vector<float> Di(size_t(s.B * s.Hq * T));
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < s.B * s.Hq * T; ++r) {
+    float acc = 0.0f;
+    for (int64_t d = 0; d < D; ++d) acc += o[r * D + d] * dout[r * D + d];
+    Di[r] = acc;
+  }
+  // One thread owns a (batch, kv head): it writes dk/dv of that head and dq of its query heads.
+#pragma omp parallel
+  {
+    RowMat P(Br, Bc), dP(Br, Bc), dK(Bc, D), dV(Bc, D);
+#pragma omp for collapse(2) schedule(dynamic)
+    for (int64_t b = 0; b < s.B; ++b)
+      for (int64_t hk = 0; hk < s.Hkv; ++hk) {
+        for (int64_t h = hk * group; h < (hk + 1) * group; ++h)
+          std::fill(dq + (b * s.Hq + h) * T * D, dq + (b * s.Hq + h + 1) * T * D, 0.0f);
+        for (int64_t s0 = 0; s0 < Sk; s0 += Bc) {
+          const int64_t nc = std::min(Bc, Sk - s0);
+          CMap K(k + b * ks.b + hk * ks.h + s0 * ks.l, nc, D, Eigen::OuterStride<>(ks.l));
+          CMap V(v + b * vs.b + hk * vs.h + s0 * vs.l, nc, D, Eigen::OuterStride<>(vs.l));
+          dK.topRows(nc).setZero();
+          dV.topRows(nc).setZero();
+          // First query tile that can see key s0 under the causal mask.
+          int64_t t_first = s.causal ? std::max<int64_t>(0, s0 - (Sk - T)) : 0;
+          t_first = (t_first / Br) * Br;
+          for (int64_t h = hk * group; h < (hk + 1) * group; ++h) {
+            const int64_t row0 = (b * s.Hq + h) * T;
+            for (int64_t t0 = t_first; t0 < T; t0 += Br) {
+              const int64_t nr = std::min(Br, T - t0);
+              CMap Q(q + b * qs.b + h * qs.h + t0 * qs.l, nr, D, Eigen::OuterStride<>(qs.l));
+              CMap dO(dout + (row0 + t0) * D, nr, D, Eigen::OuterStride<>(D));
+              MMap dQ(dq + (row0 + t0) * D, nr, D, Eigen::OuterStride<>(D));
+              auto Pt = P.topLeftCorner(nr, nc);
+              Pt.noalias() = (Q * K.transpose()) * s.scale;
+              if ((s.causal || s.doc) && !mask_tile(s, b, t0, nr, s0, nc, P)) continue;
+              for (int64_t r = 0; r < nr; ++r) {
+                const float L = lse[row0 + t0 + r];
+                float* row = P.data() + r * Bc;
+                for (int64_t c = 0; c < nc; ++c) row[c] = L == kNegInf ? 0.0f : exp_f32(row[c] - L);
+              }
+              dV.topRows(nc).noalias() += Pt.transpose() * dO;
+              auto dPt = dP.topLeftCorner(nr, nc);
+              dPt.noalias() = dO * V.transpose();
+              for (int64_t r = 0; r < nr; ++r) {
+                const float di = Di[row0 + t0 + r];
+                float* pr = P.data() + r * Bc;
+                float* dr = dP.data() + r * Bc;
+                for (int64_t c = 0; c < nc; ++c) dr[c] = pr[c] * (dr[c] - di) * s.scale;  // dS * scale
+              }
+              dQ.noalias() += dPt * K;
+              dK.topRows(nc).noalias() += dPt.transpose() * Q;
+            }
+          }
+          MMap(dk + ((b * s.Hkv + hk) * Sk + s0) * D, nc, D, Eigen::OuterStride<>(D)) = dK.topRows(nc);
+          MMap(dv + ((b * s.Hkv + hk) * Sk + s0) * D, nc, D, Eigen::OuterStride<>(D)) = dV.topRows(nc);
+        }
+      }
+  }
+}
+
+}  // namespace forge::cpu

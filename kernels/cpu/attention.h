@@ -1,0 +1,30 @@
+// Flash-style causal attention on the CPU: tiles of Br queries x Bc keys, online softmax,
+// never more than one tile of scores per thread. Grouped-query heads; optional document ids.
+#pragma once
+#include <cstdint>
+
+namespace forge::cpu {
+
+struct AttnShape {
+  int64_t B, Hq, Hkv, T, S, D;
+  float scale;
+  bool causal;         // key j visible to query i iff j <= i + (S - T)
+  const int32_t* doc;  // optional [B, T] (T == S): key j visible iff doc[b,j] == doc[b,i]
+};
+
+// Element strides of a [B, H, L, D] operand (last dim contiguous).
+struct AttnStrides {
+  int64_t b, h, l;
+};
+
+// o [B, Hq, T, D] contiguous; lse [B, Hq, T] (log-sum-exp of each score row, for backward).
+void attention_fwd(const AttnShape& s, const float* q, AttnStrides qs, const float* k, AttnStrides ks,
+                   const float* v, AttnStrides vs, float* o, float* lse);
+
+// dq [B, Hq, T, D], dk/dv [B, Hkv, S, D], all contiguous and written (not accumulated).
+// o/do are contiguous [B, Hq, T, D].
+void attention_bwd(const AttnShape& s, const float* q, AttnStrides qs, const float* k, AttnStrides ks,
+                   const float* v, AttnStrides vs, const float* o, const float* dout, const float* lse, float* dq,
+                   float* dk, float* dv);
+
+}  // namespace forge::cpu

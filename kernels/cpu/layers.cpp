@@ -1,0 +1,146 @@
+// Embedding gather/scatter, RMSNorm forward/backward, rotary embedding.
+#include "kernels/cpu/layers.h"
+
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+namespace forge::cpu {
+namespace {
+template <typename F>
+void dispatch_float(DType dt, F&& f) {
+  switch (dt) {
+    case DType::F32: return f(float{});
+    case DType::BF16: return f(bf16{});
+    case DType::F16: return f(f16{});
+    default: throw std::runtime_error("expected a floating tensor");
+  }
+}
+}  // namespace
+
+void embedding_fwd(DType dt, const void* weight, const int64_t* ids, int64_t N, int64_t C, void* out) {
+  const size_t row = size_t(C) * (dt == DType::F32 ? 4 : 2);
+  const char* w = static_cast<const char*>(weight);
+  char* o = static_cast<char*>(out);
+#pragma omp parallel for schedule(static) if (N * C > 65536)
+  for (int64_t n = 0; n < N; ++n) std::memcpy(o + n * row, w + ids[n] * row, row);
+}
+
+void embedding_bwd(DType dt, const void* g, const int64_t* ids, int64_t N, int64_t C, float* gw) {
+  dispatch_float(dt, [&](auto tag) {
+    using T = decltype(tag);
+    const T* gs = static_cast<const T*>(g);
+    // Threads own disjoint column bands, so rows repeated in ids never race.
+#pragma omp parallel if (N * C > 65536)
+    {
+      int t = omp_get_thread_num(), nt = omp_get_num_threads();
+      int64_t c0 = C * t / nt, c1 = C * (t + 1) / nt;
+      for (int64_t n = 0; n < N; ++n) {
+        float* dst = gw + ids[n] * C;
+        const T* src = gs + n * C;
+        for (int64_t c = c0; c < c1; ++c) dst[c] += load_f32(src + c);
+      }
+    }
+  });
+}
+
+void rms_norm_fwd(DType dt, const void* x, const void* w, int64_t N, int64_t C, float eps, void* y, float* rstd) {
+  dispatch_float(dt, [&](auto tag) {
+    using T = decltype(tag);
+    const T* xs = static_cast<const T*>(x);
+    const T* ws = static_cast<const T*>(w);
+    T* ys = static_cast<T*>(y);
+#pragma omp parallel for schedule(static) if (N * C > 32768 && N > 1)
+    for (int64_t n = 0; n < N; ++n) {
+      const T* xr = xs + n * C;
+      T* yr = ys + n * C;
+      float ss = 0.0f;
+      for (int64_t c = 0; c < C; ++c) {
+        float v = load_f32(xr + c);
+        ss += v * v;
+      }
+      float r = 1.0f / std::sqrt(ss / float(C) + eps);
+      rstd[n] = r;
+      for (int64_t c = 0; c < C; ++c) {
+        T xh;
+        store_f32(&xh, load_f32(xr + c) * r);
+        store_f32(yr + c, load_f32(&xh) * load_f32(ws + c));
+      }
+    }
+  });
+}
+
+void rms_norm_bwd(DType dt, const void* x, const void* w, const float* rstd, const void* g, int64_t N, int64_t C,
+                  void* dx, float* dw) {
+  dispatch_float(dt, [&](auto tag) {
+    using T = decltype(tag);
+    const T* xs = static_cast<const T*>(x);
+    const T* ws = static_cast<const T*>(w);
+    const T* gs = static_cast<const T*>(g);
+    T* dxs = static_cast<T*>(dx);
+    int nt = (N * C > 32768) ? omp_get_max_threads() : 1;
+    std::vector<float> partial(size_t(nt) * C, 0.0f);
+#pragma omp parallel num_threads(nt)
+    {
+      float* dwp = partial.data() + size_t(omp_get_thread_num()) * C;
+#pragma omp for schedule(static)
+      for (int64_t n = 0; n < N; ++n) {
+        const T* xr = xs + n * C;
+        const T* gr = gs + n * C;
+        const float r = rstd[n];
+        float dot = 0.0f;  // mean over c of (g*w) * xh
+        for (int64_t c = 0; c < C; ++c) {
+          float xh = load_f32(xr + c) * r, gv = load_f32(gr + c);
+          dot += gv * load_f32(ws + c) * xh;
+          dwp[c] += gv * xh;
+        }
+        dot /= float(C);
+        T* dr = dxs + n * C;
+        for (int64_t c = 0; c < C; ++c) {
+          float xh = load_f32(xr + c) * r;
+          store_f32(dr + c, r * (load_f32(gr + c) * load_f32(ws + c) - xh * dot));
+        }
+      }
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      float s = 0.0f;
+      for (int t = 0; t < nt; ++t) s += partial[size_t(t) * C + c];
+      dw[c] = s;
+    }
+  });
+}
+
+void rope(DType dt, const void* x, int64_t B, int64_t H, int64_t T, int64_t D, int64_t sb, int64_t sh, int64_t st,
+          const int64_t* pos, int64_t pos_sb, const float* inv_freq, float sign, void* y) {
+  const int64_t half = D / 2;
+  dispatch_float(dt, [&](auto tag) {
+    using Ty = decltype(tag);
+    const Ty* xs = static_cast<const Ty*>(x);
+    Ty* ys = static_cast<Ty*>(y);
+#pragma omp parallel for collapse(2) schedule(static) if (B * H * T * D > 32768)
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < T; ++t) {
+        float cs[512], sn[512];
+        const float p = float(pos[b * pos_sb + t]);
+        for (int64_t i = 0; i < half; ++i) {
+          float a = p * inv_freq[i];
+          cs[i] = std::cos(a);
+          sn[i] = sign * std::sin(a);
+        }
+        for (int64_t h = 0; h < H; ++h) {
+          const Ty* xr = xs + b * sb + h * sh + t * st;
+          Ty* yr = ys + ((b * H + h) * T + t) * D;
+          for (int64_t i = 0; i < half; ++i) {
+            float x1 = load_f32(xr + i), x2 = load_f32(xr + i + half);
+            store_f32(yr + i, x1 * cs[i] - x2 * sn[i]);
+            store_f32(yr + i + half, x2 * cs[i] + x1 * sn[i]);
+          }
+        }
+      }
+  });
+}
+
+}  // namespace forge::cpu

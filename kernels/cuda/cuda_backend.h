@@ -1,0 +1,45 @@
+// The CUDA backend as core sees it: memory, copies, elementwise kernels and cuBLASLt GEMM.
+// Built from kernels/cuda/*.cu when nvcc is present; otherwise no_cuda.cpp provides the same
+// functions, which report "built without CUDA" (available() is then false).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "kernels/elementwise_ops.h"
+
+namespace forge::cuda {
+
+bool available();            // built with CUDA and at least one usable device
+std::string status();        // why not, or the device names
+int device_count();
+
+// Stream-ordered caching allocator (cudaMallocAsync pool) on the device's current stream.
+void* alloc(size_t nbytes, int device);
+void release(void* ptr, int device);
+size_t bytes_in_use(int device);
+size_t bytes_peak(int device);
+
+void copy_h2d(void* dst, const void* src, size_t nbytes, int device);
+void copy_d2h(void* dst, const void* src, size_t nbytes, int device);
+void copy_d2d(void* dst, const void* src, size_t nbytes, int device);
+void synchronize(int device);
+
+// Same contracts as the CPU kernels in kernels/cpu/elementwise.h, on device pointers.
+void unary(UnaryOp op, DType dt, int ndim, const int64_t* shape, void* out, const int64_t* so,
+           const void* x, const int64_t* sx, float s, int device);
+void binary(BinaryOp op, DType dt, int ndim, const int64_t* shape, void* out, const int64_t* so,
+            const void* a, const int64_t* sa, const void* b, const int64_t* sb, int device);
+void copy_cast(DType to, DType from, int ndim, const int64_t* shape, void* out, const int64_t* so,
+               const void* x, const int64_t* sx, int device);
+void where(DType dt, int ndim, const int64_t* shape, void* out, const int64_t* so, const uint8_t* cond,
+           const int64_t* sc, const void* a, const int64_t* sa, const void* b, const int64_t* sb, int device);
+void fill(DType dt, int ndim, const int64_t* shape, void* out, const int64_t* so, double value, int device);
+
+// Row-major strided-batched GEMM through cuBLASLt: C[b] = alpha * op(A[b]) @ op(B[b]) + beta * C[b].
+// A/B in dt (f32, bf16 or f16), C in c_dt; fp32 accumulation.
+void gemm(DType dt, DType c_dt, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+          const void* A, int64_t lda, int64_t stride_a, const void* B, int64_t ldb, int64_t stride_b,
+          float beta, void* C, int64_t ldc, int64_t stride_c, int64_t batch, int device);
+
+}  // namespace forge::cuda

@@ -1,0 +1,44 @@
+// Linked when Forge is built without nvcc: every CUDA entry point says so.
+#include <stdexcept>
+
+#include "kernels/cuda/cuda_backend.h"
+
+namespace forge::cuda {
+namespace {
+[[noreturn]] void no_cuda() {
+  throw std::runtime_error("Forge was built without CUDA (nvcc was not found at configure time)");
+}
+}  // namespace
+
+bool available() { return false; }
+std::string status() { return "built without CUDA (nvcc not found at configure time)"; }
+int device_count() { return 0; }
+void* alloc(size_t, int) { no_cuda(); }
+void release(void*, int) {}
+size_t bytes_in_use(int) { return 0; }
+size_t bytes_peak(int) { return 0; }
+void copy_h2d(void*, const void*, size_t, int) { no_cuda(); }
+void copy_d2h(void*, const void*, size_t, int) { no_cuda(); }
+void copy_d2d(void*, const void*, size_t, int) { no_cuda(); }
+void synchronize(int) { no_cuda(); }
+void unary(UnaryOp, DType, int, const int64_t*, void*, const int64_t*, const void*, const int64_t*, float, int) {
+  no_cuda();
+}
+void binary(BinaryOp, DType, int, const int64_t*, void*, const int64_t*, const void*, const int64_t*, const void*,
+            const int64_t*, int) {
+  no_cuda();
+}
+void copy_cast(DType, DType, int, const int64_t*, void*, const int64_t*, const void*, const int64_t*, int) {
+  no_cuda();
+}
+void where(DType, int, const int64_t*, void*, const int64_t*, const uint8_t*, const int64_t*, const void*,
+           const int64_t*, const void*, const int64_t*, int) {
+  no_cuda();
+}
+void fill(DType, int, const int64_t*, void*, const int64_t*, double, int) { no_cuda(); }
+void gemm(DType, DType, bool, bool, int64_t, int64_t, int64_t, float, const void*, int64_t, int64_t, const void*,
+          int64_t, int64_t, float, void*, int64_t, int64_t, int64_t, int) {
+  no_cuda();
+}
+
+}  // namespace forge::cuda

@@ -1,0 +1,115 @@
+// Device discovery, the stream-ordered caching allocator (cudaMallocAsync pools) and copies.
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cuda_backend.h"
+
+namespace forge::cuda {
+namespace {
+constexpr int kMaxDevices = 16;
+std::mutex g_mu;
+cudaStream_t g_streams[kMaxDevices] = {};
+std::unordered_map<void*, size_t> g_sizes;
+size_t g_in_use[kMaxDevices] = {}, g_peak[kMaxDevices] = {};
+
+int probe_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver" error
+    return 0;
+  }
+  return n;
+}
+}  // namespace
+
+cudaStream_t stream_for(int device) {
+  if (device < 0 || device >= kMaxDevices) throw std::runtime_error("CUDA device index out of range");
+  FORGE_CUDA_CHECK(cudaSetDevice(device));
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (!g_streams[device]) {
+    FORGE_CUDA_CHECK(cudaStreamCreateWithFlags(&g_streams[device], cudaStreamNonBlocking));
+    // Keep freed blocks in the pool instead of returning them to the driver: a caching allocator.
+    cudaMemPool_t pool;
+    FORGE_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+    uint64_t threshold = UINT64_MAX;
+    FORGE_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+  }
+  return g_streams[device];
+}
+
+int device_count() {
+  static int n = probe_count();
+  return n;
+}
+
+bool available() { return device_count() > 0; }
+
+std::string status() {
+  int n = device_count();
+  if (n == 0) {
+    int driver = 0;
+    cudaDriverGetVersion(&driver);
+    cudaGetLastError();
+    return driver == 0 ? "no CUDA driver on this machine" : "no CUDA device found";
+  }
+  std::string s;
+  for (int i = 0; i < n; ++i) {
+    cudaDeviceProp p;
+    if (cudaGetDeviceProperties(&p, i) == cudaSuccess)
+      s += (i ? ", " : "") + std::string("cuda:") + std::to_string(i) + " " + p.name;
+  }
+  return s;
+}
+
+void* alloc(size_t nbytes, int device) {
+  cudaStream_t s = stream_for(device);
+  void* p = nullptr;
+  FORGE_CUDA_CHECK(cudaMallocAsync(&p, nbytes, s));
+  std::lock_guard<std::mutex> lock(g_mu);
+  g_sizes[p] = nbytes;
+  g_in_use[device] += nbytes;
+  if (g_in_use[device] > g_peak[device]) g_peak[device] = g_in_use[device];
+  return p;
+}
+
+void release(void* p, int device) {
+  cudaStream_t s = stream_for(device);
+  cudaFreeAsync(p, s);
+  std::lock_guard<std::mutex> lock(g_mu);
+  auto it = g_sizes.find(p);
+  if (it != g_sizes.end()) {
+    g_in_use[device] -= it->second;
+    g_sizes.erase(it);
+  }
+}
+
+size_t bytes_in_use(int device) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  return g_in_use[device];
+}
+size_t bytes_peak(int device) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  return g_peak[device];
+}
+
+void copy_h2d(void* dst, const void* src, size_t n, int device) {
+  cudaStream_t s = stream_for(device);
+  FORGE_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, s));
+  FORGE_CUDA_CHECK(cudaStreamSynchronize(s));  // the host buffer may be freed when we return
+}
+
+void copy_d2h(void* dst, const void* src, size_t n, int device) {
+  cudaStream_t s = stream_for(device);
+  FORGE_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, s));
+  FORGE_CUDA_CHECK(cudaStreamSynchronize(s));
+}
+
+void copy_d2d(void* dst, const void* src, size_t n, int device) {
+  FORGE_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, stream_for(device)));
+}
+
+void synchronize(int device) { FORGE_CUDA_CHECK(cudaStreamSynchronize(stream_for(device))); }
+
+}  // namespace forge::cuda
