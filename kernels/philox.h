@@ -12,9 +12,8 @@ struct Philox4 {
   uint32_t v[4];
 };
 
-FORGE_HD Philox4 philox4x32(uint64_t counter, uint64_t seed) {
-  uint32_t c0 = uint32_t(counter), c1 = uint32_t(counter >> 32), c2 = 0, c3 = 0;
-  uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
+// The full generator: 128-bit counter (c0..c3), 64-bit key (k0, k1); Random123's test vectors apply.
+FORGE_HD Philox4 philox4x32_raw(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
   for (int r = 0; r < 10; ++r) {
     uint64_t p0 = uint64_t(0xD2511F53u) * c0;
     uint64_t p1 = uint64_t(0xCD9E8D57u) * c2;
@@ -28,6 +27,10 @@ FORGE_HD Philox4 philox4x32(uint64_t counter, uint64_t seed) {
     k1 += 0xBB67AE85u;
   }
   return {{c0, c1, c2, c3}};
+}
+
+FORGE_HD Philox4 philox4x32(uint64_t counter, uint64_t seed) {
+  return philox4x32_raw(uint32_t(counter), uint32_t(counter >> 32), 0, 0, uint32_t(seed), uint32_t(seed >> 32));
 }
 
 // Uniform in [0, 1) with 24 random bits.
