@@ -10,16 +10,20 @@
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <stdexcept>
+#include <string>
 #include <tuple>
 
 namespace forge::cpu {
 namespace {
 
-// AMX tile instructions fault on these VMs although CPUID advertises them: cap oneDNN's ISA.
+// AMX tile instructions are reported to fault on these VMs although CPUID advertises them, so
+// oneDNN's ISA is capped at AVX512-BF16 unless FORGE_ALLOW_AMX=1 (or ONEDNN_MAX_CPU_ISA) says otherwise.
 void limit_onednn_isa() {
   static std::once_flag once;
   std::call_once(once, [] {
-    if (!std::getenv("ONEDNN_MAX_CPU_ISA")) dnnl::set_max_cpu_isa(dnnl::cpu_isa::avx512_core_bf16);
+    const char* amx = std::getenv("FORGE_ALLOW_AMX");
+    bool allow = amx && std::string(amx) == "1";
+    if (!allow && !std::getenv("ONEDNN_MAX_CPU_ISA")) dnnl::set_max_cpu_isa(dnnl::cpu_isa::avx512_core_bf16);
   });
 }
 

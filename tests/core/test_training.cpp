@@ -6,37 +6,10 @@
 
 #include "core/autograd.h"
 #include "core/nn.h"
+#include "train/adamw.h"
 
 namespace forge {
 namespace {
-
-// Plain Adam on a parameter list (the real optimisers live in train/).
-struct Adam {
-  std::vector<Tensor> params, m, v;
-  double lr, b1 = 0.9, b2 = 0.999;
-  int t = 0;
-  Adam(std::vector<Tensor> ps, double lr_) : params(std::move(ps)), lr(lr_) {
-    for (auto& p : params) {
-      m.push_back(zeros_like(p));
-      v.push_back(zeros_like(p));
-    }
-  }
-  void step() {
-    NoGradGuard ng;
-    ++t;
-    double c1 = 1 - std::pow(b1, t), c2 = 1 - std::pow(b2, t);
-    for (size_t i = 0; i < params.size(); ++i) {
-      Tensor g = params[i].grad();
-      mul_(m[i], b1);
-      add_(m[i], g, 1 - b1);
-      mul_(v[i], b2);
-      add_(v[i], square(g), 1 - b2);
-      Tensor upd = div(mul(m[i], 1.0 / c1), add(sqrt(mul(v[i], 1.0 / c2)), 1e-8));
-      add_(params[i], upd, -lr);
-      params[i].set_grad(Tensor());
-    }
-  }
-};
 
 TEST(Training, TinyMlpFitsData) {
   manual_seed(1);
@@ -45,7 +18,7 @@ TEST(Training, TinyMlpFitsData) {
   Tensor target = add(mul(x.select(1, 0).unsqueeze(1), x.select(1, 1).unsqueeze(1)), tanh(x.select(1, 2).unsqueeze(1)));
   std::vector<Tensor> ps = l1.parameters();
   for (auto& p : l2.parameters()) ps.push_back(p);
-  Adam opt(ps, 1e-2);
+  train::AdamW opt(ps, {.lr = 1e-2});
   double first = 0, last = 0;
   for (int step = 0; step < 400; ++step) {
     Tensor pred = l2.forward(gelu(l1.forward(x)));
@@ -54,6 +27,7 @@ TEST(Training, TinyMlpFitsData) {
     last = loss.item();
     loss.backward();
     opt.step();
+    opt.zero_grad();
   }
   std::printf("loss %.4f -> %.5f\n", first, last);
   EXPECT_LT(last, first / 10) << "first " << first << " last " << last;
@@ -78,7 +52,7 @@ TEST(Training, TinyAttentionBlockFitsData) {
   std::vector<Tensor> ps;
   for (nn::Module* m : std::vector<nn::Module*>{&emb, &norm, &qkv, &o})
     for (auto& p : m->parameters()) ps.push_back(p);
-  Adam opt(ps, 1e-2);
+  train::AdamW opt(ps, {.lr = 1e-2});
   double first = 0, last = 0;
   for (int step = 0; step < 150; ++step) {
     Tensor x = emb.forward(ids);  // [1, T, C]
@@ -94,6 +68,7 @@ TEST(Training, TinyAttentionBlockFitsData) {
     last = loss.item();
     loss.backward();
     opt.step();
+    opt.zero_grad();
   }
   std::printf("loss %.4f -> %.5f\n", first, last);
   EXPECT_LT(last, first / 10) << "first " << first << " last " << last;

@@ -1,0 +1,24 @@
+// Benchmarks behind `forge bench`: each prints a human table, or one JSON object per
+// measurement with --json (name, shape, dtype, threads, value, unit).
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace forge::bench {
+
+struct Measurement {
+  std::string name, shape, dtype, backend, unit;
+  int threads = 1;
+  double value = 0;
+};
+
+// Prints m as a table row or a JSON line.
+void report(const Measurement& m, bool json);
+// Median seconds of fn over repeated runs (at least `min_runs`, about `budget_s` in total).
+double time_median(const std::function<void()>& fn, int min_runs = 3, double budget_s = 1.0);
+
+// GEMM GFLOP/s (every CPU backend in f32, oneDNN in bf16) and attention fwd+bwd milliseconds.
+int bench_ops(bool json, bool quick);
+
+}  // namespace forge::bench

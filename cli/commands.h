@@ -1,0 +1,18 @@
+// Subcommands of `forge`, one per file; each takes the arguments after its name.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace forge::cli {
+
+using Args = std::vector<std::string>;
+int cmd_bench(const Args& args);
+int cmd_demo(const Args& args);
+int cmd_info(const Args& args);
+
+// True if args contain flag (e.g. "--json"); removes nothing.
+bool has_flag(const Args& args, const std::string& flag);
+// Value after `--name` (or `--name=value`), or fallback.
+std::string flag_value(const Args& args, const std::string& name, const std::string& fallback);
+
+}  // namespace forge::cli

@@ -1,0 +1,62 @@
+// forge: finetune and serve LLMs. Dispatches to one subcommand per file; errors print one line.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+
+#include "cli/commands.h"
+
+namespace forge::cli {
+
+bool has_flag(const Args& args, const std::string& flag) {
+  for (auto& a : args)
+    if (a == flag) return true;
+  return false;
+}
+
+std::string flag_value(const Args& args, const std::string& name, const std::string& fallback) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == name && i + 1 < args.size()) return args[i + 1];
+    if (args[i].rfind(name + "=", 0) == 0) return args[i].substr(name.size() + 1);
+  }
+  return fallback;
+}
+
+namespace {
+struct Command {
+  const char* name;
+  const char* help;
+  int (*fn)(const Args&);
+};
+const Command kCommands[] = {
+    {"bench", "measure speed: `forge bench ops [--json] [--quick]`", cmd_bench},
+    {"demo", "train a tiny attention model on a synthetic task and show the loss fall", cmd_demo},
+    {"info", "print the build: threads, GEMM backend, CUDA devices", cmd_info},
+};
+
+void usage(FILE* out) {
+  std::fprintf(out, "usage: forge <command> [options]   (forge <command> --help for details)\n\ncommands:\n");
+  for (auto& c : kCommands) std::fprintf(out, "  %-8s %s\n", c.name, c.help);
+}
+}  // namespace
+}  // namespace forge::cli
+
+int main(int argc, char** argv) {
+  using namespace forge::cli;
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    usage(stdout);
+    return argc < 2 ? 1 : 0;
+  }
+  Args args(argv + 2, argv + argc);
+  for (auto& c : kCommands) {
+    if (std::strcmp(argv[1], c.name) != 0) continue;
+    try {
+      return c.fn(args);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "forge %s: error: %s\n", c.name, e.what());
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "forge: unknown command '%s'\n\n", argv[1]);
+  usage(stderr);
+  return 2;
+}
