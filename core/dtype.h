@@ -26,30 +26,4 @@ template <> struct dtype_of<int32_t> { static constexpr DType value = DType::I32
 template <> struct dtype_of<int64_t> { static constexpr DType value = DType::I64; };
 template <> struct dtype_of<uint8_t> { static constexpr DType value = DType::U8; };
 
-// Calls f(T{}) with the C++ type of a floating dtype.
-template <typename F>
-decltype(auto) dispatch_float(DType t, F&& f) {
-  switch (t) {
-    case DType::F32: return f(float{});
-    case DType::BF16: return f(bf16{});
-    case DType::F16: return f(f16{});
-    default: break;
-  }
-  throw std::runtime_error(std::string("expected a floating dtype (f32, bf16, f16), got ") + dtype_name(t));
-}
-
-// Calls f(T{}) with the C++ type of any dtype.
-template <typename F>
-decltype(auto) dispatch_all(DType t, F&& f) {
-  switch (t) {
-    case DType::F32: return f(float{});
-    case DType::BF16: return f(bf16{});
-    case DType::F16: return f(f16{});
-    case DType::I32: return f(int32_t{});
-    case DType::I64: return f(int64_t{});
-    case DType::U8: return f(uint8_t{});
-  }
-  throw std::runtime_error("bad dtype");
-}
-
 }  // namespace forge

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
 
 #if defined(__CUDACC__)
 #define FORGE_HD __host__ __device__ __forceinline__
@@ -103,6 +104,32 @@ FORGE_HD void store_f32<bf16>(bf16* p, float v) {
 template <>
 FORGE_HD void store_f32<f16>(f16* p, float v) {
   *p = to_f16(v);
+}
+
+// Calls f(T{}) with the C++ storage type of a floating dtype (host code).
+template <typename F>
+decltype(auto) dispatch_float(DType t, F&& f) {
+  switch (t) {
+    case DType::F32: return f(float{});
+    case DType::BF16: return f(bf16{});
+    case DType::F16: return f(f16{});
+    default: break;
+  }
+  throw std::runtime_error("expected a floating tensor (f32, bf16 or f16)");
+}
+
+// Calls f(T{}) with the C++ storage type of any dtype (host code).
+template <typename F>
+decltype(auto) dispatch_all(DType t, F&& f) {
+  switch (t) {
+    case DType::F32: return f(float{});
+    case DType::BF16: return f(bf16{});
+    case DType::F16: return f(f16{});
+    case DType::I32: return f(int32_t{});
+    case DType::I64: return f(int64_t{});
+    case DType::U8: return f(uint8_t{});
+  }
+  throw std::runtime_error("bad dtype");
 }
 
 }  // namespace forge

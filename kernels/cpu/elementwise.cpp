@@ -28,18 +28,6 @@ inline void store(T* p, C v) {
   else *p = T(v);
 }
 
-template <typename F>
-decltype(auto) dispatch(DType t, F&& f) {
-  switch (t) {
-    case DType::F32: return f(float{});
-    case DType::BF16: return f(bf16{});
-    case DType::F16: return f(f16{});
-    case DType::I32: return f(int32_t{});
-    case DType::I64: return f(int64_t{});
-    case DType::U8: return f(uint8_t{});
-  }
-  throw std::runtime_error("bad dtype");
-}
 
 template <UnaryOp OP, typename T>
 void unary_t(int ndim, const int64_t* shape, T* out, const int64_t* so, const T* x, const int64_t* sx,
@@ -143,17 +131,15 @@ inline TO convert(TI v) {
 
 void unary(UnaryOp op, DType dt, int ndim, const int64_t* shape, void* out, const int64_t* so,
            const void* x, const int64_t* sx, float s) {
-  switch (dt) {
-    case DType::F32: return unary_dispatch<float>(op, ndim, shape, out, so, x, sx, s);
-    case DType::BF16: return unary_dispatch<bf16>(op, ndim, shape, out, so, x, sx, s);
-    case DType::F16: return unary_dispatch<f16>(op, ndim, shape, out, so, x, sx, s);
-    default: throw std::runtime_error("unary math needs a floating tensor");
-  }
+  dispatch_float(dt, [&](auto tag) {
+    using T = decltype(tag);
+    unary_dispatch<T>(op, ndim, shape, out, so, x, sx, s);
+  });
 }
 
 void binary(BinaryOp op, DType dt, int ndim, const int64_t* shape, void* out, const int64_t* so,
             const void* a, const int64_t* sa, const void* b, const int64_t* sb) {
-  dispatch(dt, [&](auto tag) {
+  dispatch_all(dt, [&](auto tag) {
     using T = decltype(tag);
     binary_dispatch<T>(op, ndim, shape, out, so, a, sa, b, sb);
   });
@@ -161,9 +147,9 @@ void binary(BinaryOp op, DType dt, int ndim, const int64_t* shape, void* out, co
 
 void copy_cast(DType to, DType from, int ndim, const int64_t* shape, void* out, const int64_t* so,
                const void* x, const int64_t* sx) {
-  dispatch(to, [&](auto to_tag) {
+  dispatch_all(to, [&](auto to_tag) {
     using TO = decltype(to_tag);
-    dispatch(from, [&](auto from_tag) {
+    dispatch_all(from, [&](auto from_tag) {
       using TI = decltype(from_tag);
       TO* o0 = static_cast<TO*>(out);
       const TI* i0 = static_cast<const TI*>(x);
@@ -182,7 +168,7 @@ void copy_cast(DType to, DType from, int ndim, const int64_t* shape, void* out, 
 
 void where(DType dt, int ndim, const int64_t* shape, void* out, const int64_t* so, const uint8_t* cond,
            const int64_t* sc, const void* a, const int64_t* sa, const void* b, const int64_t* sb) {
-  dispatch(dt, [&](auto tag) {
+  dispatch_all(dt, [&](auto tag) {
     using T = decltype(tag);
     T* o0 = static_cast<T*>(out);
     const T* a0 = static_cast<const T*>(a);
@@ -195,7 +181,7 @@ void where(DType dt, int ndim, const int64_t* shape, void* out, const int64_t* s
 }
 
 void fill(DType dt, int ndim, const int64_t* shape, void* out, const int64_t* so, double value) {
-  dispatch(dt, [&](auto tag) {
+  dispatch_all(dt, [&](auto tag) {
     using T = decltype(tag);
     T v;
     if constexpr (is_float_v<T>) store_f32(&v, float(value));

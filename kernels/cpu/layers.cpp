@@ -10,15 +10,6 @@
 
 namespace forge::cpu {
 namespace {
-template <typename F>
-void dispatch_float(DType dt, F&& f) {
-  switch (dt) {
-    case DType::F32: return f(float{});
-    case DType::BF16: return f(bf16{});
-    case DType::F16: return f(f16{});
-    default: throw std::runtime_error("expected a floating tensor");
-  }
-}
 }  // namespace
 
 void embedding_fwd(DType dt, const void* weight, const int64_t* ids, int64_t N, int64_t C, void* out) {

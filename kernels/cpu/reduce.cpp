@@ -65,15 +65,6 @@ void cols_t(ReduceOp op, const T* x, int64_t R, int64_t M, float* out) {
   }
 }
 
-template <typename F>
-void dispatch_float(DType dt, F&& f) {
-  switch (dt) {
-    case DType::F32: return f(float{});
-    case DType::BF16: return f(bf16{});
-    case DType::F16: return f(f16{});
-    default: throw std::runtime_error("reductions need a floating tensor");
-  }
-}
 }  // namespace
 
 void reduce_rows(ReduceOp op, DType dt, const void* x, int64_t M, int64_t R, float* out) {

@@ -10,15 +10,6 @@
 namespace forge::cpu {
 namespace {
 
-template <typename F>
-void dispatch_float(DType dt, F&& f) {
-  switch (dt) {
-    case DType::F32: return f(float{});
-    case DType::BF16: return f(bf16{});
-    case DType::F16: return f(f16{});
-    default: throw std::runtime_error("softmax needs a floating tensor");
-  }
-}
 
 template <typename T>
 float row_max(const T* x, int64_t V) {

@@ -106,17 +106,6 @@ __global__ void fill_k(Indexer<1> ix, int64_t n, T* out, T v) {
   out[off[0]] = v;
 }
 
-template <typename F>
-void dispatch(DType t, F&& f) {
-  switch (t) {
-    case DType::F32: return f(float{});
-    case DType::BF16: return f(bf16{});
-    case DType::F16: return f(f16{});
-    case DType::I32: return f(int32_t{});
-    case DType::I64: return f(int64_t{});
-    case DType::U8: return f(uint8_t{});
-  }
-}
 
 void check_launch() { FORGE_CUDA_CHECK(cudaGetLastError()); }
 }  // namespace
@@ -128,7 +117,7 @@ void unary(UnaryOp op, DType dt, int nd, const int64_t* shape, void* out, const 
   Indexer<2> ix = make_indexer<2>(nd, shape, strides, n);
   if (n == 0) return;
   cudaStream_t stream = stream_for(device);
-  dispatch(dt, [&](auto tag) {
+  dispatch_all(dt, [&](auto tag) {
     using T = decltype(tag);
     if constexpr (is_float_v<T>) {
       T* o = static_cast<T*>(out);
@@ -155,7 +144,7 @@ void binary(BinaryOp op, DType dt, int nd, const int64_t* shape, void* out, cons
   Indexer<3> ix = make_indexer<3>(nd, shape, strides, n);
   if (n == 0) return;
   cudaStream_t stream = stream_for(device);
-  dispatch(dt, [&](auto tag) {
+  dispatch_all(dt, [&](auto tag) {
     using T = decltype(tag);
     const T* x = static_cast<const T*>(a);
     const T* y = static_cast<const T*>(b);
@@ -192,9 +181,9 @@ void copy_cast(DType to, DType from, int nd, const int64_t* shape, void* out, co
   Indexer<2> ix = make_indexer<2>(nd, shape, strides, n);
   if (n == 0) return;
   cudaStream_t stream = stream_for(device);
-  dispatch(to, [&](auto to_tag) {
+  dispatch_all(to, [&](auto to_tag) {
     using TO = decltype(to_tag);
-    dispatch(from, [&](auto from_tag) {
+    dispatch_all(from, [&](auto from_tag) {
       using TI = decltype(from_tag);
       cast_k<TO, TI><<<blocks_for(n), 256, 0, stream>>>(ix, n, static_cast<TO*>(out), static_cast<const TI*>(x));
     });
@@ -209,7 +198,7 @@ void where(DType dt, int nd, const int64_t* shape, void* out, const int64_t* so,
   Indexer<4> ix = make_indexer<4>(nd, shape, strides, n);
   if (n == 0) return;
   cudaStream_t stream = stream_for(device);
-  dispatch(dt, [&](auto tag) {
+  dispatch_all(dt, [&](auto tag) {
     using T = decltype(tag);
     where_k<T><<<blocks_for(n), 256, 0, stream>>>(ix, n, static_cast<T*>(out), cond, static_cast<const T*>(a),
                                                   static_cast<const T*>(b));
@@ -223,7 +212,7 @@ void fill(DType dt, int nd, const int64_t* shape, void* out, const int64_t* so, 
   Indexer<1> ix = make_indexer<1>(nd, shape, strides, n);
   if (n == 0) return;
   cudaStream_t stream = stream_for(device);
-  dispatch(dt, [&](auto tag) {
+  dispatch_all(dt, [&](auto tag) {
     using T = decltype(tag);
     T v;
     if constexpr (is_float_v<T>) store_f32(&v, float(value));
