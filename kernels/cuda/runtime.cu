@@ -24,8 +24,12 @@ int probe_count() {
 }
 }  // namespace
 
+int device_count();
+
 cudaStream_t stream_for(int device) {
-  if (device < 0 || device >= kMaxDevices) throw std::runtime_error("CUDA device index out of range");
+  if (device < 0 || device >= device_count())
+    throw std::runtime_error("cuda:" + std::to_string(device) + " requested, but this machine has " +
+                             (device_count() ? std::to_string(device_count()) + " CUDA device(s)" : status()));
   FORGE_CUDA_CHECK(cudaSetDevice(device));
   std::lock_guard<std::mutex> lock(g_mu);
   if (!g_streams[device]) {
@@ -52,7 +56,7 @@ std::string status() {
     int driver = 0;
     cudaDriverGetVersion(&driver);
     cudaGetLastError();
-    return driver == 0 ? "no CUDA driver on this machine" : "no CUDA device found";
+    return driver == 0 ? "no CUDA driver" : "no CUDA device";
   }
   std::string s;
   for (int i = 0; i < n; ++i) {

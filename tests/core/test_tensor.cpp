@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "core/hdf5_io.h"
+#include "kernels/cuda/cuda_backend.h"
 #include "core/ops.h"
 #include "kernels/philox.h"
 #include "tests/support/op_table.h"
@@ -142,5 +143,20 @@ TEST(Hdf5, RoundTripKeepsEveryDtype) {
   }
 }
 
+}  // namespace
+}  // namespace forge
+
+namespace forge {
+namespace {
+TEST(Tensor, CudaWithoutAGpuIsAClearError) {
+  if (cuda::available()) GTEST_SKIP() << "this machine has a GPU; the GPU suite covers it";
+  try {
+    Tensor::ones({4}).to(Device::cuda(0));
+    FAIL() << "expected an error";
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    EXPECT_TRUE(msg.find("CUDA") != std::string::npos) << msg;
+  }
+}
 }  // namespace
 }  // namespace forge
