@@ -27,7 +27,7 @@ void strided_loop(int ndim, const int64_t* shape, const std::array<const int64_t
     if (shape[d] == 1) continue;
     if (nd > 0) {
       bool merge = true;
-      for (int k = 0; k < N; ++k) merge &= strides[k][d - 0] * shape[d] == st[k][nd - 1];
+      for (int k = 0; k < N; ++k) merge &= strides[k][d] * shape[d] == st[k][nd - 1];
       if (merge) {
         sh[nd - 1] *= shape[d];
         for (int k = 0; k < N; ++k) st[k][nd - 1] = strides[k][d];

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <functional>
 
 #include "core/autograd.h"
 #include "core/nn.h"
@@ -11,18 +12,12 @@
 namespace forge {
 namespace {
 
-TEST(Training, TinyMlpFitsData) {
-  manual_seed(1);
-  nn::Linear l1(4, 32), l2(32, 1);
-  Tensor x = randn({64, 4});
-  Tensor target = add(mul(x.select(1, 0).unsqueeze(1), x.select(1, 1).unsqueeze(1)), tanh(x.select(1, 2).unsqueeze(1)));
-  std::vector<Tensor> ps = l1.parameters();
-  for (auto& p : l2.parameters()) ps.push_back(p);
-  train::AdamW opt(ps, {.lr = 1e-2});
+// Runs `steps` AdamW steps on loss_fn and checks the loss fell at least 10x.
+void expect_fits(std::vector<Tensor> params, int steps, const std::function<Tensor()>& loss_fn) {
+  train::AdamW opt(std::move(params), {.lr = 1e-2});
   double first = 0, last = 0;
-  for (int step = 0; step < 400; ++step) {
-    Tensor pred = l2.forward(gelu(l1.forward(x)));
-    Tensor loss = mean(square(sub(pred, target)));
+  for (int step = 0; step < steps; ++step) {
+    Tensor loss = loss_fn();
     if (step == 0) first = loss.item();
     last = loss.item();
     loss.backward();
@@ -31,6 +26,16 @@ TEST(Training, TinyMlpFitsData) {
   }
   std::printf("loss %.4f -> %.5f\n", first, last);
   EXPECT_LT(last, first / 10) << "first " << first << " last " << last;
+}
+
+TEST(Training, TinyMlpFitsData) {
+  manual_seed(1);
+  nn::Linear l1(4, 32), l2(32, 1);
+  Tensor x = randn({64, 4});
+  Tensor target = add(mul(x.select(1, 0).unsqueeze(1), x.select(1, 1).unsqueeze(1)), tanh(x.select(1, 2).unsqueeze(1)));
+  std::vector<Tensor> ps = l1.parameters();
+  for (auto& p : l2.parameters()) ps.push_back(p);
+  expect_fits(ps, 400, [&] { return mean(square(sub(l2.forward(gelu(l1.forward(x))), target))); });
 }
 
 TEST(Training, TinyAttentionBlockFitsData) {
@@ -52,9 +57,7 @@ TEST(Training, TinyAttentionBlockFitsData) {
   std::vector<Tensor> ps;
   for (nn::Module* m : std::vector<nn::Module*>{&emb, &norm, &qkv, &o})
     for (auto& p : m->parameters()) ps.push_back(p);
-  train::AdamW opt(ps, {.lr = 1e-2});
-  double first = 0, last = 0;
-  for (int step = 0; step < 150; ++step) {
+  expect_fits(ps, 150, [&] {
     Tensor x = emb.forward(ids);  // [1, T, C]
     Tensor h = qkv.forward(norm.forward(x)).view({1, T, 3, H, D});
     Tensor q = rope(h.select(2, 0).transpose(1, 2), pos, inv);
@@ -62,16 +65,8 @@ TEST(Training, TinyAttentionBlockFitsData) {
     Tensor v = h.select(2, 2).transpose(1, 2);
     Tensor a = scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape({1, T, C});
     x = add(x, o.forward(a));
-    Tensor logits = linear(norm.forward(x), emb.weight).view({T, V});
-    Tensor loss = cross_entropy(logits, tgt);
-    if (step == 0) first = loss.item();
-    last = loss.item();
-    loss.backward();
-    opt.step();
-    opt.zero_grad();
-  }
-  std::printf("loss %.4f -> %.5f\n", first, last);
-  EXPECT_LT(last, first / 10) << "first " << first << " last " << last;
+    return cross_entropy(linear(norm.forward(x), emb.weight).view({T, V}), tgt);
+  });
 }
 
 }  // namespace
