@@ -1,6 +1,8 @@
 // HDF5 reading and atomic writing of named tensors through the HDF5 C API.
 #include "core/hdf5_io.h"
 
+#include "core/file_util.h"
+
 #include <hdf5.h>
 
 #include <unistd.h>
@@ -119,12 +121,7 @@ void save_hdf5(const std::string& path, const std::map<std::string, Tensor>& ten
     }
     FORGE_CHECK(H5Fflush(f.id, H5F_SCOPE_GLOBAL) >= 0, tmp, ": flush failed");
   }
-  FILE* fp = std::fopen(tmp.c_str(), "rb");
-  if (fp) {
-    fsync(fileno(fp));
-    std::fclose(fp);
-  }
-  FORGE_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename ", tmp, " to ", path);
+  commit_file(tmp, path);
 }
 
 }  // namespace forge

@@ -53,7 +53,20 @@ Tensor Module::parameter(const std::string& name) const {
   throw Error("no parameter named '" + name + "' in this module");
 }
 
-void Module::load_state_dict(const std::map<std::string, Tensor>& sd, bool strict) {
+namespace {
+// Replaces p's data with t's, keeping p's identity (so every handle to p sees the change).
+void swap_data(Tensor& p, const Tensor& t) {
+  TensorImpl* d = p.impl();
+  d->storage = t.impl()->storage;
+  d->shape = t.shape();
+  d->strides = t.strides();
+  d->offset = t.offset();
+  d->dtype = t.dtype();
+  d->grad.reset();
+}
+}  // namespace
+
+void Module::load_state_dict(const std::map<std::string, Tensor>& sd, bool strict, bool share) {
   std::set<std::string> seen;
   std::vector<std::string> missing;
   NoGradGuard ng;
@@ -66,8 +79,13 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& sd, bool stric
     seen.insert(n);
     FORGE_CHECK(it->second.shape() == p.shape(), "load_state_dict: '", n, "' has shape ",
                 shape_str(it->second.shape()), " but the model expects ", shape_str(p.shape()));
+    const Tensor& src = it->second;
+    if (share && src.dtype() == p.dtype() && src.device() == p.device() && src.is_contiguous()) {
+      swap_data(p, src.detach());
+      continue;
+    }
     Tensor dst = p.detach();
-    dst.copy_(it->second);
+    dst.copy_(src);
   }
   if (!strict) return;
   std::string unexpected;
@@ -89,18 +107,6 @@ void Module::train(bool on) {
   for (auto& [n, m] : children_) m->train(on);
 }
 
-namespace {
-// Replaces p's data with t's, keeping p's identity (so every handle to p sees the change).
-void swap_data(Tensor& p, const Tensor& t) {
-  TensorImpl* d = p.impl();
-  d->storage = t.impl()->storage;
-  d->shape = t.shape();
-  d->strides = t.strides();
-  d->offset = t.offset();
-  d->dtype = t.dtype();
-  d->grad.reset();
-}
-}  // namespace
 
 void Module::to(DType dtype) {
   NoGradGuard ng;

@@ -21,7 +21,9 @@ class Module {
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> named_modules() const;  // self as ""
   std::map<std::string, Tensor> state_dict() const;
   // Copies values in (converting dtype); reports missing/unexpected names and shape mismatches.
-  void load_state_dict(const std::map<std::string, Tensor>& sd, bool strict = true);
+  // share: where dtype and device already match, the parameter takes the source's memory
+  // instead of a copy (a memory-mapped checkpoint then loads without copying).
+  void load_state_dict(const std::map<std::string, Tensor>& sd, bool strict = true, bool share = false);
   Tensor parameter(const std::string& dotted_name) const;  // throws naming the module when absent
 
   void zero_grad();

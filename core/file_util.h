@@ -1,0 +1,14 @@
+// Small file helpers: whole-file reads with clear errors, and atomic writes (tmp, fsync, rename)
+// so that a crash never leaves a half-written file under the final name.
+#pragma once
+#include <string>
+
+namespace forge {
+
+std::string read_text_file(const std::string& path);  // throws naming the path
+bool file_exists(const std::string& path);
+// fsyncs `tmp` and renames it to `path` (atomic on POSIX file systems).
+void commit_file(const std::string& tmp, const std::string& path);
+void write_file_atomic(const std::string& path, const std::string& bytes);
+
+}  // namespace forge

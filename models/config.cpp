@@ -1,0 +1,206 @@
+// config.json parsing and writing for the Llama family (see config.h).
+#include "models/config.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "core/file_util.h"
+
+namespace forge::models {
+using json = nlohmann::json;
+
+namespace {
+struct Reader {
+  const json& j;
+  const std::string& path;
+
+  int64_t get_int(const char* key, int64_t fallback, bool required = false) const {
+    if (!j.contains(key) || j[key].is_null()) {
+      FORGE_CHECK(!required, path, ": missing required field '", key, "'");
+      return fallback;
+    }
+    FORGE_CHECK(j[key].is_number_integer(), path, ": '", key, "' must be an integer, got ", j[key].dump());
+    return j[key].get<int64_t>();
+  }
+  double get_num(const char* key, double fallback) const {
+    if (!j.contains(key) || j[key].is_null()) return fallback;
+    FORGE_CHECK(j[key].is_number(), path, ": '", key, "' must be a number, got ", j[key].dump());
+    return j[key].get<double>();
+  }
+  bool get_bool(const char* key, bool fallback) const {
+    if (!j.contains(key) || j[key].is_null()) return fallback;
+    FORGE_CHECK(j[key].is_boolean(), path, ": '", key, "' must be true or false, got ", j[key].dump());
+    return j[key].get<bool>();
+  }
+};
+
+void check_positive(const std::string& path, const char* key, int64_t v) {
+  FORGE_CHECK(v > 0, path, ": '", key, "' must be positive, got ", v);
+}
+}  // namespace
+
+ModelConfig parse_config(const json& j, const std::string& path) {
+  FORGE_CHECK(j.is_object(), path, ": must be a JSON object");
+  Reader r{j, path};
+  ModelConfig c;
+  if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty())
+    c.architecture = j["architectures"][0].get<std::string>();
+  if (c.architecture == "LlamaForCausalLM") c.model_type = "llama";
+  else if (c.architecture == "MistralForCausalLM") c.model_type = "mistral";
+  else if (c.architecture == "Qwen2ForCausalLM") c.model_type = "qwen2";
+  else
+    throw Error(path + ": architecture '" + c.architecture +
+                "' is not supported (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM are)");
+
+  c.hidden_size = r.get_int("hidden_size", 0, true);
+  c.intermediate_size = r.get_int("intermediate_size", 0, true);
+  c.num_hidden_layers = r.get_int("num_hidden_layers", 0, true);
+  c.num_attention_heads = r.get_int("num_attention_heads", 0, true);
+  c.num_key_value_heads = r.get_int("num_key_value_heads", c.num_attention_heads);
+  c.vocab_size = r.get_int("vocab_size", 0, true);
+  for (auto [k, v] : {std::pair{"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
+                      {"num_hidden_layers", c.num_hidden_layers}, {"num_attention_heads", c.num_attention_heads},
+                      {"num_key_value_heads", c.num_key_value_heads}, {"vocab_size", c.vocab_size}})
+    check_positive(path, k, v);
+  FORGE_CHECK(c.num_attention_heads % c.num_key_value_heads == 0, path, ": num_attention_heads (",
+              c.num_attention_heads, ") must be a multiple of num_key_value_heads (", c.num_key_value_heads, ")");
+  c.head_dim = r.get_int("head_dim", 0);
+  if (c.head_dim == 0) {
+    FORGE_CHECK(c.hidden_size % c.num_attention_heads == 0, path, ": hidden_size ", c.hidden_size,
+                " is not divisible by num_attention_heads ", c.num_attention_heads, " and no head_dim is given");
+    c.head_dim = c.hidden_size / c.num_attention_heads;
+  }
+  FORGE_CHECK(c.head_dim % 2 == 0, path, ": head_dim must be even for rotary embeddings, got ", c.head_dim);
+  c.max_position_embeddings = r.get_int("max_position_embeddings", 2048);
+  c.rms_norm_eps = r.get_num("rms_norm_eps", 1e-6);
+  c.rope_theta = r.get_num("rope_theta", 10000.0);
+  c.tie_word_embeddings = r.get_bool("tie_word_embeddings", false);
+  c.attention_bias = c.model_type == "qwen2" ? true : r.get_bool("attention_bias", false);
+  c.mlp_bias = r.get_bool("mlp_bias", false);
+  const std::string act = j.value("hidden_act", std::string("silu"));
+  FORGE_CHECK(act == "silu", path, ": hidden_act '", act, "' is not supported (only silu)");
+  if (c.model_type == "mistral") c.sliding_window = r.get_int("sliding_window", 0);
+  if (c.model_type == "qwen2" && r.get_bool("use_sliding_window", false))
+    throw Error(path + ": use_sliding_window=true is not supported");
+
+  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
+    const json& s = j["rope_scaling"];
+    FORGE_CHECK(s.is_object(), path, ": rope_scaling must be an object or null");
+    std::string type = s.value("rope_type", s.value("type", std::string("default")));
+    c.rope_scaling.type = type;
+    Reader sr{s, path};
+    if (type == "linear") {
+      c.rope_scaling.factor = sr.get_num("factor", 1.0);
+    } else if (type == "llama3") {
+      c.rope_scaling.factor = sr.get_num("factor", 8.0);
+      c.rope_scaling.low_freq_factor = sr.get_num("low_freq_factor", 1.0);
+      c.rope_scaling.high_freq_factor = sr.get_num("high_freq_factor", 4.0);
+      c.rope_scaling.original_max_position_embeddings = sr.get_int("original_max_position_embeddings", 8192);
+      FORGE_CHECK(c.rope_scaling.high_freq_factor > c.rope_scaling.low_freq_factor, path,
+                  ": rope_scaling.high_freq_factor must exceed low_freq_factor");
+    } else if (type != "default") {
+      throw Error(path + ": rope_scaling type '" + type + "' is not supported (linear, llama3 are)");
+    }
+    FORGE_CHECK(c.rope_scaling.factor > 0, path, ": rope_scaling.factor must be positive");
+  }
+
+  c.bos_token_id = r.get_int("bos_token_id", -1);
+  if (j.contains("eos_token_id") && !j["eos_token_id"].is_null()) {
+    const json& e = j["eos_token_id"];
+    if (e.is_array())
+      for (auto& x : e) c.eos_token_ids.push_back(x.get<int64_t>());
+    else
+      c.eos_token_ids.push_back(r.get_int("eos_token_id", -1));
+  }
+  const std::string td = j.value("torch_dtype", j.value("dtype", std::string("float32")));
+  if (td == "float32") c.dtype = DType::F32;
+  else if (td == "bfloat16") c.dtype = DType::BF16;
+  else if (td == "float16") c.dtype = DType::F16;
+  else throw Error(path + ": torch_dtype '" + td + "' is not supported (float32, bfloat16, float16 are)");
+  return c;
+}
+
+ModelConfig load_config(const std::string& model_dir) {
+  const std::string path = model_dir + "/config.json";
+  json j;
+  try {
+    j = json::parse(read_text_file(path));
+  } catch (const json::exception& e) {
+    throw Error(path + ": not valid JSON (" + e.what() + ")");
+  }
+  return parse_config(j, path);
+}
+
+std::vector<float> ModelConfig::inv_freq() const {
+  const int64_t half = head_dim / 2;
+  std::vector<float> f(half);
+  for (int64_t i = 0; i < half; ++i)
+    f[i] = float(1.0 / std::pow(rope_theta, double(2 * i) / double(head_dim)));
+  const RopeScaling& s = rope_scaling;
+  if (s.type == "linear") {
+    for (auto& x : f) x = float(x / s.factor);
+  } else if (s.type == "llama3") {
+    const double old_len = double(s.original_max_position_embeddings);
+    const double low_wavelen = old_len / s.low_freq_factor, high_wavelen = old_len / s.high_freq_factor;
+    for (auto& x : f) {
+      const double wavelen = 2 * M_PI / x;
+      if (wavelen < high_wavelen) continue;  // high frequencies stay
+      if (wavelen > low_wavelen) {
+        x = float(x / s.factor);
+      } else {  // smooth blend between the two regimes
+        const double smooth = (old_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+        x = float((1 - smooth) * x / s.factor + smooth * x);
+      }
+    }
+  }
+  return f;
+}
+
+int64_t ModelConfig::num_parameters() const {
+  const int64_t C = hidden_size, F = intermediate_size;
+  int64_t attn = C * q_dim() + 2 * C * kv_dim() + q_dim() * C + (attention_bias ? q_dim() + 2 * kv_dim() : 0);
+  int64_t mlp = 3 * C * F + (mlp_bias ? 2 * F + C : 0);
+  int64_t layer = attn + mlp + 2 * C;
+  return vocab_size * C * (tie_word_embeddings ? 1 : 2) + num_hidden_layers * layer + C;
+}
+
+json config_to_json(const ModelConfig& c) {
+  json j = {{"architectures", {c.architecture}},
+            {"model_type", c.model_type},
+            {"hidden_size", c.hidden_size},
+            {"intermediate_size", c.intermediate_size},
+            {"num_hidden_layers", c.num_hidden_layers},
+            {"num_attention_heads", c.num_attention_heads},
+            {"num_key_value_heads", c.num_key_value_heads},
+            {"head_dim", c.head_dim},
+            {"vocab_size", c.vocab_size},
+            {"max_position_embeddings", c.max_position_embeddings},
+            {"rms_norm_eps", c.rms_norm_eps},
+            {"rope_theta", c.rope_theta},
+            {"tie_word_embeddings", c.tie_word_embeddings},
+            {"hidden_act", "silu"},
+            {"torch_dtype", c.dtype == DType::BF16 ? "bfloat16" : c.dtype == DType::F16 ? "float16" : "float32"}};
+  if (c.model_type == "llama") {
+    j["attention_bias"] = c.attention_bias;
+    j["mlp_bias"] = c.mlp_bias;
+  }
+  if (c.model_type == "mistral") j["sliding_window"] = c.sliding_window ? json(c.sliding_window) : json(nullptr);
+  if (c.model_type == "qwen2") j["use_sliding_window"] = false;
+  if (c.rope_scaling.type == "linear") {
+    j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", c.rope_scaling.factor}};
+  } else if (c.rope_scaling.type == "llama3") {
+    j["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", c.rope_scaling.factor},
+                         {"low_freq_factor", c.rope_scaling.low_freq_factor},
+                         {"high_freq_factor", c.rope_scaling.high_freq_factor},
+                         {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
+  } else {
+    j["rope_scaling"] = nullptr;
+  }
+  if (c.bos_token_id >= 0) j["bos_token_id"] = c.bos_token_id;
+  if (c.eos_token_ids.size() == 1) j["eos_token_id"] = c.eos_token_ids[0];
+  else if (!c.eos_token_ids.empty()) j["eos_token_id"] = c.eos_token_ids;
+  return j;
+}
+
+}  // namespace forge::models

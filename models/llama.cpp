@@ -1,0 +1,138 @@
+// Llama-family decoder: attention with GQA, RoPE (with rope_scaling), optional q/k/v bias
+// (Qwen2), SwiGLU MLP, RMSNorm, tied or separate LM head, and a KV cache for generation.
+#include "models/llama.h"
+
+#include "core/autograd.h"
+#include "core/random.h"
+
+namespace forge::models {
+
+KVCache KVCache::create(const ModelConfig& c, int64_t batch, int64_t capacity, DType dtype, Device device) {
+  KVCache kv;
+  kv.capacity = capacity;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    kv.k.push_back(Tensor::empty({batch, c.num_key_value_heads, capacity, c.head_dim}, dtype, device));
+    kv.v.push_back(Tensor::empty({batch, c.num_key_value_heads, capacity, c.head_dim}, dtype, device));
+  }
+  return kv;
+}
+
+Attention::Attention(const ModelConfig& c, DType dtype)
+    : Hq(c.num_attention_heads), Hkv(c.num_key_value_heads), D(c.head_dim), window(c.sliding_window) {
+  const int64_t C = c.hidden_size;
+  q_proj = register_module("q_proj", std::make_shared<nn::Linear>(C, c.q_dim(), c.attention_bias, dtype));
+  k_proj = register_module("k_proj", std::make_shared<nn::Linear>(C, c.kv_dim(), c.attention_bias, dtype));
+  v_proj = register_module("v_proj", std::make_shared<nn::Linear>(C, c.kv_dim(), c.attention_bias, dtype));
+  // Llama's attention_bias also covers o_proj; Qwen2 has bias on q/k/v only.
+  o_proj = register_module("o_proj", std::make_shared<nn::Linear>(c.q_dim(), C,
+                                                                  c.attention_bias && c.model_type == "llama", dtype));
+}
+
+Tensor Attention::forward(const Tensor& x, const Tensor& pos, const Tensor& inv_freq, const ForwardOptions& opt,
+                          int layer) {
+  const int64_t B = x.size(0), T = x.size(1);
+  Tensor q = rope(q_proj->forward(x).view({B, T, Hq, D}).transpose(1, 2), pos, inv_freq);  // [B, Hq, T, D]
+  Tensor k = rope(k_proj->forward(x).view({B, T, Hkv, D}).transpose(1, 2), pos, inv_freq);  // [B, Hkv, T, D]
+  Tensor v = v_proj->forward(x).view({B, T, Hkv, D}).transpose(1, 2);
+  if (KVCache* cache = opt.cache) {
+    const int64_t L = cache->length;
+    FORGE_CHECK(L + T <= cache->capacity, "KV cache holds ", cache->capacity, " tokens; ", L + T, " needed");
+    FORGE_CHECK(window == 0 || L + T <= window, "context of ", L + T, " tokens exceeds the sliding window of ",
+                window, " (sliding-window attention is not implemented)");
+    cache->k[layer].narrow(2, L, T).copy_(k);
+    cache->v[layer].narrow(2, L, T).copy_(v);
+    k = cache->k[layer].narrow(2, 0, L + T);
+    v = cache->v[layer].narrow(2, 0, L + T);
+  } else {
+    FORGE_CHECK(window == 0 || T <= window, "sequence of ", T, " tokens exceeds the sliding window of ", window);
+  }
+  AttentionOptions ao;
+  ao.doc_ids = opt.doc_ids;
+  Tensor a = scaled_dot_product_attention(q, k, v, ao);  // [B, Hq, T, D]
+  return o_proj->forward(a.transpose(1, 2).reshape({B, T, Hq * D}));
+}
+
+MLP::MLP(const ModelConfig& c, DType dtype) {
+  const int64_t C = c.hidden_size, F = c.intermediate_size;
+  gate_proj = register_module("gate_proj", std::make_shared<nn::Linear>(C, F, c.mlp_bias, dtype));
+  up_proj = register_module("up_proj", std::make_shared<nn::Linear>(C, F, c.mlp_bias, dtype));
+  down_proj = register_module("down_proj", std::make_shared<nn::Linear>(F, C, c.mlp_bias, dtype));
+}
+
+Tensor MLP::forward(const Tensor& x) const {
+  return down_proj->forward(mul(silu(gate_proj->forward(x)), up_proj->forward(x)));
+}
+
+DecoderLayer::DecoderLayer(const ModelConfig& c, DType dtype) {
+  self_attn = register_module("self_attn", std::make_shared<Attention>(c, dtype));
+  mlp = register_module("mlp", std::make_shared<MLP>(c, dtype));
+  input_layernorm = register_module("input_layernorm", std::make_shared<nn::RMSNorm>(c.hidden_size, c.rms_norm_eps, dtype));
+  post_attention_layernorm =
+      register_module("post_attention_layernorm", std::make_shared<nn::RMSNorm>(c.hidden_size, c.rms_norm_eps, dtype));
+}
+
+Tensor DecoderLayer::forward(const Tensor& x, const Tensor& pos, const Tensor& inv_freq, const ForwardOptions& opt,
+                             int layer) {
+  Tensor h = add(x, self_attn->forward(input_layernorm->forward(x), pos, inv_freq, opt, layer));
+  return add(h, mlp->forward(post_attention_layernorm->forward(h)));
+}
+
+Decoder::Decoder(const ModelConfig& c, DType dtype) {
+  embed_tokens = register_module("embed_tokens", std::make_shared<nn::Embedding>(c.vocab_size, c.hidden_size, dtype));
+  layers = register_module("layers", std::make_shared<nn::ModuleList>());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(std::make_shared<DecoderLayer>(c, dtype));
+  norm = register_module("norm", std::make_shared<nn::RMSNorm>(c.hidden_size, c.rms_norm_eps, dtype));
+}
+
+CausalLM::CausalLM(const ModelConfig& c, DType dtype) : cfg(c), dtype_(dtype) {
+  model = register_module("model", std::make_shared<Decoder>(c, dtype));
+  if (!c.tie_word_embeddings)
+    lm_head = register_module("lm_head", std::make_shared<nn::Linear>(c.hidden_size, c.vocab_size, false, dtype));
+  std::vector<float> f = c.inv_freq();
+  inv_freq_ = Tensor::from_vector(f, {int64_t(f.size())});
+}
+
+const Tensor& CausalLM::lm_head_weight() const { return lm_head ? lm_head->weight : model->embed_tokens->weight; }
+
+Tensor CausalLM::hidden_states(const Tensor& ids, const ForwardOptions& opt) {
+  FORGE_CHECK(ids.dim() == 2, "model: ids must be [B, T], got ", shape_str(ids.shape()));
+  const int64_t T = ids.size(1);
+  Tensor pos = opt.positions;
+  if (!pos.defined()) {
+    const int64_t L = opt.cache ? opt.cache->length : 0;
+    std::vector<int64_t> p(T);
+    for (int64_t t = 0; t < T; ++t) p[t] = L + t;
+    pos = Tensor::from_vector(p, {T});
+  }
+  Tensor inv_freq = inv_freq_.device() == ids.device() ? inv_freq_ : (inv_freq_ = inv_freq_.to(ids.device()));
+  Tensor x = model->embed_tokens->forward(ids);
+  for (size_t i = 0; i < model->layers->size(); ++i) x = model->layer(i).forward(x, pos, inv_freq, opt, int(i));
+  if (opt.cache) opt.cache->length += T;
+  return model->norm->forward(x);
+}
+
+Tensor CausalLM::forward(const Tensor& ids, const ForwardOptions& opt) {
+  Tensor h = hidden_states(ids, opt);
+  if (opt.last_only) h = h.narrow(1, h.size(1) - 1, 1);
+  return lm_head ? lm_head->forward(h) : linear(h, model->embed_tokens->weight);
+}
+
+void CausalLM::init_weights(double std, uint64_t seed) {
+  NoGradGuard ng;
+  Generator gen(seed);
+  for (auto& [name, p] : named_parameters()) {
+    const bool is_norm = name.size() >= 11 && name.find("norm.weight") == name.size() - 11;
+    const bool is_bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+    if (is_norm) {
+      p.fill_(1.0);
+    } else if (is_bias) {
+      p.fill_(0.0);
+    } else {
+      Tensor w = Tensor::empty(p.shape(), DType::F32);
+      normal_(w, 0.0, std, &gen);
+      p.copy_(w);
+    }
+  }
+}
+
+}  // namespace forge::models

@@ -1,0 +1,90 @@
+// The Llama-family decoder (Llama 2/3, Mistral, Qwen2): one file for the architecture, built
+// from nn::Linear / RMSNorm / Embedding so adapters attach by HF name
+// (`model.layers.0.self_attn.q_proj`). Parameter names match HF checkpoints exactly.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/nn.h"
+#include "models/config.h"
+
+namespace forge::models {
+
+// Contiguous per-layer key/value cache for generation: k, v [B, Hkv, capacity, D].
+struct KVCache {
+  std::vector<Tensor> k, v;
+  int64_t length = 0;  // tokens already cached (the same for every sequence of the batch)
+  int64_t capacity = 0;
+  static KVCache create(const ModelConfig& c, int64_t batch, int64_t capacity, DType dtype,
+                        Device device = Device::cpu());
+};
+
+struct ForwardOptions {
+  Tensor positions;          // [B, T] or [T] int; default: cache length + arange(T)
+  Tensor doc_ids;            // [B, T] packed documents (training; no cache)
+  KVCache* cache = nullptr;  // appends this call's keys/values (inference, no grad)
+  bool last_only = false;    // logits for the last position only: [B, 1, V]
+};
+
+class Attention : public nn::Module {
+ public:
+  Attention(const ModelConfig& c, DType dtype);
+  // x [B, T, C] -> [B, T, C]
+  Tensor forward(const Tensor& x, const Tensor& pos, const Tensor& inv_freq, const ForwardOptions& opt, int layer);
+  std::shared_ptr<nn::Linear> q_proj, k_proj, v_proj, o_proj;
+
+ private:
+  int64_t Hq, Hkv, D, window;
+};
+
+class MLP : public nn::Module {
+ public:
+  MLP(const ModelConfig& c, DType dtype);
+  Tensor forward(const Tensor& x) const;  // down(silu(gate(x)) * up(x))
+  std::shared_ptr<nn::Linear> gate_proj, up_proj, down_proj;
+};
+
+class DecoderLayer : public nn::Module {
+ public:
+  DecoderLayer(const ModelConfig& c, DType dtype);
+  Tensor forward(const Tensor& x, const Tensor& pos, const Tensor& inv_freq, const ForwardOptions& opt, int layer);
+  std::shared_ptr<Attention> self_attn;
+  std::shared_ptr<MLP> mlp;
+  std::shared_ptr<nn::RMSNorm> input_layernorm, post_attention_layernorm;
+};
+
+// The body ("model." in HF names): embeddings, layers, final norm.
+class Decoder : public nn::Module {
+ public:
+  Decoder(const ModelConfig& c, DType dtype);
+  std::shared_ptr<nn::Embedding> embed_tokens;
+  std::shared_ptr<nn::ModuleList> layers;
+  std::shared_ptr<nn::RMSNorm> norm;
+  DecoderLayer& layer(size_t i) const { return static_cast<DecoderLayer&>(*(*layers)[i]); }
+};
+
+class CausalLM : public nn::Module {
+ public:
+  explicit CausalLM(const ModelConfig& c, DType dtype = DType::F32);
+  // ids [B, T] -> final hidden states [B, T, C] (after the last norm).
+  Tensor hidden_states(const Tensor& ids, const ForwardOptions& opt = {});
+  // ids [B, T] -> logits [B, T, V] (or [B, 1, V] with last_only), in the model's dtype.
+  Tensor forward(const Tensor& ids, const ForwardOptions& opt = {});
+  const Tensor& lm_head_weight() const;  // the embedding when tied
+  const ModelConfig& config() const { return cfg; }
+  DType dtype() const { return dtype_; }
+
+  // Re-initialises every weight as HF does: normal(0, std) for Linear/Embedding, biases 0, norms 1.
+  void init_weights(double std, uint64_t seed);
+
+  ModelConfig cfg;
+  std::shared_ptr<Decoder> model;
+  std::shared_ptr<nn::Linear> lm_head;  // null when tied
+
+ private:
+  DType dtype_;
+  Tensor inv_freq_;
+};
+
+}  // namespace forge::models

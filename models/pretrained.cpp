@@ -1,0 +1,111 @@
+// HF model directories in and out (see pretrained.h).
+#include "models/pretrained.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "core/autograd.h"
+#include "core/error.h"
+#include "core/file_util.h"
+#include "core/safetensors.h"
+
+namespace forge::models {
+using json = nlohmann::json;
+
+namespace {
+// Tensors some checkpoints carry that the model does not need.
+bool ignorable(const std::string& name, const ModelConfig& c) {
+  if (name.find("rotary_emb.inv_freq") != std::string::npos) return true;
+  return c.tie_word_embeddings && name == "lm_head.weight";
+}
+
+std::string list_names(const std::vector<std::string>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size() && i < 8; ++i) s += (i ? ", " : "") + v[i];
+  if (v.size() > 8) s += ", ... (" + std::to_string(v.size()) + " in all)";
+  return s;
+}
+}  // namespace
+
+std::shared_ptr<CausalLM> load_model(const std::string& dir, std::optional<DType> dtype, Device device) {
+  ModelConfig cfg = load_config(dir);
+  const DType dt = dtype.value_or(cfg.dtype);
+  auto model = std::make_shared<CausalLM>(cfg, dt);
+  WeightFiles files(dir);
+
+  std::vector<std::string> missing, unexpected, mismatched;
+  std::map<std::string, Tensor> sd;
+  std::set<std::string> wanted;
+  for (auto& [name, p] : model->named_parameters()) {
+    wanted.insert(name);
+    if (!files.contains(name)) {
+      missing.push_back(name);
+      continue;
+    }
+    const SafetensorsEntry& e = files.entry(name);
+    if (e.shape != p.shape()) {
+      mismatched.push_back(name + " " + shape_str(e.shape) + " in " + files.file_of(name) + ", expected " +
+                           shape_str(p.shape()));
+      continue;
+    }
+    FORGE_CHECK(is_floating(e.dtype), files.file_of(name), ": tensor '", name, "' must be floating point");
+    sd[name] = files.tensor(name);
+  }
+  for (auto& n : files.names())
+    if (!wanted.count(n) && !ignorable(n, cfg)) unexpected.push_back(n);
+  std::string err;
+  if (!missing.empty()) err += "missing tensors: " + list_names(missing) + ". ";
+  if (!unexpected.empty()) err += "unexpected tensors: " + list_names(unexpected) + ". ";
+  if (!mismatched.empty()) err += "shape mismatches: " + list_names(mismatched) + ". ";
+  FORGE_CHECK(err.empty(), dir, ": weights do not match config.json: ", err);
+
+  model->load_state_dict(sd, /*strict=*/true, /*share=*/device.is_cpu());
+  if (!device.is_cpu()) model->to(device);
+  for (auto& p : model->parameters()) p.requires_grad_(true);
+  return model;
+}
+
+void save_model(const CausalLM& model, const std::string& dir, size_t max_shard_bytes) {
+  std::filesystem::create_directories(dir);
+  ModelConfig cfg = model.config();
+  cfg.dtype = model.dtype();
+  write_file_atomic(dir + "/config.json", config_to_json(cfg).dump(2) + "\n");
+  NamedTensors tensors;
+  for (auto& [name, p] : model.named_parameters()) tensors.emplace_back(name, p.detach());
+  save_weights(dir, tensors, max_shard_bytes);
+  json g = json::object();
+  if (cfg.bos_token_id >= 0) g["bos_token_id"] = cfg.bos_token_id;
+  if (cfg.eos_token_ids.size() == 1) g["eos_token_id"] = cfg.eos_token_ids[0];
+  else if (!cfg.eos_token_ids.empty()) g["eos_token_id"] = cfg.eos_token_ids;
+  if (!file_exists(dir + "/generation_config.json"))
+    write_file_atomic(dir + "/generation_config.json", g.dump(2) + "\n");
+}
+
+std::vector<int64_t> stop_token_ids(const std::string& dir, const ModelConfig& cfg) {
+  std::vector<int64_t> ids;
+  auto add = [&](int64_t id) {
+    if (id >= 0 && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  };
+  const std::string path = dir + "/generation_config.json";
+  if (file_exists(path)) {
+    json g;
+    try {
+      g = json::parse(read_text_file(path));
+    } catch (const json::exception& e) {
+      throw Error(path + ": not valid JSON (" + e.what() + ")");
+    }
+    if (g.contains("eos_token_id")) {
+      const json& e = g["eos_token_id"];
+      if (e.is_array())
+        for (auto& x : e) add(x.get<int64_t>());
+      else if (e.is_number_integer())
+        add(e.get<int64_t>());
+    }
+  }
+  for (int64_t id : cfg.eos_token_ids) add(id);
+  return ids;
+}
+
+}  // namespace forge::models

@@ -1,0 +1,26 @@
+// Loading and saving a model as a Hugging Face directory: config.json, model.safetensors (or
+// shards + index) and generation_config.json.
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/llama.h"
+
+namespace forge::models {
+
+// dtype: the compute dtype (default: the checkpoint's torch_dtype). Tensors whose dtype already
+// matches are used in place from the memory-mapped file. Missing, unexpected and mis-shaped
+// tensors are reported by name, all at once.
+std::shared_ptr<CausalLM> load_model(const std::string& dir, std::optional<DType> dtype = std::nullopt,
+                                     Device device = Device::cpu());
+
+// Writes config.json (torch_dtype = the model's dtype), the weights and generation_config.json.
+void save_model(const CausalLM& model, const std::string& dir, size_t max_shard_bytes = 0);
+
+// The ids that end generation: generation_config.json's eos_token_id (int or list) together
+// with config.json's, without repeats.
+std::vector<int64_t> stop_token_ids(const std::string& dir, const ModelConfig& cfg);
+
+}  // namespace forge::models

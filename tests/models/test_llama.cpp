@@ -1,0 +1,176 @@
+// Llama / Mistral / Qwen2 parity with the PyTorch oracle (tests/reference/llama_reference.py):
+// logits over a batch of prompts, 64 greedy steps with the KV cache, the bf16 path, and
+// save/load round trips of HF directories.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/autograd.h"
+#include "core/file_util.h"
+#include "core/hdf5_io.h"
+#include "core/safetensors.h"
+#include "infer/generate.h"
+#include "models/pretrained.h"
+
+using namespace forge;
+namespace fs = std::filesystem;
+
+namespace {
+std::string ref_dir() {
+  const char* d = std::getenv("FORGE_LLAMA_REFERENCE");
+  return d ? d : "";
+}
+const char* kVariants[] = {"llama_gqa_llama3rope", "llama_tied_linear", "qwen2_bias", "mistral_gqa"};
+
+// max |a - b| / max |b|
+double rel_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num = std::max(num, double(std::fabs(a[i] - b[i])));
+    den = std::max(den, double(std::fabs(b[i])));
+  }
+  return num / den;
+}
+
+class LlamaParity : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override {
+    if (ref_dir().empty()) GTEST_SKIP() << "FORGE_LLAMA_REFERENCE not set (run through ctest)";
+    ref = load_hdf5(ref_dir() + "/llama_reference.h5");
+    dir = ref_dir() + "/" + GetParam();
+  }
+  Tensor get(const std::string& key) { return ref.at(std::string(GetParam()) + "/" + key); }
+  std::map<std::string, Tensor> ref;
+  std::string dir;
+};
+}  // namespace
+
+TEST_P(LlamaParity, LogitsMatchPyTorchInF32) {
+  auto model = models::load_model(dir);
+  NoGradGuard ng;
+  Tensor logits = model->forward(get("ids"));
+  Tensor want = get("logits");
+  ASSERT_EQ(logits.shape(), want.shape());
+  double err = rel_error(logits.to_float_vector(), want.to_float_vector());
+  EXPECT_LE(err, 1e-4) << GetParam();
+}
+
+TEST_P(LlamaParity, CachedPrefillAndDecodeMatchFullForward) {
+  auto model = models::load_model(dir);
+  NoGradGuard ng;
+  Tensor ids = get("ids").narrow(0, 0, 1);  // [1, 40]
+  Tensor full = model->forward(ids);        // [1, 40, V]
+  models::KVCache cache = models::KVCache::create(model->config(), 1, 64, DType::F32);
+  models::ForwardOptions fo;
+  fo.cache = &cache;
+  Tensor a = model->forward(ids.narrow(1, 0, 25), fo);  // chunked prefill: 25 + 10 + 5 x 1
+  Tensor b = model->forward(ids.narrow(1, 25, 10), fo);
+  std::vector<Tensor> parts{a, b};
+  for (int t = 35; t < 40; ++t) parts.push_back(model->forward(ids.narrow(1, t, 1), fo));
+  EXPECT_LE(rel_error(cat(parts, 1).to_float_vector(), full.to_float_vector()), 1e-5);
+}
+
+TEST_P(LlamaParity, GreedyGenerationGivesTheSame64Tokens) {
+  auto model = models::load_model(dir);
+  infer::GenerateOptions opt;
+  opt.max_new_tokens = 64;
+  opt.sampling.temperature = 0;
+  auto res = infer::generate(*model, get("prompt").to_vector<int64_t>(), opt);
+  EXPECT_EQ(res.tokens, get("greedy").to_vector<int64_t>());
+}
+
+TEST_P(LlamaParity, Bf16LogitsWithinBf16Tolerance) {
+  auto model = models::load_model(dir, DType::BF16);
+  EXPECT_EQ(model->lm_head_weight().dtype(), DType::BF16);
+  NoGradGuard ng;
+  Tensor logits = model->forward(get("ids"));
+  EXPECT_EQ(logits.dtype(), DType::BF16);
+  double err = rel_error(logits.to_float_vector(), get("logits").to_float_vector());
+  EXPECT_LE(err, 4e-2) << GetParam();
+  EXPECT_GT(err, 0.0);  // it really ran in bf16
+}
+
+TEST_P(LlamaParity, SaveLoadResaveIsByteIdentical) {
+  auto model = models::load_model(dir);
+  fs::path out = fs::temp_directory_path() / (std::string("forge_resave_") + GetParam());
+  fs::remove_all(out);
+  models::save_model(*model, (out / "a").string());
+  auto again = models::load_model((out / "a").string());
+  models::save_model(*again, (out / "b").string());
+  EXPECT_EQ(read_text_file((out / "a/model.safetensors").string()), read_text_file((out / "b/model.safetensors").string()));
+  EXPECT_EQ(read_text_file((out / "a/config.json").string()), read_text_file((out / "b/config.json").string()));
+  // Sharded: several files plus an index, same tensors.
+  models::save_model(*model, (out / "sharded").string(), 64 * 1024);
+  EXPECT_TRUE(fs::exists(out / "sharded/model.safetensors.index.json"));
+  EXPECT_FALSE(fs::exists(out / "sharded/model.safetensors"));
+  auto sharded = models::load_model((out / "sharded").string());
+  for (auto& [name, p] : model->named_parameters())
+    EXPECT_EQ(p.to_float_vector(), sharded->parameter(name).to_float_vector()) << name;
+  fs::remove_all(out);
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, LlamaParity, ::testing::ValuesIn(kVariants));
+
+TEST(LlamaWeights, MissingUnexpectedAndMisshapedTensorsAreNamed) {
+  if (ref_dir().empty()) GTEST_SKIP() << "FORGE_LLAMA_REFERENCE not set";
+  auto model = models::load_model(ref_dir() + "/mistral_gqa");
+  fs::path out = fs::temp_directory_path() / "forge_bad_weights";
+  fs::remove_all(out);
+  models::save_model(*model, out.string());
+  NamedTensors t;
+  for (auto& [name, p] : model->named_parameters()) {
+    if (name == "model.norm.weight") continue;  // missing
+    if (name == "model.layers.0.mlp.up_proj.weight") t.emplace_back(name, Tensor::zeros({3, 3}));  // mis-shaped
+    else t.emplace_back(name == "lm_head.weight" ? "lm_head.weights" : name, p);  // unexpected + missing
+  }
+  save_weights(out.string(), t);
+  try {
+    models::load_model(out.string());
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_NE(m.find("missing tensors: "), std::string::npos) << m;
+    EXPECT_NE(m.find("model.norm.weight"), std::string::npos) << m;
+    EXPECT_NE(m.find("lm_head.weight"), std::string::npos) << m;
+    EXPECT_NE(m.find("unexpected tensors: lm_head.weights"), std::string::npos) << m;
+    EXPECT_NE(m.find("model.layers.0.mlp.up_proj.weight [3, 3]"), std::string::npos) << m;
+  }
+  fs::remove_all(out);
+}
+
+TEST(LlamaConfig, UnsupportedArchitectureAndValuesAreNamed) {
+  nlohmann::json j = {{"architectures", {"GPT2LMHeadModel"}}};
+  EXPECT_THROW(
+      {
+        try {
+          models::parse_config(j, "x/config.json");
+        } catch (const Error& e) {
+          EXPECT_NE(std::string(e.what()).find("'GPT2LMHeadModel' is not supported"), std::string::npos);
+          throw;
+        }
+      },
+      Error);
+  nlohmann::json ok = {{"architectures", {"LlamaForCausalLM"}}, {"hidden_size", 64}, {"intermediate_size", 128},
+                       {"num_hidden_layers", 1}, {"num_attention_heads", 4}, {"vocab_size", 10}};
+  auto c = models::parse_config(ok);
+  EXPECT_EQ(c.num_key_value_heads, 4);
+  EXPECT_EQ(c.head_dim, 16);
+  auto bad = ok;
+  bad["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}};
+  EXPECT_THROW(models::parse_config(bad), Error);
+  bad = ok;
+  bad["num_key_value_heads"] = 3;
+  EXPECT_THROW(models::parse_config(bad), Error);
+  bad = ok;
+  bad["hidden_act"] = "gelu";
+  EXPECT_THROW(models::parse_config(bad), Error);
+  bad = ok;
+  bad.erase("vocab_size");
+  EXPECT_THROW(models::parse_config(bad), Error);
+  auto round = models::parse_config(models::config_to_json(c));
+  EXPECT_EQ(round.hidden_size, 64);
+}
