@@ -20,5 +20,7 @@ double time_median(const std::function<void()>& fn, int min_runs = 3, double bud
 
 // GEMM GFLOP/s (every CPU backend in f32, oneDNN in bf16) and attention fwd+bwd milliseconds.
 int bench_ops(bool json, bool quick);
+// Prefill 128 tokens and greedy-decode 128 tokens at batch 1 on a random model of `preset`.
+int bench_infer(const std::string& preset, const std::string& dtype, bool json, int repeats);
 
 }  // namespace forge::bench

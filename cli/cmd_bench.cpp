@@ -9,16 +9,22 @@ namespace forge::cli {
 int cmd_bench(const Args& args) {
   if (args.empty() || has_flag(args, "--help")) {
     std::printf(
-        "usage: forge bench ops [--json] [--quick]\n\n"
+        "usage: forge bench ops [--json] [--quick]\n"
+        "       forge bench infer [--preset stories15M|gqa-60M|stories110M|tiny] [--dtype f32|bf16] [--json]\n\n"
         "  ops      GEMM GFLOP/s (f32 per CPU backend, bf16) at 1024^3 and Llama shapes (MxKxN),\n"
         "           and causal attention forward+backward ms at B8 H8 D64, T 256 and 1024\n"
         "  --json   one JSON object per measurement (name, shape, dtype, threads, value, unit)\n"
         "  --quick  shorter timing loops\n"
+        "  infer    prefill tokens/s (128-token prompt) and greedy decode tokens/s (128 new tokens),\n"
+        "           batch 1, on a random Llama model of the preset's shape (../shared/PEERS.md)\n"
         "Threads: OMP_NUM_THREADS (default: all cores). GEMM backend: FORGE_GEMM=onednn|openblas|eigen.\n");
     return args.empty() ? 1 : 0;
   }
   if (args[0] == "ops") return bench::bench_ops(has_flag(args, "--json"), has_flag(args, "--quick"));
-  std::fprintf(stderr, "forge bench: unknown benchmark '%s' (available: ops)\n", args[0].c_str());
+  if (args[0] == "infer")
+    return bench::bench_infer(flag_value(args, "--preset", "stories15M"), flag_value(args, "--dtype", "f32"),
+                              has_flag(args, "--json"), has_flag(args, "--quick") ? 1 : 3);
+  std::fprintf(stderr, "forge bench: unknown benchmark '%s' (available: ops, infer)\n", args[0].c_str());
   return 2;
 }
 
