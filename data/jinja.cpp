@@ -324,7 +324,7 @@ class ExprParser {
       if (!hit) return a;
       ++p_;
       auto n = make(Node::Binary, a->line);
-      n->s = hit;
+      n->s = std::string(hit);  // (not `= hit`: GCC 12 warns falsely with -Wrestrict)
       n->kids = {a, (this->*sub)()};
       a = n;
     }
