@@ -83,6 +83,25 @@ TEST_P(LlamaParity, GreedyGenerationGivesTheSame64Tokens) {
   EXPECT_EQ(res.tokens, get("greedy").to_vector<int64_t>());
 }
 
+TEST_P(LlamaParity, GenerationStopsAfterAStopIdAndStreamsEveryToken) {
+  auto model = models::load_model(dir);
+  std::vector<int64_t> greedy = get("greedy").to_vector<int64_t>();
+  infer::GenerateOptions opt;
+  opt.max_new_tokens = 64;
+  opt.sampling.temperature = 0;
+  opt.stop_ids = {999999, greedy[5]};  // e.g. Llama 3's <|end_of_text|> and <|eot_id|>
+  std::vector<int64_t> streamed;
+  opt.on_token = [&](int64_t t) {
+    streamed.push_back(t);
+    return true;
+  };
+  auto res = infer::generate(*model, get("prompt").to_vector<int64_t>(), opt);
+  const size_t first = size_t(std::find(greedy.begin(), greedy.end(), greedy[5]) - greedy.begin());
+  EXPECT_EQ(res.tokens, std::vector<int64_t>(greedy.begin(), greedy.begin() + first + 1));
+  EXPECT_EQ(res.finish_reason, "stop");
+  EXPECT_EQ(streamed, res.tokens);
+}
+
 TEST_P(LlamaParity, Bf16LogitsWithinBf16Tolerance) {
   auto model = models::load_model(dir, DType::BF16);
   EXPECT_EQ(model->lm_head_weight().dtype(), DType::BF16);
