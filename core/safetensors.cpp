@@ -193,12 +193,7 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
 WeightFiles::WeightFiles(const std::string& dir) {
   const std::string index = dir_join(dir, "model.safetensors.index.json");
   if (file_exists(index)) {
-    json j;
-    try {
-      j = json::parse(read_text_file(index));
-    } catch (const json::exception& e) {
-      throw Error(index + ": not valid JSON (" + e.what() + ")");
-    }
+    const json j = read_json_file(index);
     FORGE_CHECK(j.contains("weight_map") && j["weight_map"].is_object(), index, ": needs a weight_map object");
     std::map<std::string, size_t> file_ids;
     for (auto& [name, f] : j["weight_map"].items()) {

@@ -10,14 +10,6 @@ namespace forge::data {
 using json = nlohmann::json;
 
 namespace {
-json read_json(const std::string& path) {
-  try {
-    return json::parse(read_text_file(path));
-  } catch (const json::exception& e) {
-    throw Error(path + ": not valid JSON (" + e.what() + ")");
-  }
-}
-
 // tokenizer_config.json writes tokens as a string or as {"content": ...}.
 std::string token_string(const json& cfg, const char* key) {
   if (!cfg.contains(key) || cfg[key].is_null()) return "";
@@ -52,8 +44,8 @@ std::string cleanup_spaces(std::string s) {
 std::shared_ptr<Tokenizer> Tokenizer::from_dir(const std::string& dir) {
   const std::string path = dir + "/tokenizer.json";
   FORGE_CHECK(file_exists(path), dir, ": no tokenizer.json (Forge reads HF fast-tokenizer files)");
-  json cfg = file_exists(dir + "/tokenizer_config.json") ? read_json(dir + "/tokenizer_config.json") : json::object();
-  return std::make_shared<Tokenizer>(read_json(path), cfg, path);
+  json cfg = file_exists(dir + "/tokenizer_config.json") ? read_json_file(dir + "/tokenizer_config.json") : json::object();
+  return std::make_shared<Tokenizer>(read_json_file(path), cfg, path);
 }
 
 Tokenizer::Tokenizer(const json& j, const json& cfg, const std::string& where) : config_(cfg) {

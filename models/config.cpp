@@ -122,13 +122,7 @@ ModelConfig parse_config(const json& j, const std::string& path) {
 
 ModelConfig load_config(const std::string& model_dir) {
   const std::string path = model_dir + "/config.json";
-  json j;
-  try {
-    j = json::parse(read_text_file(path));
-  } catch (const json::exception& e) {
-    throw Error(path + ": not valid JSON (" + e.what() + ")");
-  }
-  return parse_config(j, path);
+  return parse_config(read_json_file(path), path);
 }
 
 std::vector<float> ModelConfig::inv_freq() const {

@@ -90,12 +90,7 @@ std::vector<int64_t> stop_token_ids(const std::string& dir, const ModelConfig& c
   };
   const std::string path = dir + "/generation_config.json";
   if (file_exists(path)) {
-    json g;
-    try {
-      g = json::parse(read_text_file(path));
-    } catch (const json::exception& e) {
-      throw Error(path + ": not valid JSON (" + e.what() + ")");
-    }
+    const json g = read_json_file(path);
     if (g.contains("eos_token_id")) {
       const json& e = g["eos_token_id"];
       if (e.is_array())
