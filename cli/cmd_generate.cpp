@@ -26,8 +26,7 @@ int cmd_generate(const Args& args) {
         "is greedy; an empty prompt starts from the BOS token alone. --prompt - reads stdin.\n");
     return 0;
   }
-  const std::string dir = flag_value(args, "--model", "");
-  FORGE_CHECK(!dir.empty(), "generate: --model DIR is required");
+  const std::string dir = required_flag(args, "--model", "DIR");
   std::string prompt = flag_value(args, "--prompt", "");
   if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   const std::string dt = flag_value(args, "--dtype", "");

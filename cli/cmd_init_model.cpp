@@ -24,8 +24,7 @@ int cmd_init_model(const Args& args) {
         "follows them.\n");
     return 0;
   }
-  const std::string out = flag_value(args, "--out", "");
-  FORGE_CHECK(!out.empty(), "init-model: --out DIR is required");
+  const std::string out = required_flag(args, "--out", "DIR");
   models::ModelConfig c = models::preset_config(flag_value(args, "--arch", "llama"), flag_value(args, "--preset", "tiny"));
   c.dtype = dtype_from_name(flag_value(args, "--dtype", "f32"));
   std::filesystem::create_directories(out);

@@ -21,8 +21,7 @@ int cmd_tokenize(const Args& args) {
         "--jsonl, one per line) and prints the text.\n");
     return 0;
   }
-  const std::string dir = flag_value(args, "--model", "");
-  FORGE_CHECK(!dir.empty(), "tokenize: --model DIR is required");
+  const std::string dir = required_flag(args, "--model", "DIR");
   auto tok = data::Tokenizer::from_dir(dir);
   const bool special = !has_flag(args, "--no-special"), jsonl = has_flag(args, "--jsonl");
   const bool decode = has_flag(args, "--decode"), skip = has_flag(args, "--skip-special");

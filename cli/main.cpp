@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "cli/commands.h"
+#include "core/error.h"
 
 namespace forge::cli {
 
@@ -19,6 +20,12 @@ std::string flag_value(const Args& args, const std::string& name, const std::str
     if (args[i].rfind(name + "=", 0) == 0) return args[i].substr(name.size() + 1);
   }
   return fallback;
+}
+
+std::string required_flag(const Args& args, const std::string& name, const std::string& what) {
+  std::string v = flag_value(args, name, "");
+  if (v.empty()) throw Error(name + " " + what + " is required");
+  return v;
 }
 
 namespace {

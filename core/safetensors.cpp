@@ -223,23 +223,15 @@ std::vector<std::string> WeightFiles::names() const {
   return out;
 }
 
-const std::string& WeightFiles::file_of(const std::string& name) const {
+const SafetensorsFile& WeightFiles::file_with(const std::string& name) const {
   auto it = where_.find(name);
   FORGE_CHECK(it != where_.end(), "model weights have no tensor named '", name, "'");
-  return files_[it->second]->path();
+  return *files_[it->second];
 }
 
-const SafetensorsEntry& WeightFiles::entry(const std::string& name) const {
-  auto it = where_.find(name);
-  FORGE_CHECK(it != where_.end(), "model weights have no tensor named '", name, "'");
-  return files_[it->second]->entry(name);
-}
-
-Tensor WeightFiles::tensor(const std::string& name) const {
-  auto it = where_.find(name);
-  FORGE_CHECK(it != where_.end(), "model weights have no tensor named '", name, "'");
-  return files_[it->second]->tensor(name);
-}
+const std::string& WeightFiles::file_of(const std::string& name) const { return file_with(name).path(); }
+const SafetensorsEntry& WeightFiles::entry(const std::string& name) const { return file_with(name).entry(name); }
+Tensor WeightFiles::tensor(const std::string& name) const { return file_with(name).tensor(name); }
 
 void save_weights(const std::string& dir, const NamedTensors& tensors, size_t max_shard_bytes,
                   const std::map<std::string, std::string>& metadata) {

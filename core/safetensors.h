@@ -55,6 +55,7 @@ class WeightFiles {
   const std::string& file_of(const std::string& name) const;
 
  private:
+  const SafetensorsFile& file_with(const std::string& name) const;  // throws when absent
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, size_t> where_;
 };

@@ -557,7 +557,6 @@ Value call_filter(const std::string& name, const Value& v, const Args& a, int li
   if (name == "indent") {
     const Value *w = a.get(0, "width"), *first = a.get(1, "first"), *blank = a.get(2, "blank");
     const std::string pad = w && data_of(*w).is_string() ? to_str(*w) : std::string(size_t(w ? as_int(*w, line) : 4), ' ');
-    std::vector<std::string> lines = split(str(), nullptr, -1);
     std::string s = str(), out;
     size_t pos = 0;
     bool first_line = true;

@@ -235,17 +235,13 @@ std::vector<std::string> pre_tokenize(const std::vector<PreTokenizerStep>& steps
           next.push_back(m);
         }
       } else if (st.type == "Metaspace") {
-        Pattern space;
-        space.literal = " ";
-        std::string s = space.replace_all(p, st.replacement);
+        std::string s = Pattern::of_literal(" ").replace_all(p, st.replacement);
         const bool prepend = st.prepend_scheme == "always" ||
                              (st.prepend_scheme == "first" && first_section && pi == 0);
         if (prepend && s.compare(0, st.replacement.size(), st.replacement) != 0)
           s = st.replacement + s;
         if (st.split) {
-          Pattern rep;
-          rep.literal = st.replacement;
-          auto v = split_by(rep, s, "mergedwithnext", false);
+          auto v = split_by(Pattern::of_literal(st.replacement), s, "mergedwithnext", false);
           next.insert(next.end(), v.begin(), v.end());
         } else {
           next.push_back(s);
@@ -361,8 +357,7 @@ std::vector<std::string> run_decoders(const std::vector<DecoderStep>& steps,
         out.push_back(s);
       }
     } else if (st.type == "Metaspace") {
-      Pattern rep;
-      rep.literal = st.content;
+      const Pattern rep = Pattern::of_literal(st.content);
       for (size_t i = 0; i < toks.size(); ++i) {
         std::string s = rep.replace_all(toks[i], " ");
         if (i == 0 && st.prepend && !s.empty() && s[0] == ' ') s.erase(0, 1);

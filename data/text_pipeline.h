@@ -15,6 +15,11 @@ struct Pattern {
   std::string literal;
   std::shared_ptr<Regex> regex;
   static Pattern from_json(const nlohmann::json& j, const char* where);
+  static Pattern of_literal(std::string s) {
+    Pattern p;
+    p.literal = std::move(s);
+    return p;
+  }
   std::vector<std::pair<size_t, size_t>> find_all(std::string_view s) const;
   std::string replace_all(std::string_view s, const std::string& with) const;
 };

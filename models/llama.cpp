@@ -104,7 +104,8 @@ Tensor CausalLM::hidden_states(const Tensor& ids, const ForwardOptions& opt) {
     for (int64_t t = 0; t < T; ++t) p[t] = L + t;
     pos = Tensor::from_vector(p, {T});
   }
-  Tensor inv_freq = inv_freq_.device() == ids.device() ? inv_freq_ : (inv_freq_ = inv_freq_.to(ids.device()));
+  if (inv_freq_.device() != ids.device()) inv_freq_ = inv_freq_.to(ids.device());  // once per device move
+  const Tensor& inv_freq = inv_freq_;
   Tensor x = model->embed_tokens->forward(ids);
   for (size_t i = 0; i < model->layers->size(); ++i) x = model->layer(i).forward(x, pos, inv_freq, opt, int(i));
   if (opt.cache) opt.cache->length += T;

@@ -63,7 +63,6 @@ std::shared_ptr<CausalLM> load_model(const std::string& dir, std::optional<DType
 
   model->load_state_dict(sd, /*strict=*/true, /*share=*/device.is_cpu());
   if (!device.is_cpu()) model->to(device);
-  for (auto& p : model->parameters()) p.requires_grad_(true);
   return model;
 }
 
