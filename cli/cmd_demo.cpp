@@ -9,7 +9,7 @@
 #include "cli/commands.h"
 #include "core/autograd.h"
 #include "core/nn.h"
-#include "train/adamw.h"
+#include "train/optimizer.h"
 
 namespace forge::cli {
 namespace {

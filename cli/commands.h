@@ -7,12 +7,15 @@ namespace forge::cli {
 
 using Args = std::vector<std::string>;
 int cmd_bench(const Args& args);
+int cmd_data(const Args& args);
 int cmd_demo(const Args& args);
 int cmd_info(const Args& args);
 int cmd_init_model(const Args& args);
+int cmd_merge(const Args& args);
 int cmd_generate(const Args& args);
 int cmd_template(const Args& args);
 int cmd_tokenize(const Args& args);
+int cmd_train(const Args& args);
 
 // True if args contain flag (e.g. "--json"); removes nothing.
 bool has_flag(const Args& args, const std::string& flag);

@@ -36,12 +36,15 @@ struct Command {
 };
 const Command kCommands[] = {
     {"bench", "measure speed: `forge bench ops [--json] [--quick]`", cmd_bench},
+    {"data", "tokenise a recipe's datasets into the HDF5 token cache: `forge data prepare RECIPE`", cmd_data},
     {"demo", "train a tiny attention model on a synthetic task and show the loss fall", cmd_demo},
     {"generate", "continue a prompt or a chat with a model directory", cmd_generate},
     {"info", "print the build: threads, GEMM backend, CUDA devices", cmd_info},
     {"init-model", "write a random model as a Hugging Face directory (tests, examples)", cmd_init_model},
+    {"merge", "fold a LoRA adapter into its base model and write a Hugging Face directory", cmd_merge},
     {"template", "render a model's chat template for a conversation on stdin", cmd_template},
     {"tokenize", "text to token ids (JSON) and back with a model's tokenizer", cmd_tokenize},
+    {"train", "finetune a model from a YAML recipe (LoRA or full): `forge train RECIPE [key=value ...]`", cmd_train},
 };
 
 void usage(FILE* out) {

@@ -52,6 +52,29 @@ DType dtype_of_h5(hid_t type, hid_t dset, const std::string& path, const std::st
   throw Error(path + ": dataset '" + name + "' has an unsupported HDF5 type (expected float or integer)");
 }
 
+void write_string_attr(hid_t obj, const std::string& name, const std::string& value, const std::string& where) {
+  H5Handle st{H5Tcopy(H5T_C_S1), H5Tclose};
+  H5Tset_size(st.id, H5T_VARIABLE);
+  H5Handle as{H5Screate(H5S_SCALAR), H5Sclose};
+  H5Handle a{H5Acreate2(obj, name.c_str(), st.id, as.id, H5P_DEFAULT, H5P_DEFAULT), H5Aclose};
+  const char* v = value.c_str();
+  FORGE_CHECK(a.id >= 0 && H5Awrite(a.id, st.id, &v) >= 0, where, ": cannot write attribute '", name, "'");
+}
+
+herr_t read_attr(hid_t obj, const char* name, const H5A_info_t*, void* out) {
+  H5Handle a{H5Aopen(obj, name, H5P_DEFAULT), H5Aclose};
+  H5Handle t{H5Aget_type(a.id), H5Tclose};
+  if (H5Tget_class(t.id) != H5T_STRING) return 0;
+  H5Handle mt{H5Tcopy(H5T_C_S1), H5Tclose};
+  H5Tset_size(mt.id, H5T_VARIABLE);
+  char* s = nullptr;
+  if (H5Aread(a.id, mt.id, &s) >= 0 && s) {
+    (*static_cast<Hdf5Attrs*>(out))[name] = s;
+    H5free_memory(s);
+  }
+  return 0;
+}
+
 hid_t mem_type(DType dt) {
   switch (dt) {
     case DType::F32: return H5T_NATIVE_FLOAT;
@@ -92,7 +115,17 @@ std::map<std::string, Tensor> load_hdf5(const std::string& path) {
   return out;
 }
 
-void save_hdf5(const std::string& path, const std::map<std::string, Tensor>& tensors) {
+Hdf5Attrs load_hdf5_attrs(const std::string& path) {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  H5Handle f{H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose};
+  FORGE_CHECK(f.id >= 0, path, ": cannot open as HDF5 (missing, unreadable or corrupt)");
+  Hdf5Attrs out;
+  hsize_t idx = 0;
+  H5Aiterate2(f.id, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, read_attr, &out);
+  return out;
+}
+
+void save_hdf5(const std::string& path, const std::map<std::string, Tensor>& tensors, const Hdf5Attrs& attrs) {
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   std::string tmp = path + ".tmp";
   {
@@ -110,15 +143,10 @@ void save_hdf5(const std::string& path, const std::map<std::string, Tensor>& ten
       if (t.numel() > 0)
         FORGE_CHECK(H5Dwrite(d.id, ft, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.raw_data()) >= 0, tmp,
                     ": cannot write dataset '", name, "'");
-      if (t.dtype() == DType::BF16 || t.dtype() == DType::F16) {
-        H5Handle st{H5Tcopy(H5T_C_S1), H5Tclose};
-        H5Tset_size(st.id, H5T_VARIABLE);
-        H5Handle as{H5Screate(H5S_SCALAR), H5Sclose};
-        H5Handle a{H5Acreate2(d.id, "dtype", st.id, as.id, H5P_DEFAULT, H5P_DEFAULT), H5Aclose};
-        const char* v = dtype_name(t.dtype());
-        H5Awrite(a.id, st.id, &v);
-      }
+      if (t.dtype() == DType::BF16 || t.dtype() == DType::F16)
+        write_string_attr(d.id, "dtype", dtype_name(t.dtype()), tmp);
     }
+    for (auto& [k, v] : attrs) write_string_attr(f.id, k, v, tmp);
     FORGE_CHECK(H5Fflush(f.id, H5F_SCOPE_GLOBAL) >= 0, tmp, ": flush failed");
   }
   commit_file(tmp, path);

@@ -8,8 +8,11 @@
 
 namespace forge {
 
+using Hdf5Attrs = std::map<std::string, std::string>;  // string attributes of the root group
+
 std::map<std::string, Tensor> load_hdf5(const std::string& path);
-// Writes to path + ".tmp", then renames: a crash never leaves a half-written file at path.
-void save_hdf5(const std::string& path, const std::map<std::string, Tensor>& tensors);
+Hdf5Attrs load_hdf5_attrs(const std::string& path);
+// Writes to path + ".tmp", fsyncs, then renames: a crash never leaves a half-written file at path.
+void save_hdf5(const std::string& path, const std::map<std::string, Tensor>& tensors, const Hdf5Attrs& attrs = {});
 
 }  // namespace forge

@@ -107,7 +107,17 @@ Tensor CausalLM::hidden_states(const Tensor& ids, const ForwardOptions& opt) {
   if (inv_freq_.device() != ids.device()) inv_freq_ = inv_freq_.to(ids.device());  // once per device move
   const Tensor& inv_freq = inv_freq_;
   Tensor x = model->embed_tokens->forward(ids);
-  for (size_t i = 0; i < model->layers->size(); ++i) x = model->layer(i).forward(x, pos, inv_freq, opt, int(i));
+  for (size_t i = 0; i < model->layers->size(); ++i) {
+    if (checkpoint_layers && grad_enabled() && !opt.cache) {
+      // Keep only the layer's input; backward runs the layer again (activation checkpointing).
+      // Captures by value: the recompute runs during backward, after this call has returned.
+      x = checkpoint([this, pos, inv_freq = inv_freq_, opt, i](const std::vector<Tensor>& in) {
+            return std::vector<Tensor>{model->layer(i).forward(in[0], pos, inv_freq, opt, int(i))};
+          }, {x})[0];
+    } else {
+      x = model->layer(i).forward(x, pos, inv_freq, opt, int(i));
+    }
+  }
   if (opt.cache) opt.cache->length += T;
   return model->norm->forward(x);
 }

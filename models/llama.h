@@ -79,6 +79,7 @@ class CausalLM : public nn::Module {
   void init_weights(double std, uint64_t seed);
 
   ModelConfig cfg;
+  bool checkpoint_layers = false;  // activation checkpointing: recompute each layer in backward
   std::shared_ptr<Decoder> model;
   std::shared_ptr<nn::Linear> lm_head;  // null when tied
 

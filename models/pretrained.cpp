@@ -82,6 +82,13 @@ void save_model(const CausalLM& model, const std::string& dir, size_t max_shard_
     write_file_atomic(dir + "/generation_config.json", g.dump(2) + "\n");
 }
 
+void copy_model_files(const std::string& from, const std::string& to) {
+  std::filesystem::create_directories(to);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+                        "chat_template.jinja", "generation_config.json"})
+    if (file_exists(from + "/" + f)) write_file_atomic(to + "/" + f, read_text_file(from + "/" + f));
+}
+
 std::vector<int64_t> stop_token_ids(const std::string& dir, const ModelConfig& cfg) {
   std::vector<int64_t> ids;
   auto add = [&](int64_t id) {

@@ -19,6 +19,10 @@ std::shared_ptr<CausalLM> load_model(const std::string& dir, std::optional<DType
 // Writes config.json (torch_dtype = the model's dtype), the weights and generation_config.json.
 void save_model(const CausalLM& model, const std::string& dir, size_t max_shard_bytes = 0);
 
+// Copies the files beside the weights that make a directory usable (tokenizer files, chat
+// template, generation_config.json) from one model directory to another; absent ones are skipped.
+void copy_model_files(const std::string& from, const std::string& to);
+
 // The ids that end generation: generation_config.json's eos_token_id (int or list) together
 // with config.json's, without repeats.
 std::vector<int64_t> stop_token_ids(const std::string& dir, const ModelConfig& cfg);

@@ -7,7 +7,7 @@
 
 #include "core/autograd.h"
 #include "core/nn.h"
-#include "train/adamw.h"
+#include "train/optimizer.h"
 
 namespace forge {
 namespace {

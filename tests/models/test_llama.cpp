@@ -15,6 +15,7 @@
 #include "core/safetensors.h"
 #include "infer/generate.h"
 #include "models/pretrained.h"
+#include "tests/support/test_util.h"
 
 using namespace forge;
 namespace fs = std::filesystem;
@@ -26,15 +27,7 @@ std::string ref_dir() {
 }
 const char* kVariants[] = {"llama_gqa_llama3rope", "llama_tied_linear", "qwen2_bias", "mistral_gqa"};
 
-// max |a - b| / max |b|
-double rel_error(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    num = std::max(num, double(std::fabs(a[i] - b[i])));
-    den = std::max(den, double(std::fabs(b[i])));
-  }
-  return num / den;
-}
+using forge::testing::rel_error;
 
 class LlamaParity : public ::testing::TestWithParam<const char*> {
  protected:

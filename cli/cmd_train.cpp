@@ -1,0 +1,38 @@
+// `forge train RECIPE [key=value ...]`: validates the recipe (and overrides) and runs it.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "train/recipe.h"
+#include "train/trainer.h"
+
+namespace forge::cli {
+
+int cmd_train(const Args& args) {
+  if (args.empty() || has_flag(args, "--help") || has_flag(args, "-h")) {
+    std::printf(
+        "usage: forge train RECIPE.yaml [section.key=value ...] [--check]\n\n"
+        "Finetunes a model as the recipe says (LoRA or full), writing into output.dir: metrics.jsonl,\n"
+        "loss_curve.svg, recipe.yaml (as resolved), data/ (token caches), checkpoints/, and adapter/\n"
+        "(LoRA, PEFT format) or model/ (full finetune). A run resumes from its newest valid checkpoint\n"
+        "(checkpoint.resume: auto). --check validates the recipe, prints it resolved, and stops.\n"
+        "Keys (docs/recipes.md explains each):\n");
+    for (auto& k : train::recipe_keys()) std::printf("  %s\n", k.c_str());
+    return args.empty() ? 1 : 0;
+  }
+  std::vector<std::string> overrides;
+  for (size_t i = 1; i < args.size(); ++i)
+    if (args[i] != "--check") overrides.push_back(args[i]);
+  train::Recipe r = train::load_recipe(args[0], overrides);
+  if (has_flag(args, "--check")) {
+    std::printf("%s", train::recipe_to_yaml(r).c_str());
+    return 0;
+  }
+  train::TrainSummary s = train::run_training(r);
+  std::printf("steps %lld, loss %.4f -> %.4f, %.0f tokens/s", (long long)s.steps, s.first_loss, s.last_loss,
+              s.tokens_per_s);
+  if (s.eval_loss == s.eval_loss) std::printf(", eval loss %.4f", s.eval_loss);
+  std::printf("\n%s\n", (s.adapter_dir.empty() ? s.model_dir : s.adapter_dir).c_str());
+  return 0;
+}
+
+}  // namespace forge::cli

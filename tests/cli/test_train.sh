@@ -1,0 +1,117 @@
+#!/bin/bash
+# forge train / data / merge end to end through the real binary: bad recipes and bad data lines
+# are refused with file and line; the token cache is plain HDF5 (read by h5py) and is reused;
+# a run killed (SIGKILL) while writing a checkpoint resumes from the previous valid one and repeats
+# the uninterrupted run's losses exactly; the adapter has PEFT's layout and the merged model equals
+# base + adapter (both checked by Python code that shares nothing with Forge).
+# usage: test_train.sh FORGE_BINARY PYTHON
+set -euo pipefail
+forge="$(realpath "$1")"
+py="$2"
+ref="$(cd "$(dirname "$0")/../reference" && pwd)"
+data="$(cd "$(dirname "$0")/../../recipes/data" && pwd)"
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+cd "$dir"
+
+"$forge" init-model --out m --preset tiny --init-std 0.2 --seed 3 2>/dev/null
+cat > r.yaml <<YAML
+model:
+  path: m
+data:
+  path: $data/capitals_train.jsonl
+  eval_path: $data/capitals_eval.jsonl
+  max_seq_len: 96
+peft:
+  r: 8
+  alpha: 16
+  dropout: 0.05
+  target_modules: all-linear
+optim:
+  lr: 5.0e-3
+schedule:
+  warmup_steps: 2
+train:
+  batch_size: 4
+  grad_accum: 2
+  max_steps: 8
+checkpoint:
+  every: 2
+  keep: 3
+logging:
+  progress: false
+  eval_every: 4
+output:
+  dir: run
+YAML
+
+# Bad recipes: nothing runs, the message names file, line and key.
+sed 's/  lr: 5.0e-3/  lr: 5.0e-3\n  betas: 0.9/' r.yaml > bad.yaml
+if "$forge" train bad.yaml 2> err.txt; then fail "a recipe with an unknown key trained"; fi
+grep -q "bad.yaml:14: unknown key 'optim.betas' (did you mean 'optim.beta1'?)" err.txt || fail "unknown key: $(cat err.txt)"
+if "$forge" train r.yaml train.batch_size=zero 2> err.txt; then fail "bad override trained"; fi
+grep -q "key 'train.batch_size': expected an integer, got 'zero'" err.txt || fail "override type: $(cat err.txt)"
+[ ! -e run ] || fail "a bad recipe created the output dir"
+"$forge" train r.yaml --check | grep -q "max_steps: 8" || fail "--check does not print the resolved recipe"
+
+# Malformed dataset lines: file and line, or skipped and counted.
+{ head -3 "$data/capitals_train.jsonl"; echo '{"messages": [{"role": "user"'; echo '{"messages": "hi"}'; } > broken.jsonl
+if "$forge" train r.yaml data.path=broken.jsonl output.dir=broken 2> err.txt; then fail "malformed data trained"; fi
+grep -q "broken.jsonl:4: not valid JSON" err.txt || fail "malformed line: $(cat err.txt)"
+"$forge" train r.yaml data.path=broken.jsonl data.skip_malformed=true train.max_steps=1 output.dir=broken > /dev/null 2> err.txt \
+  || fail "skip_malformed run failed: $(cat err.txt)"
+grep -q "2 malformed lines skipped (first: .*broken.jsonl:4: not valid JSON" err.txt || fail "skip count: $(cat err.txt)"
+
+# The token cache: written by forge data prepare, plain HDF5, reused by forge train.
+"$forge" data prepare r.yaml > /dev/null 2> err.txt
+"$py" - run/data/train.h5 <<'PY'
+import sys, h5py
+f = h5py.File(sys.argv[1], "r")
+n = len(f["offsets"]) - 1
+assert n == 120 and f["offsets"][-1] == len(f["tokens"]) == len(f["mask"]), (n, len(f["tokens"]))
+assert 0 < f["mask"][:].sum() < len(f["mask"]), "responses only"
+assert f.attrs["format"] == "chat" and len(f.attrs["fingerprint"]) == 16
+PY
+
+# Uninterrupted run, then the same run killed while writing the step-6 checkpoint and resumed.
+"$forge" train r.yaml output.dir=full > /dev/null 2> full.log || fail "training failed: $(cat full.log)"
+set +e
+FORGE_TEST_CRASH_IN_CHECKPOINT=6 "$forge" train r.yaml > /dev/null 2> first.log
+code=$?
+set -e
+[ $code = 137 ] || fail "expected death by SIGKILL (137), got $code: $(cat first.log)"
+grep -q "(from the token cache)" first.log || fail "the prepared token cache was not reused"
+[ -f run/checkpoints/step_00000004.h5 ] && [ ! -f run/checkpoints/step_00000006.h5 ] || fail "checkpoints: $(ls run/checkpoints)"
+[ -f run/checkpoints/step_00000006.h5.tmp ] || fail "no torn temp file left by the crash"
+"$forge" train r.yaml > /dev/null 2> resume.log || fail "resume failed: $(cat resume.log)"
+grep -q "resuming from run/checkpoints/step_00000004.h5 (step 4 of 8)" resume.log || fail "resume: $(cat resume.log)"
+"$py" - full/metrics.jsonl run/metrics.jsonl <<'PY'
+import json, sys
+def lines(p): return [json.loads(l) for l in open(p)]
+a, b = lines(sys.argv[1]), lines(sys.argv[2])
+la = [(d["step"], d["loss"]) for d in a if "loss" in d]
+lb = [(d["step"], d["loss"]) for d in b if "loss" in d]
+assert [s for s, _ in la] == list(range(1, 9)), la
+assert la == lb, f"resumed losses differ:\n{la}\n{lb}"
+ea = [(d["step"], d["eval_loss"]) for d in a if "eval_loss" in d]
+eb = [(d["step"], d["eval_loss"]) for d in b if "eval_loss" in d]
+assert ea == eb and len(ea) == 2, (ea, eb)
+for d in a:
+    if "loss" in d:
+        assert {"step", "loss", "lr", "tokens_per_s"} <= set(d), d
+PY
+grep -q "<polyline" run/loss_curve.svg || fail "no loss curve"
+
+# PEFT layout, merge, and the merged model in Forge and in the independent reader.
+"$py" "$ref/check_peft_files.py" adapter run/adapter m > /dev/null
+"$forge" merge --base m --adapter run/adapter --out merged --max-shard-mb 0.2 > /dev/null 2>&1 || fail "merge failed"
+[ -f merged/model.safetensors.index.json ] || fail "merge did not shard"
+"$py" "$ref/check_peft_files.py" merged m run/adapter merged > /dev/null
+"$forge" generate --model merged --chat --prompt "What is the capital of France?" --max-tokens 8 > /dev/null 2>&1 \
+  || fail "generate from the merged model failed"
+
+# Full finetune writes a loadable model.
+"$forge" train r.yaml peft=none train.max_steps=2 output.dir=fullft > /dev/null 2>&1 || fail "full finetune failed"
+"$forge" generate --model fullft/model --prompt "The" --max-tokens 4 > /dev/null 2>&1 || fail "full-finetune model does not load"
+echo "forge train/data/merge: all checks passed"

@@ -1,0 +1,130 @@
+// LoRA against the PyTorch oracle (tests/reference/lora_reference.py): PEFT adapters written
+// outside Forge (F32, BF16, F16, rsLoRA) load and give the oracle's logits, loss and lora_A/B
+// gradients; merging gives the same logits as the unmerged adapter; Forge's own adapters round-trip.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+
+#include "core/autograd.h"
+#include "core/file_util.h"
+#include "core/hdf5_io.h"
+#include "core/safetensors.h"
+#include "models/pretrained.h"
+#include "peft/adapter_io.h"
+#include "tests/support/test_util.h"
+
+using namespace forge;
+using forge::testing::rel_error;
+
+namespace {
+std::string ref_dir() {
+  const char* d = std::getenv("FORGE_LORA_REFERENCE");
+  return d ? d : "";
+}
+
+class LoraParity : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override {
+    if (ref_dir().empty()) GTEST_SKIP() << "FORGE_LORA_REFERENCE is not set (run through ctest)";
+    ref = load_hdf5(ref_dir() + "/lora_reference.h5");
+  }
+  std::map<std::string, Tensor> ref;
+};
+
+TEST_P(LoraParity, LogitsLossAndGradientsMatchPyTorch) {
+  const std::string tag = GetParam();
+  auto model = models::load_model(ref_dir() + "/base", DType::F32);
+  peft::LoraModel lora = peft::load_adapter(*model, ref_dir() + "/adapter_" + tag);
+  EXPECT_EQ(lora.adapters.size(), 14u);  // 7 targets x 2 layers
+  Tensor ids = ref.at("ids"), labels = ref.at("labels");
+  Tensor logits = model->forward(ids);
+  EXPECT_LE(rel_error(logits, ref.at(tag + "/logits")), 1e-4) << tag;
+  Tensor loss = cross_entropy(logits.view({-1, logits.size(-1)}), labels.view({-1}));
+  EXPECT_NEAR(loss.item(), ref.at(tag + "/loss").item(), 1e-4);
+  loss.backward();
+  int checked = 0;
+  for (auto& [name, a] : lora.adapters) {
+    for (auto [which, t] : {std::pair{".lora_A.weight", a->A}, std::pair{".lora_B.weight", a->B}}) {
+      ASSERT_TRUE(t.grad().defined()) << name << which;
+      EXPECT_LE(rel_error(t.grad(), ref.at(tag + "/grad/" + name + which)), 1e-4) << name << which;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 28);
+  for (auto& p : model->parameters()) EXPECT_FALSE(p.grad().defined()) << "the base must stay frozen";
+}
+
+INSTANTIATE_TEST_SUITE_P(Adapters, LoraParity, ::testing::Values("f32", "bf16", "f16", "rslora"));
+
+TEST_F(LoraParity, MergedWeightsGiveTheAdapterLogits) {
+  auto model = models::load_model(ref_dir() + "/base", DType::F32);
+  peft::LoraModel lora = peft::load_adapter(*model, ref_dir() + "/adapter_f32");
+  NoGradGuard ng;
+  Tensor with_adapter = model->forward(ref.at("ids"));
+  peft::merge_lora(*model, lora);
+  EXPECT_TRUE(lora.adapters.empty());
+  for (auto& [n, m] : model->named_modules())
+    if (auto lin = std::dynamic_pointer_cast<nn::Linear>(m)) EXPECT_FALSE(lin->adapter) << n;
+  EXPECT_LE(rel_error(model->forward(ref.at("ids")), with_adapter), 5e-5);  // f32 sums in another order
+}
+
+TEST(Lora, FreshAdapterChangesNothingAndSavesInPeftLayout) {
+  const std::string dir = forge::testing::fresh_temp_dir("lora_fresh");
+  forge::testing::make_tiny_model_dir(dir + "/base");
+  auto model = models::load_model(dir + "/base");
+  Tensor ids = Tensor::from_vector(std::vector<int64_t>{5, 9, 30, 2, 77, 100}, {1, 6});
+  Tensor before = model->forward(ids);
+  peft::LoraConfig c;
+  c.r = 4;
+  c.alpha = 8;
+  c.target_modules = {"q_proj", "v_proj", "down_proj"};
+  peft::LoraModel lora = peft::apply_lora(*model, c, 1);
+  EXPECT_EQ(lora.adapters.size(), 6u);
+  EXPECT_EQ(rel_error(model->forward(ids), before), 0.0) << "B starts at zero";
+  for (auto& p : model->parameters()) EXPECT_FALSE(p.requires_grad());
+
+  normal_(lora.adapters[0].second->B, 0, 0.5);  // give it an effect, then round-trip the files
+  Tensor changed = model->forward(ids);
+  EXPECT_GT(rel_error(changed, before), 1e-4);
+  peft::save_adapter(lora, dir + "/adapter");
+  auto fresh = models::load_model(dir + "/base");
+  peft::LoraModel back = peft::load_adapter(*fresh, dir + "/adapter");
+  EXPECT_EQ(back.adapters.size(), 6u);
+  EXPECT_LE(rel_error(fresh->forward(ids), changed), 1e-6);
+  SafetensorsFile st(dir + "/adapter/adapter_model.safetensors");
+  EXPECT_TRUE(st.contains("base_model.model.model.layers.1.mlp.down_proj.lora_A.weight"));
+  EXPECT_EQ(st.entry("base_model.model.model.layers.1.mlp.down_proj.lora_A.weight").shape, (Shape{4, 172}));
+  EXPECT_EQ(st.entry("base_model.model.model.layers.1.mlp.down_proj.lora_B.weight").shape, (Shape{64, 4}));
+}
+
+TEST(Lora, TargetMatchingAndBadAdapters) {
+  const std::string dir = forge::testing::fresh_temp_dir("lora_match");
+  forge::testing::make_tiny_model_dir(dir + "/base");
+  auto model = models::load_model(dir + "/base");
+  peft::LoraConfig c;
+  c.target_modules = {"all-linear"};
+  EXPECT_EQ(peft::match_targets(*model, c).size(), 14u);  // lm_head is tied here
+  c.target_modules.clear();
+  c.target_regex = R"(.*layers\.1\..*_proj)";
+  EXPECT_EQ(peft::match_targets(*model, c).size(), 7u);
+  c.target_regex.clear();
+  c.target_modules = {"qproj"};
+  try {
+    peft::match_targets(*model, c);
+    FAIL() << "no module matches";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("match no Linear module"), std::string::npos) << e.what();
+  }
+  std::filesystem::create_directories(dir + "/dora");
+  write_file_atomic(dir + "/dora/adapter_config.json", R"({"peft_type": "LORA", "r": 8, "lora_alpha": 16, "use_dora": true})");
+  try {
+    peft::read_adapter_config(dir + "/dora");
+    FAIL() << "DoRA must be refused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("use_dora"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace

@@ -1,0 +1,102 @@
+"""PyTorch oracle for LoRA: a random Llama base (HF directory) and a random PEFT adapter written
+here in PEFT's layout (F32, BF16 and F16 copies, written without Forge or PEFT code), with the
+logits of base + adapter, a loss, and the gradient of every lora_A / lora_B weight.
+
+LoRA as PEFT computes it: y = x W^T + scale * (x A^T) B^T, scale = alpha / r (rsLoRA: / sqrt(r)).
+
+usage: lora_reference.py OUT_DIR   (writes OUT_DIR/base/, OUT_DIR/adapter_{f32,bf16,f16}/, OUT_DIR/lora_reference.h5)
+"""
+import json
+import math
+import os
+import struct
+import sys
+
+import h5py
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from llama_reference import COMMON, VARIANTS, forward, make_weights, write_safetensors  # noqa: E402
+
+torch.set_num_threads(2)
+R, ALPHA = 4, 8.0
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+ST_DTYPE = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16"}
+
+
+def write_typed_safetensors(path, tensors, dtype):
+    header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
+    for name in sorted(tensors):
+        t = tensors[name].to(dtype).contiguous()
+        b = t.view(torch.int16).numpy().tobytes() if dtype != torch.float32 else t.numpy().astype("<f4").tobytes()
+        header[name] = {"dtype": ST_DTYPE[dtype], "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def main():
+    out = sys.argv[1]
+    gen = torch.Generator().manual_seed(4321)
+    cfg = dict(COMMON, **VARIANTS["llama_gqa_llama3rope"])
+    os.makedirs(os.path.join(out, "base"), exist_ok=True)
+    with open(os.path.join(out, "base", "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    W = make_weights(cfg, gen)
+    write_safetensors(os.path.join(out, "base", "model.safetensors"), W)
+
+    # Random A and B (B nonzero, unlike a fresh adapter, so every gradient path is exercised).
+    lora = {}
+    for name in sorted(W):
+        mod = name[: -len(".weight")]
+        if mod.split(".")[-1] in TARGETS:
+            o, i = W[name].shape
+            lora[mod] = (torch.randn(R, i, generator=gen) * 0.2, torch.randn(o, R, generator=gen) * 0.2)
+    ids = torch.randint(0, cfg["vocab_size"], (2, 24), generator=gen)
+    labels = torch.randint(0, cfg["vocab_size"], (2, 24), generator=gen)
+    labels[0, :5] = -100  # some positions carry no loss
+
+    with h5py.File(os.path.join(out, "lora_reference.h5.tmp"), "w") as h5:
+        h5["ids"] = ids.numpy().astype(np.int64)
+        h5["labels"] = labels.numpy().astype(np.int64)
+        for tag, dtype, rslora in (("f32", torch.float32, False), ("bf16", torch.bfloat16, False),
+                                   ("f16", torch.float16, False), ("rslora", torch.float32, True)):
+            d = os.path.join(out, "adapter_" + tag)
+            os.makedirs(d, exist_ok=True)
+            scale = ALPHA / math.sqrt(R) if rslora else ALPHA / R
+            # The values as stored: rounded to the file's dtype, computed in f32.
+            AB = {m: (a.to(dtype).float().clone().requires_grad_(), b.to(dtype).float().clone().requires_grad_())
+                  for m, (a, b) in lora.items()}
+            Wl = dict(W)
+            for m, (a, b) in AB.items():
+                Wl[m + ".weight"] = W[m + ".weight"] + scale * (b @ a)
+            logits = forward(cfg, Wl, ids)
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+            loss.backward()
+            tensors = {}
+            for m, (a, b) in AB.items():
+                tensors[f"base_model.model.{m}.lora_A.weight"] = a.detach()
+                tensors[f"base_model.model.{m}.lora_B.weight"] = b.detach()
+            write_typed_safetensors(os.path.join(d, "adapter_model.safetensors"), tensors, dtype)
+            with open(os.path.join(d, "adapter_config.json"), "w") as f:
+                json.dump(dict(peft_type="LORA", task_type="CAUSAL_LM", r=R, lora_alpha=ALPHA, lora_dropout=0.0,
+                               target_modules=TARGETS, bias="none", use_rslora=rslora, fan_in_fan_out=False,
+                               modules_to_save=None, base_model_name_or_path="base", use_dora=False), f, indent=2)
+            g = h5.create_group(tag)
+            g["logits"] = logits.detach().numpy()
+            g["loss"] = np.array([loss.item()])
+            for m, (a, b) in AB.items():
+                g[f"grad/{m}.lora_A.weight"] = a.grad.numpy()
+                g[f"grad/{m}.lora_B.weight"] = b.grad.numpy()
+    os.replace(os.path.join(out, "lora_reference.h5.tmp"), os.path.join(out, "lora_reference.h5"))
+
+
+if __name__ == "__main__":
+    main()

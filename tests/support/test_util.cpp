@@ -1,0 +1,47 @@
+// Test helpers (see test_util.h).
+#include "tests/support/test_util.h"
+
+#include <cmath>
+#include <filesystem>
+
+#include "core/file_util.h"
+#include "data/make_tokenizer.h"
+#include "models/presets.h"
+#include "models/pretrained.h"
+
+namespace forge::testing {
+
+double rel_error(const std::vector<float>& a, const std::vector<float>& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    num = std::max(num, double(std::fabs(a[i] - b[i])));
+    den = std::max(den, double(std::fabs(b[i])));
+  }
+  return a.size() == b.size() ? num / den : INFINITY;
+}
+
+double rel_error(const Tensor& got, const Tensor& want) {
+  return rel_error(got.to_float_vector(), want.to_float_vector());
+}
+
+void make_tiny_model_dir(const std::string& dir, uint64_t seed, double init_std) {
+  std::filesystem::create_directories(dir);
+  models::ModelConfig c = models::preset_config("llama", "tiny");
+  data::TokenizerFiles t = data::make_byte_level_tokenizer(c.vocab_size);
+  write_file_atomic(dir + "/tokenizer.json", t.tokenizer.dump() + "\n");
+  write_file_atomic(dir + "/tokenizer_config.json", t.config.dump(2) + "\n");
+  c.bos_token_id = t.bos_id;
+  c.eos_token_ids = {t.eos_id, t.eot_id};
+  models::CausalLM model(c);
+  model.init_weights(init_std, seed);
+  models::save_model(model, dir);
+}
+
+std::string fresh_temp_dir(const std::string& name) {
+  auto p = std::filesystem::temp_directory_path() / ("forge_test_" + name);
+  std::filesystem::remove_all(p);
+  std::filesystem::create_directories(p);
+  return p.string();
+}
+
+}  // namespace forge::testing

@@ -1,0 +1,59 @@
+// Loading a recipe's datasets (see datasets.h).
+#include "train/datasets.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "core/error.h"
+#include "data/packing.h"
+#include "data/token_cache.h"
+
+namespace forge::train {
+namespace {
+
+void report(const char* what, const std::string& path, const data::ExampleSet& s, const data::DatasetStats& st, bool cached) {
+  std::fprintf(stderr, "forge train: %s %s: %lld examples, %lld tokens, format %s%s", what, path.c_str(),
+               (long long)s.size(), (long long)s.num_tokens(), st.format.c_str(), cached ? " (from the token cache)" : "");
+  if (st.truncated) std::fprintf(stderr, ", %lld truncated to max_seq_len", (long long)st.truncated);
+  if (st.dropped_empty) std::fprintf(stderr, ", %lld dropped (no response token left)", (long long)st.dropped_empty);
+  if (st.skipped) std::fprintf(stderr, ", %lld malformed lines skipped (first: %s)", (long long)st.skipped, st.first_error.c_str());
+  std::fprintf(stderr, "\n");
+}
+
+}  // namespace
+
+Datasets load_datasets(const Recipe& r, const data::Tokenizer& tok) {
+  data::DatasetOptions opt{r.data.format, r.data.max_seq_len, r.data.train_on_prompt, r.data.skip_malformed};
+  auto cache = [&](const char* name) { return r.data.cache ? r.output.dir + "/data/" + name : std::string(); };
+  Datasets d;
+  data::DatasetStats st;
+  bool cached = false;
+  data::ExampleSet all = data::prepare_dataset(r.data.path, r.model.path, tok, opt, cache("train.h5"), &st, &cached);
+  report("data", r.data.path, all, st, cached);
+  d.fingerprint = data::dataset_fingerprint(r.data.path, r.model.path, opt);
+  if (!r.data.eval_path.empty()) {
+    data::DatasetStats est;
+    d.eval = data::prepare_dataset(r.data.eval_path, r.model.path, tok, opt, cache("eval.h5"), &est, &cached);
+    report("eval data", r.data.eval_path, d.eval, est, cached);
+    d.train = std::move(all);
+  } else if (r.data.eval_fraction > 0) {
+    // A seeded split, the same for every run with this seed; eval keeps at least one example.
+    const int64_t n = all.size(), k = std::clamp<int64_t>(int64_t(std::llround(double(n) * r.data.eval_fraction)), 1, n - 1);
+    FORGE_CHECK(n >= 2, "data.eval_fraction needs at least 2 examples, ", r.data.path, " has ", n);
+    std::vector<int64_t> perm = data::seeded_permutation(n, uint64_t(r.train.seed) ^ 0x5EEDE7A1ull);
+    std::vector<int64_t> ev(perm.begin(), perm.begin() + k), tr(perm.begin() + k, perm.end());
+    std::sort(ev.begin(), ev.end());
+    std::sort(tr.begin(), tr.end());
+    d.eval = all.subset(ev);
+    d.train = all.subset(tr);
+    std::fprintf(stderr, "forge train: eval split: %lld examples held out (data.eval_fraction %g)\n", (long long)k,
+                 r.data.eval_fraction);
+  } else {
+    d.train = std::move(all);
+  }
+  return d;
+}
+
+
+}  // namespace forge::train

@@ -1,0 +1,127 @@
+// Optimiser steps, master weights, state for checkpoints, gradient clipping.
+#include "train/optimizer.h"
+
+#include <cmath>
+
+#include "core/autograd.h"
+#include "core/error.h"
+#include "core/ops.h"
+
+namespace forge::train {
+
+Optimizer::Optimizer(NamedParams params) : params_(std::move(params)) {}
+
+Tensor& Optimizer::slot(const std::string& kind, size_t i) {
+  Tensor& s = state_[kind + "/" + params_[i].first];
+  if (!s.defined()) s = Tensor::zeros(params_[i].second.shape(), DType::F32, params_[i].second.device());
+  return s;
+}
+
+void Optimizer::step() {
+  NoGradGuard ng;
+  ++t_;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Tensor& p = params_[i].second;
+    if (!p.grad().defined()) continue;
+    Tensor g = p.grad().to(DType::F32);
+    if (p.dtype() == DType::F32) {
+      update(i, p, g);
+    } else {
+      Tensor& master = state_["master/" + params_[i].first];
+      if (!master.defined()) master = p.to(DType::F32).clone();
+      update(i, master, g);
+      p.copy_(master);
+    }
+  }
+}
+
+void Optimizer::zero_grad() {
+  for (auto& [n, p] : params_) p.set_grad(Tensor());
+}
+
+std::map<std::string, Tensor> Optimizer::state_dict() const {
+  std::map<std::string, Tensor> sd = state_;
+  sd["step"] = Tensor::from_vector(std::vector<int64_t>{t_}, {1});
+  return sd;
+}
+
+void Optimizer::load_state_dict(const std::map<std::string, Tensor>& sd) {
+  auto it = sd.find("step");
+  FORGE_CHECK(it != sd.end(), "optimiser state has no 'step'");
+  t_ = int64_t(it->second.item());
+  state_.clear();
+  for (auto& [k, v] : sd) {
+    if (k == "step") continue;
+    const std::string name = k.substr(k.find('/') + 1);
+    bool known = false;
+    for (auto& [n, p] : params_)
+      if (n == name) {
+        FORGE_CHECK(v.shape() == p.shape(), "optimiser state '", k, "' has shape ", shape_str(v.shape()),
+                    " but the parameter is ", shape_str(p.shape()));
+        known = true;
+      }
+    FORGE_CHECK(known, "optimiser state '", k, "' belongs to no trainable parameter");
+    state_[k] = v.to(DType::F32).to(params_[0].second.device()).clone();
+  }
+}
+
+AdamW::AdamW(NamedParams params, AdamWOptions o) : Optimizer(std::move(params)), opt(o) { lr = o.lr; }
+
+namespace {
+NamedParams numbered(const std::vector<Tensor>& params) {
+  NamedParams named;
+  for (size_t i = 0; i < params.size(); ++i) named.emplace_back(std::to_string(i), params[i]);
+  return named;
+}
+}  // namespace
+
+AdamW::AdamW(std::vector<Tensor> params, AdamWOptions o) : AdamW(numbered(params), o) {}
+
+void AdamW::update(size_t i, Tensor& p, const Tensor& g) {
+  const double c1 = 1.0 - std::pow(opt.beta1, double(t_)), c2 = 1.0 - std::pow(opt.beta2, double(t_));
+  Tensor& m = slot("exp_avg", i);
+  Tensor& v = slot("exp_avg_sq", i);
+  mul_(m, opt.beta1);
+  add_(m, g, 1.0 - opt.beta1);
+  mul_(v, opt.beta2);
+  add_(v, square(g), 1.0 - opt.beta2);
+  Tensor update = div(mul(m, 1.0 / c1), add(sqrt(mul(v, 1.0 / c2)), opt.eps));
+  if (opt.weight_decay != 0.0) mul_(p, 1.0 - lr * opt.weight_decay);
+  add_(p, update, -lr);
+}
+
+SGD::SGD(NamedParams params, SGDOptions o) : Optimizer(std::move(params)), opt(o) { lr = o.lr; }
+
+void SGD::update(size_t i, Tensor& p, const Tensor& g0) {
+  Tensor g = g0;
+  if (opt.weight_decay != 0.0) g = add(g, mul(p, opt.weight_decay));  // coupled, as torch.optim.SGD
+  if (opt.momentum != 0.0) {
+    Tensor& buf = slot("momentum", i);
+    if (t_ == 1) buf.copy_(g);
+    else {
+      mul_(buf, opt.momentum);
+      add_(buf, g);
+    }
+    g = buf;
+  }
+  add_(p, g, -lr);
+}
+
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+  NoGradGuard ng;
+  double total = 0;
+  for (const Tensor& p : params)
+    if (p.grad().defined()) total += sum(square(p.grad().to(DType::F32))).item();
+  const double norm = std::sqrt(total);
+  if (max_norm > 0 && norm > max_norm) {
+    const double s = max_norm / (norm + 1e-6);
+    for (const Tensor& p : params)
+      if (p.grad().defined()) {
+        Tensor g = p.grad();
+        mul_(g, s);
+      }
+  }
+  return norm;
+}
+
+}  // namespace forge::train

@@ -1,0 +1,72 @@
+// Optimisers over named parameters: AdamW (decoupled weight decay, Loshchilov & Hutter) and SGD
+// with momentum. State is f32 whatever the parameter dtype; a bf16/f16 parameter gets an f32
+// master copy that takes the update and is rounded into the parameter after each step.
+#pragma once
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace forge::train {
+
+using NamedParams = std::vector<std::pair<std::string, Tensor>>;
+
+class Optimizer {
+ public:
+  explicit Optimizer(NamedParams params);
+  virtual ~Optimizer() = default;
+  // One update from the parameters' .grad (parameters without a gradient are skipped).
+  void step();
+  void zero_grad();
+  double lr = 1e-3;
+  int64_t steps() const { return t_; }
+  // Everything needed to continue exactly: "<kind>/<param name>" tensors and the step count.
+  std::map<std::string, Tensor> state_dict() const;
+  void load_state_dict(const std::map<std::string, Tensor>& sd);  // throws naming what is missing
+  const NamedParams& params() const { return params_; }
+
+ protected:
+  // p32: the f32 values to update (the parameter itself or its master copy); g: f32 gradient.
+  virtual void update(size_t i, Tensor& p32, const Tensor& g) = 0;
+  Tensor& slot(const std::string& kind, size_t i);  // f32 zeros of the parameter's shape on first use
+  int64_t t_ = 0;
+
+ private:
+  NamedParams params_;
+  std::map<std::string, Tensor> state_;  // "<kind>/<name>"
+};
+
+struct AdamWOptions {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+};
+
+class AdamW : public Optimizer {
+ public:
+  AdamW(NamedParams params, AdamWOptions opt);
+  AdamW(std::vector<Tensor> params, AdamWOptions opt);  // names "0", "1", ...
+  AdamWOptions opt;
+
+ protected:
+  void update(size_t i, Tensor& p32, const Tensor& g) override;
+};
+
+struct SGDOptions {
+  double lr = 1e-2, momentum = 0.0, weight_decay = 0.0;
+};
+
+class SGD : public Optimizer {
+ public:
+  SGD(NamedParams params, SGDOptions opt);
+  SGDOptions opt;
+
+ protected:
+  void update(size_t i, Tensor& p32, const Tensor& g) override;
+};
+
+// Scales all gradients so their global L2 norm is at most max_norm (0: no clipping).
+// Returns the norm before clipping (f32 accumulation over every tensor).
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm);
+
+}  // namespace forge::train

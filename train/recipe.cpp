@@ -1,0 +1,333 @@
+// Recipe parsing: one table of keys (name, kind, member) drives reading, overrides, defaults in
+// YAML output and the "did you mean" suggestions; value checks follow in validate().
+#include "train/recipe.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/file_util.h"
+
+namespace forge::train {
+namespace {
+
+enum class Kind { Str, Int, Float, Bool, Targets };
+
+struct Field {
+  const char* key;
+  Kind kind;
+  void* member;
+  std::vector<std::string> choices;  // allowed values of a Str field (empty: any)
+};
+
+std::vector<Field> fields(Recipe& r) {
+  return {
+      {"model.path", Kind::Str, &r.model.path, {}},
+      {"model.dtype", Kind::Str, &r.model.dtype, {"f32", "bf16"}},
+      {"data.path", Kind::Str, &r.data.path, {}},
+      {"data.format", Kind::Str, &r.data.format, {"auto", "alpaca", "chat", "prompt_completion", "text"}},
+      {"data.eval_path", Kind::Str, &r.data.eval_path, {}},
+      {"data.eval_fraction", Kind::Float, &r.data.eval_fraction, {}},
+      {"data.max_seq_len", Kind::Int, &r.data.max_seq_len, {}},
+      {"data.packing", Kind::Bool, &r.data.packing, {}},
+      {"data.train_on_prompt", Kind::Bool, &r.data.train_on_prompt, {}},
+      {"data.shuffle", Kind::Bool, &r.data.shuffle, {}},
+      {"data.skip_malformed", Kind::Bool, &r.data.skip_malformed, {}},
+      {"data.cache", Kind::Bool, &r.data.cache, {}},
+      {"peft.method", Kind::Str, &r.peft.method, {"lora", "none"}},
+      {"peft.r", Kind::Int, &r.peft.r, {}},
+      {"peft.alpha", Kind::Float, &r.peft.alpha, {}},
+      {"peft.dropout", Kind::Float, &r.peft.dropout, {}},
+      {"peft.target_modules", Kind::Targets, &r.peft, {}},
+      {"peft.use_rslora", Kind::Bool, &r.peft.use_rslora, {}},
+      {"optim.name", Kind::Str, &r.optim.name, {"adamw", "sgd"}},
+      {"optim.lr", Kind::Float, &r.optim.lr, {}},
+      {"optim.weight_decay", Kind::Float, &r.optim.weight_decay, {}},
+      {"optim.beta1", Kind::Float, &r.optim.beta1, {}},
+      {"optim.beta2", Kind::Float, &r.optim.beta2, {}},
+      {"optim.eps", Kind::Float, &r.optim.eps, {}},
+      {"optim.momentum", Kind::Float, &r.optim.momentum, {}},
+      {"schedule.name", Kind::Str, &r.schedule.name, {"constant", "linear", "cosine"}},
+      {"schedule.warmup_steps", Kind::Int, &r.schedule.warmup_steps, {}},
+      {"schedule.min_lr_ratio", Kind::Float, &r.schedule.min_lr_ratio, {}},
+      {"train.epochs", Kind::Int, &r.train.epochs, {}},
+      {"train.max_steps", Kind::Int, &r.train.max_steps, {}},
+      {"train.batch_size", Kind::Int, &r.train.batch_size, {}},
+      {"train.grad_accum", Kind::Int, &r.train.grad_accum, {}},
+      {"train.max_grad_norm", Kind::Float, &r.train.max_grad_norm, {}},
+      {"train.seed", Kind::Int, &r.train.seed, {}},
+      {"train.activation_checkpointing", Kind::Bool, &r.train.activation_checkpointing, {}},
+      {"parallel.dp", Kind::Int, &r.parallel.dp, {}},
+      {"parallel.tp", Kind::Int, &r.parallel.tp, {}},
+      {"parallel.pp", Kind::Int, &r.parallel.pp, {}},
+      {"parallel.zero", Kind::Int, &r.parallel.zero, {}},
+      {"checkpoint.every", Kind::Int, &r.checkpoint.every, {}},
+      {"checkpoint.keep", Kind::Int, &r.checkpoint.keep, {}},
+      {"checkpoint.resume", Kind::Str, &r.checkpoint.resume, {}},
+      {"logging.every", Kind::Int, &r.logging.every, {}},
+      {"logging.eval_every", Kind::Int, &r.logging.eval_every, {}},
+      {"logging.eval_batches", Kind::Int, &r.logging.eval_batches, {}},
+      {"logging.progress", Kind::Bool, &r.logging.progress, {}},
+      {"output.dir", Kind::Str, &r.output.dir, {}},
+  };
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// " (did you mean 'x'?)" for the closest candidate, or "" when nothing is close.
+std::string suggest(const std::string& got, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_d = SIZE_MAX;
+  for (auto& c : candidates) {
+    size_t d = edit_distance(got, c);
+    // A key that only misses its section ("lr" for "optim.lr") counts as close too.
+    if (c.size() > got.size() && c.compare(c.size() - got.size() - 1, std::string::npos, "." + got) == 0) d = 1;
+    if (d < best_d) best_d = d, best = c;
+  }
+  if (best.empty() || best_d > std::max<size_t>(2, got.size() / 3)) return "";
+  return " (did you mean '" + best + "'?)";
+}
+
+struct Source {
+  YAML::Node node;
+  std::string where;  // "file:line" or "command line override 'k=v'"
+};
+
+std::string where_of(const std::string& file, const YAML::Node& n) {
+  return file + ":" + std::to_string(n.Mark().line + 1);
+}
+
+std::string scalar_text(const YAML::Node& n) {
+  if (n.IsScalar()) return "'" + n.Scalar() + "'";
+  if (n.IsSequence()) return "a list";
+  if (n.IsMap()) return "a mapping";
+  return "nothing";
+}
+
+void assign(const Field& f, const Source& s) {
+  const YAML::Node& n = s.node;
+  auto fail = [&](const std::string& expected) {
+    throw Error(s.where + ": key '" + f.key + "': expected " + expected + ", got " + scalar_text(n));
+  };
+  switch (f.kind) {
+    case Kind::Str: {
+      if (!n.IsScalar()) fail("a string");
+      std::string v = n.Scalar();
+      auto& ch = f.choices;
+      if (!ch.empty() && std::find(ch.begin(), ch.end(), v) == ch.end()) {
+        std::string list;
+        for (auto& c : ch) list += (list.empty() ? "" : " | ") + c;
+        throw Error(s.where + ": key '" + f.key + "': '" + v + "' is not one of " + list + suggest(v, ch));
+      }
+      *static_cast<std::string*>(f.member) = v;
+      break;
+    }
+    case Kind::Int: {
+      int64_t v;
+      if (!n.IsScalar() || !YAML::convert<int64_t>::decode(n, v)) fail("an integer");
+      *static_cast<int64_t*>(f.member) = v;
+      break;
+    }
+    case Kind::Float: {
+      double v;
+      if (!n.IsScalar() || !YAML::convert<double>::decode(n, v)) fail("a number");
+      *static_cast<double*>(f.member) = v;
+      break;
+    }
+    case Kind::Bool: {
+      bool v;
+      if (!n.IsScalar() || !YAML::convert<bool>::decode(n, v)) fail("true or false");
+      *static_cast<bool*>(f.member) = v;
+      break;
+    }
+    case Kind::Targets: {
+      auto* p = static_cast<Recipe::Peft*>(f.member);
+      p->target_modules.clear();
+      p->target_regex.clear();
+      if (n.IsScalar() && n.Scalar() == "all-linear") {
+        p->target_modules = {"all-linear"};
+      } else if (n.IsScalar()) {
+        p->target_regex = n.Scalar();
+      } else if (n.IsSequence() && n.size() > 0) {
+        for (const auto& e : n) {
+          if (!e.IsScalar()) fail("a list of module names");
+          p->target_modules.push_back(e.Scalar());
+        }
+      } else {
+        fail("a list of module names, \"all-linear\" or a regular expression");
+      }
+      break;
+    }
+  }
+}
+
+// Values that parse but cannot work. `where` gives the line of a key (or the file name).
+void validate(const Recipe& r, const std::function<std::string(const std::string&)>& where) {
+  auto need = [&](bool ok, const std::string& key, const std::string& msg) {
+    if (!ok) throw Error(where(key) + ": key '" + key + "': " + msg);
+  };
+  namespace fs = std::filesystem;
+  need(!r.model.path.empty(), "model.path", "required (a Hugging Face model directory)");
+  need(file_exists(r.model.path + "/config.json"), "model.path",
+       "'" + r.model.path + "' has no config.json (expected a Hugging Face model directory)");
+  need(!r.data.path.empty(), "data.path", "required (a JSONL file)");
+  need(fs::is_regular_file(r.data.path), "data.path", "no such file '" + r.data.path + "'");
+  need(r.data.eval_path.empty() || fs::is_regular_file(r.data.eval_path), "data.eval_path",
+       "no such file '" + r.data.eval_path + "'");
+  need(r.data.eval_fraction >= 0 && r.data.eval_fraction < 1, "data.eval_fraction", "must be in [0, 1)");
+  need(r.data.eval_path.empty() || r.data.eval_fraction == 0, "data.eval_fraction",
+       "give data.eval_path or data.eval_fraction, not both");
+  need(r.data.max_seq_len >= 8, "data.max_seq_len", "must be at least 8");
+  need(r.peft.r >= 1, "peft.r", "must be at least 1");
+  need(r.peft.alpha > 0, "peft.alpha", "must be positive");
+  need(r.peft.dropout >= 0 && r.peft.dropout < 1, "peft.dropout", "must be in [0, 1)");
+  need(r.optim.lr > 0, "optim.lr", "must be positive");
+  need(r.optim.weight_decay >= 0, "optim.weight_decay", "must not be negative");
+  need(r.optim.beta1 >= 0 && r.optim.beta1 < 1, "optim.beta1", "must be in [0, 1)");
+  need(r.optim.beta2 >= 0 && r.optim.beta2 < 1, "optim.beta2", "must be in [0, 1)");
+  need(r.optim.eps > 0, "optim.eps", "must be positive");
+  need(r.optim.momentum >= 0 && r.optim.momentum < 1, "optim.momentum", "must be in [0, 1)");
+  need(r.schedule.warmup_steps >= 0, "schedule.warmup_steps", "must not be negative");
+  need(r.schedule.min_lr_ratio >= 0 && r.schedule.min_lr_ratio <= 1, "schedule.min_lr_ratio", "must be in [0, 1]");
+  need(r.train.epochs >= 1, "train.epochs", "must be at least 1");
+  need(r.train.max_steps >= 0, "train.max_steps", "must not be negative (0: run the epochs)");
+  need(r.train.batch_size >= 1, "train.batch_size", "must be at least 1");
+  need(r.train.grad_accum >= 1, "train.grad_accum", "must be at least 1");
+  need(r.train.max_grad_norm >= 0, "train.max_grad_norm", "must not be negative (0: no clipping)");
+  need(r.train.seed >= 0, "train.seed", "must not be negative");
+  for (const char* k : {"parallel.dp", "parallel.tp", "parallel.pp"}) {
+    int64_t v = k[9] == 'd' ? r.parallel.dp : k[9] == 't' ? r.parallel.tp : r.parallel.pp;
+    need(v >= 1, k, "must be at least 1");
+  }
+  need(r.parallel.zero >= 0 && r.parallel.zero <= 3, "parallel.zero", "must be 0, 1, 2 or 3");
+  need(r.checkpoint.every >= 0, "checkpoint.every", "must not be negative");
+  need(r.checkpoint.keep >= 1, "checkpoint.keep", "must be at least 1");
+  const std::string& res = r.checkpoint.resume;
+  need(res == "auto" || res == "never" || fs::is_regular_file(res), "checkpoint.resume",
+       "expected auto, never or an existing checkpoint file, got '" + res + "'");
+  need(r.logging.every >= 1, "logging.every", "must be at least 1");
+  need(r.logging.eval_every >= 0, "logging.eval_every", "must not be negative");
+  need(r.logging.eval_batches >= 0, "logging.eval_batches", "must not be negative");
+  need(!r.output.dir.empty(), "output.dir", "required (where metrics, adapters and checkpoints go)");
+}
+
+}  // namespace
+
+std::vector<std::string> recipe_keys() {
+  Recipe r;
+  std::vector<std::string> keys;
+  for (auto& f : fields(r)) keys.push_back(f.key);
+  return keys;
+}
+
+Recipe parse_recipe(const std::string& text, const std::string& name, const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::ParserException& e) {
+    throw Error(name + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
+  }
+  Recipe r;
+  r.file = name;
+  const std::vector<Field> table = fields(r);
+  const std::vector<std::string> keys = recipe_keys();
+  std::vector<std::string> sections;
+  for (auto& k : keys) {
+    std::string s = k.substr(0, k.find('.'));
+    if (std::find(sections.begin(), sections.end(), s) == sections.end()) sections.push_back(s);
+  }
+  auto known = [&](const std::string& k) { return std::find(keys.begin(), keys.end(), k) != keys.end(); };
+
+  std::map<std::string, Source> seen;
+  if (!root.IsNull() && !root.IsMap())
+    throw Error(name + ": a recipe is a mapping of sections (model, data, peft, optim, ...)");
+  for (const auto& sec : root) {
+    const std::string s = sec.first.as<std::string>();
+    const std::string w = where_of(name, sec.first);
+    if (std::find(sections.begin(), sections.end(), s) == sections.end())
+      throw Error(w + ": unknown section '" + s + "'" + suggest(s, sections));
+    if (s == "peft" && sec.second.IsScalar()) {  // `peft: none` / `peft: lora`
+      seen["peft.method"] = {sec.second, w};
+      continue;
+    }
+    if (sec.second.IsNull()) continue;
+    if (!sec.second.IsMap()) throw Error(w + ": section '" + s + "' must be a mapping of keys");
+    for (const auto& kv : sec.second) {
+      const std::string k = s + "." + kv.first.as<std::string>();
+      const std::string kw = where_of(name, kv.first);
+      if (!known(k)) throw Error(kw + ": unknown key '" + k + "'" + suggest(k, keys));
+      if (seen.count(k)) throw Error(kw + ": key '" + k + "' is given twice (also at " + seen[k].where + ")");
+      seen[k] = {kv.second, kw};
+    }
+  }
+  for (const std::string& o : overrides) {
+    const size_t eq = o.find('=');
+    const std::string w = "command line override '" + o + "'";
+    if (eq == std::string::npos || eq == 0) throw Error(w + ": expected section.key=value");
+    std::string k = o.substr(0, eq);
+    if (k == "peft") k = "peft.method";  // `peft=none`, as `peft: none` in the file
+    if (!known(k)) throw Error(w + ": unknown key '" + k + "'" + suggest(k, keys));
+    YAML::Node v;
+    try {
+      v = YAML::Load(o.substr(eq + 1));
+    } catch (const YAML::ParserException&) {
+      v = YAML::Node(o.substr(eq + 1));
+    }
+    if (v.IsNull()) v = YAML::Node(std::string());
+    seen[k] = {v, w};
+  }
+  for (const Field& f : table)
+    if (auto it = seen.find(f.key); it != seen.end()) assign(f, it->second);
+  validate(r, [&](const std::string& key) {
+    auto it = seen.find(key);
+    return it != seen.end() ? it->second.where : name;
+  });
+  return r;
+}
+
+Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides) {
+  FORGE_CHECK(std::filesystem::is_regular_file(path), path, ": no such recipe file");
+  return parse_recipe(read_text_file(path), path, overrides);
+}
+
+std::string recipe_to_yaml(const Recipe& r0) {
+  Recipe r = r0;
+  std::ostringstream os;
+  std::string section;
+  for (const Field& f : fields(r)) {
+    std::string k = f.key;
+    std::string s = k.substr(0, k.find('.')), leaf = k.substr(k.find('.') + 1);
+    if (s != section) os << (section.empty() ? "" : "\n") << s << ":\n", section = s;
+    YAML::Emitter e;
+    e << YAML::Flow;
+    switch (f.kind) {
+      case Kind::Str: e << *static_cast<std::string*>(f.member); break;
+      case Kind::Int: e << *static_cast<int64_t*>(f.member); break;
+      case Kind::Float: e << *static_cast<double*>(f.member); break;
+      case Kind::Bool: e << *static_cast<bool*>(f.member); break;
+      case Kind::Targets:
+        if (!r.peft.target_regex.empty()) e << r.peft.target_regex;
+        else e << r.peft.target_modules;
+        break;
+    }
+    os << "  " << leaf << ": " << (e.size() ? e.c_str() : "\"\"") << "\n";
+  }
+  return os.str();
+}
+
+}  // namespace forge::train

@@ -1,0 +1,97 @@
+// Training recipes: YAML files (yaml-cpp) validated key by key into a Recipe, plus command-line
+// overrides (`optim.lr=1e-4`). Every error names the file, the line and the key, and suggests the
+// closest valid key. docs/recipes.md documents each key.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace forge::train {
+
+struct Recipe {
+  std::string file;  // the YAML file it came from ("" when built in code)
+
+  struct Model {
+    std::string path;            // Hugging Face model directory
+    std::string dtype = "f32";   // compute dtype of the weights: f32 | bf16 (bf16 keeps f32 masters)
+  } model;
+
+  struct Data {
+    std::string path;                 // JSONL training data
+    std::string format = "auto";      // auto | alpaca | chat | prompt_completion | text
+    std::string eval_path;            // JSONL eval data (or use eval_fraction)
+    double eval_fraction = 0.0;       // held out from `path` when eval_path is empty
+    int64_t max_seq_len = 512;        // longer examples are truncated
+    bool packing = true;              // several examples per row, attention kept per document
+    bool train_on_prompt = false;     // loss on prompt tokens too (default: responses only)
+    bool shuffle = true;              // seeded by train.seed, a new order each epoch
+    bool skip_malformed = false;      // skip and count bad lines instead of stopping
+    bool cache = true;                // tokenised dataset cached in HDF5 beside the output dir
+  } data;
+
+  struct Peft {
+    std::string method = "lora";  // lora | none (full finetune)
+    int64_t r = 8;
+    double alpha = 16.0;
+    double dropout = 0.0;
+    // Module names (suffix match, e.g. q_proj), "all-linear", or one regular expression
+    // (full match on the dotted name) when given as a plain string.
+    std::vector<std::string> target_modules{"q_proj", "k_proj", "v_proj", "o_proj"};
+    std::string target_regex;
+    bool use_rslora = false;
+  } peft;
+
+  struct Optim {
+    std::string name = "adamw";  // adamw | sgd
+    double lr = 2e-4, weight_decay = 0.0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, momentum = 0.0;
+  } optim;
+
+  struct Schedule {
+    std::string name = "cosine";  // constant | linear | cosine
+    int64_t warmup_steps = 0;
+    double min_lr_ratio = 0.0;    // the floor of linear/cosine decay, as a fraction of optim.lr
+  } schedule;
+
+  struct Train {
+    int64_t epochs = 1;
+    int64_t max_steps = 0;        // 0: as many as the epochs give
+    int64_t batch_size = 4;       // rows per micro-batch
+    int64_t grad_accum = 1;       // micro-batches per optimiser step
+    double max_grad_norm = 1.0;   // 0 turns clipping off
+    int64_t seed = 42;
+    bool activation_checkpointing = false;
+  } train;
+
+  struct Parallel {
+    int64_t dp = 1, tp = 1, pp = 1, zero = 0;
+  } parallel;
+
+  struct Checkpoint {
+    int64_t every = 0;            // optimiser steps between checkpoints; 0: only at the end
+    int64_t keep = 2;             // newest K kept
+    std::string resume = "auto";  // auto | never | a checkpoint file
+  } checkpoint;
+
+  struct Logging {
+    int64_t every = 1;            // steps between metrics.jsonl lines
+    int64_t eval_every = 0;       // steps between evals; 0: only at the end (if there is eval data)
+    int64_t eval_batches = 0;     // 0: the whole eval set
+    bool progress = true;         // progress bar on stderr
+  } logging;
+
+  struct Output {
+    std::string dir;              // metrics.jsonl, adapter/, checkpoints/, model/ go here
+  } output;
+};
+
+// Reads a recipe file and applies overrides ("section.key=value", value parsed as YAML).
+// Throws forge::Error "FILE:LINE: key 'a.b': ..." on any problem, before anything runs.
+Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides = {});
+Recipe parse_recipe(const std::string& yaml_text, const std::string& name,
+                    const std::vector<std::string>& overrides = {});
+// The resolved recipe as YAML (saved as <output>/recipe.yaml so a run says what it did).
+std::string recipe_to_yaml(const Recipe& r);
+// Every valid dotted key, for --help and docs.
+std::vector<std::string> recipe_keys();
+
+}  // namespace forge::train
