@@ -41,8 +41,9 @@ test: build
 test-gpu: build
 	cd $(BUILD) && ctest --output-on-failure -L gpu
 
+# The bundled end-to-end example: small model, pretrain, LoRA SFT, merge, eval before/after, chat.
 quickstart: build
-	$(BUILD)/forge demo
+	bash recipes/quickstart.sh $(BUILD)/forge
 
 bench: build
 	$(BUILD)/forge bench ops

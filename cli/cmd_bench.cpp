@@ -10,13 +10,16 @@ int cmd_bench(const Args& args) {
   if (args.empty() || has_flag(args, "--help")) {
     std::printf(
         "usage: forge bench ops [--json] [--quick]\n"
-        "       forge bench infer [--preset stories15M|gqa-60M|stories110M|tiny] [--dtype f32|bf16] [--json]\n\n"
+        "       forge bench infer [--preset stories15M|gqa-60M|stories110M|tiny] [--dtype f32|bf16] [--json]\n"
+        "       forge bench train [--preset P] [--lora] [--dtype f32|bf16] [--batch 8] [--seq 256] [--steps 3] [--json]\n\n"
         "  ops      GEMM GFLOP/s (f32 per CPU backend, bf16) at 1024^3 and Llama shapes (MxKxN),\n"
         "           and causal attention forward+backward ms at B8 H8 D64, T 256 and 1024\n"
         "  --json   one JSON object per measurement (name, shape, dtype, threads, value, unit)\n"
         "  --quick  shorter timing loops\n"
         "  infer    prefill tokens/s (128-token prompt) and greedy decode tokens/s (128 new tokens),\n"
         "           batch 1, on a random Llama model of the preset's shape (../shared/PEERS.md)\n"
+        "  train    training steps (forward + cross-entropy + backward + AdamW) on a random model: full\n"
+        "           finetune, or --lora (r 8, alpha 16 on q,k,v,o); tokens/s, peak tensor memory, peak RSS\n"
         "Threads: OMP_NUM_THREADS (default: all cores). GEMM backend: FORGE_GEMM=onednn|openblas|eigen.\n");
     return args.empty() ? 1 : 0;
   }
@@ -24,7 +27,13 @@ int cmd_bench(const Args& args) {
   if (args[0] == "infer")
     return bench::bench_infer(flag_value(args, "--preset", "stories15M"), flag_value(args, "--dtype", "f32"),
                               has_flag(args, "--json"), has_flag(args, "--quick") ? 1 : 3);
-  std::fprintf(stderr, "forge bench: unknown benchmark '%s' (available: ops, infer)\n", args[0].c_str());
+  if (args[0] == "train")
+    return bench::bench_train(flag_value(args, "--preset", "stories15M"), has_flag(args, "--lora"),
+                              flag_value(args, "--dtype", "f32"), std::stoll(flag_value(args, "--batch", "8")),
+                              std::stoll(flag_value(args, "--seq", "256")),
+                              int(std::stoll(flag_value(args, "--steps", has_flag(args, "--quick") ? "1" : "3"))),
+                              has_flag(args, "--json"));
+  std::fprintf(stderr, "forge bench: unknown benchmark '%s' (available: ops, infer, train)\n", args[0].c_str());
   return 2;
 }
 

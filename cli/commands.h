@@ -9,6 +9,7 @@ using Args = std::vector<std::string>;
 int cmd_bench(const Args& args);
 int cmd_data(const Args& args);
 int cmd_demo(const Args& args);
+int cmd_eval(const Args& args);
 int cmd_info(const Args& args);
 int cmd_init_model(const Args& args);
 int cmd_merge(const Args& args);

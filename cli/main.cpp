@@ -38,6 +38,7 @@ const Command kCommands[] = {
     {"bench", "measure speed: `forge bench ops [--json] [--quick]`", cmd_bench},
     {"data", "tokenise a recipe's datasets into the HDF5 token cache: `forge data prepare RECIPE`", cmd_data},
     {"demo", "train a tiny attention model on a synthetic task and show the loss fall", cmd_demo},
+    {"eval", "exact-match accuracy of greedy answers on a JSONL of prompts and reference answers", cmd_eval},
     {"generate", "continue a prompt or a chat with a model directory", cmd_generate},
     {"info", "print the build: threads, GEMM backend, CUDA devices", cmd_info},
     {"init-model", "write a random model as a Hugging Face directory (tests, examples)", cmd_init_model},

@@ -30,9 +30,10 @@ void ProgressBar::update(int64_t done, const std::string& status) {
   auto now = std::chrono::steady_clock::now();
   if (tty_) {
     if (std::chrono::duration<double>(now - last_draw_).count() < 0.1 && done < total_) return;
-  } else {
+  } else {  // logs: every ~5% and at most once a second; the last line comes from finish()
     const int64_t every = std::max<int64_t>(1, total_ / 20);
-    if (last_printed_ >= 0 && done - last_printed_ < every && done < total_) return;
+    const double since = std::chrono::duration<double>(now - last_draw_).count();
+    if (done >= total_ || (last_printed_ >= 0 && (done - last_printed_ < every || since < 1.0))) return;
   }
   last_draw_ = now;
   last_printed_ = done;
@@ -41,7 +42,7 @@ void ProgressBar::update(int64_t done, const std::string& status) {
 
 void ProgressBar::finish(const std::string& status) {
   if (!enabled_) return;
-  draw(last_printed_ < 0 ? total_ : std::max(last_printed_, total_), status, true);
+  draw(total_, status, true);
 }
 
 void ProgressBar::draw(int64_t done, const std::string& status, bool final) {

@@ -18,7 +18,7 @@ const std::string kPrefix = "base_model.model.";
 bool pattern_value(const nlohmann::json& patterns, const std::string& module, double& out) {
   if (!patterns.is_object()) return false;
   for (auto& [k, v] : patterns.items())
-    if (module == k || (module.size() > k.size() && module.compare(module.size() - k.size() - 1, std::string::npos, "." + k) == 0)) {
+    if (module_matches(module, k)) {
       out = v.get<double>();
       return true;
     }

@@ -48,6 +48,11 @@ void LoraModel::train(bool on) {
   for (auto& [n, a] : adapters) a->training = on;
 }
 
+bool module_matches(const std::string& name, const std::string& entry) {
+  return name == entry ||
+         (name.size() > entry.size() && name.compare(name.size() - entry.size() - 1, std::string::npos, "." + entry) == 0);
+}
+
 std::vector<std::string> match_targets(const nn::Module& model, const LoraConfig& cfg) {
   std::vector<std::string> names, linears;
   const bool all_linear = cfg.target_regex.empty() && cfg.target_modules.size() == 1 &&
@@ -69,8 +74,7 @@ std::vector<std::string> match_targets(const nn::Module& model, const LoraConfig
     } else if (!cfg.target_regex.empty()) {
       hit = std::regex_match(name, re);
     } else {
-      for (auto& t : cfg.target_modules)
-        hit |= name == t || (name.size() > t.size() && name.compare(name.size() - t.size() - 1, std::string::npos, "." + t) == 0);
+      for (auto& t : cfg.target_modules) hit |= module_matches(name, t);
     }
     if (hit) names.push_back(name);
   }

@@ -49,6 +49,9 @@ struct LoraModel {
   void train(bool on);
 };
 
+// PEFT's name rule: `name` is `entry` or ends with "." + entry ("model.layers.0.self_attn.q_proj" ~ "q_proj").
+bool module_matches(const std::string& name, const std::string& entry);
+
 // Names of the Linear modules of `model` the config targets (error when none match).
 std::vector<std::string> match_targets(const nn::Module& model, const LoraConfig& cfg);
 // Freezes every parameter of model and attaches fresh adapters (A drawn from seed).

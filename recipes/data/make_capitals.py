@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""Writes the quickstart dataset: chat questions about capital cities, in six phrasings.
+"""Writes the quickstart datasets about capital cities (deterministic, seeded):
 
-For each country one phrasing is held out for eval, so the eval asks known facts in words the
-model never saw them asked in. Deterministic (seeded); run from the repository root:
-    python3 recipes/data/make_capitals.py recipes/data
+- capitals_text.jsonl: plain sentences stating each fact in several ways (the "pretraining" text
+  that gives the small base model its knowledge and some language);
+- capitals_train.jsonl / capitals_eval.jsonl: chat questions in six phrasings. For each country
+  one phrasing is held out for eval, so the eval asks known facts in words the model never saw
+  them asked in during finetuning.
+
+Run from the repository root: python3 recipes/data/make_capitals.py recipes/data
 """
 import json
 import random
@@ -27,8 +31,26 @@ PHRASINGS = [
 ]
 
 
+STATEMENTS = [
+    "The capital of {0} is {1}.",
+    "{1} is the capital of {0}.",
+    "{1} is the capital city of {0}.",
+    "The capital city of {0} is {1}.",
+    "In {0}, the capital is {1}.",
+]
+
+
 def main(out_dir):
     rng = random.Random(1234)
+    text = []
+    for _ in range(6):
+        for country, city in CAPITALS:
+            text.append(rng.choice(STATEMENTS).format(country, city) + " " +
+                        rng.choice(STATEMENTS).format(*rng.choice(CAPITALS)))
+    rng.shuffle(text)
+    with open(f"{out_dir}/capitals_text.jsonl", "w") as f:
+        for t in text:
+            f.write(json.dumps({"text": t}) + "\n")
     train, held_out = [], []
     for country, city in CAPITALS:
         hold = rng.randrange(len(PHRASINGS))

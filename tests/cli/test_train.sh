@@ -114,4 +114,10 @@ grep -q "<polyline" run/loss_curve.svg || fail "no loss curve"
 # Full finetune writes a loadable model.
 "$forge" train r.yaml peft=none train.max_steps=2 output.dir=fullft > /dev/null 2>&1 || fail "full finetune failed"
 "$forge" generate --model fullft/model --prompt "The" --max-tokens 4 > /dev/null 2>&1 || fail "full-finetune model does not load"
+# Every shipped recipe is valid (checked against the tiny model in place of the real one).
+src="$(cd "$(dirname "$ref")/.." && pwd)"
+for r in "$src"/recipes/*.yaml; do
+  (cd "$src" && "$forge" train "$r" model.path="$dir/m" output.dir="$dir/check" --check > /dev/null) \
+    || fail "shipped recipe $r does not validate"
+done
 echo "forge train/data/merge: all checks passed"
