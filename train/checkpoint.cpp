@@ -25,7 +25,7 @@ void save_checkpoint(const std::string& dir, int64_t step, const std::map<std::s
                      Hdf5Attrs attrs, int64_t keep) {
   fs::create_directories(dir);
   attrs["step"] = std::to_string(step);
-  attrs["complete"] = "1";
+  attrs["complete"] = std::string("1");  // (a string, not a char*: GCC 12 warns falsely on the latter)
   const std::string path = checkpoint_path(dir, step);
   if (const char* crash = std::getenv("FORGE_TEST_CRASH_IN_CHECKPOINT"); crash && std::atoll(crash) == step) {
     // Simulate a crash mid-write: a torn temp file is left behind, nothing under the real name.

@@ -95,6 +95,48 @@ TEST_F(TrainerFixture, AccumulationAndPackingGiveTheSameStep) {
   }
 }
 
+// Recomputing each layer in backward must not change the gradients.
+TEST_F(TrainerFixture, ActivationCheckpointingGivesTheSameStep) {
+  std::map<std::string, std::vector<float>> plain;
+  for (bool ckpt : {false, true}) {
+    train::Recipe r = recipe(ckpt ? "ckpt" : "plain");
+    r.peft.method = "none";
+    r.optim.name = "sgd";
+    r.optim.lr = 0.5;
+    r.schedule.name = "constant";
+    r.train.max_grad_norm = 0;
+    r.train.batch_size = 4;
+    r.train.max_steps = 1;
+    r.train.activation_checkpointing = ckpt;
+    train::run_training(r);
+    auto w = weights(r.output.dir + "/model/model.safetensors");
+    if (!ckpt) {
+      plain = w;
+      continue;
+    }
+    for (auto& [n, v] : w) EXPECT_LE(forge::testing::rel_error(v, plain.at(n)), 1e-6) << n;
+  }
+}
+
+// bf16 weights with f32 masters (full) and f32 adapters on a bf16 base (LoRA) both learn.
+TEST_F(TrainerFixture, Bf16MixedPrecisionLearns) {
+  for (const char* method : {"none", "lora"}) {
+    train::Recipe r = recipe(std::string("bf16_") + method);
+    r.model.dtype = "bf16";
+    r.peft.method = method;
+    r.peft.target_modules = {"all-linear"};
+    r.optim.lr = std::string(method) == "none" ? 3e-3 : 1e-2;
+    r.train.epochs = 8;
+    r.train.batch_size = 4;
+    train::TrainSummary s = train::run_training(r);
+    EXPECT_LT(s.last_loss, 0.6 * s.first_loss) << method;
+    if (std::string(method) == "none") {
+      SafetensorsFile st(r.output.dir + "/model/model.safetensors");
+      EXPECT_EQ(st.entry("model.norm.weight").dtype, DType::BF16) << "the model keeps its bf16 dtype";
+    }
+  }
+}
+
 TEST_F(TrainerFixture, ResumedRunRepeatsTheLossesExactly) {
   train::Recipe r = recipe("run");
   r.peft.dropout = 0.1;  // the dropout RNG must be restored too
