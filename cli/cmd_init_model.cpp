@@ -39,8 +39,7 @@ int cmd_init_model(const Args& args) {
     c.eos_token_ids = {tok->eos_id()};
   } else {
     data::TokenizerFiles t = data::make_byte_level_tokenizer(c.vocab_size);
-    write_file_atomic(out + "/tokenizer.json", t.tokenizer.dump() + "\n");
-    write_file_atomic(out + "/tokenizer_config.json", t.config.dump(2) + "\n");
+    data::save_tokenizer_files(t, out);
     c.bos_token_id = t.bos_id;
     c.eos_token_ids = {t.eos_id, t.eot_id};
   }

@@ -27,24 +27,29 @@ herr_t collect(hid_t, const char* name, const H5O_info_t* info, void* out) {
   return 0;
 }
 
+// A variable-length string attribute of obj; false when absent or not a string.
+bool read_string_attr(hid_t obj, const char* name, std::string& out) {
+  if (H5Aexists(obj, name) <= 0) return false;
+  H5Handle a{H5Aopen(obj, name, H5P_DEFAULT), H5Aclose};
+  H5Handle t{H5Aget_type(a.id), H5Tclose};
+  if (H5Tget_class(t.id) != H5T_STRING) return false;
+  H5Handle mt{H5Tcopy(H5T_C_S1), H5Tclose};
+  H5Tset_size(mt.id, H5T_VARIABLE);
+  char* s = nullptr;
+  if (H5Aread(a.id, mt.id, &s) < 0 || !s) return false;
+  out = s;
+  H5free_memory(s);
+  return true;
+}
+
 DType dtype_of_h5(hid_t type, hid_t dset, const std::string& path, const std::string& name) {
   H5T_class_t cls = H5Tget_class(type);
   size_t size = H5Tget_size(type);
   if (cls == H5T_FLOAT) return DType::F32;  // f32 read as is, f64 converted on read
   if (cls == H5T_INTEGER) {
     bool is_signed = H5Tget_sign(type) == H5T_SGN_2;
-    if (size == 2 && !is_signed && H5Aexists(dset, "dtype") > 0) {
-      H5Handle a{H5Aopen(dset, "dtype", H5P_DEFAULT), H5Aclose};
-      H5Handle at{H5Aget_type(a.id), H5Tclose};
-      char* s = nullptr;
-      H5Handle mt{H5Tcopy(H5T_C_S1), H5Tclose};
-      H5Tset_size(mt.id, H5T_VARIABLE);
-      if (H5Aread(a.id, mt.id, &s) >= 0 && s) {
-        std::string v(s);
-        H5free_memory(s);
-        return dtype_from_name(v);
-      }
-    }
+    std::string stored;
+    if (size == 2 && !is_signed && read_string_attr(dset, "dtype", stored)) return dtype_from_name(stored);
     if (size == 1 && !is_signed) return DType::U8;
     if (size <= 4) return DType::I32;
     return DType::I64;
@@ -61,17 +66,9 @@ void write_string_attr(hid_t obj, const std::string& name, const std::string& va
   FORGE_CHECK(a.id >= 0 && H5Awrite(a.id, st.id, &v) >= 0, where, ": cannot write attribute '", name, "'");
 }
 
-herr_t read_attr(hid_t obj, const char* name, const H5A_info_t*, void* out) {
-  H5Handle a{H5Aopen(obj, name, H5P_DEFAULT), H5Aclose};
-  H5Handle t{H5Aget_type(a.id), H5Tclose};
-  if (H5Tget_class(t.id) != H5T_STRING) return 0;
-  H5Handle mt{H5Tcopy(H5T_C_S1), H5Tclose};
-  H5Tset_size(mt.id, H5T_VARIABLE);
-  char* s = nullptr;
-  if (H5Aread(a.id, mt.id, &s) >= 0 && s) {
-    (*static_cast<Hdf5Attrs*>(out))[name] = s;
-    H5free_memory(s);
-  }
+herr_t collect_string_attr(hid_t obj, const char* name, const H5A_info_t*, void* out) {
+  std::string v;
+  if (read_string_attr(obj, name, v)) (*static_cast<Hdf5Attrs*>(out))[name] = v;
   return 0;
 }
 
@@ -121,7 +118,7 @@ Hdf5Attrs load_hdf5_attrs(const std::string& path) {
   FORGE_CHECK(f.id >= 0, path, ": cannot open as HDF5 (missing, unreadable or corrupt)");
   Hdf5Attrs out;
   hsize_t idx = 0;
-  H5Aiterate2(f.id, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, read_attr, &out);
+  H5Aiterate2(f.id, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, collect_string_attr, &out);
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "core/file_util.h"
 #include "data/unicode.h"
 
 namespace forge::data {
@@ -133,6 +134,11 @@ TokenizerFiles make_byte_level_tokenizer(int64_t vocab_size, const std::string& 
               {"tokenizer_class", "PreTrainedTokenizerFast"},
               {"chat_template", kLlama3ChatTemplate}};
   return f;
+}
+
+void save_tokenizer_files(const TokenizerFiles& t, const std::string& dir) {
+  write_file_atomic(dir + "/tokenizer.json", t.tokenizer.dump() + "\n");
+  write_file_atomic(dir + "/tokenizer_config.json", t.config.dump(2) + "\n");
 }
 
 }  // namespace forge::data

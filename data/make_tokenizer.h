@@ -17,6 +17,8 @@ struct TokenizerFiles {
 // vocab_size: total ids (bytes + merges + special tokens; unused ids become reserved specials).
 // corpus: training text (empty: a built-in English/code sample).
 TokenizerFiles make_byte_level_tokenizer(int64_t vocab_size, const std::string& corpus = "");
+// Writes dir/tokenizer.json and dir/tokenizer_config.json (atomically).
+void save_tokenizer_files(const TokenizerFiles& t, const std::string& dir);
 
 // The Llama 3 chat template, used by generated tokenizers.
 extern const char* kLlama3ChatTemplate;

@@ -80,15 +80,13 @@ bool load_example_set(const std::string& path, const std::string& fingerprint, E
 
 ExampleSet prepare_dataset(const std::string& data_path, const std::string& model_dir, const Tokenizer& tok,
                            const DatasetOptions& opt, const std::string& cache_path, DatasetStats* stats,
-                           bool* from_cache) {
+                           bool* from_cache, std::string* fingerprint) {
   ExampleSet set;
-  std::string fp;
-  if (!cache_path.empty()) {
-    fp = dataset_fingerprint(data_path, model_dir, opt);
-    if (load_example_set(cache_path, fp, set, stats)) {
-      if (from_cache) *from_cache = true;
-      return set;
-    }
+  const std::string fp = dataset_fingerprint(data_path, model_dir, opt);
+  if (fingerprint) *fingerprint = fp;
+  if (!cache_path.empty() && load_example_set(cache_path, fp, set, stats)) {
+    if (from_cache) *from_cache = true;
+    return set;
   }
   DatasetStats st;
   set = read_dataset(data_path, tok, opt, &st);

@@ -18,8 +18,9 @@ bool load_example_set(const std::string& path, const std::string& fingerprint, E
                       DatasetStats* stats = nullptr);
 
 // The cached set at cache_path when it is current, else read_dataset + save (cache_path "" = no cache).
+// fingerprint (optional) receives dataset_fingerprint(), computed once here.
 ExampleSet prepare_dataset(const std::string& data_path, const std::string& model_dir, const Tokenizer& tok,
                            const DatasetOptions& opt, const std::string& cache_path, DatasetStats* stats = nullptr,
-                           bool* from_cache = nullptr);
+                           bool* from_cache = nullptr, std::string* fingerprint = nullptr);
 
 }  // namespace forge::data

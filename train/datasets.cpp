@@ -29,9 +29,9 @@ Datasets load_datasets(const Recipe& r, const data::Tokenizer& tok) {
   Datasets d;
   data::DatasetStats st;
   bool cached = false;
-  data::ExampleSet all = data::prepare_dataset(r.data.path, r.model.path, tok, opt, cache("train.h5"), &st, &cached);
+  data::ExampleSet all =
+      data::prepare_dataset(r.data.path, r.model.path, tok, opt, cache("train.h5"), &st, &cached, &d.fingerprint);
   report("data", r.data.path, all, st, cached);
-  d.fingerprint = data::dataset_fingerprint(r.data.path, r.model.path, opt);
   if (!r.data.eval_path.empty()) {
     data::DatasetStats est;
     d.eval = data::prepare_dataset(r.data.eval_path, r.model.path, tok, opt, cache("eval.h5"), &est, &cached);

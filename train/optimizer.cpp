@@ -96,12 +96,9 @@ void SGD::update(size_t i, Tensor& p, const Tensor& g0) {
   Tensor g = g0;
   if (opt.weight_decay != 0.0) g = add(g, mul(p, opt.weight_decay));  // coupled, as torch.optim.SGD
   if (opt.momentum != 0.0) {
-    Tensor& buf = slot("momentum", i);
-    if (t_ == 1) buf.copy_(g);
-    else {
-      mul_(buf, opt.momentum);
-      add_(buf, g);
-    }
+    Tensor& buf = slot("momentum", i);  // starts at zero, so the first step stores g as torch does
+    mul_(buf, opt.momentum);
+    add_(buf, g);
     g = buf;
   }
   add_(p, g, -lr);

@@ -210,10 +210,8 @@ void validate(const Recipe& r, const std::function<std::string(const std::string
   need(r.train.grad_accum >= 1, "train.grad_accum", "must be at least 1");
   need(r.train.max_grad_norm >= 0, "train.max_grad_norm", "must not be negative (0: no clipping)");
   need(r.train.seed >= 0, "train.seed", "must not be negative");
-  for (const char* k : {"parallel.dp", "parallel.tp", "parallel.pp"}) {
-    int64_t v = k[9] == 'd' ? r.parallel.dp : k[9] == 't' ? r.parallel.tp : r.parallel.pp;
+  for (auto [k, v] : {std::pair{"parallel.dp", r.parallel.dp}, {"parallel.tp", r.parallel.tp}, {"parallel.pp", r.parallel.pp}})
     need(v >= 1, k, "must be at least 1");
-  }
   need(r.parallel.zero >= 0 && r.parallel.zero <= 3, "parallel.zero", "must be 0, 1, 2 or 3");
   need(r.checkpoint.every >= 0, "checkpoint.every", "must not be negative");
   need(r.checkpoint.keep >= 1, "checkpoint.keep", "must be at least 1");

@@ -30,20 +30,15 @@ struct StepPlan {
 };
 
 // Steps never cross epochs; the last step of an epoch takes what is left (fewer micro-batches).
+// max_steps > 0 decides alone: it cuts the epochs short or runs more of them.
 std::vector<StepPlan> plan_steps(const data::Batcher& b, const Recipe& r) {
+  const int64_t max = r.train.max_steps;
   std::vector<StepPlan> plan;
-  for (int64_t e = 0; e < r.train.epochs; ++e) {
+  for (int64_t e = 0; max > 0 ? int64_t(plan.size()) < max : e < r.train.epochs; ++e) {
     const int64_t n = b.num_batches(e);
-    for (int64_t first = 0; first < n; first += r.train.grad_accum)
+    for (int64_t first = 0; first < n && (max == 0 || int64_t(plan.size()) < max); first += r.train.grad_accum)
       plan.push_back({e, first, std::min(r.train.grad_accum, n - first)});
   }
-  if (r.train.max_steps > 0 && int64_t(plan.size()) > r.train.max_steps) plan.resize(size_t(r.train.max_steps));
-  if (r.train.max_steps > int64_t(plan.size()))
-    for (int64_t e = r.train.epochs; int64_t(plan.size()) < r.train.max_steps; ++e) {  // more epochs to reach max_steps
-      const int64_t n = b.num_batches(e);
-      for (int64_t first = 0; first < n && int64_t(plan.size()) < r.train.max_steps; first += r.train.grad_accum)
-        plan.push_back({e, first, std::min(r.train.grad_accum, n - first)});
-    }
   return plan;
 }
 

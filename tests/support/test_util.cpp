@@ -4,7 +4,6 @@
 #include <cmath>
 #include <filesystem>
 
-#include "core/file_util.h"
 #include "data/make_tokenizer.h"
 #include "models/presets.h"
 #include "models/pretrained.h"
@@ -28,8 +27,7 @@ void make_tiny_model_dir(const std::string& dir, uint64_t seed, double init_std)
   std::filesystem::create_directories(dir);
   models::ModelConfig c = models::preset_config("llama", "tiny");
   data::TokenizerFiles t = data::make_byte_level_tokenizer(c.vocab_size);
-  write_file_atomic(dir + "/tokenizer.json", t.tokenizer.dump() + "\n");
-  write_file_atomic(dir + "/tokenizer_config.json", t.config.dump(2) + "\n");
+  data::save_tokenizer_files(t, dir);
   c.bos_token_id = t.bos_id;
   c.eos_token_ids = {t.eos_id, t.eot_id};
   models::CausalLM model(c);
