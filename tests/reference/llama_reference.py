@@ -134,12 +134,16 @@ def make_weights(cfg, gen, std=0.05):
     return W
 
 
-def write_safetensors(path, W):
-    """A plain safetensors writer (F32), independent of Forge's."""
-    header, blobs, off = {}, [], 0
+ST_DTYPE = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16"}
+
+
+def write_safetensors(path, W, dtype=torch.float32, metadata=None):
+    """A plain safetensors writer (F32, BF16 or F16), independent of Forge's."""
+    header, blobs, off = ({"__metadata__": metadata} if metadata else {}), [], 0
     for name in sorted(W):
-        b = W[name].contiguous().numpy().astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(W[name].shape), "data_offsets": [off, off + len(b)]}
+        t = W[name].to(dtype).contiguous()
+        b = t.numpy().astype("<f4").tobytes() if dtype == torch.float32 else t.view(torch.int16).numpy().tobytes()
+        header[name] = {"dtype": ST_DTYPE[dtype], "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
         blobs.append(b)
         off += len(b)
     h = json.dumps(header).encode()

@@ -9,7 +9,6 @@ usage: lora_reference.py OUT_DIR   (writes OUT_DIR/base/, OUT_DIR/adapter_{f32,b
 import json
 import math
 import os
-import struct
 import sys
 
 import h5py
@@ -22,24 +21,6 @@ from llama_reference import COMMON, VARIANTS, forward, make_weights, write_safet
 torch.set_num_threads(2)
 R, ALPHA = 4, 8.0
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-ST_DTYPE = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16"}
-
-
-def write_typed_safetensors(path, tensors, dtype):
-    header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
-    for name in sorted(tensors):
-        t = tensors[name].to(dtype).contiguous()
-        b = t.view(torch.int16).numpy().tobytes() if dtype != torch.float32 else t.numpy().astype("<f4").tobytes()
-        header[name] = {"dtype": ST_DTYPE[dtype], "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
 
 
 def main():
@@ -84,7 +65,7 @@ def main():
             for m, (a, b) in AB.items():
                 tensors[f"base_model.model.{m}.lora_A.weight"] = a.detach()
                 tensors[f"base_model.model.{m}.lora_B.weight"] = b.detach()
-            write_typed_safetensors(os.path.join(d, "adapter_model.safetensors"), tensors, dtype)
+            write_safetensors(os.path.join(d, "adapter_model.safetensors"), tensors, dtype, {"format": "pt"})
             with open(os.path.join(d, "adapter_config.json"), "w") as f:
                 json.dump(dict(peft_type="LORA", task_type="CAUSAL_LM", r=R, lora_alpha=ALPHA, lora_dropout=0.0,
                                target_modules=TARGETS, bias="none", use_rslora=rslora, fan_in_fan_out=False,
