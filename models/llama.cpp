@@ -17,6 +17,15 @@ KVCache KVCache::create(const ModelConfig& c, int64_t batch, int64_t capacity, D
   return kv;
 }
 
+PagedKV PagedKV::create(const ModelConfig& c, int64_t num_blocks, int64_t block_size, DType dtype, Device device) {
+  PagedKV kv;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    kv.k.push_back(Tensor::zeros({num_blocks, block_size, c.num_key_value_heads, c.head_dim}, dtype, device));
+    kv.v.push_back(Tensor::zeros({num_blocks, block_size, c.num_key_value_heads, c.head_dim}, dtype, device));
+  }
+  return kv;
+}
+
 Attention::Attention(const ModelConfig& c, DType dtype)
     : Hq(c.num_attention_heads), Hkv(c.num_key_value_heads), D(c.head_dim), window(c.sliding_window) {
   const int64_t C = c.hidden_size;
@@ -31,6 +40,14 @@ Attention::Attention(const ModelConfig& c, DType dtype)
 Tensor Attention::forward(const Tensor& x, const Tensor& pos, const Tensor& inv_freq, const ForwardOptions& opt,
                           int layer) {
   const int64_t B = x.size(0), T = x.size(1);
+  if (PagedKV* pk = opt.paged) {  // packed tokens of several sequences: x [1, N, C]
+    Tensor q = rope(q_proj->forward(x).view({1, T, Hq, D}).transpose(1, 2), pos, inv_freq);   // [1, Hq, N, D]
+    Tensor k = rope(k_proj->forward(x).view({1, T, Hkv, D}).transpose(1, 2), pos, inv_freq);  // [1, Hkv, N, D]
+    Tensor v = v_proj->forward(x).view({T, Hkv, D});
+    paged_kv_write(pk->k[size_t(layer)], pk->v[size_t(layer)], k.select(0, 0).transpose(0, 1), v, pk->batch);
+    Tensor a = paged_attention(q.select(0, 0).transpose(0, 1), pk->k[size_t(layer)], pk->v[size_t(layer)], pk->batch);
+    return o_proj->forward(a.to(x.dtype()).reshape({1, T, Hq * D}));
+  }
   Tensor q = rope(q_proj->forward(x).view({B, T, Hq, D}).transpose(1, 2), pos, inv_freq);  // [B, Hq, T, D]
   Tensor k = rope(k_proj->forward(x).view({B, T, Hkv, D}).transpose(1, 2), pos, inv_freq);  // [B, Hkv, T, D]
   Tensor v = v_proj->forward(x).view({B, T, Hkv, D}).transpose(1, 2);
@@ -98,6 +115,7 @@ Tensor CausalLM::hidden_states(const Tensor& ids, const ForwardOptions& opt) {
   FORGE_CHECK(ids.dim() == 2, "model: ids must be [B, T], got ", shape_str(ids.shape()));
   const int64_t T = ids.size(1);
   Tensor pos = opt.positions;
+  FORGE_CHECK(!opt.paged || (pos.defined() && ids.size(0) == 1), "model: a paged forward takes ids [1, N] and positions");
   if (!pos.defined()) {
     const int64_t L = opt.cache ? opt.cache->length : 0;
     std::vector<int64_t> p(T);
@@ -125,6 +143,10 @@ Tensor CausalLM::hidden_states(const Tensor& ids, const ForwardOptions& opt) {
 Tensor CausalLM::forward(const Tensor& ids, const ForwardOptions& opt) {
   Tensor h = hidden_states(ids, opt);
   if (opt.last_only) h = h.narrow(1, h.size(1) - 1, 1);
+  return logits(h);
+}
+
+Tensor CausalLM::logits(const Tensor& h) const {
   return lm_head ? lm_head->forward(h) : linear(h, model->embed_tokens->weight);
 }
 

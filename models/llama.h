@@ -20,10 +20,20 @@ struct KVCache {
                         Device device = Device::cpu());
 };
 
+// The serving engine's paged KV cache and the layout of one step's packed tokens (see
+// core/ops.h PagedBatch). With it, forward takes ids [1, N]: the new tokens of several sequences.
+struct PagedKV {
+  std::vector<Tensor> k, v;  // per layer [num_blocks, block_size, Hkv, D]
+  PagedBatch batch;
+  static PagedKV create(const ModelConfig& c, int64_t num_blocks, int64_t block_size, DType dtype,
+                        Device device = Device::cpu());
+};
+
 struct ForwardOptions {
   Tensor positions;          // [B, T] or [T] int; default: cache length + arange(T)
   Tensor doc_ids;            // [B, T] packed documents (training; no cache)
   KVCache* cache = nullptr;  // appends this call's keys/values (inference, no grad)
+  PagedKV* paged = nullptr;  // serving: positions must be given ([N])
   bool last_only = false;    // logits for the last position only: [B, 1, V]
 };
 
@@ -71,6 +81,8 @@ class CausalLM : public nn::Module {
   Tensor hidden_states(const Tensor& ids, const ForwardOptions& opt = {});
   // ids [B, T] -> logits [B, T, V] (or [B, 1, V] with last_only), in the model's dtype.
   Tensor forward(const Tensor& ids, const ForwardOptions& opt = {});
+  // Final hidden states [..., C] -> logits [..., V].
+  Tensor logits(const Tensor& h) const;
   const Tensor& lm_head_weight() const;  // the embedding when tied
   const ModelConfig& config() const { return cfg; }
   DType dtype() const { return dtype_; }

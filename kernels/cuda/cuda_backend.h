@@ -42,4 +42,13 @@ void gemm(DType dt, DType c_dt, bool trans_a, bool trans_b, int64_t M, int64_t N
           const void* A, int64_t lda, int64_t stride_a, const void* B, int64_t ldb, int64_t stride_b,
           float beta, void* C, int64_t ldc, int64_t stride_c, int64_t batch, int device);
 
+// Paged attention (see kernels/cpu/paged_attention.h for the layout); row_seq [N] gives the
+// sequence of each query row. Cache dt: f32 or bf16; q/out f32.
+void paged_attention(DType dt, int64_t N, int64_t Hq, int64_t Hkv, int64_t D, int64_t block_size,
+                     int64_t max_blocks, float scale, const float* q, const void* k_cache, const void* v_cache,
+                     const int32_t* block_tables, const int32_t* query_start, const int32_t* context_lens,
+                     const int32_t* row_seq, float* out, int device);
+void paged_kv_write(DType dt, int64_t N, int64_t Hkv, int64_t D, const float* k, const float* v,
+                    const int64_t* slots, void* k_cache, void* v_cache, int device);
+
 }  // namespace forge::cuda

@@ -41,4 +41,12 @@ void gemm(DType, DType, bool, bool, int64_t, int64_t, int64_t, float, const void
   no_cuda();
 }
 
+void paged_attention(DType, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float, const float*, const void*,
+                     const void*, const int32_t*, const int32_t*, const int32_t*, const int32_t*, float*, int) {
+  no_cuda();
+}
+void paged_kv_write(DType, int64_t, int64_t, int64_t, const float*, const float*, const int64_t*, void*, void*, int) {
+  no_cuda();
+}
+
 }  // namespace forge::cuda

@@ -1,0 +1,317 @@
+// Serving engine: request bookkeeping, the packed model step and output processing (see engine.h).
+#include "infer/engine.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/autograd.h"
+#include "core/error.h"
+#include "infer/stop_strings.h"
+
+namespace forge::infer {
+namespace {
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+struct Engine::Live {
+  Live(const data::Tokenizer& tok, bool skip) : dec(tok, skip) {}
+  int64_t id = 0;
+  Request req;
+  EventFn fn;
+  std::shared_ptr<SeqState> seq;
+  Rng rng{0};
+  data::StreamDecoder dec;
+  StopMatcher stops;
+  std::vector<int64_t> output;
+  double arrival = 0;
+  bool scheduled = false;
+};
+
+Engine::Engine(std::shared_ptr<models::CausalLM> model, std::shared_ptr<data::Tokenizer> tok,
+               std::vector<int64_t> eos_ids, const EngineConfig& cfg)
+    : model_(std::move(model)), tok_(std::move(tok)), eos_ids_(std::move(eos_ids)), cfg_(cfg), lora_(*model_),
+      seed_rng_(uint64_t(std::chrono::steady_clock::now().time_since_epoch().count())) {
+  const models::ModelConfig& c = model_->config();
+  if (cfg_.max_model_len <= 0) cfg_.max_model_len = c.max_position_embeddings;
+  FORGE_CHECK(cfg_.max_model_len <= c.max_position_embeddings, "--max-model-len ", cfg_.max_model_len,
+              " exceeds the model's context of ", c.max_position_embeddings, " tokens (max_position_embeddings)");
+  const int64_t elem = model_->dtype() == DType::F32 ? 4 : 2;
+  const int64_t block_bytes = 2 * c.num_hidden_layers * cfg_.block_size * c.num_key_value_heads * c.head_dim * elem;
+  num_blocks_ = cfg_.kv_cache_bytes / block_bytes + 1;  // + the reserved null block
+  const int64_t need = (cfg_.max_model_len + cfg_.block_size - 1) / cfg_.block_size;
+  FORGE_CHECK(num_blocks_ - 1 >= need, "the KV cache of ", cfg_.kv_cache_bytes / (1 << 20), " MiB holds ",
+              (num_blocks_ - 1) * cfg_.block_size, " tokens (", num_blocks_ - 1, " blocks of ", cfg_.block_size,
+              "), less than one sequence of --max-model-len ", cfg_.max_model_len,
+              ": raise --kv-cache-memory or lower --max-model-len");
+  const DType kv_dtype = model_->dtype() == DType::F32 ? DType::F32 : DType::BF16;
+  kv_ = models::PagedKV::create(c, num_blocks_, cfg_.block_size, kv_dtype, model_->lm_head_weight().device());
+  SchedulerConfig sc;
+  sc.block_size = cfg_.block_size;
+  sc.num_blocks = num_blocks_;
+  sc.max_num_seqs = cfg_.max_num_seqs;
+  sc.max_num_batched_tokens = cfg_.max_num_batched_tokens;
+  sc.prefix_caching = cfg_.prefix_caching;
+  sched_ = std::make_unique<Scheduler>(sc);
+}
+
+Engine::~Engine() { stop(); }
+
+int64_t Engine::add_adapter(const std::string& dir) { return lora_.add(dir, cfg_.max_lora_rank); }
+
+std::string Engine::check(const Request& r) const {
+  if (r.prompt.empty()) return "the prompt is empty";
+  const int64_t V = model_->config().vocab_size;
+  for (int64_t t : r.prompt)
+    if (t < 0 || t >= V) return "prompt token id " + std::to_string(t) + " is outside the vocabulary [0, " +
+                                std::to_string(V) + ")";
+  if (r.max_tokens < 1) return "max_tokens must be at least 1";
+  if (int64_t(r.prompt.size()) + r.max_tokens > cfg_.max_model_len)
+    return "this model's maximum context length is " + std::to_string(cfg_.max_model_len) + " tokens; the prompt has " +
+           std::to_string(r.prompt.size()) + " and max_tokens asks for " + std::to_string(r.max_tokens) + " more";
+  if (r.adapter < 0 || r.adapter > lora_.size()) return "unknown adapter";
+  return "";
+}
+
+int64_t Engine::add(Request r, EventFn fn) {
+  std::string why = check(r);
+  FORGE_CHECK(why.empty(), "request: ", why);
+  auto l = std::make_unique<Live>(*tok_, r.skip_special_tokens);
+  l->fn = std::move(fn);
+  l->stops = StopMatcher(r.stop);
+  l->arrival = now();
+  l->seq = std::make_shared<SeqState>();
+  l->seq->adapter = r.adapter;
+  l->seq->tokens = r.prompt;
+  l->req = std::move(r);
+  std::lock_guard<std::mutex> g(mu_);
+  l->id = l->seq->id = next_id_++;
+  l->rng = Rng(l->req.seed ? *l->req.seed : seed_rng_.next());
+  ++counters_.requests;
+  const int64_t id = l->id;
+  inbox_.push_back(std::move(l));
+  waiting_ += 1;
+  cv_.notify_all();
+  return id;
+}
+
+void Engine::abort(int64_t id) {
+  std::lock_guard<std::mutex> g(mu_);
+  aborts_.push_back(id);
+  cv_.notify_all();
+}
+
+void Engine::drain_inbox() {
+  std::vector<std::unique_ptr<Live>> in;
+  std::vector<int64_t> ab;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    in.swap(inbox_);
+    ab.swap(aborts_);
+  }
+  for (auto& l : in) {
+    sched_->add(l->seq);
+    live_[l->id] = std::move(l);
+  }
+  for (int64_t id : ab) {
+    auto it = live_.find(id);
+    if (it == live_.end()) continue;
+    Event ev;
+    finish(*it->second, "abort", ev);
+  }
+}
+
+void Engine::finish(Live& l, const std::string& reason, Event& ev, bool flush_text) {
+  if (flush_text) ev.text += l.stops.flush(l.dec.finish());
+  ev.finished = true;
+  ev.finish_reason = reason;
+  ev.prompt_tokens = int64_t(l.req.prompt.size());
+  ev.completion_tokens = int64_t(l.output.size());
+  ev.cached_tokens = l.seq->cached_prompt_tokens;
+  sched_->finish(l.id);
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    ++counters_.finished;
+    if (reason == "abort") ++counters_.aborted;
+  }
+  const int64_t id = l.id;
+  if (l.fn) l.fn(ev);
+  live_.erase(id);  // destroys l
+}
+
+void Engine::emit_token(Live& l, int64_t token, const float* logits) {
+  Event ev;
+  const int64_t V = model_->config().vocab_size;
+  l.output.push_back(token);
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    ++counters_.generation_tokens;
+  }
+  ev.tokens.push_back(token);
+  if (l.req.logprobs >= 0) ev.logprobs.push_back(token_logprob(logits, V, token, l.req.logprobs));
+  const bool is_eos = !l.req.ignore_eos && std::find(eos_ids_.begin(), eos_ids_.end(), token) != eos_ids_.end();
+  const bool is_stop_id =
+      std::find(l.req.stop_token_ids.begin(), l.req.stop_token_ids.end(), token) != l.req.stop_token_ids.end();
+  if (is_eos || is_stop_id) return finish(l, "stop", ev);
+  bool hit = false;
+  ev.text = l.stops.push(l.dec.push(token), &hit);
+  if (hit) return finish(l, "stop", ev, /*flush_text=*/false);  // the rest is cut off with the stop string
+  l.seq->tokens.push_back(token);
+  if (int64_t(l.output.size()) >= l.req.max_tokens || int64_t(l.seq->tokens.size()) >= cfg_.max_model_len)
+    return finish(l, "length", ev);
+  if (l.fn) l.fn(ev);
+}
+
+void Engine::run_chunks(const std::vector<ScheduledChunk>& chunks_in) {
+  // Rows of one adapter sit together so each LoRA layer sees contiguous segments.
+  std::vector<ScheduledChunk> chunks = chunks_in;
+  std::stable_sort(chunks.begin(), chunks.end(),
+                   [](const ScheduledChunk& a, const ScheduledChunk& b) { return a.seq->adapter < b.seq->adapter; });
+  const int64_t S = int64_t(chunks.size()), bs = cfg_.block_size;
+  int64_t N = 0, max_blocks = 1;
+  for (auto& c : chunks) {
+    N += c.n;
+    max_blocks = std::max<int64_t>(max_blocks, int64_t(c.seq->blocks.size()));
+  }
+  std::vector<int64_t> ids, pos, slots;
+  std::vector<int32_t> tables(size_t(S * max_blocks), 0), qstart{0}, ctx, row_seq;
+  std::vector<int64_t> sample_rows;
+  std::vector<peft::LoraSegment> segs;
+  for (int64_t s = 0; s < S; ++s) {
+    const ScheduledChunk& c = chunks[size_t(s)];
+    const int64_t row0 = int64_t(ids.size());
+    for (int64_t t = c.start; t < c.start + c.n; ++t) {
+      ids.push_back(c.seq->tokens[size_t(t)]);
+      pos.push_back(t);
+      slots.push_back(int64_t(c.seq->blocks[size_t(t / bs)]) * bs + t % bs);
+      row_seq.push_back(int32_t(s));
+    }
+    std::copy(c.seq->blocks.begin(), c.seq->blocks.end(), tables.begin() + s * max_blocks);
+    qstart.push_back(int32_t(ids.size()));
+    ctx.push_back(int32_t(c.start + c.n));
+    if (c.samples()) sample_rows.push_back(int64_t(ids.size()) - 1);
+    if (!segs.empty() && segs.back().adapter == c.seq->adapter) segs.back().end = int64_t(ids.size());
+    else segs.push_back({row0, int64_t(ids.size()), c.seq->adapter});
+  }
+  const Device dev = model_->lm_head_weight().device();
+  kv_.batch.slots = Tensor::from_vector(slots, {N}, dev);
+  kv_.batch.block_tables = Tensor::from_vector(tables, {S, max_blocks}, dev);
+  kv_.batch.query_start = Tensor::from_vector(qstart, {S + 1}, dev);
+  kv_.batch.context_lens = Tensor::from_vector(ctx, {S}, dev);
+  kv_.batch.row_seq = Tensor::from_vector(row_seq, {N}, dev);
+  lora_.route(segs);
+  models::ForwardOptions fo;
+  fo.paged = &kv_;
+  fo.positions = Tensor::from_vector(pos, {N}, dev);
+  Tensor h = model_->hidden_states(Tensor::from_vector(ids, {1, N}, dev), fo);  // [1, N, C]
+  std::vector<float> logits;
+  if (!sample_rows.empty()) {
+    const int64_t M = int64_t(sample_rows.size());
+    // Gather the rows that draw a token (an embedding lookup is a row gather), then the LM head.
+    Tensor rows = embedding(h.view({N, h.size(2)}), Tensor::from_vector(sample_rows, {M}, dev));
+    logits = model_->logits(rows).to(DType::F32).to_float_vector();
+  }
+  sched_->commit(chunks);
+  const int64_t V = model_->config().vocab_size;
+  int64_t m = 0;
+  for (const ScheduledChunk& c : chunks) {
+    if (!c.samples()) continue;
+    Live& l = *live_.at(c.seq->id);
+    float* row = logits.data() + (m++) * V;
+    std::vector<float> raw;
+    if (l.req.logprobs >= 0) raw.assign(row, row + V);
+    apply_penalties(row, V, l.req.sampling, l.req.prompt, l.output);
+    const int64_t tok = sample_token(row, V, l.req.sampling, l.rng);
+    emit_token(l, tok, raw.empty() ? row : raw.data());
+  }
+}
+
+bool Engine::step() {
+  NoGradGuard ng;
+  drain_inbox();
+  StepStats st;
+  std::vector<ScheduledChunk> chunks = sched_->schedule(&st);
+  if (chunks.empty()) return false;
+  int64_t prefill = 0, decode = 0, queried = 0;
+  for (auto& c : chunks) {
+    Live& l = *live_.at(c.seq->id);
+    if (!l.scheduled) {
+      l.scheduled = true;
+      queried += int64_t(l.req.prompt.size());
+    }
+    (c.start + c.n <= int64_t(l.req.prompt.size()) ? prefill : decode) += c.n;
+  }
+  run_chunks(chunks);
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    counters_.steps += 1;
+    counters_.prefill_tokens += prefill;
+    counters_.prefix_hit_tokens += st.prefix_hit_tokens;
+    counters_.prefix_query_tokens += queried;
+    counters_.prompt_tokens += queried;
+    counters_.preemptions += st.preempted;
+    waiting_ = int64_t(sched_->num_waiting()) + int64_t(inbox_.size());
+  }
+  running_ = int64_t(sched_->num_running());
+  kv_usage_ = sched_->pool().usage();
+  return true;
+}
+
+void Engine::run_until_idle() {
+  while (true) {
+    bool worked = step();
+    if (!worked && live_.empty()) {
+      std::lock_guard<std::mutex> g(mu_);
+      if (inbox_.empty() && aborts_.empty()) return;
+    }
+  }
+}
+
+void Engine::start() {
+  if (loop_.joinable()) return;
+  loop_ = std::thread([this] {
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [&] { return stopping_ || !inbox_.empty() || !aborts_.empty() || !live_.empty(); });
+        if (stopping_) break;
+      }
+      try {
+        step();
+      } catch (const std::exception& e) {
+        // A failed step must not take the server down: end every request it touched with an error.
+        std::fprintf(stderr, "forge engine: step failed: %s\n", e.what());
+        std::vector<int64_t> ids;
+        for (auto& [id, l] : live_) ids.push_back(id);
+        for (int64_t id : ids) {
+          Event ev;
+          finish(*live_.at(id), "abort", ev);
+        }
+      }
+    }
+  });
+}
+
+void Engine::stop() {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    stopping_ = true;
+    cv_.notify_all();
+  }
+  if (loop_.joinable()) loop_.join();
+  drain_inbox();
+  std::vector<int64_t> ids;
+  for (auto& [id, l] : live_) ids.push_back(id);
+  for (int64_t id : ids) {
+    Event ev;
+    finish(*live_.at(id), "abort", ev);
+  }
+}
+
+EngineCounters Engine::counters() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return counters_;
+}
+
+}  // namespace forge::infer

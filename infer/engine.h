@@ -1,0 +1,129 @@
+// The serving engine: requests in, streamed tokens and text out. Each step the scheduler picks
+// chunks of several sequences, the model runs them as one packed batch over the paged KV cache,
+// and every sequence whose known tokens are all computed draws its next token. The same engine
+// backs `forge serve` (on a background thread) and `forge generate` (run to completion).
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "data/tokenizer.h"
+#include "infer/sampler.h"
+#include "infer/scheduler.h"
+#include "models/llama.h"
+#include "peft/multi_lora.h"
+
+namespace forge::infer {
+
+struct Request {
+  std::vector<int64_t> prompt;
+  SamplingParams sampling;          // sampling.seed is used only when `seed` is set
+  std::optional<uint64_t> seed;     // unset: the engine draws one
+  int64_t max_tokens = 16;
+  std::vector<std::string> stop;    // stop strings: generation ends before them, never emitted
+  std::vector<int64_t> stop_token_ids;
+  bool ignore_eos = false;
+  bool skip_special_tokens = true;
+  int64_t logprobs = -1;            // -1: none; k >= 0: the chosen token's logprob and the top k
+  int64_t adapter = 0;              // 0: base model; i: the i-th added LoRA adapter
+};
+
+// Streamed to the request's callback on the engine thread, at most one per step.
+struct Event {
+  std::string text;                   // new text (complete UTF-8; stop strings cut off)
+  std::vector<int64_t> tokens;        // new token ids
+  std::vector<TokenLogprob> logprobs;  // one per new token when asked
+  bool finished = false;
+  std::string finish_reason;  // "stop" | "length" | "abort"
+  int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
+  double queue_seconds = 0;  // arrival to first scheduling
+};
+using EventFn = std::function<void(const Event&)>;
+
+struct EngineConfig {
+  int64_t block_size = 16;
+  int64_t kv_cache_bytes = int64_t(1) << 30;
+  int64_t max_model_len = 0;  // 0: the model's max_position_embeddings
+  int64_t max_num_seqs = 64;
+  int64_t max_num_batched_tokens = 2048;
+  bool prefix_caching = true;
+  int64_t max_lora_rank = 64;
+};
+
+struct EngineCounters {
+  int64_t requests = 0, finished = 0, aborted = 0;
+  int64_t prompt_tokens = 0;      // prompt tokens of finished and running requests
+  int64_t prefill_tokens = 0;     // prompt tokens actually computed (after prefix hits, incl. recompute)
+  int64_t prefix_hit_tokens = 0;  // tokens taken from the prefix cache
+  int64_t prefix_query_tokens = 0;
+  int64_t generation_tokens = 0;
+  int64_t preemptions = 0, steps = 0;
+};
+
+class Engine {
+ public:
+  Engine(std::shared_ptr<models::CausalLM> model, std::shared_ptr<data::Tokenizer> tok,
+         std::vector<int64_t> eos_ids, const EngineConfig& cfg);
+  ~Engine();
+
+  // Loads a PEFT adapter (`model` name -> index for Request::adapter); errors name what cannot be served.
+  int64_t add_adapter(const std::string& dir);
+
+  // Why the request cannot run ("" when it can): empty prompt, too long for the context, ids out of vocab.
+  std::string check(const Request& r) const;
+  // Thread-safe. Returns the request id; events arrive on fn.
+  int64_t add(Request r, EventFn fn);
+  void abort(int64_t id);  // thread-safe; the request ends with finish_reason "abort"
+
+  bool step();            // one scheduling step; false when there was nothing to do
+  void run_until_idle();  // steps until no request is left (offline use)
+  void start();           // background loop (serving)
+  void stop();            // aborts what is left and joins the loop
+
+  EngineCounters counters() const;
+  int64_t num_running() const { return running_.load(); }
+  int64_t num_waiting() const { return waiting_.load(); }
+  double kv_usage() const { return kv_usage_.load(); }
+  const EngineConfig& config() const { return cfg_; }
+  int64_t max_model_len() const { return cfg_.max_model_len; }
+  int64_t num_blocks() const { return num_blocks_; }
+  const data::Tokenizer& tokenizer() const { return *tok_; }
+
+ private:
+  struct Live;
+  void drain_inbox();
+  void run_chunks(const std::vector<ScheduledChunk>& chunks);
+  void emit_token(Live& l, int64_t token, const float* logits);
+  void finish(Live& l, const std::string& reason, Event& ev, bool flush_text = true);
+
+  std::shared_ptr<models::CausalLM> model_;
+  std::shared_ptr<data::Tokenizer> tok_;
+  std::vector<int64_t> eos_ids_;
+  EngineConfig cfg_;
+  int64_t num_blocks_ = 0;
+  models::PagedKV kv_;
+  std::unique_ptr<Scheduler> sched_;
+  peft::MultiLora lora_;
+  std::map<int64_t, std::unique_ptr<Live>> live_;  // engine thread only
+  Rng seed_rng_;
+
+  mutable std::mutex mu_;  // guards inbox_, aborts_, counters_, next_id_
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Live>> inbox_;
+  std::vector<int64_t> aborts_;
+  EngineCounters counters_;
+  int64_t next_id_ = 1;
+  std::atomic<int64_t> running_{0}, waiting_{0};
+  std::atomic<double> kv_usage_{0};
+  std::thread loop_;
+  bool stopping_ = false;
+};
+
+}  // namespace forge::infer

@@ -1,0 +1,25 @@
+// Stop strings over streamed text: text that could still be the start of a stop string is held
+// back, so a stop string split across tokens is caught and never emitted.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace forge::infer {
+
+class StopMatcher {
+ public:
+  StopMatcher() = default;
+  explicit StopMatcher(std::vector<std::string> stops);
+  // Adds newly decoded text and returns what is safe to emit. When a stop string appears, *hit is
+  // set, the returned text ends right before it, and everything after it is dropped.
+  std::string push(const std::string& text, bool* hit);
+  // End of generation: the held-back text (after adding tail), cut at a stop string if one appears.
+  std::string flush(const std::string& tail);
+
+ private:
+  std::vector<std::string> stops_;
+  size_t longest_ = 0;
+  std::string held_;
+};
+
+}  // namespace forge::infer

@@ -1,0 +1,140 @@
+// Paged attention on the GPU (decode and chunked prefill over block tables, block size any).
+// One thread block per (query row, query head); each warp walks a strided share of the visible
+// keys with an online softmax, lanes splitting the head dim; warps merge their partial states in
+// shared memory at the end. Only slots below a sequence's context length are read.
+#include <cuda_runtime.h>
+
+#include <cmath>
+
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/types.h"
+
+namespace forge::cuda {
+namespace {
+constexpr int kWarps = 4;
+constexpr int kMaxPerLane = 8;  // head_dim <= 256
+
+template <typename T>
+__device__ float ld(const T* p, int64_t i);
+template <>
+__device__ float ld<float>(const float* p, int64_t i) { return p[i]; }
+template <>
+__device__ float ld<bf16>(const bf16* p, int64_t i) { return to_f32(p[i]); }
+
+template <typename T>
+__global__ void paged_attention_kernel(const float* q,        // [N, Hq, D]
+                                       const T* k_cache,      // [num_blocks, bs, Hkv, D]
+                                       const T* v_cache,      // [num_blocks, bs, Hkv, D]
+                                       const int32_t* block_tables,  // [S, max_blocks]
+                                       const int32_t* query_start,   // [S + 1]
+                                       const int32_t* context_lens,  // [S]
+                                       const int32_t* row_seq,       // [N]: the sequence of each row
+                                       float* out,                   // [N, Hq, D]
+                                       int Hq, int Hkv, int D, int bs, int max_blocks, float scale) {
+  const int row = blockIdx.x, h = blockIdx.y, hk = h / (Hq / Hkv);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int s = row_seq[row];
+  const int n = query_start[s + 1] - query_start[s];
+  const int pos = context_lens[s] - n + (row - query_start[s]);
+  const int32_t* table = block_tables + int64_t(s) * max_blocks;
+  const int per = (D + 31) / 32;
+  float qv[kMaxPerLane], acc[kMaxPerLane];
+  for (int i = 0; i < per; ++i) {
+    const int d = lane + 32 * i;
+    qv[i] = d < D ? q[(int64_t(row) * Hq + h) * D + d] * scale : 0.0f;
+    acc[i] = 0.0f;
+  }
+  float m = -INFINITY, l = 0.0f;
+  for (int j = warp; j <= pos; j += kWarps) {
+    const int64_t base = ((int64_t(table[j / bs]) * bs + j % bs) * Hkv + hk) * D;
+    float dot = 0.0f;
+    for (int i = 0; i < per; ++i) {
+      const int d = lane + 32 * i;
+      if (d < D) dot += qv[i] * ld(k_cache, base + d);
+    }
+    for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+    const float m_new = fmaxf(m, dot);
+    const float corr = __expf(m - m_new), p = __expf(dot - m_new);
+    l = l * corr + p;
+    for (int i = 0; i < per; ++i) {
+      const int d = lane + 32 * i;
+      acc[i] = acc[i] * corr + (d < D ? p * ld(v_cache, base + d) : 0.0f);
+    }
+    m = m_new;
+  }
+  __shared__ float sm[kWarps], sl[kWarps];
+  __shared__ float sacc[kWarps][kMaxPerLane * 32];
+  if (lane == 0) {
+    sm[warp] = m;
+    sl[warp] = l;
+  }
+  for (int i = 0; i < per; ++i) sacc[warp][lane + 32 * i] = acc[i];
+  __syncthreads();
+  if (warp != 0) return;
+  float M = -INFINITY;
+  for (int w = 0; w < kWarps; ++w) M = fmaxf(M, sm[w]);
+  float L = 0.0f;
+  for (int w = 0; w < kWarps; ++w)
+    if (sm[w] != -INFINITY) L += sl[w] * __expf(sm[w] - M);
+  for (int i = 0; i < per; ++i) {
+    const int d = lane + 32 * i;
+    if (d >= D) continue;
+    float o = 0.0f;
+    for (int w = 0; w < kWarps; ++w)
+      if (sm[w] != -INFINITY) o += sacc[w][d] * __expf(sm[w] - M);
+    out[(int64_t(row) * Hq + h) * D + d] = o / L;
+  }
+}
+
+template <typename T>
+__global__ void kv_write_kernel(int64_t N, int64_t row, const float* k, const float* v, const int64_t* slots,
+                                T* k_cache, T* v_cache) {
+  const int64_t i = blockIdx.x, off = slots[i] * row;
+  for (int64_t e = threadIdx.x; e < row; e += blockDim.x) {
+    if constexpr (sizeof(T) == 4) {
+      k_cache[off + e] = k[i * row + e];
+      v_cache[off + e] = v[i * row + e];
+    } else {
+      k_cache[off + e] = to_bf16(k[i * row + e]);
+      v_cache[off + e] = to_bf16(v[i * row + e]);
+    }
+  }
+}
+}  // namespace
+
+void paged_attention(DType dt, int64_t N, int64_t Hq, int64_t Hkv, int64_t D, int64_t block_size,
+                     int64_t max_blocks, float scale, const float* q, const void* k_cache, const void* v_cache,
+                     const int32_t* block_tables, const int32_t* query_start, const int32_t* context_lens,
+                     const int32_t* row_seq, float* out, int device) {
+  if (D > 32 * kMaxPerLane) throw std::runtime_error("paged attention (CUDA): head_dim above 256");
+  if (N == 0) return;
+  cudaStream_t st = stream_for(device);
+  const dim3 grid{unsigned(N), unsigned(Hq), 1u};
+  if (dt == DType::F32)
+    paged_attention_kernel<float><<<grid, 32 * kWarps, 0, st>>>(
+        q, static_cast<const float*>(k_cache), static_cast<const float*>(v_cache), block_tables, query_start,
+        context_lens, row_seq, out, int(Hq), int(Hkv), int(D), int(block_size), int(max_blocks), scale);
+  else if (dt == DType::BF16)
+    paged_attention_kernel<bf16><<<grid, 32 * kWarps, 0, st>>>(
+        q, static_cast<const bf16*>(k_cache), static_cast<const bf16*>(v_cache), block_tables, query_start,
+        context_lens, row_seq, out, int(Hq), int(Hkv), int(D), int(block_size), int(max_blocks), scale);
+  else
+    throw std::runtime_error("paged attention (CUDA): cache must be f32 or bf16");
+  FORGE_CUDA_CHECK(cudaGetLastError());
+}
+
+void paged_kv_write(DType dt, int64_t N, int64_t Hkv, int64_t D, const float* k, const float* v,
+                    const int64_t* slots, void* k_cache, void* v_cache, int device) {
+  if (N == 0) return;
+  cudaStream_t st = stream_for(device);
+  if (dt == DType::F32)
+    kv_write_kernel<float><<<unsigned(N), 128, 0, st>>>(N, Hkv * D, k, v, slots, static_cast<float*>(k_cache),
+                                                         static_cast<float*>(v_cache));
+  else
+    kv_write_kernel<bf16><<<unsigned(N), 128, 0, st>>>(N, Hkv * D, k, v, slots, static_cast<bf16*>(k_cache),
+                                                        static_cast<bf16*>(v_cache));
+  FORGE_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace forge::cuda

@@ -1,0 +1,249 @@
+// The serving engine on a tiny random model: batched outputs equal one-at-a-time outputs (also
+// under preemption), the paged path equals contiguous generation, prefix caching skips work,
+// seeded sampling ignores batch composition, stop strings and multi-LoRA.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "core/autograd.h"
+#include "infer/engine.h"
+#include "infer/generate.h"
+#include "infer/stop_strings.h"
+#include "models/pretrained.h"
+#include "peft/adapter_io.h"
+#include "peft/lora.h"
+#include "tests/support/test_util.h"
+
+namespace forge::infer {
+namespace {
+
+struct Result {
+  std::vector<int64_t> tokens;
+  std::string text, finish;
+  std::vector<TokenLogprob> logprobs;
+  int64_t cached = 0;
+};
+
+class EngineTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = testing::fresh_temp_dir("forge_engine_model");
+    testing::make_tiny_model_dir(dir_, 7, 0.2);
+  }
+  std::unique_ptr<Engine> make_engine(EngineConfig cfg = {}) {
+    model_ = models::load_model(dir_);
+    tok_ = data::Tokenizer::from_dir(dir_);
+    if (cfg.max_model_len == 0) cfg.max_model_len = 256;
+    return std::make_unique<Engine>(model_, tok_, models::stop_token_ids(dir_, model_->config()), cfg);
+  }
+  // Adds every request, runs the engine to completion, returns results in request order.
+  static std::vector<Result> run(Engine& e, const std::vector<Request>& reqs) {
+    std::vector<Result> out(reqs.size());
+    for (size_t i = 0; i < reqs.size(); ++i)
+      e.add(reqs[i], [&out, i](const Event& ev) {
+        Result& r = out[i];
+        r.tokens.insert(r.tokens.end(), ev.tokens.begin(), ev.tokens.end());
+        r.logprobs.insert(r.logprobs.end(), ev.logprobs.begin(), ev.logprobs.end());
+        r.text += ev.text;
+        if (ev.finished) {
+          r.finish = ev.finish_reason;
+          r.cached = ev.cached_tokens;
+        }
+      });
+    e.run_until_idle();
+    return out;
+  }
+  std::vector<int64_t> prompt(int i, int len) const {
+    std::vector<int64_t> p;
+    const int64_t V = model_->config().vocab_size;
+    for (int t = 0; t < len; ++t) p.push_back((i * 131 + t * 17 + t * t) % (V - 1) + 1);
+    return p;
+  }
+  Request greedy(int i, int len, int max_tokens) const {
+    Request r;
+    r.prompt = prompt(i, len);
+    r.sampling.temperature = 0;
+    r.max_tokens = max_tokens;
+    r.ignore_eos = true;
+    return r;
+  }
+  static std::string dir_;
+  std::shared_ptr<models::CausalLM> model_;
+  std::shared_ptr<data::Tokenizer> tok_;
+};
+std::string EngineTest::dir_;
+
+TEST_F(EngineTest, PagedGreedyEqualsContiguousGeneration) {
+  auto e = make_engine();
+  Request r = greedy(3, 37, 20);
+  auto got = run(*e, {r});
+  GenerateOptions opt;
+  opt.max_new_tokens = 20;
+  opt.sampling.temperature = 0;
+  GenerateResult want = generate(*model_, r.prompt, opt);
+  EXPECT_EQ(got[0].tokens, want.tokens);
+  EXPECT_EQ(got[0].finish, "length");
+}
+
+TEST_F(EngineTest, ConcurrentRequestsEqualOneAtATimeAlsoUnderPreemption) {
+  auto solo_engine = make_engine();
+  std::vector<Request> reqs;
+  for (int i = 0; i < 32; ++i) reqs.push_back(greedy(i, 5 + (i * 7) % 40, 8 + i % 9));
+  std::vector<Result> solo;
+  for (auto& r : reqs) solo.push_back(run(*solo_engine, {r})[0]);
+  {
+    EngineConfig cfg;
+    cfg.max_num_batched_tokens = 64;  // forces chunked prefill
+    auto e = make_engine(cfg);
+    auto batched = run(*e, reqs);
+    for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(batched[i].tokens, solo[i].tokens) << "request " << i;
+    EXPECT_GT(e->counters().steps, 0);
+  }
+  {
+    EngineConfig cfg;
+    const models::ModelConfig& c = model_->config();
+    const int64_t block_bytes = 2 * c.num_hidden_layers * 16 * c.num_key_value_heads * c.head_dim * 4;
+    cfg.max_model_len = 64;
+    cfg.kv_cache_bytes = 12 * block_bytes;  // 192 tokens for 32 sequences of up to 56
+    auto e = make_engine(cfg);
+    auto batched = run(*e, reqs);
+    for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(batched[i].tokens, solo[i].tokens) << "request " << i;
+    EXPECT_GT(e->counters().preemptions, 0) << "the KV budget was meant to force preemption";
+  }
+}
+
+TEST_F(EngineTest, RepeatedPromptPrefillsFewerTokens) {
+  auto e = make_engine();
+  Request r = greedy(5, 100, 4);
+  auto first = run(*e, {r});
+  const int64_t prefilled_once = e->counters().prefill_tokens;
+  EXPECT_EQ(prefilled_once, 100);
+  auto second = run(*e, {r});
+  const int64_t prefilled_twice = e->counters().prefill_tokens - prefilled_once;
+  EXPECT_EQ(second[0].cached, 96) << "6 full blocks of 16 come from the cache";
+  EXPECT_EQ(prefilled_twice, 4);
+  EXPECT_EQ(second[0].tokens, first[0].tokens);
+  EXPECT_EQ(e->counters().prefix_hit_tokens, 96);
+}
+
+TEST_F(EngineTest, SeededSamplingIgnoresTheRestOfTheBatch) {
+  auto e = make_engine();
+  Request r = greedy(9, 12, 24);
+  r.sampling.temperature = 1.0;
+  r.sampling.top_p = 0.9;
+  r.sampling.top_k = 50;
+  r.seed = 1234;
+  auto alone = run(*e, {r});
+  std::vector<Request> crowd;
+  for (int i = 0; i < 7; ++i) {
+    Request o = greedy(20 + i, 3 + i * 5, 30);
+    o.sampling.temperature = 0.8;
+    crowd.push_back(o);
+  }
+  crowd.insert(crowd.begin() + 3, r);
+  auto together = run(*e, crowd);
+  EXPECT_EQ(together[3].tokens, alone[0].tokens);
+  Request other = r;
+  other.seed = 99;
+  EXPECT_NE(run(*e, {other})[0].tokens, alone[0].tokens) << "a different seed should draw differently";
+}
+
+TEST_F(EngineTest, StopStringsEndTheTextAndAreNeverEmitted) {
+  auto e = make_engine();
+  Request r = greedy(11, 9, 40);
+  auto full = run(*e, {r})[0];
+  ASSERT_GE(full.text.size(), 12u) << full.text;
+  // A stop string from the middle of the text (it may span tokens).
+  const std::string stop = full.text.substr(6, 4);
+  r.stop = {stop, "never-appears"};
+  auto cut = run(*e, {r})[0];
+  EXPECT_EQ(cut.finish, "stop");
+  EXPECT_EQ(cut.text, full.text.substr(0, full.text.find(stop)));
+  EXPECT_EQ(cut.text.find(stop), std::string::npos);
+}
+
+TEST(StopMatcher, CatchesStopsSplitAcrossPiecesAndHoldsBackOnlyWhatItMust) {
+  StopMatcher m({"</end>", "xyz"});
+  bool hit = false;
+  std::string out = m.push("hello </e", &hit);
+  EXPECT_FALSE(hit);
+  EXPECT_EQ(out, "hell");  // "o </e" could still start "</end>"
+  out = m.push("nd> tail", &hit);
+  EXPECT_TRUE(hit);
+  EXPECT_EQ(out, "o ");
+  StopMatcher plain;
+  EXPECT_EQ(plain.push("abc", &hit), "abc");
+  StopMatcher utf({"abcd"});
+  EXPECT_EQ(utf.push("x\xC3\xA9", &hit), "") << "never split a UTF-8 character";
+  EXPECT_EQ(utf.flush(""), "x\xC3\xA9");
+}
+
+TEST_F(EngineTest, LogprobsAreTheLogSoftmaxOfTheModel) {
+  auto e = make_engine();
+  Request r = greedy(2, 10, 3);
+  r.logprobs = 3;
+  auto res = run(*e, {r})[0];
+  ASSERT_EQ(res.logprobs.size(), 3u);
+  NoGradGuard ng;
+  Tensor ids = Tensor::from_vector(r.prompt, {1, int64_t(r.prompt.size())});
+  std::vector<float> logits = model_->forward(ids).narrow(1, ids.size(1) - 1, 1).to_float_vector();
+  TokenLogprob want = token_logprob(logits.data(), int64_t(logits.size()), res.tokens[0], 3);
+  EXPECT_NEAR(res.logprobs[0].logprob, want.logprob, 1e-4);
+  ASSERT_EQ(res.logprobs[0].top.size(), 3u);
+  EXPECT_EQ(res.logprobs[0].top[0].first, res.tokens[0]) << "greedy picks the likeliest";
+  EXPECT_GE(res.logprobs[0].top[0].second, res.logprobs[0].top[1].second);
+}
+
+TEST_F(EngineTest, RejectsRequestsThatCannotRunAndCacheTooSmallForOneSequence) {
+  auto e = make_engine();
+  Request r = greedy(1, 250, 10);
+  EXPECT_NE(e->check(r).find("maximum context length is 256"), std::string::npos) << e->check(r);
+  r.prompt = {};
+  EXPECT_NE(e->check(r), "");
+  EngineConfig tiny;
+  tiny.kv_cache_bytes = 1024;
+  EXPECT_THROW(make_engine(tiny), Error);
+}
+
+TEST_F(EngineTest, MultiLoraBatchMatchesEachAdapterAlone) {
+  // Two adapters with non-zero B, saved in PEFT layout.
+  std::vector<std::string> adirs;
+  for (int a = 0; a < 2; ++a) {
+    auto m = models::load_model(dir_);
+    peft::LoraConfig lc;
+    lc.r = 4 + 4 * a;
+    lc.target_modules = a == 0 ? std::vector<std::string>{"q_proj", "v_proj"} : std::vector<std::string>{"all-linear"};
+    peft::LoraModel lm = peft::apply_lora(*m, lc, 5 + a);
+    Generator g(77 + a);
+    for (auto& [name, ad] : lm.adapters) {
+      NoGradGuard ng;
+      ad->B.copy_(mul(randn(ad->B.shape(), DType::F32, &g), 0.3));
+    }
+    adirs.push_back(testing::fresh_temp_dir("forge_engine_lora" + std::to_string(a)));
+    peft::save_adapter(lm, adirs.back());
+  }
+  auto e = make_engine();
+  ASSERT_EQ(e->add_adapter(adirs[0]), 1);
+  ASSERT_EQ(e->add_adapter(adirs[1]), 2);
+  std::vector<Request> reqs;
+  for (int i = 0; i < 6; ++i) {
+    Request r = greedy(i, 6 + i * 3, 10);
+    r.adapter = i % 3;
+    reqs.push_back(r);
+  }
+  auto mixed = run(*e, reqs);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    auto m = models::load_model(dir_);
+    if (reqs[i].adapter > 0) peft::load_adapter(*m, adirs[size_t(reqs[i].adapter - 1)]);
+    GenerateOptions opt;
+    opt.max_new_tokens = 10;
+    opt.sampling.temperature = 0;
+    EXPECT_EQ(mixed[i].tokens, generate(*m, reqs[i].prompt, opt).tokens) << "request " << i << " adapter "
+                                                                          << reqs[i].adapter;
+  }
+  EXPECT_NE(mixed[1].tokens, run(*e, {[&] { Request r = reqs[1]; r.adapter = 0; return r; }()})[0].tokens)
+      << "the adapter should change the output";
+}
+
+}  // namespace
+}  // namespace forge::infer
