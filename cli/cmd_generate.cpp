@@ -1,5 +1,7 @@
-// `forge generate`: continue a prompt (or a chat) with a model directory. Only the generated
-// text goes to stdout, streamed as it is decoded; statistics go to stderr.
+// `forge generate`: continue a prompt (or a chat) with a model directory, through the same
+// paged-KV engine as `forge serve`. Only the generated text goes to stdout, streamed as it is
+// decoded; statistics go to stderr.
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <iterator>
@@ -9,7 +11,7 @@
 #include "core/error.h"
 #include "data/chat_template.h"
 #include "data/tokenizer.h"
-#include "infer/generate.h"
+#include "infer/engine.h"
 #include "models/pretrained.h"
 
 namespace forge::cli {
@@ -18,12 +20,14 @@ int cmd_generate(const Args& args) {
   if (has_flag(args, "--help")) {
     std::printf(
         "usage: forge generate --model DIR [--prompt TEXT | --prompt -] [--chat [--system TEXT]]\n"
-        "                      [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--seed S]\n"
-        "                      [--dtype f32|bf16]\n\n"
-        "Generates with a KV cache until an end-of-sequence id of generation_config.json / config.json\n"
-        "(with --chat also the tokenizer's eos token, e.g. Llama 3's <|eot_id|>) or --max-tokens (default\n"
+        "                      [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--min-p P]\n"
+        "                      [--repetition-penalty R] [--seed S] [--stop TEXT ...] [--ignore-eos]\n"
+        "                      [--lora DIR] [--dtype f32|bf16]\n\n"
+        "Generates until an end-of-sequence id of generation_config.json / config.json (with --chat also\n"
+        "the tokenizer's eos token, e.g. Llama 3's <|eot_id|>), a --stop string, or --max-tokens (default\n"
         "128). --chat renders the prompt as a user message with the model's chat template. --temperature 0\n"
-        "is greedy; an empty prompt starts from the BOS token alone. --prompt - reads stdin.\n");
+        "is greedy; an empty prompt starts from the BOS token alone. --prompt - reads stdin. --lora applies\n"
+        "a PEFT adapter. Uses the serving engine (paged KV cache), so results equal `forge serve`'s.\n");
     return 0;
   }
   const std::string dir = required_flag(args, "--model", "DIR");
@@ -34,44 +38,63 @@ int cmd_generate(const Args& args) {
   auto tok = data::Tokenizer::from_dir(dir);
   const models::ModelConfig& cfg = model->config();
 
-  infer::GenerateOptions opt;
-  opt.max_new_tokens = std::stoll(flag_value(args, "--max-tokens", "128"));
-  opt.sampling.temperature = std::stod(flag_value(args, "--temperature", "1.0"));
-  opt.sampling.top_p = std::stod(flag_value(args, "--top-p", "1.0"));
-  opt.sampling.top_k = std::stoll(flag_value(args, "--top-k", "0"));
-  opt.sampling.seed = std::stoull(flag_value(args, "--seed", "0"));
-  opt.stop_ids = models::stop_token_ids(dir, cfg);
+  infer::Request req;
+  req.max_tokens = std::stoll(flag_value(args, "--max-tokens", "128"));
+  req.sampling.temperature = std::stod(flag_value(args, "--temperature", "1.0"));
+  req.sampling.top_p = std::stod(flag_value(args, "--top-p", "1.0"));
+  req.sampling.top_k = std::stoll(flag_value(args, "--top-k", "0"));
+  req.sampling.min_p = std::stod(flag_value(args, "--min-p", "0"));
+  req.sampling.repetition_penalty = std::stod(flag_value(args, "--repetition-penalty", "1.0"));
+  req.seed = std::stoull(flag_value(args, "--seed", "0"));
+  req.ignore_eos = has_flag(args, "--ignore-eos");
+  for (size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == "--stop") req.stop.push_back(args[i + 1]);
 
-  std::vector<int64_t> ids;
   if (has_flag(args, "--chat")) {
     nlohmann::json messages = nlohmann::json::array();
     const std::string system = flag_value(args, "--system", "");
     if (!system.empty()) messages.push_back({{"role", "system"}, {"content", system}});
     messages.push_back({{"role", "user"}, {"content", prompt}});
     const std::string text = data::apply_chat_template(*tok, messages, true);
-    ids = tok->encode(text, false);  // the template already wrote the special tokens
-    if (tok->eos_id() >= 0) opt.stop_ids.push_back(tok->eos_id());
+    req.prompt = tok->encode(text, false);  // the template already wrote the special tokens
+    if (tok->eos_id() >= 0) req.stop_token_ids.push_back(tok->eos_id());
   } else {
-    ids = tok->encode(prompt, true);
+    req.prompt = tok->encode(prompt, true);
   }
-  if (ids.empty()) {
+  if (req.prompt.empty()) {
     const int64_t bos = cfg.bos_token_id >= 0 ? cfg.bos_token_id : tok->bos_id();
     FORGE_CHECK(bos >= 0, "generate: the prompt is empty and the model has no BOS token to start from");
-    ids.push_back(bos);
+    req.prompt.push_back(bos);
   }
-  data::StreamDecoder stream(*tok, /*skip_special_tokens=*/true);
-  opt.on_token = [&](int64_t id) {
-    std::fputs(stream.push(id).c_str(), stdout);
+  const int64_t total = int64_t(req.prompt.size()) + req.max_tokens;
+  FORGE_CHECK(total <= cfg.max_position_embeddings, "generate: prompt (", req.prompt.size(), " tokens) + --max-tokens (",
+              req.max_tokens, ") exceed the model's context of ", cfg.max_position_embeddings);
+  infer::EngineConfig ec;
+  ec.max_model_len = total;
+  ec.kv_cache_bytes = (total + ec.block_size) * infer::kv_bytes_per_token(cfg, model->dtype());
+  infer::Engine engine(model, tok, models::stop_token_ids(dir, cfg), ec);
+  const std::string lora = flag_value(args, "--lora", "");
+  if (!lora.empty()) req.adapter = engine.add_adapter(lora);
+
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  double first = 0;
+  std::string finish;
+  int64_t generated = 0;
+  const size_t prompt_len = req.prompt.size();
+  engine.add(std::move(req), [&](const infer::Event& ev) {
+    if (generated == 0 && !ev.tokens.empty()) first = std::chrono::duration<double>(Clock::now() - t0).count();
+    generated += int64_t(ev.tokens.size());
+    std::fputs(ev.text.c_str(), stdout);
     std::fflush(stdout);
-    return true;
-  };
-  infer::GenerateResult r = infer::generate(*model, ids, opt);
-  std::fputs(stream.finish().c_str(), stdout);
+    if (ev.finished) finish = ev.finish_reason;
+  });
+  engine.run_until_idle();
+  const double total_s = std::chrono::duration<double>(Clock::now() - t0).count();
   std::fputs("\n", stdout);
-  const double n = double(r.tokens.size());
-  std::fprintf(stderr, "forge generate: %zu prompt tokens (%.0f tok/s), %zu generated (%.1f tok/s), finish: %s\n",
-               ids.size(), double(ids.size()) / std::max(r.prefill_seconds, 1e-9), r.tokens.size(),
-               n > 1 ? (n - 1) / std::max(r.decode_seconds, 1e-9) : 0.0, r.finish_reason.c_str());
+  std::fprintf(stderr, "forge generate: %zu prompt tokens (%.0f tok/s), %lld generated (%.1f tok/s), finish: %s\n",
+               prompt_len, double(prompt_len) / std::max(first, 1e-9), (long long)generated,
+               generated > 1 ? double(generated - 1) / std::max(total_s - first, 1e-9) : 0.0, finish.c_str());
   return 0;
 }
 

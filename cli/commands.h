@@ -14,6 +14,7 @@ int cmd_info(const Args& args);
 int cmd_init_model(const Args& args);
 int cmd_merge(const Args& args);
 int cmd_generate(const Args& args);
+int cmd_serve(const Args& args);
 int cmd_template(const Args& args);
 int cmd_tokenize(const Args& args);
 int cmd_train(const Args& args);

@@ -43,6 +43,7 @@ const Command kCommands[] = {
     {"info", "print the build: threads, GEMM backend, CUDA devices", cmd_info},
     {"init-model", "write a random model as a Hugging Face directory (tests, examples)", cmd_init_model},
     {"merge", "fold a LoRA adapter into its base model and write a Hugging Face directory", cmd_merge},
+    {"serve", "OpenAI-compatible server: `forge serve --model DIR [--port P] [--lora NAME=DIR ...]`", cmd_serve},
     {"template", "render a model's chat template for a conversation on stdin", cmd_template},
     {"tokenize", "text to token ids (JSON) and back with a model's tokenizer", cmd_tokenize},
     {"train", "finetune a model from a YAML recipe (LoRA or full): `forge train RECIPE [key=value ...]`", cmd_train},

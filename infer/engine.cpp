@@ -15,6 +15,10 @@ double now() {
 }
 }  // namespace
 
+int64_t kv_bytes_per_token(const models::ModelConfig& c, DType dtype) {
+  return 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * (dtype == DType::F32 ? 4 : 2);
+}
+
 struct Engine::Live {
   Live(const data::Tokenizer& tok, bool skip) : dec(tok, skip) {}
   int64_t id = 0;
@@ -34,12 +38,16 @@ Engine::Engine(std::shared_ptr<models::CausalLM> model, std::shared_ptr<data::To
     : model_(std::move(model)), tok_(std::move(tok)), eos_ids_(std::move(eos_ids)), cfg_(cfg), lora_(*model_),
       seed_rng_(uint64_t(std::chrono::steady_clock::now().time_since_epoch().count())) {
   const models::ModelConfig& c = model_->config();
-  if (cfg_.max_model_len <= 0) cfg_.max_model_len = c.max_position_embeddings;
+  const bool len_given = cfg_.max_model_len > 0;
+  if (!len_given) cfg_.max_model_len = c.max_position_embeddings;
   FORGE_CHECK(cfg_.max_model_len <= c.max_position_embeddings, "--max-model-len ", cfg_.max_model_len,
               " exceeds the model's context of ", c.max_position_embeddings, " tokens (max_position_embeddings)");
-  const int64_t elem = model_->dtype() == DType::F32 ? 4 : 2;
-  const int64_t block_bytes = 2 * c.num_hidden_layers * cfg_.block_size * c.num_key_value_heads * c.head_dim * elem;
+  const int64_t block_bytes = cfg_.block_size * kv_bytes_per_token(c, model_->dtype());
   num_blocks_ = cfg_.kv_cache_bytes / block_bytes + 1;  // + the reserved null block
+  // Unless asked for, the context is what the model allows and the cache can hold.
+  if (!len_given) cfg_.max_model_len = std::min(cfg_.max_model_len, (num_blocks_ - 1) * cfg_.block_size);
+  FORGE_CHECK(cfg_.max_model_len >= 1, "the KV cache of ", cfg_.kv_cache_bytes, " bytes holds no block of ",
+              cfg_.block_size, " tokens (", block_bytes, " bytes each): raise --kv-cache-memory");
   const int64_t need = (cfg_.max_model_len + cfg_.block_size - 1) / cfg_.block_size;
   FORGE_CHECK(num_blocks_ - 1 >= need, "the KV cache of ", cfg_.kv_cache_bytes / (1 << 20), " MiB holds ",
               (num_blocks_ - 1) * cfg_.block_size, " tokens (", num_blocks_ - 1, " blocks of ", cfg_.block_size,

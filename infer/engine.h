@@ -50,7 +50,7 @@ using EventFn = std::function<void(const Event&)>;
 struct EngineConfig {
   int64_t block_size = 16;
   int64_t kv_cache_bytes = int64_t(1) << 30;
-  int64_t max_model_len = 0;  // 0: the model's max_position_embeddings
+  int64_t max_model_len = 0;  // 0: the model's max_position_embeddings, capped to what the cache holds
   int64_t max_num_seqs = 64;
   int64_t max_num_batched_tokens = 2048;
   bool prefix_caching = true;
@@ -66,6 +66,9 @@ struct EngineCounters {
   int64_t generation_tokens = 0;
   int64_t preemptions = 0, steps = 0;
 };
+
+// KV cache bytes one token takes in a model (keys and values of every layer).
+int64_t kv_bytes_per_token(const models::ModelConfig& c, DType dtype);
 
 class Engine {
  public:

@@ -1,0 +1,128 @@
+// `forge serve`: the OpenAI-compatible server over the paged-KV engine. SIGTERM / SIGINT drain:
+// running requests finish, new ones get 503, then the port closes.
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "infer/server.h"
+#include "models/pretrained.h"
+
+namespace forge::cli {
+namespace {
+// "512M", "2G", "1.5GiB", "1048576" -> bytes.
+int64_t parse_size(const std::string& s, const char* flag) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (const std::exception&) {
+    throw Error(std::string(flag) + ": expected a size like 512M or 2G, got '" + s + "'");
+  }
+  std::string unit = s.substr(used);
+  double mul = 1;
+  if (unit == "K" || unit == "KiB" || unit == "k") mul = 1024.0;
+  else if (unit == "M" || unit == "MiB") mul = 1024.0 * 1024;
+  else if (unit == "G" || unit == "GiB") mul = 1024.0 * 1024 * 1024;
+  else if (!unit.empty()) throw Error(std::string(flag) + ": unknown unit '" + unit + "' (use K, M or G)");
+  FORGE_CHECK(v > 0, flag, " must be positive");
+  return int64_t(v * mul);
+}
+int64_t int_flag(const Args& a, const char* name, int64_t fallback) {
+  const std::string v = flag_value(a, name, "");
+  if (v.empty()) return fallback;
+  try {
+    size_t used = 0;
+    int64_t x = std::stoll(v, &used);
+    if (used == v.size()) return x;
+  } catch (const std::exception&) {
+  }
+  throw Error(std::string(name) + ": expected an integer, got '" + v + "'");
+}
+}  // namespace
+
+int cmd_serve(const Args& args) {
+  if (has_flag(args, "--help")) {
+    std::printf(
+        "usage: forge serve --model DIR [--host H] [--port P] [--served-name NAME] [--lora NAME=DIR ...]\n"
+        "                   [--api-key KEY] [--dtype f32|bf16] [--kv-cache-memory SIZE] [--max-model-len N]\n"
+        "                   [--max-num-seqs N] [--max-num-batched-tokens N] [--block-size N] [--no-prefix-caching]\n"
+        "                   [--max-lora-rank R] [--max-body-bytes SIZE] [--request-timeout S]\n\n"
+        "OpenAI-compatible API: /v1/chat/completions, /v1/completions, /v1/models, /health, /metrics.\n"
+        "Binds 127.0.0.1:8000 unless told otherwise (--port 0 picks a free port; the address is printed).\n"
+        "The model's id is the directory's name unless --served-name; each --lora NAME=DIR serves a PEFT\n"
+        "adapter under NAME, batched together with base-model requests. --api-key requires\n"
+        "'Authorization: Bearer KEY' on /v1/. The KV cache gets --kv-cache-memory (default 1G), in blocks of\n"
+        "--block-size tokens (16); --max-model-len defaults to the model's context capped to what it holds.\n"
+        "SIGTERM or Ctrl-C: running requests finish, new ones get 503, then the server exits.\n");
+    return 0;
+  }
+  const std::string dir = required_flag(args, "--model", "DIR");
+  const std::string dt = flag_value(args, "--dtype", "");
+  infer::EngineConfig ec;
+  ec.kv_cache_bytes = parse_size(flag_value(args, "--kv-cache-memory", "1G"), "--kv-cache-memory");
+  ec.max_model_len = int_flag(args, "--max-model-len", 0);
+  ec.max_num_seqs = int_flag(args, "--max-num-seqs", 64);
+  ec.max_num_batched_tokens = int_flag(args, "--max-num-batched-tokens", 2048);
+  ec.block_size = int_flag(args, "--block-size", 16);
+  ec.prefix_caching = !has_flag(args, "--no-prefix-caching");
+  ec.max_lora_rank = int_flag(args, "--max-lora-rank", 64);
+  FORGE_CHECK(ec.block_size > 0 && ec.max_num_seqs > 0 && ec.max_num_batched_tokens > 0,
+              "--block-size, --max-num-seqs and --max-num-batched-tokens must be positive");
+  infer::ServerOptions so;
+  so.http.host = flag_value(args, "--host", "127.0.0.1");
+  so.http.port = int(int_flag(args, "--port", 8000));
+  so.http.max_body_bytes = size_t(parse_size(flag_value(args, "--max-body-bytes", "4M"), "--max-body-bytes"));
+  so.http.request_timeout_s = std::stod(flag_value(args, "--request-timeout", "30"));
+  so.api_key = flag_value(args, "--api-key", "");
+  so.served_name = flag_value(args, "--served-name", "");
+  if (so.served_name.empty()) so.served_name = std::filesystem::path(dir).lexically_normal().filename().string();
+  if (so.served_name.empty()) so.served_name = std::filesystem::absolute(dir).parent_path().filename().string();
+  std::vector<std::pair<std::string, std::string>> loras;
+  for (size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == "--lora") {
+      const std::string v = args[i + 1];
+      const size_t eq = v.find('=');
+      FORGE_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < v.size(), "--lora expects NAME=DIR, got '", v, "'");
+      loras.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+    }
+
+  // Signals go to the main thread's sigwait only: block them before any thread starts.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  auto model = models::load_model(dir, dt.empty() ? std::nullopt : std::optional<DType>(dtype_from_name(dt)));
+  auto tok = data::Tokenizer::from_dir(dir);
+  infer::Engine engine(model, tok, models::stop_token_ids(dir, model->config()), ec);
+  for (auto& [name, adir] : loras) {
+    FORGE_CHECK(name != so.served_name, "--lora name '", name, "' is the base model's name");
+    for (auto& n : so.lora_names) FORGE_CHECK(n != name, "--lora name '", name, "' is given twice");
+    try {
+      engine.add_adapter(adir);
+    } catch (const std::exception& e) {
+      throw Error("--lora " + name + "=" + adir + ": " + e.what());
+    }
+    so.lora_names.push_back(name);
+  }
+  engine.start();
+  infer::Server server(engine, so);
+  server.start();
+  std::fprintf(stderr, "forge serve: model '%s' (%s) with %zu adapter(s); KV cache %lld blocks of %lld tokens, max model len %lld\n",
+               so.served_name.c_str(), dir.c_str(), loras.size(), (long long)(engine.num_blocks() - 1),
+               (long long)ec.block_size, (long long)engine.max_model_len());
+  std::fprintf(stderr, "forge serve: listening on http://%s:%d\n", so.http.host.c_str(), server.port());
+  std::fflush(stderr);
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  std::fprintf(stderr, "forge serve: %s received; finishing running requests\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  server.shutdown(60);
+  engine.stop();
+  std::fprintf(stderr, "forge serve: stopped\n");
+  return 0;
+}
+
+}  // namespace forge::cli

@@ -1,0 +1,257 @@
+// OpenAI request parsing and response pieces (see openai_api.h).
+#include "infer/openai_api.h"
+
+#include <set>
+
+#include "data/chat_template.h"
+
+namespace forge::infer {
+namespace {
+using json = nlohmann::json;
+
+const std::set<std::string> kCommon = {"model", "max_tokens", "temperature", "top_p", "top_k", "min_p", "n",
+                                       "stream", "stream_options", "stop", "seed", "presence_penalty",
+                                       "frequency_penalty", "repetition_penalty", "logprobs", "user",
+                                       "ignore_eos", "stop_token_ids", "skip_special_tokens"};
+const std::set<std::string> kCompletionOnly = {"prompt", "echo"};
+const std::set<std::string> kChatOnly = {"messages", "max_completion_tokens", "top_logprobs"};
+
+double number(const json& body, const char* key, double lo, double hi, double fallback) {
+  if (!body.contains(key) || body[key].is_null()) return fallback;
+  const json& v = body[key];
+  if (!v.is_number()) throw ApiError(400, std::string("'") + key + "' must be a number", key);
+  const double x = v.get<double>();
+  if (!(x >= lo && x <= hi))
+    throw ApiError(400, std::string("'") + key + "' must be between " + json(lo).dump() + " and " + json(hi).dump() +
+                            ", got " + v.dump(), key);
+  return x;
+}
+int64_t integer(const json& body, const char* key, int64_t lo, int64_t hi, int64_t fallback) {
+  if (!body.contains(key) || body[key].is_null()) return fallback;
+  const json& v = body[key];
+  if (!v.is_number_integer()) throw ApiError(400, std::string("'") + key + "' must be an integer", key);
+  const bool out_of_range = v.is_number_unsigned()
+                                ? (v.get<uint64_t>() > uint64_t(hi) || (lo > 0 && v.get<uint64_t>() < uint64_t(lo)))
+                                : (v.get<int64_t>() < lo || v.get<int64_t>() > hi);
+  if (out_of_range)
+    throw ApiError(400, std::string("'") + key + "' must be between " + std::to_string(lo) + " and " +
+                            std::to_string(hi) + ", got " + v.dump(), key);
+  return v.get<int64_t>();
+}
+bool boolean(const json& body, const char* key, bool fallback) {
+  if (!body.contains(key) || body[key].is_null()) return fallback;
+  if (!body[key].is_boolean()) throw ApiError(400, std::string("'") + key + "' must be a boolean", key);
+  return body[key].get<bool>();
+}
+
+std::vector<int64_t> token_list(const json& v, const char* param, int64_t vocab) {
+  std::vector<int64_t> out;
+  for (auto& t : v) {
+    if (!t.is_number_integer()) throw ApiError(400, std::string("'") + param + "' must hold token ids", param);
+    const int64_t id = t.get<int64_t>();
+    if (id < 0 || id >= vocab)
+      throw ApiError(400, "token id " + std::to_string(id) + " is outside the vocabulary [0, " +
+                              std::to_string(vocab) + ")", param);
+    out.push_back(id);
+  }
+  return out;
+}
+
+std::vector<std::vector<int64_t>> completion_prompts(const json& p, const data::Tokenizer& tok, int64_t vocab) {
+  if (p.is_string()) return {tok.encode(p.get<std::string>(), true)};
+  if (!p.is_array() || p.empty())
+    throw ApiError(400, "'prompt' must be a string, a list of strings, or token ids", "prompt");
+  if (p[0].is_number_integer()) return {token_list(p, "prompt", vocab)};
+  std::vector<std::vector<int64_t>> out;
+  for (auto& e : p) {
+    if (e.is_string()) out.push_back(tok.encode(e.get<std::string>(), true));
+    else if (e.is_array()) out.push_back(token_list(e, "prompt", vocab));
+    else throw ApiError(400, "'prompt' must be a string, a list of strings, or token ids", "prompt");
+  }
+  if (out.size() > 64) throw ApiError(400, "at most 64 prompts per request", "prompt");
+  return out;
+}
+
+std::vector<int64_t> chat_prompt(const json& messages, const data::Tokenizer& tok) {
+  if (!messages.is_array() || messages.empty()) throw ApiError(400, "'messages' must be a non-empty list", "messages");
+  data::ojson msgs = data::ojson::array();
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const json& m = messages[i];
+    const std::string where = "messages[" + std::to_string(i) + "]";
+    if (!m.is_object()) throw ApiError(400, where + " must be an object", where);
+    if (!m.contains("role") || !m["role"].is_string())
+      throw ApiError(400, where + ".role must be a string", where + ".role");
+    const std::string role = m["role"];
+    if (role != "system" && role != "user" && role != "assistant" && role != "developer" && role != "tool")
+      throw ApiError(400, where + ".role '" + role + "' is not one of system, developer, user, assistant, tool",
+                     where + ".role");
+    for (auto& [k, v] : m.items())
+      if (k != "role" && k != "content" && k != "name")
+        throw ApiError(400, where + ": unsupported field '" + k + "'", where + "." + k);
+    std::string text;
+    const json c = m.value("content", json());
+    if (c.is_string()) {
+      text = c.get<std::string>();
+    } else if (c.is_array()) {  // content parts: text only
+      for (auto& part : c) {
+        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+          throw ApiError(400, where + ".content: only parts of type 'text' are supported", where + ".content");
+        text += part["text"].get<std::string>();
+      }
+    } else if (!(c.is_null() && role == "assistant")) {
+      throw ApiError(400, where + ".content must be a string or a list of text parts", where + ".content");
+    }
+    msgs.push_back({{"role", role == "developer" ? "system" : role}, {"content", text}});
+  }
+  if (tok.chat_template().empty())
+    throw ApiError(400, "this model has no chat template; use /v1/completions", "messages");
+  std::string rendered;
+  try {
+    rendered = data::apply_chat_template(tok, msgs, true);
+  } catch (const std::exception& e) {
+    throw ApiError(400, std::string("the chat template rejected the messages: ") + e.what(), "messages");
+  }
+  return tok.encode(rendered, false);  // the template wrote the special tokens
+}
+}  // namespace
+
+std::string error_body(const std::string& message, const std::string& type, const std::string& param,
+                       const std::string& code) {
+  json e = {{"message", message}, {"type", type}, {"param", param.empty() ? json() : json(param)},
+            {"code", code.empty() ? json() : json(code)}};
+  return dump(json{{"error", e}});
+}
+
+std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+ApiRequest parse_request(Endpoint kind, const std::string& body_text, const Engine& engine,
+                         const std::function<int64_t(const std::string&)>& resolve_model) {
+  json body;
+  try {
+    body = json::parse(body_text);
+  } catch (const std::exception& e) {
+    throw ApiError(400, std::string("the body is not valid JSON: ") + e.what());
+  }
+  if (!body.is_object()) throw ApiError(400, "the body must be a JSON object");
+  const auto& only = kind == Endpoint::chat ? kChatOnly : kCompletionOnly;
+  for (auto& [k, v] : body.items())
+    if (!kCommon.count(k) && !only.count(k)) throw ApiError(400, "unsupported field '" + k + "'", k);
+  ApiRequest r;
+  r.kind = kind;
+  if (!body.contains("model") || !body["model"].is_string()) throw ApiError(400, "'model' must be a string", "model");
+  r.model = body["model"];
+  r.adapter = resolve_model(r.model);
+  if (r.adapter < 0) throw ApiError(404, "the model '" + r.model + "' does not exist", "model", "invalid_request_error", "model_not_found");
+  const data::Tokenizer& tok = engine.tokenizer();
+  const int64_t vocab = engine.tokenizer().vocab_size();
+  Request& q = r.base;
+  q.adapter = r.adapter;
+  SamplingParams& s = q.sampling;
+  s.temperature = number(body, "temperature", 0, 2, 1.0);
+  s.top_p = number(body, "top_p", 1e-9, 1, 1.0);
+  s.top_k = integer(body, "top_k", -1, 1 << 30, 0);
+  if (s.top_k < 0) s.top_k = 0;
+  s.min_p = number(body, "min_p", 0, 1, 0.0);
+  s.presence_penalty = number(body, "presence_penalty", -2, 2, 0.0);
+  s.frequency_penalty = number(body, "frequency_penalty", -2, 2, 0.0);
+  s.repetition_penalty = number(body, "repetition_penalty", 1e-6, 100, 1.0);
+  if (body.contains("seed") && !body["seed"].is_null())
+    q.seed = uint64_t(integer(body, "seed", INT64_MIN, INT64_MAX, 0));
+  r.n = integer(body, "n", 1, 16, 1);
+  r.stream = boolean(body, "stream", false);
+  if (body.contains("stream_options") && !body["stream_options"].is_null()) {
+    const json& so = body["stream_options"];
+    if (!so.is_object()) throw ApiError(400, "'stream_options' must be an object", "stream_options");
+    for (auto& [k, v] : so.items())
+      if (k != "include_usage") throw ApiError(400, "unsupported field 'stream_options." + k + "'", "stream_options");
+    r.include_usage = boolean(so, "include_usage", false);
+  }
+  if (body.contains("stop") && !body["stop"].is_null()) {
+    const json& st = body["stop"];
+    if (st.is_string()) q.stop = {st.get<std::string>()};
+    else if (st.is_array() && st.size() <= 16 && std::all_of(st.begin(), st.end(), [](const json& x) { return x.is_string(); }))
+      q.stop = st.get<std::vector<std::string>>();
+    else throw ApiError(400, "'stop' must be a string or a list of at most 16 strings", "stop");
+    for (auto& x : q.stop)
+      if (x.size() > 1024) throw ApiError(400, "stop strings are limited to 1024 bytes", "stop");
+  }
+  q.ignore_eos = boolean(body, "ignore_eos", false);
+  q.skip_special_tokens = boolean(body, "skip_special_tokens", true);
+  if (body.contains("stop_token_ids") && !body["stop_token_ids"].is_null()) {
+    if (!body["stop_token_ids"].is_array()) throw ApiError(400, "'stop_token_ids' must be a list of token ids", "stop_token_ids");
+    q.stop_token_ids = token_list(body["stop_token_ids"], "stop_token_ids", vocab);
+  }
+  if (body.contains("user") && !body["user"].is_null() && !body["user"].is_string())
+    throw ApiError(400, "'user' must be a string", "user");
+
+  if (kind == Endpoint::completions) {
+    if (!body.contains("prompt")) throw ApiError(400, "'prompt' is required", "prompt");
+    r.prompts = completion_prompts(body["prompt"], tok, vocab);
+    r.echo = boolean(body, "echo", false);
+    q.logprobs = integer(body, "logprobs", 0, 20, -1);
+  } else {
+    if (!body.contains("messages")) throw ApiError(400, "'messages' is required", "messages");
+    r.prompts = {chat_prompt(body["messages"], tok)};
+    const bool lp = boolean(body, "logprobs", false);
+    const int64_t top = integer(body, "top_logprobs", 0, 20, 0);
+    if (body.contains("top_logprobs") && !body["top_logprobs"].is_null() && !lp)
+      throw ApiError(400, "'top_logprobs' needs 'logprobs': true", "top_logprobs");
+    q.logprobs = lp ? top : -1;
+    if (tok.eos_id() >= 0) q.stop_token_ids.push_back(tok.eos_id());  // e.g. Llama 3's <|eot_id|>
+  }
+  const char* max_key = kind == Endpoint::chat && body.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+  const int64_t limit = engine.max_model_len();
+  const int64_t max_given = integer(body, max_key, 1, INT32_MAX, -1);
+  for (auto& p : r.prompts) {
+    if (p.empty()) throw ApiError(400, "the prompt is empty", kind == Endpoint::chat ? "messages" : "prompt");
+    const int64_t left = limit - int64_t(p.size());
+    if (max_given < 0 && left < 1)
+      throw ApiError(400, "this model's maximum context length is " + std::to_string(limit) + " tokens; the prompt has " +
+                              std::to_string(p.size()), kind == Endpoint::chat ? "messages" : "prompt");
+  }
+  r.default_max_tokens = max_given < 0;
+  q.max_tokens = max_given >= 0 ? max_given : kind == Endpoint::completions ? 16 : limit;
+  for (auto& p : r.prompts) {
+    Request probe = q;
+    probe.prompt = p;
+    if (max_given < 0) probe.max_tokens = std::min<int64_t>(q.max_tokens, limit - int64_t(p.size()));
+    std::string why = engine.check(probe);
+    if (!why.empty()) throw ApiError(400, why, max_given >= 0 ? max_key : "prompt");
+  }
+  return r;
+}
+
+json chat_logprobs(const data::Tokenizer& tok, const std::vector<TokenLogprob>& lp) {
+  auto entry = [&](int64_t id, float logprob) {
+    const std::string s = tok.decode({id}, false, false);
+    std::vector<int> bytes(s.begin(), s.end());
+    for (int& b : bytes) b &= 0xff;
+    return json{{"token", s}, {"logprob", logprob}, {"bytes", bytes}};
+  };
+  json content = json::array();
+  for (auto& t : lp) {
+    json e = entry(t.token, t.logprob);
+    e["top_logprobs"] = json::array();
+    for (auto& [id, l] : t.top) e["top_logprobs"].push_back(entry(id, l));
+    content.push_back(e);
+  }
+  return json{{"content", content}};
+}
+
+json completion_logprobs(const data::Tokenizer& tok, const std::vector<TokenLogprob>& lp, size_t text_offset) {
+  json out = {{"tokens", json::array()}, {"token_logprobs", json::array()}, {"top_logprobs", json::array()},
+              {"text_offset", json::array()}};
+  for (auto& t : lp) {
+    const std::string s = tok.decode({t.token}, false, false);
+    out["tokens"].push_back(s);
+    out["token_logprobs"].push_back(t.logprob);
+    json top = json::object();
+    for (auto& [id, l] : t.top) top[tok.decode({id}, false, false)] = l;
+    out["top_logprobs"].push_back(top);
+    out["text_offset"].push_back(text_offset);
+    text_offset += s.size();
+  }
+  return out;
+}
+
+}  // namespace forge::infer

@@ -1,0 +1,52 @@
+// The OpenAI API's request and response shapes: /v1/completions and /v1/chat/completions bodies
+// validated field by field into engine requests, and the JSON of responses, stream chunks and
+// errors ({"error": {"message", "type", "param", "code"}}).
+#pragma once
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "infer/engine.h"
+
+namespace forge::infer {
+
+struct ApiError : std::runtime_error {
+  ApiError(int status, const std::string& message, const std::string& param = "",
+           const std::string& type = "invalid_request_error", const std::string& code = "")
+      : std::runtime_error(message), status(status), param(param), type(type), code(code) {}
+  int status;
+  std::string param, type, code;
+};
+std::string error_body(const std::string& message, const std::string& type, const std::string& param = "",
+                       const std::string& code = "");
+
+enum class Endpoint { completions, chat };
+
+struct ApiRequest {
+  Endpoint kind = Endpoint::completions;
+  std::string model;
+  int64_t adapter = 0;
+  std::vector<std::vector<int64_t>> prompts;  // completions may carry several
+  Request base;                               // everything but the prompt
+  int64_t n = 1;
+  bool stream = false, include_usage = false;
+  bool echo = false;
+  bool default_max_tokens = false;  // max_tokens not given: each prompt gets what its context leaves (capped)
+};
+
+// Parses and validates a body; throws ApiError naming the field (400) or the model (404).
+// resolve_model maps the `model` field to an adapter index (-1: unknown).
+ApiRequest parse_request(Endpoint kind, const std::string& body, const Engine& engine,
+                         const std::function<int64_t(const std::string&)>& resolve_model);
+
+// Token strings and logprobs in each endpoint's format.
+nlohmann::json chat_logprobs(const data::Tokenizer& tok, const std::vector<TokenLogprob>& lp);
+nlohmann::json completion_logprobs(const data::Tokenizer& tok, const std::vector<TokenLogprob>& lp,
+                                   size_t text_offset);
+
+// JSON text that never throws on odd bytes (invalid UTF-8 becomes U+FFFD).
+std::string dump(const nlohmann::json& j);
+
+}  // namespace forge::infer

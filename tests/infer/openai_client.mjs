@@ -1,0 +1,140 @@
+// forge serve driven by the official `openai` npm client: chat, completions, streaming, usage,
+// stop strings, seeds, logprobs, n, LoRA by model name, error bodies, and a bounded load.
+// usage: node openai_client.mjs NODE_MODULES BASE_URL API_KEY MODEL LORA EXPECT_FILE
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+import fs from "node:fs";
+import path from "node:path";
+
+const [nodeModules, baseURL, apiKey, model, lora, expectFile] = process.argv.slice(2);
+const require = createRequire(path.join(path.resolve(nodeModules), "noop.js"));
+const OpenAI = require("openai");
+const client = new OpenAI({ baseURL, apiKey, maxRetries: 0, timeout: 60000 });
+const expected = JSON.parse(fs.readFileSync(expectFile, "utf8"));  // greedy texts from `forge generate`
+let checks = 0;
+const ok = (cond, msg) => { assert.ok(cond, msg); checks++; };
+
+async function expectError(status, fn, param) {
+  try {
+    await fn();
+  } catch (e) {
+    ok(e instanceof OpenAI.APIError, `expected an APIError, got ${e}`);
+    assert.equal(e.status, status, `status for ${param}: ${e.message}`);
+    ok(typeof e.error?.message === "string" && e.error.message.length > 0, "error.message");
+    ok("type" in e.error && "param" in e.error && "code" in e.error, "error has type, param, code");
+    if (param) assert.equal(e.error.param, param);
+    return;
+  }
+  assert.fail(`expected HTTP ${status} for ${param}`);
+}
+
+// Models.
+const models = await client.models.list();
+const ids = models.data.map((m) => m.id);
+assert.deepEqual(ids, [model, lora]);
+checks++;
+
+// Completions, greedy: equal to `forge generate` on the same model.
+const prompt = expected.prompt;
+const c = await client.completions.create({ model, prompt, max_tokens: 12, temperature: 0, ignore_eos: true });
+assert.equal(c.object, "text_completion");
+assert.equal(c.choices[0].text, expected.base);
+assert.equal(c.choices[0].finish_reason, "length");
+assert.equal(c.usage.completion_tokens, 12);
+assert.equal(c.usage.total_tokens, c.usage.prompt_tokens + 12);
+checks += 5;
+
+// LoRA by model name: equal to `forge generate` on the merged model, and different from the base.
+const l = await client.completions.create({ model: lora, prompt, max_tokens: 12, temperature: 0, ignore_eos: true });
+assert.equal(l.choices[0].text, expected.lora);
+assert.equal(l.model, lora);
+ok(l.choices[0].text !== c.choices[0].text, "the adapter changes the output");
+checks += 2;
+
+// Streaming completions: the chunks join to the non-streamed text; usage in the last chunk.
+let streamed = "", usage = null, finish = null;
+const s = await client.completions.create({ model, prompt, max_tokens: 12, temperature: 0, ignore_eos: true,
+  stream: true, stream_options: { include_usage: true } });
+for await (const ch of s) {
+  if (ch.usage) usage = ch.usage;
+  for (const choice of ch.choices) { streamed += choice.text; if (choice.finish_reason) finish = choice.finish_reason; }
+}
+assert.equal(streamed, expected.base);
+assert.equal(finish, "length");
+assert.equal(usage.completion_tokens, 12);
+checks += 3;
+
+// Chat, non-streaming and streaming agree.
+const messages = [{ role: "system", content: "Be brief." }, { role: "user", content: "Name a colour." }];
+const chat = await client.chat.completions.create({ model, messages, max_tokens: 10, temperature: 0 });
+assert.equal(chat.object, "chat.completion");
+assert.equal(chat.choices[0].message.role, "assistant");
+ok(["stop", "length"].includes(chat.choices[0].finish_reason), "chat finish_reason");
+let chatStreamed = "", roleSeen = false;
+const cs = await client.chat.completions.create({ model, messages, max_tokens: 10, temperature: 0, stream: true });
+for await (const ch of cs) {
+  const d = ch.choices[0]?.delta ?? {};
+  if (d.role === "assistant") roleSeen = true;
+  chatStreamed += d.content ?? "";
+}
+ok(roleSeen, "the first chunk carries the role");
+assert.equal(chatStreamed, chat.choices[0].message.content);
+checks += 3;
+
+// Stop strings: the text ends right before the first stop string, which is not emitted.
+const base = expected.base;
+const stop = base.slice(4, 7);
+const st = await client.completions.create({ model, prompt, max_tokens: 12, temperature: 0, ignore_eos: true, stop: [stop] });
+assert.equal(st.choices[0].text, base.slice(0, base.indexOf(stop)));
+assert.equal(st.choices[0].finish_reason, "stop");
+checks += 2;
+
+// Seeds: same seed, same text; sampled n choices with a seed are reproducible too.
+const seeded = (seed) => client.completions.create({ model, prompt, max_tokens: 16, temperature: 1.0, top_p: 0.95, seed, n: 2 });
+const [a1, a2, b1] = await Promise.all([seeded(7), seeded(7), seeded(8)]);
+assert.equal(a1.choices.length, 2);
+assert.deepEqual(a1.choices.map((x) => x.text), a2.choices.map((x) => x.text));
+ok(a1.choices.map((x) => x.text).join() !== b1.choices.map((x) => x.text).join(), "another seed draws differently");
+checks += 2;
+
+// Logprobs: chat top_logprobs and completions logprobs.
+const lp = await client.chat.completions.create({ model, messages, max_tokens: 3, temperature: 0, logprobs: true, top_logprobs: 2 });
+const content = lp.choices[0].logprobs.content;
+assert.equal(content.length, lp.usage.completion_tokens);
+ok(content.every((t) => t.logprob <= 0 && t.top_logprobs.length === 2), "chat logprobs");
+ok(content.every((t) => Math.abs(t.top_logprobs[0].logprob - t.logprob) < 1e-5), "greedy token is the top one");
+const clp = await client.completions.create({ model, prompt, max_tokens: 3, temperature: 0, logprobs: 3, ignore_eos: true });
+assert.equal(clp.choices[0].logprobs.tokens.length, 3);
+assert.equal(Object.keys(clp.choices[0].logprobs.top_logprobs[0]).length > 0, true);
+checks += 3;
+
+// Errors in OpenAI's shape.
+await expectError(404, () => client.completions.create({ model: "no-such-model", prompt: "x" }), "model");
+await expectError(400, () => client.completions.create({ model, prompt: "x", temperature: 9 }), "temperature");
+await expectError(400, () => client.completions.create({ model, prompt: "x", max_tokens: 100000 }), "max_tokens");
+await expectError(400, () => client.chat.completions.create({ model, messages: [] }), "messages");
+await expectError(400, () => client.completions.create({ model, prompt: "x", frobnicate: 1 }), "frobnicate");
+const bad = new OpenAI({ baseURL, apiKey: "wrong-key", maxRetries: 0 });
+await expectError(401, () => bad.models.list());
+
+// Bounded load: 500 requests, 32 at a time, zero failures.
+let failures = 0, done = 0, next = 0;
+const t0 = Date.now();
+async function worker() {
+  while (next < 500) {
+    const i = next++;
+    try {
+      const r = await client.completions.create({ model: i % 5 === 0 ? lora : model, prompt: `load ${i}`, max_tokens: 4, temperature: 0 });
+      if (!r.choices[0] || typeof r.choices[0].text !== "string") failures++;
+    } catch (e) {
+      failures++;
+      console.error(`load request ${i}: ${e.message}`);
+    }
+    done++;
+  }
+}
+await Promise.all(Array.from({ length: 32 }, worker));
+assert.equal(failures, 0);
+assert.equal(done, 500);
+checks += 2;
+console.log(`openai client: ${checks} checks passed; load: 500 requests, 32 concurrent, 0 failures in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

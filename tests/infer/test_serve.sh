@@ -1,0 +1,90 @@
+#!/bin/bash
+# forge serve end to end on 127.0.0.1: the official openai npm client (chat, completions,
+# streaming, stop strings, seeds, logprobs, n, LoRA by name, errors, 500-request load), 200+
+# hostile requests, a start-up error before the port opens, and graceful shutdown on SIGTERM.
+# usage: test_serve.sh FORGE PYTHON NODE NODE_MODULES
+set -euo pipefail
+forge="$1"; py="$2"; node="$3"; modules="$4"
+here="$(cd "$(dirname "$0")" && pwd)"
+dir=$(mktemp -d)
+pid=""
+trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$dir"' EXIT
+fail() { echo "FAIL: $*" >&2; [ -f "$dir/serve.log" ] && tail -20 "$dir/serve.log" >&2; exit 1; }
+
+"$forge" init-model --preset tiny --init-std 0.2 --seed 3 --out "$dir/tiny" 2>/dev/null
+"$py" "$here/../reference/make_adapter.py" "$dir/tiny" "$dir/sql-lora" 8 1
+"$forge" merge --base "$dir/tiny" --adapter "$dir/sql-lora" --out "$dir/merged" >/dev/null 2>&1
+
+# Expected greedy texts from `forge generate` (base, and the merged adapter: an independent path).
+"$py" - "$forge" "$dir" <<'PY'
+import json, subprocess, sys
+forge, d = sys.argv[1], sys.argv[2]
+prompt = "The quick brown fox"
+def gen(model):
+    out = subprocess.run([forge, "generate", "--model", model, "--prompt", prompt, "--max-tokens", "12",
+                          "--temperature", "0", "--ignore-eos"], capture_output=True, check=True).stdout
+    return out.decode("utf-8")[:-1]  # generate ends with one newline
+json.dump({"prompt": prompt, "base": gen(f"{d}/tiny"), "lora": gen(f"{d}/merged")}, open(f"{d}/expected.json", "w"))
+PY
+
+# Start-up errors come before the port opens.
+if "$forge" serve --model "$dir/tiny" --kv-cache-memory 1K --port 0 2>"$dir/err.txt"; then fail "tiny KV cache accepted"; fi
+grep -q "raise --kv-cache-memory" "$dir/err.txt" || fail "KV error unclear: $(cat "$dir/err.txt")"
+if "$forge" serve --model "$dir/tiny" --lora x="$dir/sql-lora" --max-lora-rank 4 --port 0 2>"$dir/err.txt"; then
+  fail "rank 8 adapter accepted with --max-lora-rank 4"
+fi
+grep -q "above the server's --max-lora-rank 4" "$dir/err.txt" || fail "rank error unclear: $(cat "$dir/err.txt")"
+
+start() {
+  "$forge" serve --model "$dir/tiny" --port 0 --api-key sekret --lora sql-lora="$dir/sql-lora" \
+    --kv-cache-memory 16M --max-body-bytes 4M --request-timeout 2 "$@" >"$dir/serve.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do
+    port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$dir/serve.log" | grep -o '[0-9]*$' || true)
+    [ -n "$port" ] && return 0
+    kill -0 $pid 2>/dev/null || fail "forge serve exited"
+    sleep 0.1
+  done
+  fail "forge serve did not start"
+}
+start
+"$node" "$here/openai_client.mjs" "$modules" "http://127.0.0.1:$port/v1" sekret tiny sql-lora "$dir/expected.json" \
+  || fail "openai client checks"
+"$py" "$here/hostile_requests.py" "$port" sekret tiny || fail "hostile requests"
+curl_metrics=$("$py" -c "import urllib.request,sys; print(urllib.request.urlopen('http://127.0.0.1:$port/metrics').read().decode())")
+for m in forge_time_to_first_token_seconds_bucket forge_inter_token_latency_seconds_count forge_kv_cache_usage_ratio \
+         forge_prefix_cache_hit_rate forge_num_requests_running forge_generation_tokens_total; do
+  grep -q "^$m" <<<"$curl_metrics" || fail "/metrics lacks $m"
+done
+
+# Graceful shutdown: a running streamed request finishes; new requests get 503; the process exits 0.
+"$py" - "$port" <<'PY' &
+import json, sys, urllib.request
+req = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/v1/completions", method="POST",
+    data=json.dumps({"model": "tiny", "prompt": "x", "max_tokens": 150, "ignore_eos": True}).encode(),
+    headers={"Content-Type": "application/json", "Authorization": "Bearer sekret"})
+r = json.load(urllib.request.urlopen(req, timeout=60))
+assert r["usage"]["completion_tokens"] == 150, r
+print("running request finished during shutdown")
+PY
+client=$!
+sleep 0.3
+kill -TERM $pid
+sleep 0.05
+code=$("$py" - "$port" <<'PY'
+import sys, urllib.request, urllib.error
+try:
+    urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/health", timeout=5)
+    print(200)
+except urllib.error.HTTPError as e:
+    print(e.code)
+except Exception as e:
+    print("closed")
+PY
+)
+[ "$code" = 503 ] || [ "$code" = closed ] || fail "/health during shutdown gave $code"
+wait $client || fail "the running request did not finish during shutdown"
+wait $pid || fail "forge serve did not exit cleanly"
+pid=""
+grep -q "forge serve: stopped" "$dir/serve.log" || fail "no clean stop"
+echo "test_serve: ok"
