@@ -11,6 +11,7 @@ int cmd_bench(const Args& args) {
     std::printf(
         "usage: forge bench ops [--json] [--quick]\n"
         "       forge bench infer [--preset stories15M|gqa-60M|stories110M|tiny] [--dtype f32|bf16] [--json]\n"
+        "       forge bench serve [--preset stories15M|stories110M|...] [--dtype f32|bf16] [--json]\n"
         "       forge bench train [--preset P] [--lora] [--dtype f32|bf16] [--batch 8] [--seq 256] [--steps 3] [--json]\n\n"
         "  ops      GEMM GFLOP/s (f32 per CPU backend, bf16) at 1024^3 and Llama shapes (MxKxN),\n"
         "           and causal attention forward+backward ms at B8 H8 D64, T 256 and 1024\n"
@@ -18,6 +19,8 @@ int cmd_bench(const Args& args) {
         "  --quick  shorter timing loops\n"
         "  infer    prefill tokens/s (128-token prompt) and greedy decode tokens/s (128 new tokens),\n"
         "           batch 1, on a random Llama model of the preset's shape (../shared/PEERS.md)\n"
+        "  serve    output tokens/s, time to first token and inter-token latency p50/p99 through the HTTP\n"
+        "           server (streamed, 128-token prompts, 128 new tokens) at concurrency 1, 8 and 32\n"
         "  train    training steps (forward + cross-entropy + backward + AdamW) on a random model: full\n"
         "           finetune, or --lora (r 8, alpha 16 on q,k,v,o); tokens/s, peak tensor memory, peak RSS\n"
         "Threads: OMP_NUM_THREADS (default: all cores). GEMM backend: FORGE_GEMM=onednn|openblas|eigen.\n");
@@ -27,13 +30,16 @@ int cmd_bench(const Args& args) {
   if (args[0] == "infer")
     return bench::bench_infer(flag_value(args, "--preset", "stories15M"), flag_value(args, "--dtype", "f32"),
                               has_flag(args, "--json"), has_flag(args, "--quick") ? 1 : 3);
+  if (args[0] == "serve")
+    return bench::bench_serve(flag_value(args, "--preset", "stories15M"), flag_value(args, "--dtype", "f32"),
+                              has_flag(args, "--json"));
   if (args[0] == "train")
     return bench::bench_train(flag_value(args, "--preset", "stories15M"), has_flag(args, "--lora"),
                               flag_value(args, "--dtype", "f32"), std::stoll(flag_value(args, "--batch", "8")),
                               std::stoll(flag_value(args, "--seq", "256")),
                               int(std::stoll(flag_value(args, "--steps", has_flag(args, "--quick") ? "1" : "3"))),
                               has_flag(args, "--json"));
-  std::fprintf(stderr, "forge bench: unknown benchmark '%s' (available: ops, infer, train)\n", args[0].c_str());
+  std::fprintf(stderr, "forge bench: unknown benchmark '%s' (available: ops, infer, serve, train)\n", args[0].c_str());
   return 2;
 }
 

@@ -290,12 +290,7 @@ void Engine::start() {
       } catch (const std::exception& e) {
         // A failed step must not take the server down: end every request it touched with an error.
         std::fprintf(stderr, "forge engine: step failed: %s\n", e.what());
-        std::vector<int64_t> ids;
-        for (auto& [id, l] : live_) ids.push_back(id);
-        for (int64_t id : ids) {
-          Event ev;
-          finish(*live_.at(id), "abort", ev);
-        }
+        abort_all_live();
       }
     }
   });
@@ -309,6 +304,10 @@ void Engine::stop() {
   }
   if (loop_.joinable()) loop_.join();
   drain_inbox();
+  abort_all_live();
+}
+
+void Engine::abort_all_live() {
   std::vector<int64_t> ids;
   for (auto& [id, l] : live_) ids.push_back(id);
   for (int64_t id : ids) {

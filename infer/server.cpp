@@ -234,7 +234,8 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
                     : completion_logprobs(engine_.tokenizer(), ev.logprobs, c.text_offset);
         c.text_offset += ev.text.size();
         json fin = ev.finished ? json(c.finish) : json();
-        if (ev.text.empty() && lp.is_null() && !ev.finished) continue;
+        // One chunk per token step, even when the detokenizer holds text back (partial UTF-8, a
+        // possible stop string), so clients can count tokens and time them.
         json ch_json = chat ? json{{"index", index}, {"delta", ev.text.empty() ? json::object() : json{{"content", ev.text}}},
                                    {"logprobs", lp}, {"finish_reason", fin}}
                             : json{{"index", index}, {"text", ev.text}, {"logprobs", lp}, {"finish_reason", fin}};

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <unistd.h>
 
 #include "data/make_tokenizer.h"
 #include "models/presets.h"
@@ -36,7 +37,8 @@ void make_tiny_model_dir(const std::string& dir, uint64_t seed, double init_std)
 }
 
 std::string fresh_temp_dir(const std::string& name) {
-  auto p = std::filesystem::temp_directory_path() / ("forge_test_" + name);
+  // Per process: CTest may run tests of one suite in parallel processes (ctest -j).
+  auto p = std::filesystem::temp_directory_path() / ("forge_test_" + name + "_" + std::to_string(::getpid()));
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p.string();

@@ -16,7 +16,7 @@ double rel_error(const Tensor& got, const Tensor& want);
 // some range, so adapters and finetunes have something to move.
 void make_tiny_model_dir(const std::string& dir, uint64_t seed = 7, double init_std = 0.2);
 
-// A fresh empty directory under the system temp dir (removed first if it exists).
+// A fresh empty directory under the system temp dir, unique to the process (removed first if it exists).
 std::string fresh_temp_dir(const std::string& name);
 
 }  // namespace forge::testing
