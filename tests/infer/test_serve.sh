@@ -57,14 +57,14 @@ for m in forge_time_to_first_token_seconds_bucket forge_inter_token_latency_seco
   grep -q "^$m" <<<"$curl_metrics" || fail "/metrics lacks $m"
 done
 
-# Graceful shutdown: a running streamed request finishes; new requests get 503; the process exits 0.
+# Graceful shutdown: a running request (8 x 240 tokens, longer than the wait below) finishes; new requests get 503; the process exits 0.
 "$py" - "$port" <<'PY' &
 import json, sys, urllib.request
 req = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/v1/completions", method="POST",
-    data=json.dumps({"model": "tiny", "prompt": "x", "max_tokens": 150, "ignore_eos": True}).encode(),
+    data=json.dumps({"model": "tiny", "prompt": "x", "max_tokens": 240, "n": 8, "ignore_eos": True}).encode(),
     headers={"Content-Type": "application/json", "Authorization": "Bearer sekret"})
 r = json.load(urllib.request.urlopen(req, timeout=60))
-assert r["usage"]["completion_tokens"] == 150, r
+assert r["usage"]["completion_tokens"] == 8 * 240, r["usage"]
 print("running request finished during shutdown")
 PY
 client=$!
