@@ -9,11 +9,6 @@
 #include "infer/stop_strings.h"
 
 namespace forge::infer {
-namespace {
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-}  // namespace
 
 int64_t kv_bytes_per_token(const models::ModelConfig& c, DType dtype) {
   return 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * (dtype == DType::F32 ? 4 : 2);
@@ -29,7 +24,6 @@ struct Engine::Live {
   data::StreamDecoder dec;
   StopMatcher stops;
   std::vector<int64_t> output;
-  double arrival = 0;
   bool scheduled = false;
 };
 
@@ -46,6 +40,11 @@ Engine::Engine(std::shared_ptr<models::CausalLM> model, std::shared_ptr<data::To
   num_blocks_ = cfg_.kv_cache_bytes / block_bytes + 1;  // + the reserved null block
   // Unless asked for, the context is what the model allows and the cache can hold.
   if (!len_given) cfg_.max_model_len = std::min(cfg_.max_model_len, (num_blocks_ - 1) * cfg_.block_size);
+  // Sliding-window attention is not implemented: keep every context inside the window.
+  if (c.sliding_window > 0 && !len_given) cfg_.max_model_len = std::min(cfg_.max_model_len, c.sliding_window);
+  FORGE_CHECK(c.sliding_window == 0 || cfg_.max_model_len <= c.sliding_window, "--max-model-len ",
+              cfg_.max_model_len, " exceeds the model's sliding window of ", c.sliding_window,
+              " tokens (sliding-window attention is not implemented)");
   FORGE_CHECK(cfg_.max_model_len >= 1, "the KV cache of ", cfg_.kv_cache_bytes, " bytes holds no block of ",
               cfg_.block_size, " tokens (", block_bytes, " bytes each): raise --kv-cache-memory");
   const int64_t need = (cfg_.max_model_len + cfg_.block_size - 1) / cfg_.block_size;
@@ -88,7 +87,6 @@ int64_t Engine::add(Request r, EventFn fn) {
   auto l = std::make_unique<Live>(*tok_, r.skip_special_tokens);
   l->fn = std::move(fn);
   l->stops = StopMatcher(r.stop);
-  l->arrival = now();
   l->seq = std::make_shared<SeqState>();
   l->seq->adapter = r.adapter;
   l->seq->tokens = r.prompt;
@@ -241,14 +239,14 @@ bool Engine::step() {
   StepStats st;
   std::vector<ScheduledChunk> chunks = sched_->schedule(&st);
   if (chunks.empty()) return false;
-  int64_t prefill = 0, decode = 0, queried = 0;
+  int64_t prefill = 0, queried = 0;
   for (auto& c : chunks) {
     Live& l = *live_.at(c.seq->id);
     if (!l.scheduled) {
       l.scheduled = true;
       queried += int64_t(l.req.prompt.size());
     }
-    (c.start + c.n <= int64_t(l.req.prompt.size()) ? prefill : decode) += c.n;
+    if (c.start + c.n <= int64_t(l.req.prompt.size())) prefill += c.n;
   }
   run_chunks(chunks);
   {
@@ -256,7 +254,6 @@ bool Engine::step() {
     counters_.steps += 1;
     counters_.prefill_tokens += prefill;
     counters_.prefix_hit_tokens += st.prefix_hit_tokens;
-    counters_.prefix_query_tokens += queried;
     counters_.prompt_tokens += queried;
     counters_.preemptions += st.preempted;
     waiting_ = int64_t(sched_->num_waiting()) + int64_t(inbox_.size());

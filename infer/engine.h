@@ -43,7 +43,6 @@ struct Event {
   bool finished = false;
   std::string finish_reason;  // "stop" | "length" | "abort"
   int64_t prompt_tokens = 0, completion_tokens = 0, cached_tokens = 0;
-  double queue_seconds = 0;  // arrival to first scheduling
 };
 using EventFn = std::function<void(const Event&)>;
 
@@ -59,10 +58,9 @@ struct EngineConfig {
 
 struct EngineCounters {
   int64_t requests = 0, finished = 0, aborted = 0;
-  int64_t prompt_tokens = 0;      // prompt tokens of finished and running requests
+  int64_t prompt_tokens = 0;      // prompt tokens of admitted requests (the prefix cache's queries)
   int64_t prefill_tokens = 0;     // prompt tokens actually computed (after prefix hits, incl. recompute)
   int64_t prefix_hit_tokens = 0;  // tokens taken from the prefix cache
-  int64_t prefix_query_tokens = 0;
   int64_t generation_tokens = 0;
   int64_t preemptions = 0, steps = 0;
 };

@@ -33,7 +33,6 @@ void Scheduler::release(SeqState& s) {
 
 void Scheduler::preempt(std::shared_ptr<SeqState> s) {
   release(*s);
-  ++s->num_preemptions;
   waiting_.push_front(std::move(s));
 }
 

@@ -32,7 +32,6 @@ struct SeqState {
   std::vector<int32_t> blocks;          // block table
   std::vector<uint64_t> block_hashes;   // hashes of the leading full blocks registered so far
   int64_t cached_prompt_tokens = 0;     // prefix-cache hits at the last admission
-  int64_t num_preemptions = 0;
 };
 
 struct ScheduledChunk {

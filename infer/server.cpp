@@ -39,7 +39,7 @@ struct Choice {
   std::string finish;
   int64_t completion_tokens = 0, prompt_tokens = 0, cached = 0;
   double last_token_time = 0;
-  bool started = false, done = false;
+  bool started = false;
   size_t text_offset = 0;
 };
 }  // namespace
@@ -86,7 +86,7 @@ std::string Server::metrics_text() const {
   out += prom_metric("forge_num_requests_waiting", "gauge", "Sequences waiting for admission", double(engine_.num_waiting()));
   out += prom_metric("forge_kv_cache_usage_ratio", "gauge", "Fraction of KV blocks in use or cached", engine_.kv_usage());
   out += prom_metric("forge_prefix_cache_hit_rate", "gauge", "Prompt tokens served from the prefix cache / prompt tokens",
-                     c.prefix_query_tokens ? double(c.prefix_hit_tokens) / double(c.prefix_query_tokens) : 0.0);
+                     c.prompt_tokens ? double(c.prefix_hit_tokens) / double(c.prompt_tokens) : 0.0);
   out += prom_metric("forge_num_preemptions_total", "counter", "Sequences preempted for recompute", double(c.preemptions));
   out += ttft_.render("forge_time_to_first_token_seconds", "Time from request arrival to its first token");
   out += itl_.render("forge_inter_token_latency_seconds", "Time between consecutive tokens of a sequence");
@@ -219,9 +219,8 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
         c.last_token_time = t;
       }
       if (ev.finished) {
-        c.done = true;
         ++done;
-        c.finish = ev.finish_reason == "abort" ? "abort" : ev.finish_reason;
+        c.finish = ev.finish_reason;
         c.completion_tokens = ev.completion_tokens;
         c.prompt_tokens = ev.prompt_tokens;
         c.cached = ev.cached_tokens;

@@ -40,17 +40,16 @@ Attention::Attention(const ModelConfig& c, DType dtype)
 Tensor Attention::forward(const Tensor& x, const Tensor& pos, const Tensor& inv_freq, const ForwardOptions& opt,
                           int layer) {
   const int64_t B = x.size(0), T = x.size(1);
-  if (PagedKV* pk = opt.paged) {  // packed tokens of several sequences: x [1, N, C]
-    Tensor q = rope(q_proj->forward(x).view({1, T, Hq, D}).transpose(1, 2), pos, inv_freq);   // [1, Hq, N, D]
-    Tensor k = rope(k_proj->forward(x).view({1, T, Hkv, D}).transpose(1, 2), pos, inv_freq);  // [1, Hkv, N, D]
-    Tensor v = v_proj->forward(x).view({T, Hkv, D});
-    paged_kv_write(pk->k[size_t(layer)], pk->v[size_t(layer)], k.select(0, 0).transpose(0, 1), v, pk->batch);
-    Tensor a = paged_attention(q.select(0, 0).transpose(0, 1), pk->k[size_t(layer)], pk->v[size_t(layer)], pk->batch);
-    return o_proj->forward(a.to(x.dtype()).reshape({1, T, Hq * D}));
-  }
   Tensor q = rope(q_proj->forward(x).view({B, T, Hq, D}).transpose(1, 2), pos, inv_freq);  // [B, Hq, T, D]
   Tensor k = rope(k_proj->forward(x).view({B, T, Hkv, D}).transpose(1, 2), pos, inv_freq);  // [B, Hkv, T, D]
   Tensor v = v_proj->forward(x).view({B, T, Hkv, D}).transpose(1, 2);
+  if (PagedKV* pk = opt.paged) {  // packed tokens of several sequences (B = 1): rows [N, H, D]
+    Tensor& kc = pk->k[size_t(layer)];
+    Tensor& vc = pk->v[size_t(layer)];
+    paged_kv_write(kc, vc, k.select(0, 0).transpose(0, 1), v.select(0, 0).transpose(0, 1), pk->batch);
+    Tensor a = paged_attention(q.select(0, 0).transpose(0, 1), kc, vc, pk->batch);  // [N, Hq, D]
+    return o_proj->forward(a.to(x.dtype()).reshape({1, T, Hq * D}));
+  }
   if (KVCache* cache = opt.cache) {
     const int64_t L = cache->length;
     FORGE_CHECK(L + T <= cache->capacity, "KV cache holds ", cache->capacity, " tokens; ", L + T, " needed");

@@ -101,8 +101,7 @@ TEST_F(EngineTest, ConcurrentRequestsEqualOneAtATimeAlsoUnderPreemption) {
   }
   {
     EngineConfig cfg;
-    const models::ModelConfig& c = model_->config();
-    const int64_t block_bytes = 2 * c.num_hidden_layers * 16 * c.num_key_value_heads * c.head_dim * 4;
+    const int64_t block_bytes = 16 * kv_bytes_per_token(model_->config(), DType::F32);
     cfg.max_model_len = 64;
     cfg.kv_cache_bytes = 12 * block_bytes;  // 192 tokens for 32 sequences of up to 56
     auto e = make_engine(cfg);
@@ -203,6 +202,17 @@ TEST_F(EngineTest, RejectsRequestsThatCannotRunAndCacheTooSmallForOneSequence) {
   EngineConfig tiny;
   tiny.kv_cache_bytes = 1024;
   EXPECT_THROW(make_engine(tiny), Error);
+}
+
+TEST_F(EngineTest, ContextStaysInsideASlidingWindow) {
+  auto e = make_engine();  // loads model_ and tok_
+  models::ModelConfig c = model_->config();
+  c.sliding_window = 32;  // Mistral-style; sliding-window attention is not implemented
+  auto windowed = std::make_shared<models::CausalLM>(c);
+  EngineConfig cfg;
+  EXPECT_EQ(Engine(windowed, tok_, {}, cfg).max_model_len(), 32);
+  cfg.max_model_len = 64;
+  EXPECT_THROW(Engine(windowed, tok_, {}, cfg), Error);
 }
 
 TEST_F(EngineTest, MultiLoraBatchMatchesEachAdapterAlone) {
