@@ -1,9 +1,12 @@
 // `forge bench ops`: GEMM throughput per backend and dtype at square and Llama shapes, and
-// tiled attention forward+backward time (B 8, H 8, D 64, T 256 and 1024).
+// tiled attention forward+backward time (B 8, H 8, D 64, T 256 and 1024), and one decode step of
+// paged attention (32 sequences of 192 cached tokens, blocks scattered through the pool).
 #include <omp.h>
 
 #include <algorithm>
 #include <chrono>
+#include <numeric>
+#include <random>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -78,6 +81,29 @@ int bench_ops(bool json, bool quick) {
         2, budget);
     std::string shape = "B8 H8 T" + std::to_string(T) + " D64";
     report({"attention", shape, "f32", "causal fwd+bwd", "ms", threads, sec * 1e3}, json);
+  }
+  for (DType dt : {DType::F32, DType::BF16}) {
+    // stories15M's attention shape: 6 heads of 48; a decode row per sequence.
+    const int64_t S = 32, H = 6, D = 48, bs = 16, ctx = 192, per_seq = ctx / bs, pool = 4 * S * per_seq;
+    Tensor kc = randn({pool, bs, H, D}).to(dt), vc = randn({pool, bs, H, D}).to(dt);
+    std::vector<int64_t> ord(static_cast<size_t>(pool - 1)), slots;
+    std::iota(ord.begin(), ord.end(), 0);
+    std::shuffle(ord.begin(), ord.end(), std::mt19937(3));
+    std::vector<int32_t> table, qs, lens, row_seq;
+    for (int64_t s = 0; s < S; ++s) {
+      for (int64_t b = 0; b < per_seq; ++b) table.push_back(int32_t(ord[size_t(s * per_seq + b)] + 1));
+      qs.push_back(int32_t(s));
+      lens.push_back(int32_t(ctx));
+      row_seq.push_back(int32_t(s));
+      slots.push_back(int64_t(table.back()) * bs + bs - 1);
+    }
+    qs.push_back(int32_t(S));
+    PagedBatch b{Tensor::from_vector(slots, {S}), Tensor::from_vector(table, {S, per_seq}),
+                 Tensor::from_vector(qs, {S + 1}), Tensor::from_vector(lens, {S}), Tensor::from_vector(row_seq, {S})};
+    Tensor q = randn({S, H, D});
+    NoGradGuard ng;
+    double sec = time_median([&] { paged_attention(q, kc, vc, b); }, 5, budget);
+    report({"paged_attn", "S32 ctx192 H6 D48", dtype_name(dt), "decode", "ms", threads, sec * 1e3}, json);
   }
   return 0;
 }
