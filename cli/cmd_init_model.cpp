@@ -6,10 +6,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/file_util.h"
-#include "data/make_tokenizer.h"
-#include "data/tokenizer.h"
-#include "models/pretrained.h"
-#include "models/presets.h"
+#include "train/init_model.h"
 
 namespace forge::cli {
 
@@ -25,31 +22,15 @@ int cmd_init_model(const Args& args) {
     return 0;
   }
   const std::string out = required_flag(args, "--out", "DIR");
-  models::ModelConfig c = models::preset_config(flag_value(args, "--arch", "llama"), flag_value(args, "--preset", "tiny"));
-  c.dtype = dtype_from_name(flag_value(args, "--dtype", "f32"));
-  std::filesystem::create_directories(out);
-
-  const std::string tok_dir = flag_value(args, "--tokenizer", "");
-  if (!tok_dir.empty()) {
-    auto tok = data::Tokenizer::from_dir(tok_dir);
-    for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
-      if (file_exists(tok_dir + "/" + f)) write_file_atomic(out + "/" + f, read_text_file(tok_dir + "/" + f));
-    c.vocab_size = tok->vocab_size();
-    c.bos_token_id = tok->bos_id();
-    c.eos_token_ids = {tok->eos_id()};
-  } else {
-    data::TokenizerFiles t = data::make_byte_level_tokenizer(c.vocab_size);
-    data::save_tokenizer_files(t, out);
-    c.bos_token_id = t.bos_id;
-    c.eos_token_ids = {t.eos_id, t.eot_id};
-  }
-  std::remove((out + "/generation_config.json").c_str());  // save_model writes a fresh one
-  models::CausalLM model(c, c.dtype);
-  model.init_weights(std::stod(flag_value(args, "--init-std", "0.02")), std::stoull(flag_value(args, "--seed", "0")));
-  models::save_model(model, out, size_t(std::stoll(flag_value(args, "--max-shard-mb", "0"))) << 20);
-  std::fprintf(stderr, "forge init-model: %s %s, %.1fM parameters, vocab %lld -> %s\n", c.architecture.c_str(),
-               flag_value(args, "--preset", "tiny").c_str(), double(model.num_parameters()) / 1e6,
-               (long long)c.vocab_size, out.c_str());
+  train::InitModelOptions o;
+  o.arch = flag_value(args, "--arch", "llama");
+  o.preset = flag_value(args, "--preset", "tiny");
+  o.dtype = flag_value(args, "--dtype", "f32");
+  o.tokenizer_dir = flag_value(args, "--tokenizer", "");
+  o.seed = std::stoull(flag_value(args, "--seed", "0"));
+  o.init_std = std::stod(flag_value(args, "--init-std", "0.02"));
+  o.max_shard_bytes = size_t(std::stoll(flag_value(args, "--max-shard-mb", "0"))) << 20;
+  train::init_random_model(out, o);
   return 0;
 }
 

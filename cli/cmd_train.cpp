@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "parallel/comm.h"
 #include "train/recipe.h"
 #include "train/trainer.h"
 
@@ -15,6 +16,7 @@ int cmd_train(const Args& args) {
         "loss_curve.svg, recipe.yaml (as resolved), data/ (token caches), checkpoints/, and adapter/\n"
         "(LoRA, PEFT format) or model/ (full finetune). A run resumes from its newest valid checkpoint\n"
         "(checkpoint.resume: auto). --check validates the recipe, prints it resolved, and stops.\n"
+        "Distributed: mpirun -np N forge train RECIPE parallel.dp=N [parallel.zero=1|2] (docs/distributed.md).\n"
         "Keys (docs/recipes.md explains each):\n");
     for (auto& k : train::recipe_keys()) std::printf("  %s\n", k.c_str());
     return args.empty() ? 1 : 0;
@@ -28,6 +30,7 @@ int cmd_train(const Args& args) {
     return 0;
   }
   train::TrainSummary s = train::run_training(r);
+  if (parallel::world().rank() != 0) return 0;  // rank 0 speaks for a parallel run
   std::printf("steps %lld, loss %.4f -> %.4f, %.0f tokens/s", (long long)s.steps, s.first_loss, s.last_loss,
               s.tokens_per_s);
   if (s.eval_loss == s.eval_loss) std::printf(", eval loss %.4f", s.eval_loss);

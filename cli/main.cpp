@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "parallel/comm.h"
 
 namespace forge::cli {
 
@@ -66,9 +67,13 @@ int main(int argc, char** argv) {
   for (auto& c : kCommands) {
     if (std::strcmp(argv[1], c.name) != 0) continue;
     try {
-      return c.fn(args);
+      const int rc = c.fn(args);
+      forge::parallel::finalize();
+      return rc;
     } catch (const std::exception& e) {
       std::fprintf(stderr, "forge %s: error: %s\n", c.name, e.what());
+      // Under mpirun one failing rank ends the job, so no other rank waits for it.
+      if (forge::parallel::mpi_initialized()) forge::parallel::abort_job(1);
       return 1;
     }
   }

@@ -56,10 +56,13 @@ int64_t Batcher::num_batches(int64_t epoch) const {
   return (int64_t(rows(epoch).size()) + batch_size_ - 1) / batch_size_;
 }
 
-Batch Batcher::batch(int64_t epoch, int64_t index) const {
+Batch Batcher::batch(int64_t epoch, int64_t index, int64_t row_begin, int64_t row_end) const {
   const auto& all = rows(epoch);
   FORGE_CHECK(index >= 0 && index < num_batches(epoch), "batch ", index, " out of range for epoch ", epoch);
-  const int64_t first = index * batch_size_, B = std::min<int64_t>(batch_size_, int64_t(all.size()) - first);
+  const int64_t in_batch = std::min<int64_t>(batch_size_, int64_t(all.size()) - index * batch_size_);
+  row_end = std::min(row_end, in_batch);
+  row_begin = std::min(row_begin, row_end);
+  const int64_t first = index * batch_size_ + row_begin, B = row_end - row_begin;
   int64_t T = 0;
   bool multi_doc = false;
   for (int64_t b = 0; b < B; ++b) {

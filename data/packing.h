@@ -27,7 +27,9 @@ class Batcher {
   // seq_len: row length for packing (examples are at most this long already).
   Batcher(const ExampleSet& set, int64_t seq_len, int64_t batch_size, bool packing, bool shuffle, uint64_t seed);
   int64_t num_batches(int64_t epoch) const;           // micro-batches in that epoch
-  Batch batch(int64_t epoch, int64_t index) const;     // index < num_batches(epoch)
+  // index < num_batches(epoch). Rows [row_begin, row_end) of it only (a data-parallel rank's share;
+  // may be empty at the end of an epoch).
+  Batch batch(int64_t epoch, int64_t index, int64_t row_begin = 0, int64_t row_end = INT64_MAX) const;
   int64_t num_rows(int64_t epoch) const { return int64_t(rows(epoch).size()); }
 
  private:

@@ -29,6 +29,7 @@ std::vector<Field> fields(Recipe& r) {
   return {
       {"model.path", Kind::Str, &r.model.path, {}},
       {"model.dtype", Kind::Str, &r.model.dtype, {"f32", "bf16"}},
+      {"model.init", Kind::Str, &r.model.init, {}},
       {"data.path", Kind::Str, &r.data.path, {}},
       {"data.format", Kind::Str, &r.data.format, {"auto", "alpaca", "chat", "prompt_completion", "text"}},
       {"data.eval_path", Kind::Str, &r.data.eval_path, {}},
@@ -66,6 +67,8 @@ std::vector<Field> fields(Recipe& r) {
       {"parallel.tp", Kind::Int, &r.parallel.tp, {}},
       {"parallel.pp", Kind::Int, &r.parallel.pp, {}},
       {"parallel.zero", Kind::Int, &r.parallel.zero, {}},
+      {"parallel.timeout_s", Kind::Float, &r.parallel.timeout_s, {}},
+      {"parallel.bucket_mb", Kind::Float, &r.parallel.bucket_mb, {}},
       {"checkpoint.every", Kind::Int, &r.checkpoint.every, {}},
       {"checkpoint.keep", Kind::Int, &r.checkpoint.keep, {}},
       {"checkpoint.resume", Kind::Str, &r.checkpoint.resume, {}},
@@ -183,8 +186,8 @@ void validate(const Recipe& r, const std::function<std::string(const std::string
   };
   namespace fs = std::filesystem;
   need(!r.model.path.empty(), "model.path", "required (a Hugging Face model directory)");
-  need(file_exists(r.model.path + "/config.json"), "model.path",
-       "'" + r.model.path + "' has no config.json (expected a Hugging Face model directory)");
+  need(file_exists(r.model.path + "/config.json") || !r.model.init.empty(), "model.path",
+       "'" + r.model.path + "' has no config.json (expected a Hugging Face model directory, or set model.init)");
   need(!r.data.path.empty(), "data.path", "required (a JSONL file)");
   need(fs::is_regular_file(r.data.path), "data.path", "no such file '" + r.data.path + "'");
   need(r.data.eval_path.empty() || fs::is_regular_file(r.data.eval_path), "data.eval_path",
@@ -213,6 +216,8 @@ void validate(const Recipe& r, const std::function<std::string(const std::string
   for (auto [k, v] : {std::pair{"parallel.dp", r.parallel.dp}, {"parallel.tp", r.parallel.tp}, {"parallel.pp", r.parallel.pp}})
     need(v >= 1, k, "must be at least 1");
   need(r.parallel.zero >= 0 && r.parallel.zero <= 3, "parallel.zero", "must be 0, 1, 2 or 3");
+  need(r.parallel.timeout_s >= 0, "parallel.timeout_s", "must not be negative (0: wait forever)");
+  need(r.parallel.bucket_mb > 0, "parallel.bucket_mb", "must be positive");
   need(r.checkpoint.every >= 0, "checkpoint.every", "must not be negative");
   need(r.checkpoint.keep >= 1, "checkpoint.keep", "must be at least 1");
   const std::string& res = r.checkpoint.resume;

@@ -14,6 +14,8 @@ struct Recipe {
   struct Model {
     std::string path;            // Hugging Face model directory
     std::string dtype = "f32";   // compute dtype of the weights: f32 | bf16 (bf16 keeps f32 masters)
+    std::string init;            // a preset name: make a random model (seeded by train.seed) at
+                                 // `path` when it has none yet (smoke tests, cluster checks)
   } model;
 
   struct Data {
@@ -64,6 +66,8 @@ struct Recipe {
 
   struct Parallel {
     int64_t dp = 1, tp = 1, pp = 1, zero = 0;
+    double timeout_s = 600;       // a collective waiting longer stops the run, naming the missing rank
+    double bucket_mb = 25;        // gradient all-reduce bucket size
   } parallel;
 
   struct Checkpoint {

@@ -4,8 +4,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
 #include <filesystem>
+#include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "core/autograd.h"
 #include "core/error.h"
@@ -13,12 +18,16 @@
 #include "core/progress.h"
 #include "data/packing.h"
 #include "models/pretrained.h"
+#include "parallel/grad_sync.h"
+#include "parallel/mesh.h"
 #include "peft/adapter_io.h"
 #include "train/checkpoint.h"
 #include "train/datasets.h"
+#include "train/init_model.h"
 #include "train/metrics.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
+#include "train/zero.h"
 
 namespace forge::train {
 namespace {
@@ -52,21 +61,24 @@ Tensor batch_loss_sum(models::CausalLM& model, const data::Batch& b) {
   return cross_entropy(logits.view({-1, V}), b.labels.view({-1}), -100, Reduction::Sum);
 }
 
-double evaluate(models::CausalLM& model, peft::LoraModel* lora, const data::Batcher& b, int64_t max_batches) {
+// Mean loss over the eval set; data-parallel ranks take every dp-th batch and sum their parts.
+double evaluate(models::CausalLM& model, peft::LoraModel* lora, const data::Batcher& b, int64_t max_batches,
+                parallel::Communicator& dp) {
   NoGradGuard ng;
   model.train(false);
   if (lora) lora->train(false);
-  double loss = 0;
-  int64_t targets = 0, n = b.num_batches(0);
+  double loss = 0, targets = 0;
+  int64_t n = b.num_batches(0);
   if (max_batches > 0) n = std::min(n, max_batches);
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = dp.rank(); i < n; i += dp.size()) {
     data::Batch batch = b.batch(0, i);
-    loss += batch_loss_sum(model, batch).item();
-    targets += batch.targets;
+    if (batch.targets > 0) loss += batch_loss_sum(model, batch).item();
+    targets += double(batch.targets);
   }
   model.train(true);
   if (lora) lora->train(true);
-  return targets ? loss / double(targets) : NAN;
+  auto total = dp.sum({loss, targets});
+  return total[1] > 0 ? total[0] / total[1] : NAN;
 }
 
 Tensor rng_state(const Generator& g) {
@@ -89,15 +101,36 @@ std::unique_ptr<Optimizer> make_optimizer(const Recipe& r, NamedParams params) {
 
 TrainSummary run_training(const Recipe& r) {
   // The mesh: one process is dp = tp = pp = 1; larger meshes need one process per rank.
-  const int64_t world = 1, mesh = r.parallel.dp * r.parallel.tp * r.parallel.pp;
-  FORGE_CHECK(mesh == world, r.file, ": parallel.dp x tp x pp = ", mesh, " needs ", mesh,
-              " processes, but this run has ", world, " (distributed launches: mpirun -np ", mesh, ")");
-  fs::create_directories(r.output.dir);
-  write_file_atomic(r.output.dir + "/recipe.yaml", recipe_to_yaml(r));
+  parallel::set_timeout(r.parallel.timeout_s);
+  parallel::Communicator& world = parallel::world();
+  parallel::Mesh mesh(world, {int(r.parallel.dp), int(r.parallel.tp), int(r.parallel.pp)});
+  FORGE_CHECK(r.parallel.tp == 1 && r.parallel.pp == 1, r.file, ": parallel.tp and parallel.pp are not available yet; ",
+              "this version trains with data parallelism (parallel.dp) and ZeRO stages 1-2");
+  FORGE_CHECK(r.parallel.zero <= 2, r.file, ": parallel.zero=3 is not available yet (stages 1 and 2 are)");
+  parallel::Communicator& dp = mesh.dp();
+  const bool lead = world.rank() == 0;  // writes metrics, the recipe copy and the final model
+  // Rank 0 goes first where files are made (a random model, the token cache); the others read them.
+  auto rank0_first = [&](const std::function<void()>& fn) {
+    if (lead) fn();
+    world.barrier();
+    if (!lead) fn();
+  };
+  if (lead) {
+    fs::create_directories(r.output.dir);
+    write_file_atomic(r.output.dir + "/recipe.yaml", recipe_to_yaml(r));
+    if (!r.model.init.empty() && !file_exists(r.model.path + "/config.json")) {
+      InitModelOptions io;
+      io.preset = r.model.init;
+      io.seed = uint64_t(r.train.seed);
+      init_random_model(r.model.path, io);
+    }
+  }
+  world.barrier();
   manual_seed(uint64_t(r.train.seed));
 
   auto tok = data::Tokenizer::from_dir(r.model.path);
-  Datasets data = load_datasets(r, *tok);
+  Datasets data;
+  rank0_first([&] { data = load_datasets(r, *tok); });
   const DType dtype = dtype_from_name(r.model.dtype);
   std::shared_ptr<models::CausalLM> model = models::load_model(r.model.path, dtype);
   model->checkpoint_layers = r.train.activation_checkpointing;
@@ -127,22 +160,58 @@ TrainSummary run_training(const Recipe& r) {
   for (auto& [n, p] : trainable) n_trainable += p.numel();
   std::vector<Tensor> trainable_tensors;
   for (auto& [n, p] : trainable) trainable_tensors.push_back(p);
-  std::fprintf(stderr, "forge train: %s, %.2fM parameters, %s: %.3fM trainable (%.2f%%), %s\n", r.model.path.c_str(),
-               double(model->num_parameters()) / 1e6, lora ? "LoRA" : "full finetune", double(n_trainable) / 1e6,
-               100.0 * double(n_trainable) / double(model->num_parameters()), r.model.dtype.c_str());
+  if (lead)
+    std::fprintf(stderr, "forge train: %s, %.2fM parameters, %s: %.3fM trainable (%.2f%%), %s, %s\n",
+                 r.model.path.c_str(), double(model->num_parameters()) / 1e6, lora ? "LoRA" : "full finetune",
+                 double(n_trainable) / 1e6, 100.0 * double(n_trainable) / double(model->num_parameters()),
+                 r.model.dtype.c_str(), world.size() > 1 ? (mesh.shape().str() + " zero " + std::to_string(r.parallel.zero)).c_str() : "one process");
 
-  data::Batcher batcher(data.train, r.data.max_seq_len, r.train.batch_size, r.data.packing, r.data.shuffle,
+  // Data parallelism: a global micro-batch holds batch_size rows per dp rank; rank i takes rows
+  // [i * batch_size, (i + 1) * batch_size) of it, so dp ranks see what one process with
+  // batch_size x dp rows would.
+  const int64_t rows_per_rank = r.train.batch_size;
+  data::Batcher batcher(data.train, r.data.max_seq_len, r.train.batch_size * dp.size(), r.data.packing, r.data.shuffle,
                         uint64_t(r.train.seed));
+  if (dp.size() > 1) {
+    // Every rank starts from rank 0's weights (they are equal already; this makes sure of it).
+    NoGradGuard ng;
+    for (auto& [n, p] : trainable) {
+      Tensor t = p.dtype() == DType::F32 ? p : p.to(DType::F32);
+      dp.broadcast(t, 0);
+      if (!t.same(p)) p.copy_(t);
+    }
+  }
+  std::unique_ptr<parallel::GradSync> sync;
+  if (dp.size() > 1)
+    sync = std::make_unique<parallel::GradSync>(
+        dp, trainable_tensors, r.parallel.zero >= 2 ? parallel::GradSync::Mode::ReduceScatter : parallel::GradSync::Mode::AllReduce,
+        int64_t(r.parallel.bucket_mb * (1 << 20)));
   std::unique_ptr<data::Batcher> eval_batcher;
   if (data.eval.size() > 0)
     eval_batcher = std::make_unique<data::Batcher>(data.eval, r.data.max_seq_len, r.train.batch_size, r.data.packing,
                                                    false, 0);
   const std::vector<StepPlan> plan = plan_steps(batcher, r);
   const int64_t total = int64_t(plan.size());
-  std::unique_ptr<Optimizer> opt = make_optimizer(r, trainable);
+  std::unique_ptr<Optimizer> opt;
+  std::unique_ptr<ZeroOptimizer> zero;
+  std::unique_ptr<parallel::FlatLayout> zero_layout;
+  if (r.parallel.zero >= 1 && dp.size() > 1) {
+    zero_layout = std::make_unique<parallel::FlatLayout>(trainable_tensors, dp.rank(), dp.size());
+    zero = std::make_unique<ZeroOptimizer>(dp, trainable, sync ? sync->layout() : *zero_layout,
+                                           [&](NamedParams ps) { return make_optimizer(r, std::move(ps)); });
+  } else {
+    opt = make_optimizer(r, trainable);
+  }
+  // A parallel run keeps one checkpoint directory per rank; the mesh must match on resume.
+  const std::string layout = mesh.shape().str() + " zero " + std::to_string(r.parallel.zero);
 
   // Resume: the newest checkpoint that reads completely (or the named one).
-  const std::string ckpt_dir = r.output.dir + "/checkpoints";
+  std::string ckpt_dir = r.output.dir + "/checkpoints";
+  if (world.size() > 1) {
+    char sub[32];
+    std::snprintf(sub, sizeof sub, "/rank_%05d", world.rank());
+    ckpt_dir += sub;
+  }
   int64_t start = 0;
   Checkpoint ck;
   bool have = false;
@@ -150,11 +219,24 @@ TrainSummary run_training(const Recipe& r) {
     std::vector<std::string> skipped;
     have = load_latest_checkpoint(ckpt_dir, ck, &skipped);
     for (auto& s : skipped) std::fprintf(stderr, "forge train: skipping unreadable checkpoint: %s\n", s.c_str());
+    if (world.size() > 1) {
+      // Resume where every rank has a complete checkpoint: the oldest of the ranks' newest.
+      const int64_t agreed = int64_t(world.reduce({have ? double(ck.step) : -1.0}, parallel::ReduceOp::Min)[0]);
+      if (agreed < 0) {
+        if (have) std::fprintf(stderr, "forge train: rank %d: another rank has no checkpoint; starting over\n", world.rank());
+        have = false;
+      } else if (ck.step != agreed) {
+        ck = load_checkpoint(checkpoint_path(ckpt_dir, agreed));
+      }
+    }
   } else if (r.checkpoint.resume != "never") {
     ck = load_checkpoint(r.checkpoint.resume);
     have = true;
   }
   if (have) {
+    FORGE_CHECK(ck.attrs["layout"].empty() ? world.size() == 1 : ck.attrs["layout"] == layout, ck.path,
+                ": saved by a run with ", ck.attrs["layout"].empty() ? "one process" : ck.attrs["layout"],
+                "; this run is ", layout, " (resume under the same layout, or start from the saved adapter/model)");
     FORGE_CHECK(ck.attrs["data"] == data.fingerprint, ck.path,
                 ": made with other training data or tokenizer settings; use a new output.dir or checkpoint.resume=never");
     FORGE_CHECK(ck.attrs["peft"] == r.peft.method, ck.path, ": made with peft.method=", ck.attrs["peft"],
@@ -170,21 +252,24 @@ TrainSummary run_training(const Recipe& r) {
     std::map<std::string, Tensor> os;
     for (auto& [k, v] : ck.tensors)
       if (k.rfind("optim/", 0) == 0) os[k.substr(6)] = v;
-    opt->load_state_dict(os);
+    if (zero) zero->load_state_dict(os);
+    else opt->load_state_dict(os);
     set_rng_state(default_generator(), ck.tensors.at("rng/default"));
     if (lora) set_rng_state(*lora->gen, ck.tensors.at("rng/lora"));
     start = ck.step;
-    std::fprintf(stderr, "forge train: resuming from %s (step %lld of %lld)\n", ck.path.c_str(), (long long)start,
-                 (long long)total);
+    if (lead)
+      std::fprintf(stderr, "forge train: resuming from %s (step %lld of %lld)\n", ck.path.c_str(), (long long)start,
+                   (long long)total);
   }
 
   auto save_ckpt = [&](int64_t step) {
     std::map<std::string, Tensor> t;
     for (auto& [n, p] : trainable) t["params/" + n] = p.detach();
-    for (auto& [k, v] : opt->state_dict()) t["optim/" + k] = v;
+    for (auto& [k, v] : zero ? zero->state_dict() : opt->state_dict()) t["optim/" + k] = v;
     t["rng/default"] = rng_state(default_generator());
     if (lora) t["rng/lora"] = rng_state(*lora->gen);
     Hdf5Attrs a{{"data", data.fingerprint}, {"peft", r.peft.method}, {"total_steps", std::to_string(total)}};
+    if (world.size() > 1) a["layout"] = layout;
     if (step < total) {
       a["next_epoch"] = std::to_string(plan[size_t(step)].epoch);
       a["next_micro_batch"] = std::to_string(plan[size_t(step)].first_mb);
@@ -192,44 +277,71 @@ TrainSummary run_training(const Recipe& r) {
     save_checkpoint(ckpt_dir, step, t, a, r.checkpoint.keep);
   };
 
-  MetricsLog metrics(r.output.dir + "/metrics.jsonl", have ? start : -1);
+  std::unique_ptr<MetricsLog> metrics;
+  if (lead) metrics = std::make_unique<MetricsLog>(r.output.dir + "/metrics.jsonl", have ? start : -1);
+  auto log = [&](const nlohmann::json& j) {
+    if (metrics) metrics->write(j);
+  };
   TrainSummary sum;
   sum.steps = total;
   sum.start_step = start;
   sum.eval_loss = NAN;
-  std::fprintf(stderr, "forge train: %lld steps of %lld x %lld rows of up to %lld tokens (%s), %lld epoch(s)\n",
-               (long long)total, (long long)r.train.grad_accum, (long long)r.train.batch_size,
-               (long long)r.data.max_seq_len, r.data.packing ? "packed" : "one example per row",
-               (long long)(plan.empty() ? 0 : plan.back().epoch + 1));
+  if (lead)
+    std::fprintf(stderr, "forge train: %lld steps of %lld x %lld rows of up to %lld tokens (%s), %lld epoch(s)\n",
+                 (long long)total, (long long)r.train.grad_accum, (long long)(r.train.batch_size * dp.size()),
+                 (long long)r.data.max_seq_len, r.data.packing ? "packed" : "one example per row",
+                 (long long)(plan.empty() ? 0 : plan.back().epoch + 1));
 
-  ProgressBar bar("train", total, r.logging.progress, "step");
+  ProgressBar bar("train", total, r.logging.progress && lead, "step");
+  int64_t stall_step = -1;
+  if (const char* st = std::getenv("FORGE_TEST_STALL"); st && std::atoi(st) == world.rank())
+    stall_step = std::atoll(std::strchr(st, ':') ? std::strchr(st, ':') + 1 : "1");
   auto t_run = Clock::now();
   int64_t run_tokens = 0;
   double run_seconds = 0;
   bool saved_last = have && start == total;
   for (int64_t s = start; s < total; ++s) {
     const StepPlan& sp = plan[size_t(s)];
+    parallel::set_step(s + 1);
+    if (stall_step == s + 1) {  // FORGE_TEST_STALL=RANK:STEP (timeout tests): this rank stops answering
+      std::fprintf(stderr, "forge train: FORGE_TEST_STALL: rank %d stalls at step %lld\n", world.rank(), (long long)(s + 1));
+      for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
     auto t0 = Clock::now();
     std::vector<data::Batch> mbs;
-    int64_t targets = 0, tokens = 0;
+    int64_t local_targets = 0, local_tokens = 0;
     for (int64_t i = 0; i < sp.n_mb; ++i) {
-      mbs.push_back(batcher.batch(sp.epoch, sp.first_mb + i));
-      targets += mbs.back().targets;
-      tokens += mbs.back().tokens;
+      mbs.push_back(batcher.batch(sp.epoch, sp.first_mb + i, dp.rank() * rows_per_rank, (dp.rank() + 1) * rows_per_rank));
+      local_targets += mbs.back().targets;
+      local_tokens += mbs.back().tokens;
     }
-    // The step's loss is the mean over all its target tokens: each micro-batch's summed loss
-    // is divided by the step's total, so accumulation and packing give the same gradient.
+    // The step's loss is the mean over all its target tokens (of every dp rank): each
+    // micro-batch's summed loss is divided by the step's total, so accumulation, packing and data
+    // parallelism all give the gradient of one big batch.
+    const auto counts = dp.sum({double(local_targets), double(local_tokens)});
+    const double targets = std::max(counts[0], 1.0);
+    const int64_t tokens = int64_t(counts[1]);
     double loss = 0;
-    for (auto& b : mbs) {
-      Tensor l = batch_loss_sum(*model, b);
+    for (size_t i = 0; i < mbs.size(); ++i) {
+      if (sync) sync->set_sync(i + 1 == mbs.size());  // reduce once, after the last micro-batch
+      if (mbs[i].targets == 0) continue;              // (an empty share at an epoch's end)
+      Tensor l = batch_loss_sum(*model, mbs[i]);
       loss += l.item();
-      mul(l, 1.0 / double(std::max<int64_t>(targets, 1))).backward();
+      mul(l, 1.0 / targets).backward();
     }
-    loss /= double(std::max<int64_t>(targets, 1));
-    const double norm = clip_grad_norm(trainable_tensors, r.train.max_grad_norm);
-    opt->lr = lr_at(r.schedule.name, r.optim.lr, s, total, r.schedule.warmup_steps, r.schedule.min_lr_ratio);
-    opt->step();
-    opt->zero_grad();
+    if (sync) sync->finish();
+    loss = dp.sum({loss})[0] / targets;
+    const double lr = lr_at(r.schedule.name, r.optim.lr, s, total, r.schedule.warmup_steps, r.schedule.min_lr_ratio);
+    double norm;
+    if (zero) {
+      norm = zero->step(lr, r.train.max_grad_norm, r.parallel.zero >= 2 ? &sync->shard_grad() : nullptr);
+      zero->zero_grad();
+    } else {
+      norm = clip_grad_norm(trainable_tensors, r.train.max_grad_norm);
+      opt->lr = lr;
+      opt->step();
+      opt->zero_grad();
+    }
     const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
     run_tokens += tokens;
     run_seconds += dt;
@@ -238,15 +350,15 @@ TrainSummary run_training(const Recipe& r) {
     sum.last_loss = loss;
     const int64_t step = s + 1;
     if (step % r.logging.every == 0 || step == total)
-      metrics.write({{"step", step}, {"epoch", sp.epoch}, {"loss", loss}, {"lr", opt->lr}, {"grad_norm", norm},
+      log({{"step", step}, {"epoch", sp.epoch}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
                      {"tokens", tokens}, {"tokens_per_s", double(tokens) / dt},
                      {"elapsed_s", std::chrono::duration<double>(Clock::now() - t_run).count()}});
     if (eval_batcher && r.logging.eval_every > 0 && step % r.logging.eval_every == 0 && step < total) {
-      const double el = evaluate(*model, lora.get(), *eval_batcher, r.logging.eval_batches);
-      metrics.write({{"step", step}, {"eval_loss", el}, {"eval_ppl", std::exp(el)}});
+      const double el = evaluate(*model, lora.get(), *eval_batcher, r.logging.eval_batches, dp);
+      log({{"step", step}, {"eval_loss", el}, {"eval_ppl", std::exp(el)}});
     }
     char status[160];
-    std::snprintf(status, sizeof status, " loss %.4f lr %.2e %.0f tok/s", loss, opt->lr, double(tokens) / dt);
+    std::snprintf(status, sizeof status, " loss %.4f lr %.2e %.0f tok/s", loss, lr, double(tokens) / dt);
     bar.update(step, status);
     saved_last = false;
     if ((r.checkpoint.every > 0 && step % r.checkpoint.every == 0) || step == total) {
@@ -259,26 +371,32 @@ TrainSummary run_training(const Recipe& r) {
   sum.tokens_per_s = run_seconds > 0 ? double(run_tokens) / run_seconds : 0;
 
   if (eval_batcher) {
-    sum.eval_loss = evaluate(*model, lora.get(), *eval_batcher, r.logging.eval_batches);
-    metrics.write({{"step", total}, {"eval_loss", sum.eval_loss}, {"eval_ppl", std::exp(sum.eval_loss)}});
-    std::fprintf(stderr, "forge train: eval loss %.4f (perplexity %.2f)\n", sum.eval_loss, std::exp(sum.eval_loss));
+    sum.eval_loss = evaluate(*model, lora.get(), *eval_batcher, r.logging.eval_batches, dp);
+    log({{"step", total}, {"eval_loss", sum.eval_loss}, {"eval_ppl", std::exp(sum.eval_loss)}});
+    if (lead)
+      std::fprintf(stderr, "forge train: eval loss %.4f (perplexity %.2f)\n", sum.eval_loss, std::exp(sum.eval_loss));
   }
-  if (lora) {
-    sum.adapter_dir = r.output.dir + "/adapter";
-    peft::save_adapter(*lora, sum.adapter_dir);
-    std::fprintf(stderr, "forge train: adapter -> %s\n", sum.adapter_dir.c_str());
-  } else {
-    sum.model_dir = r.output.dir + "/model";
-    models::copy_model_files(r.model.path, sum.model_dir);
-    models::save_model(*model, sum.model_dir);
-    std::fprintf(stderr, "forge train: model -> %s\n", sum.model_dir.c_str());
+  // Every rank holds the whole trained weights (dp and ZeRO 1-2 gather them after each step):
+  // rank 0 writes them as one adapter or model that any layout, or a single process, loads.
+  if (lora) sum.adapter_dir = r.output.dir + "/adapter";
+  else sum.model_dir = r.output.dir + "/model";
+  if (lead) {
+    if (lora) {
+      peft::save_adapter(*lora, sum.adapter_dir);
+      std::fprintf(stderr, "forge train: adapter -> %s\n", sum.adapter_dir.c_str());
+    } else {
+      models::copy_model_files(r.model.path, sum.model_dir);
+      models::save_model(*model, sum.model_dir);
+      std::fprintf(stderr, "forge train: model -> %s\n", sum.model_dir.c_str());
+    }
+    Curve train_curve, eval_curve;
+    read_loss_curves(metrics->path(), train_curve, eval_curve);
+    write_loss_curve_svg(r.output.dir + "/loss_curve.svg", train_curve, eval_curve,
+                         "forge train: " + fs::path(r.output.dir).filename().string());
+    std::fprintf(stderr, "forge train: metrics -> %s, loss curve -> %s/loss_curve.svg\n", metrics->path().c_str(),
+                 r.output.dir.c_str());
   }
-  Curve train_curve, eval_curve;
-  read_loss_curves(metrics.path(), train_curve, eval_curve);
-  write_loss_curve_svg(r.output.dir + "/loss_curve.svg", train_curve, eval_curve,
-                       "forge train: " + fs::path(r.output.dir).filename().string());
-  std::fprintf(stderr, "forge train: metrics -> %s, loss curve -> %s/loss_curve.svg\n", metrics.path().c_str(),
-               r.output.dir.c_str());
+  world.barrier();  // nobody leaves before the files are written
   return sum;
 }
 

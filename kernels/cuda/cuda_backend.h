@@ -24,6 +24,8 @@ void copy_h2d(void* dst, const void* src, size_t nbytes, int device);
 void copy_d2h(void* dst, const void* src, size_t nbytes, int device);
 void copy_d2d(void* dst, const void* src, size_t nbytes, int device);
 void synchronize(int device);
+// The device's stream (a cudaStream_t), for libraries that enqueue on it (NCCL).
+void* stream(int device);
 
 // Same contracts as the CPU kernels in kernels/cpu/elementwise.h, on device pointers.
 void unary(UnaryOp op, DType dt, int ndim, const int64_t* shape, void* out, const int64_t* so,

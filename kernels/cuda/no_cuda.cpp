@@ -21,6 +21,7 @@ void copy_h2d(void*, const void*, size_t, int) { no_cuda(); }
 void copy_d2h(void*, const void*, size_t, int) { no_cuda(); }
 void copy_d2d(void*, const void*, size_t, int) { no_cuda(); }
 void synchronize(int) { no_cuda(); }
+void* stream(int) { no_cuda(); }
 void unary(UnaryOp, DType, int, const int64_t*, void*, const int64_t*, const void*, const int64_t*, float, int) {
   no_cuda();
 }

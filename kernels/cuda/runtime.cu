@@ -115,5 +115,6 @@ void copy_d2d(void* dst, const void* src, size_t n, int device) {
 }
 
 void synchronize(int device) { FORGE_CUDA_CHECK(cudaStreamSynchronize(stream_for(device))); }
+void* stream(int device) { return stream_for(device); }
 
 }  // namespace forge::cuda

@@ -1,0 +1,39 @@
+// ZeRO stages 1 and 2 (Rajbhandari et al.): the optimiser state and the f32 master weights are
+// sharded over the data-parallel ranks. Each rank updates only its slice of the flat parameter
+// space (the elementwise AdamW/SGD rules make that exact), then the slices are all-gathered back
+// into every parameter. Stage 1 takes its slice from the all-reduced gradients; stage 2 receives
+// only its slice (GradSync in ReduceScatter mode).
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "parallel/grad_sync.h"
+#include "train/optimizer.h"
+
+namespace forge::train {
+
+class ZeroOptimizer {
+ public:
+  using Factory = std::function<std::unique_ptr<Optimizer>(NamedParams)>;
+  // params: every trainable parameter (the same list, in the same order, on every dp rank).
+  ZeroOptimizer(parallel::Communicator& dp, NamedParams params, const parallel::FlatLayout& layout, Factory make);
+  // One update: takes this rank's gradient slice (from the .grad tensors, or `shard_grad` when
+  // given), clips by the global norm (returned, before clipping), steps, all-gathers the weights.
+  double step(double lr, double max_norm, const Tensor* shard_grad = nullptr);
+  void zero_grad();
+  // This rank's state: the master slice and the inner optimiser's moments.
+  std::map<std::string, Tensor> state_dict() const;
+  void load_state_dict(const std::map<std::string, Tensor>& sd);
+  int64_t shard_elements() const { return master_.numel(); }
+
+ private:
+  parallel::Communicator& dp_;
+  NamedParams params_;
+  const parallel::FlatLayout& layout_;
+  Tensor master_;  // f32 [hi - lo]
+  std::unique_ptr<Optimizer> inner_;
+};
+
+}  // namespace forge::train
