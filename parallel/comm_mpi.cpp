@@ -39,7 +39,10 @@ MPI_Op mpi_op(ReduceOp op) { return op == ReduceOp::Sum ? MPI_SUM : op == Reduce
 
 std::string join(const std::vector<int>& v) {
   std::string s;
-  for (int x : v) s += (s.empty() ? "" : ",") + std::to_string(x);
+  for (int x : v) {
+    if (!s.empty()) s += ',';
+    s += std::to_string(x);
+  }
   return s;
 }
 
@@ -93,7 +96,7 @@ class MpiCommunicator : public Communicator {
   int size() const override { return size_; }
 
   std::unique_ptr<Work> all_reduce_async(Tensor& t, ReduceOp op) override {
-    const int tag = arrive("all_reduce");
+    const int tag = arrive();
     MPI_Request r;
     check(MPI_Iallreduce(MPI_IN_PLACE, t.raw_data(), int(t.numel()), mpi_type(t, "all_reduce"), mpi_op(op), comm_, &r),
           "Iallreduce");
@@ -103,7 +106,7 @@ class MpiCommunicator : public Communicator {
     check_counts(counts, in.numel(), out.numel(), "reduce_scatter");
     FORGE_CHECK(in.dtype() == out.dtype(), "reduce_scatter: input and output dtypes differ");
     std::vector<int> c(counts.begin(), counts.end());
-    const int tag = arrive("reduce_scatter");
+    const int tag = arrive();
     MPI_Request r;
     check(MPI_Ireduce_scatter(in.raw_data(), out.raw_data(), c.data(), mpi_type(in, "reduce_scatter"), MPI_SUM, comm_,
                               &r),
@@ -115,7 +118,7 @@ class MpiCommunicator : public Communicator {
     FORGE_CHECK(in.dtype() == out.dtype(), "all_gather: input and output dtypes differ");
     std::vector<int> c(counts.begin(), counts.end()), displ(counts.size(), 0);
     for (size_t i = 1; i < c.size(); ++i) displ[i] = displ[i - 1] + c[i - 1];
-    const int tag = arrive("all_gather");
+    const int tag = arrive();
     MPI_Request r;
     const MPI_Datatype ty = mpi_type(out, "all_gather");
     check(MPI_Iallgatherv(in.raw_data(), c[size_t(rank_)], ty, out.raw_data(), c.data(), displ.data(), ty, comm_, &r),
@@ -134,13 +137,13 @@ class MpiCommunicator : public Communicator {
                                      src);
   }
   void broadcast(Tensor& t, int root) override {
-    const int tag = arrive("broadcast");
+    const int tag = arrive();
     MPI_Request r;
     check(MPI_Ibcast(t.raw_data(), int(t.numel()), mpi_type(t, "broadcast"), root, comm_, &r), "Ibcast");
     MpiWork(this, r, "broadcast", tag, -1).wait();
   }
   void barrier() override {
-    const int tag = arrive("barrier");
+    const int tag = arrive();
     MPI_Request r;
     check(MPI_Ibarrier(comm_, &r), "Ibarrier");
     MpiWork(this, r, "barrier", tag, -1).wait();
@@ -174,11 +177,10 @@ class MpiCommunicator : public Communicator {
     throw Error(where + ": " + (missing.empty() ? std::string("every rank arrived, the transfer itself stalled")
                                                 : "rank " + join(missing) + " never reached it (stalled or dead)"));
   }
-  const std::string& group() const { return name_; }
 
  protected:
   void reduce_doubles(double* v, int n, ReduceOp op) override {
-    const int tag = arrive("all_reduce");
+    const int tag = arrive();
     MPI_Request r;
     check(MPI_Iallreduce(MPI_IN_PLACE, v, n, MPI_DOUBLE, mpi_op(op), comm_, &r), "Iallreduce");
     MpiWork(this, r, "all_reduce", tag, -1).wait();
@@ -186,7 +188,7 @@ class MpiCommunicator : public Communicator {
 
  private:
   // Numbers the collective and tells the first rank this rank reached it.
-  int arrive(const char*) {
+  int arrive() {
     const int tag = int(++seq_ % 32000);
     if (rank_ != 0) {
       MPI_Request r;

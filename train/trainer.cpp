@@ -109,6 +109,8 @@ TrainSummary run_training(const Recipe& r) {
   FORGE_CHECK(r.parallel.zero <= 2, r.file, ": parallel.zero=3 is not available yet (stages 1 and 2 are)");
   parallel::Communicator& dp = mesh.dp();
   const bool lead = world.rank() == 0;  // writes metrics, the recipe copy and the final model
+  // Printed, and kept in each rank's checkpoints: resuming needs the same layout.
+  const std::string layout = mesh.shape().str() + " zero " + std::to_string(r.parallel.zero);
   // Rank 0 goes first where files are made (a random model, the token cache); the others read them.
   auto rank0_first = [&](const std::function<void()>& fn) {
     if (lead) fn();
@@ -164,7 +166,7 @@ TrainSummary run_training(const Recipe& r) {
     std::fprintf(stderr, "forge train: %s, %.2fM parameters, %s: %.3fM trainable (%.2f%%), %s, %s\n",
                  r.model.path.c_str(), double(model->num_parameters()) / 1e6, lora ? "LoRA" : "full finetune",
                  double(n_trainable) / 1e6, 100.0 * double(n_trainable) / double(model->num_parameters()),
-                 r.model.dtype.c_str(), world.size() > 1 ? (mesh.shape().str() + " zero " + std::to_string(r.parallel.zero)).c_str() : "one process");
+                 r.model.dtype.c_str(), world.size() > 1 ? layout.c_str() : "one process");
 
   // Data parallelism: a global micro-batch holds batch_size rows per dp rank; rank i takes rows
   // [i * batch_size, (i + 1) * batch_size) of it, so dp ranks see what one process with
@@ -192,18 +194,14 @@ TrainSummary run_training(const Recipe& r) {
                                                    false, 0);
   const std::vector<StepPlan> plan = plan_steps(batcher, r);
   const int64_t total = int64_t(plan.size());
+  // ZeRO shards over the flat layout of the gradient buckets (sync exists whenever dp > 1).
   std::unique_ptr<Optimizer> opt;
   std::unique_ptr<ZeroOptimizer> zero;
-  std::unique_ptr<parallel::FlatLayout> zero_layout;
-  if (r.parallel.zero >= 1 && dp.size() > 1) {
-    zero_layout = std::make_unique<parallel::FlatLayout>(trainable_tensors, dp.rank(), dp.size());
-    zero = std::make_unique<ZeroOptimizer>(dp, trainable, sync ? sync->layout() : *zero_layout,
+  if (r.parallel.zero >= 1 && sync)
+    zero = std::make_unique<ZeroOptimizer>(dp, trainable, sync->layout(),
                                            [&](NamedParams ps) { return make_optimizer(r, std::move(ps)); });
-  } else {
+  else
     opt = make_optimizer(r, trainable);
-  }
-  // A parallel run keeps one checkpoint directory per rank; the mesh must match on resume.
-  const std::string layout = mesh.shape().str() + " zero " + std::to_string(r.parallel.zero);
 
   // Resume: the newest checkpoint that reads completely (or the named one).
   std::string ckpt_dir = r.output.dir + "/checkpoints";

@@ -26,7 +26,6 @@ class ZeroOptimizer {
   // This rank's state: the master slice and the inner optimiser's moments.
   std::map<std::string, Tensor> state_dict() const;
   void load_state_dict(const std::map<std::string, Tensor>& sd);
-  int64_t shard_elements() const { return master_.numel(); }
 
  private:
   parallel::Communicator& dp_;
