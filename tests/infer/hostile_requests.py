@@ -181,21 +181,39 @@ for t in threads:
 for i, r in enumerate(results):
     expect_4xx(f"slow client {i}", r, 408)
 
-# 8. A client that disconnects mid-generation is cancelled.
-s = socket.create_connection(("127.0.0.1", PORT))
-body = json.dumps({"model": MODEL, "prompt": "long", "max_tokens": 240, "n": 16, "ignore_eos": True}).encode()
-s.sendall(f"POST /v1/completions HTTP/1.1\r\nContent-Type: application/json\r\n{AUTH}Content-Length: {len(body)}\r\n\r\n".encode() + body)
-time.sleep(0.05)
-s.close()
-aborted = 0
-for _ in range(100):
+# 8. Clients that disconnect mid-generation are cancelled: a plain request closed right after it
+# is sent, and a streamed one closed after its first chunk. Each asks for 16 x 240 tokens (about
+# 0.2 s of work here), far longer than the server needs to notice the hang-up.
+def aborted_total():
     metrics = raw(b"GET /metrics HTTP/1.1\r\n\r\n")[1].decode()
-    aborted = int(float([ln.split()[1] for ln in metrics.splitlines() if ln.startswith("forge_requests_aborted_total ")][0]))
-    if aborted >= 1:
-        break
-    time.sleep(0.1)
-if aborted < 1:
-    failures.append("a disconnected client's request was not cancelled")
+    return int(float([ln.split()[1] for ln in metrics.splitlines() if ln.startswith("forge_requests_aborted_total ")][0]))
+
+
+def hang_up(stream):
+    before = aborted_total()
+    s = socket.create_connection(("127.0.0.1", PORT))
+    body = json.dumps({"model": MODEL, "prompt": "long", "max_tokens": 240, "n": 16, "ignore_eos": True,
+                       "stream": stream}).encode()
+    s.sendall(f"POST /v1/completions HTTP/1.1\r\nContent-Type: application/json\r\n{AUTH}"
+              f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    if stream:
+        got = b""
+        while b"data: {" not in got:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    s.close()
+    for _ in range(100):
+        if aborted_total() >= before + 16:  # every one of the n sequences
+            return
+        time.sleep(0.1)
+    failures.append(f"a disconnected client's {'streamed' if stream else 'plain'} request was not cancelled")
+
+
+hang_up(stream=False)
+hang_up(stream=True)
+count += 2
 
 # The server is still up and answers a normal request.
 status, body = post("/v1/completions", valid_text)

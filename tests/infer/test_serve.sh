@@ -57,18 +57,37 @@ for m in forge_time_to_first_token_seconds_bucket forge_inter_token_latency_seco
   grep -q "^$m" <<<"$curl_metrics" || fail "/metrics lacks $m"
 done
 
-# Graceful shutdown: a running request (8 x 240 tokens, longer than the wait below) finishes; new requests get 503; the process exits 0.
-"$py" - "$port" <<'PY' &
-import json, sys, urllib.request
-req = urllib.request.Request(f"http://127.0.0.1:{sys.argv[1]}/v1/completions", method="POST",
-    data=json.dumps({"model": "tiny", "prompt": "x", "max_tokens": 240, "n": 8, "ignore_eos": True}).encode(),
-    headers={"Content-Type": "application/json", "Authorization": "Bearer sekret"})
-r = json.load(urllib.request.urlopen(req, timeout=60))
-assert r["usage"]["completion_tokens"] == 8 * 240, r["usage"]
-print("running request finished during shutdown")
+# Graceful shutdown: requests that are running at SIGTERM (4 streams of 16 x 240 tokens, about
+# 0.5 s of work; SIGTERM is sent once each has its first chunk) finish in full; new requests get
+# 503; the process exits 0.
+"$py" - "$port" "$dir/streaming" <<'PY' &
+import json, sys, threading, urllib.request
+port, marker = sys.argv[1], sys.argv[2]
+started, results = threading.Semaphore(0), []
+def one():
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", method="POST",
+        data=json.dumps({"model": "tiny", "prompt": "x", "max_tokens": 240, "n": 16, "ignore_eos": True,
+                         "stream": True, "stream_options": {"include_usage": True}}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": "Bearer sekret"})
+    usage, first = None, True
+    for line in urllib.request.urlopen(req, timeout=60):
+        if first:
+            started.release()
+            first = False
+        if line.startswith(b"data: {"):
+            usage = json.loads(line[6:]).get("usage") or usage
+    results.append(usage and usage["completion_tokens"])
+threads = [threading.Thread(target=one) for _ in range(4)]
+for t in threads: t.start()
+for _ in threads: assert started.acquire(timeout=30), "a stream never started"
+open(marker, "w").close()
+for t in threads: t.join()
+assert results == [16 * 240] * 4, results
+print("running requests finished during shutdown")
 PY
 client=$!
-sleep 0.3
+for _ in $(seq 500); do [ -f "$dir/streaming" ] && break; sleep 0.01; done
+[ -f "$dir/streaming" ] || fail "the streaming requests did not start"
 kill -TERM $pid
 sleep 0.05
 code=$("$py" - "$port" <<'PY'
