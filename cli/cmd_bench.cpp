@@ -12,7 +12,8 @@ int cmd_bench(const Args& args) {
         "usage: forge bench ops [--json] [--quick]\n"
         "       forge bench infer [--preset stories15M|gqa-60M|stories110M|tiny] [--dtype f32|bf16] [--json]\n"
         "       forge bench serve [--preset stories15M|stories110M|...] [--dtype f32|bf16] [--json]\n"
-        "       forge bench train [--preset P] [--lora] [--dtype f32|bf16] [--batch 8] [--seq 256] [--steps 3] [--json]\n\n"
+        "       forge bench train [--preset P] [--lora] [--dtype f32|bf16] [--batch 8] [--seq 256] [--steps 3] [--json]\n"
+        "                         [--parallel 1|dp2|tp2|pp2|dp2xtp2|...] [--micro-batches K]   (under mpirun -np N)\n\n"
         "  ops      GEMM GFLOP/s (f32 per CPU backend, bf16) at 1024^3 and Llama shapes (MxKxN),\n"
         "           and causal attention forward+backward ms at B8 H8 D64, T 256 and 1024\n"
         "  --json   one JSON object per measurement (name, shape, dtype, threads, value, unit)\n"
@@ -23,6 +24,9 @@ int cmd_bench(const Args& args) {
         "           server (streamed, 128-token prompts, 128 new tokens) at concurrency 1, 8 and 32\n"
         "  train    training steps (forward + cross-entropy + backward + AdamW) on a random model: full\n"
         "           finetune, or --lora (r 8, alpha 16 on q,k,v,o); tokens/s, peak tensor memory, peak RSS\n"
+        "           --parallel MESH: the real trainer under that mesh (1: one process); tokens/s over the\n"
+        "           steps after the first and every rank's peak tensor memory; the global batch is cut into\n"
+        "           K micro-batches (default 1; 4 with pp > 1)\n"
         "Threads: OMP_NUM_THREADS (default: all cores). GEMM backend: FORGE_GEMM=onednn|openblas|eigen.\n");
     return args.empty() ? 1 : 0;
   }
@@ -33,6 +37,13 @@ int cmd_bench(const Args& args) {
   if (args[0] == "serve")
     return bench::bench_serve(flag_value(args, "--preset", "stories15M"), flag_value(args, "--dtype", "f32"),
                               has_flag(args, "--json"));
+  if (args[0] == "train" && has_flag(args, "--parallel"))
+    return bench::bench_train_parallel(flag_value(args, "--preset", "stories15M"), has_flag(args, "--lora"),
+                                       flag_value(args, "--dtype", "f32"), std::stoll(flag_value(args, "--batch", "8")),
+                                       std::stoll(flag_value(args, "--seq", "256")),
+                                       int(std::stoll(flag_value(args, "--steps", has_flag(args, "--quick") ? "1" : "3"))),
+                                       flag_value(args, "--parallel", "1"),
+                                       std::stoll(flag_value(args, "--micro-batches", "0")), has_flag(args, "--json"));
   if (args[0] == "train")
     return bench::bench_train(flag_value(args, "--preset", "stories15M"), has_flag(args, "--lora"),
                               flag_value(args, "--dtype", "f32"), std::stoll(flag_value(args, "--batch", "8")),

@@ -53,18 +53,6 @@ Tensor Module::parameter(const std::string& name) const {
   throw Error("no parameter named '" + name + "' in this module");
 }
 
-namespace {
-// Replaces p's data with t's, keeping p's identity (so every handle to p sees the change).
-void swap_data(Tensor& p, const Tensor& t) {
-  TensorImpl* d = p.impl();
-  d->storage = t.impl()->storage;
-  d->shape = t.shape();
-  d->strides = t.strides();
-  d->offset = t.offset();
-  d->dtype = t.dtype();
-  d->grad.reset();
-}
-}  // namespace
 
 void Module::load_state_dict(const std::map<std::string, Tensor>& sd, bool strict, bool share) {
   std::set<std::string> seen;
@@ -81,7 +69,7 @@ void Module::load_state_dict(const std::map<std::string, Tensor>& sd, bool stric
                 shape_str(it->second.shape()), " but the model expects ", shape_str(p.shape()));
     const Tensor& src = it->second;
     if (share && src.dtype() == p.dtype() && src.device() == p.device() && src.is_contiguous()) {
-      swap_data(p, src.detach());
+      p.set_data(src.detach());
       continue;
     }
     Tensor dst = p.detach();
@@ -111,13 +99,13 @@ void Module::train(bool on) {
 void Module::to(DType dtype) {
   NoGradGuard ng;
   for (auto& [n, p] : named_parameters())
-    if (is_floating(p.dtype()) && p.dtype() != dtype) swap_data(p, p.detach().to(dtype));
+    if (is_floating(p.dtype()) && p.dtype() != dtype) p.set_data(p.detach().to(dtype));
 }
 
 void Module::to(Device device) {
   NoGradGuard ng;
   for (auto& [n, p] : named_parameters())
-    if (p.device() != device) swap_data(p, p.detach().to(device));
+    if (p.device() != device) p.set_data(p.detach().to(device));
 }
 
 int64_t Module::num_parameters(bool trainable_only) const {
@@ -141,10 +129,40 @@ Linear::Linear(int64_t in, int64_t out, bool with_bias, DType dtype, Generator* 
 }
 
 Tensor Linear::forward(const Tensor& x) const {
-  Tensor y = linear(x, weight, bias);
+  Tensor y;
+  if (split == Split::Columns) {
+    y = linear(tp->copy(x), weight, bias);  // this rank's output features
+  } else if (split == Split::Rows) {
+    y = tp->reduce(linear(x, weight));      // partial sums over this rank's input features
+    if (bias.defined()) y = add(y, bias);   // once, after the sum
+  } else {
+    y = linear(x, weight, bias);
+  }
   if (!adapter) return y;
   Tensor delta = adapter->forward(x);
   return delta.defined() ? add(y, delta) : y;
+}
+
+Tensor Embedding::forward(const Tensor& ids) const {
+  if (!tp) return embedding(weight, ids);
+  // Vocabulary-parallel: rows [vocab_start, vocab_start + V/tp) live here; other ids look up
+  // row 0 and are zeroed, and the sum over the group fills every position.
+  const int64_t n = weight.size(0);
+  Tensor flat = ids.to(Device::cpu()).to(DType::I64).contiguous();
+  std::vector<int64_t> local(size_t(flat.numel()));
+  std::vector<float> keep(local.size());
+  const int64_t* id = flat.data<int64_t>();
+  for (size_t i = 0; i < local.size(); ++i) {
+    const int64_t l = id[i] - vocab_start;
+    const bool mine = l >= 0 && l < n;
+    local[i] = mine ? l : 0;
+    keep[i] = mine ? 1.0f : 0.0f;
+  }
+  Shape ks = ids.shape();
+  ks.push_back(1);
+  Tensor e = embedding(weight, Tensor::from_vector(local, ids.shape()).to(ids.device()));
+  Tensor mask = Tensor::from_vector(keep, ks).to(e.dtype()).to(ids.device());
+  return tp->reduce(mul(e, mask));
 }
 
 Embedding::Embedding(int64_t num, int64_t dim, DType dtype, Generator* gen) {

@@ -1,6 +1,7 @@
 // nn: Modules with HF-style dotted parameter names, and the Linear / Embedding / RMSNorm layers.
 // Every weight matmul goes through Linear, so adapters (LoRA) attach by name without model edits.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -63,6 +64,20 @@ class ModuleList : public Module {
   std::vector<std::shared_ptr<Module>> items_;
 };
 
+// Tensor parallelism as a layer sees it: its place in the group and the two collectives Megatron
+// calls f and g (parallel/tensor_parallel.h makes one from a communicator).
+struct TensorParallel {
+  int rank = 0, size = 1;
+  std::function<Tensor(const Tensor&)> copy;    // f: identity forward; gradient summed over the group
+  std::function<Tensor(const Tensor&)> reduce;  // g: summed over the group forward; identity backward
+};
+// How a Linear's weight [out, in] is split over a tensor-parallel group.
+enum class Split {
+  None,
+  Columns,  // output features (q/k/v, gate/up, the LM head): input replicated, output split
+  Rows,     // input features (o, down): input split, output summed over the group
+};
+
 // Something added to a Linear's output (LoRA): y = base(x) + adapter->forward(x).
 struct LinearAdapter {
   virtual ~LinearAdapter() = default;
@@ -77,15 +92,19 @@ class Linear : public Module {
   Tensor forward(const Tensor& x) const;
   int64_t in_features, out_features;
   Tensor weight;  // [out, in]
-  Tensor bias;    // [out] or undefined
+  Tensor bias;    // [out] or undefined (not split under Split::Rows)
   std::shared_ptr<LinearAdapter> adapter;
+  Split split = Split::None;  // with tp set: in/out_features and weight are this rank's part
+  std::shared_ptr<const TensorParallel> tp;
 };
 
 class Embedding : public Module {
  public:
   Embedding(int64_t num_embeddings, int64_t dim, DType dtype = DType::F32, Generator* gen = nullptr);
-  Tensor forward(const Tensor& ids) const { return embedding(weight, ids); }
-  Tensor weight;  // [V, C], normal(0, 1) init
+  Tensor forward(const Tensor& ids) const;
+  Tensor weight;  // [V, C], normal(0, 1) init; with tp, rows [vocab_start, vocab_start + V/tp)
+  int64_t vocab_start = 0;
+  std::shared_ptr<const TensorParallel> tp;
 };
 
 class RMSNorm : public Module {

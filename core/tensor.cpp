@@ -158,6 +158,16 @@ Tensor Tensor::detach() const {
   return Tensor(impl);
 }
 
+void Tensor::set_data(const Tensor& t) const {
+  TensorImpl* d = impl_.get();
+  d->storage = t.impl_->storage;
+  d->shape = t.shape();
+  d->strides = t.strides();
+  d->offset = t.offset();
+  d->dtype = t.dtype();
+  d->grad.reset();
+}
+
 const Tensor& Tensor::copy_(const Tensor& src) const {
   detail::copy_into(*this, src);
   return *this;

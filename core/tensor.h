@@ -93,6 +93,9 @@ class Tensor {
   const Tensor& copy_(const Tensor& src) const;  // broadcasts src; converts dtype; any device pair
   const Tensor& fill_(double value) const;
   const Tensor& zero_() const { return fill_(0.0); }
+  // Points this tensor at t's data (shape, dtype, storage), keeping its identity, so every handle
+  // to it sees the change (PyTorch's `p.data = t`). Drops the gradient. Sharding and moves use it.
+  void set_data(const Tensor& t) const;
 
   // ---- views (differentiable, no copies) -----------------------------------------------------
   Tensor view(const Shape& shape) const;      // needs compatible strides; one -1 allowed

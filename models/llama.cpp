@@ -27,7 +27,7 @@ PagedKV PagedKV::create(const ModelConfig& c, int64_t num_blocks, int64_t block_
 }
 
 Attention::Attention(const ModelConfig& c, DType dtype)
-    : Hq(c.num_attention_heads), Hkv(c.num_key_value_heads), D(c.head_dim), window(c.sliding_window) {
+    : D(c.head_dim), window(c.sliding_window) {
   const int64_t C = c.hidden_size;
   q_proj = register_module("q_proj", std::make_shared<nn::Linear>(C, c.q_dim(), c.attention_bias, dtype));
   k_proj = register_module("k_proj", std::make_shared<nn::Linear>(C, c.kv_dim(), c.attention_bias, dtype));
@@ -40,6 +40,8 @@ Attention::Attention(const ModelConfig& c, DType dtype)
 Tensor Attention::forward(const Tensor& x, const Tensor& pos, const Tensor& inv_freq, const ForwardOptions& opt,
                           int layer) {
   const int64_t B = x.size(0), T = x.size(1);
+  // This rank's heads: all of them, or its share under tensor parallelism (q/k/v split by columns).
+  const int64_t Hq = q_proj->out_features / D, Hkv = k_proj->out_features / D;
   Tensor q = rope(q_proj->forward(x).view({B, T, Hq, D}).transpose(1, 2), pos, inv_freq);  // [B, Hq, T, D]
   Tensor k = rope(k_proj->forward(x).view({B, T, Hkv, D}).transpose(1, 2), pos, inv_freq);  // [B, Hkv, T, D]
   Tensor v = v_proj->forward(x).view({B, T, Hkv, D}).transpose(1, 2);
@@ -110,32 +112,43 @@ CausalLM::CausalLM(const ModelConfig& c, DType dtype) : cfg(c), dtype_(dtype) {
 
 const Tensor& CausalLM::lm_head_weight() const { return lm_head ? lm_head->weight : model->embed_tokens->weight; }
 
-Tensor CausalLM::hidden_states(const Tensor& ids, const ForwardOptions& opt) {
-  FORGE_CHECK(ids.dim() == 2, "model: ids must be [B, T], got ", shape_str(ids.shape()));
+Tensor CausalLM::positions_for(const Tensor& ids, const ForwardOptions& opt) const {
+  if (opt.positions.defined()) return opt.positions;
   const int64_t T = ids.size(1);
-  Tensor pos = opt.positions;
-  FORGE_CHECK(!opt.paged || (pos.defined() && ids.size(0) == 1), "model: a paged forward takes ids [1, N] and positions");
-  if (!pos.defined()) {
-    const int64_t L = opt.cache ? opt.cache->length : 0;
-    std::vector<int64_t> p(T);
-    for (int64_t t = 0; t < T; ++t) p[t] = L + t;
-    pos = Tensor::from_vector(p, {T});
-  }
-  if (inv_freq_.device() != ids.device()) inv_freq_ = inv_freq_.to(ids.device());  // once per device move
+  const int64_t L = opt.cache ? opt.cache->length : 0;
+  std::vector<int64_t> p(T);
+  for (int64_t t = 0; t < T; ++t) p[t] = L + t;
+  return Tensor::from_vector(p, {T});
+}
+
+Tensor CausalLM::embed(const Tensor& ids) const {
+  FORGE_CHECK(ids.dim() == 2, "model: ids must be [B, T], got ", shape_str(ids.shape()));
+  return model->embed_tokens->forward(ids);
+}
+
+Tensor CausalLM::run_layers(Tensor x, int64_t begin, int64_t end, const Tensor& pos, const ForwardOptions& opt) {
+  if (inv_freq_.device() != x.device()) inv_freq_ = inv_freq_.to(x.device());  // once per device move
   const Tensor& inv_freq = inv_freq_;
-  Tensor x = model->embed_tokens->forward(ids);
-  for (size_t i = 0; i < model->layers->size(); ++i) {
+  for (int64_t i = begin; i < end; ++i) {
     if (checkpoint_layers && grad_enabled() && !opt.cache) {
       // Keep only the layer's input; backward runs the layer again (activation checkpointing).
       // Captures by value: the recompute runs during backward, after this call has returned.
       x = checkpoint([this, pos, inv_freq = inv_freq_, opt, i](const std::vector<Tensor>& in) {
-            return std::vector<Tensor>{model->layer(i).forward(in[0], pos, inv_freq, opt, int(i))};
+            return std::vector<Tensor>{model->layer(size_t(i)).forward(in[0], pos, inv_freq, opt, int(i))};
           }, {x})[0];
     } else {
-      x = model->layer(i).forward(x, pos, inv_freq, opt, int(i));
+      x = model->layer(size_t(i)).forward(x, pos, inv_freq, opt, int(i));
     }
   }
-  if (opt.cache) opt.cache->length += T;
+  return x;
+}
+
+Tensor CausalLM::hidden_states(const Tensor& ids, const ForwardOptions& opt) {
+  FORGE_CHECK(!opt.paged || (opt.positions.defined() && ids.size(0) == 1),
+              "model: a paged forward takes ids [1, N] and positions");
+  Tensor x = embed(ids);
+  x = run_layers(x, 0, int64_t(model->layers->size()), positions_for(ids, opt), opt);
+  if (opt.cache) opt.cache->length += ids.size(1);
   return model->norm->forward(x);
 }
 
@@ -146,7 +159,10 @@ Tensor CausalLM::forward(const Tensor& ids, const ForwardOptions& opt) {
 }
 
 Tensor CausalLM::logits(const Tensor& h) const {
-  return lm_head ? lm_head->forward(h) : linear(h, model->embed_tokens->weight);
+  if (lm_head) return lm_head->forward(h);
+  // Tied: the embedding's rows are the output features (this rank's vocabulary part under tp).
+  const auto& tp = model->embed_tokens->tp;
+  return linear(tp ? tp->copy(h) : h, model->embed_tokens->weight);
 }
 
 void CausalLM::init_weights(double std, uint64_t seed) {

@@ -45,7 +45,7 @@ class Attention : public nn::Module {
   std::shared_ptr<nn::Linear> q_proj, k_proj, v_proj, o_proj;
 
  private:
-  int64_t Hq, Hkv, D, window;
+  int64_t D, window;  // heads come from q/k_proj's out_features (fewer per rank under tp)
 };
 
 class MLP : public nn::Module {
@@ -79,9 +79,14 @@ class CausalLM : public nn::Module {
   explicit CausalLM(const ModelConfig& c, DType dtype = DType::F32);
   // ids [B, T] -> final hidden states [B, T, C] (after the last norm).
   Tensor hidden_states(const Tensor& ids, const ForwardOptions& opt = {});
+  // The pieces of hidden_states, for pipeline stages: the embedding, layers [begin, end) (pos
+  // from positions_for) and, on the last stage, model->norm and logits().
+  Tensor embed(const Tensor& ids) const;
+  Tensor run_layers(Tensor x, int64_t begin, int64_t end, const Tensor& pos, const ForwardOptions& opt);
+  Tensor positions_for(const Tensor& ids, const ForwardOptions& opt) const;  // opt.positions or cache length + arange
   // ids [B, T] -> logits [B, T, V] (or [B, 1, V] with last_only), in the model's dtype.
   Tensor forward(const Tensor& ids, const ForwardOptions& opt = {});
-  // Final hidden states [..., C] -> logits [..., V].
+  // Final hidden states [..., C] -> logits [..., V] (this rank's V / tp under tensor parallelism).
   Tensor logits(const Tensor& h) const;
   const Tensor& lm_head_weight() const;  // the embedding when tied
   const ModelConfig& config() const { return cfg; }

@@ -23,7 +23,8 @@ void check(int rc, const char* what) {
   throw Error(std::string("MPI ") + what + " failed: " + std::string(msg, size_t(len)));
 }
 
-MPI_Datatype mpi_type(const Tensor& t, const char* what) {
+// reducing: MPI has no 16-bit float sums, so bf16/f16 tensors only move (send, gather, broadcast).
+MPI_Datatype mpi_type(const Tensor& t, const char* what, bool reducing = false) {
   FORGE_CHECK(t.device().is_cpu(), what, ": the MPI backend carries host tensors (use NCCL for device tensors)");
   FORGE_CHECK(t.is_contiguous(), what, ": the tensor must be contiguous");
   switch (t.dtype()) {
@@ -31,7 +32,12 @@ MPI_Datatype mpi_type(const Tensor& t, const char* what) {
     case DType::I32: return MPI_INT32_T;
     case DType::I64: return MPI_INT64_T;
     case DType::U8: return MPI_UINT8_T;
-    default: throw Error(std::string(what) + ": MPI reduces f32, i32, i64 and u8 tensors, not " + dtype_name(t.dtype()));
+    case DType::BF16:
+    case DType::F16:
+      if (!reducing) return MPI_UINT16_T;
+      [[fallthrough]];
+    default:
+      throw Error(std::string(what) + ": MPI reduces f32, i32, i64 and u8 tensors, not " + dtype_name(t.dtype()));
   }
 }
 
@@ -98,7 +104,7 @@ class MpiCommunicator : public Communicator {
   std::unique_ptr<Work> all_reduce_async(Tensor& t, ReduceOp op) override {
     const int tag = arrive();
     MPI_Request r;
-    check(MPI_Iallreduce(MPI_IN_PLACE, t.raw_data(), int(t.numel()), mpi_type(t, "all_reduce"), mpi_op(op), comm_, &r),
+    check(MPI_Iallreduce(MPI_IN_PLACE, t.raw_data(), int(t.numel()), mpi_type(t, "all_reduce", true), mpi_op(op), comm_, &r),
           "Iallreduce");
     return std::make_unique<MpiWork>(this, r, "all_reduce", tag, -1);
   }
@@ -108,7 +114,7 @@ class MpiCommunicator : public Communicator {
     std::vector<int> c(counts.begin(), counts.end());
     const int tag = arrive();
     MPI_Request r;
-    check(MPI_Ireduce_scatter(in.raw_data(), out.raw_data(), c.data(), mpi_type(in, "reduce_scatter"), MPI_SUM, comm_,
+    check(MPI_Ireduce_scatter(in.raw_data(), out.raw_data(), c.data(), mpi_type(in, "reduce_scatter", true), MPI_SUM, comm_,
                               &r),
           "Ireduce_scatter");
     return std::make_unique<MpiWork>(this, r, "reduce_scatter", tag, -1);

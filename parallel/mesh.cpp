@@ -22,6 +22,7 @@ Mesh::Mesh(Communicator& world, MeshShape s) : world_(world), shape_(s) {
   dp_ = world.split(pp_rank_ * s.tp + tp_rank_, dp_rank_, "dp");
   tp_ = world.split(pp_rank_ * s.dp + dp_rank_, tp_rank_, "tp");
   pp_ = world.split(dp_rank_ * s.tp + tp_rank_, pp_rank_, "pp");
+  model_ = world.split(dp_rank_, pp_rank_ * s.tp + tp_rank_, "model");
 }
 
 int Mesh::rank_of(int dp_rank, int tp_rank, int pp_rank) const {

@@ -27,6 +27,7 @@ class Mesh {
   Communicator& dp() const { return *dp_; }  // same tp and pp rank
   Communicator& tp() const { return *tp_; }  // same dp and pp rank
   Communicator& pp() const { return *pp_; }  // same dp and tp rank
+  Communicator& model() const { return *model_; }  // same dp rank: the tp x pp ranks holding one model
   // The world rank at mesh coordinates.
   int rank_of(int dp_rank, int tp_rank, int pp_rank) const;
 
@@ -34,7 +35,7 @@ class Mesh {
   Communicator& world_;
   MeshShape shape_;
   int dp_rank_ = 0, tp_rank_ = 0, pp_rank_ = 0;
-  std::unique_ptr<Communicator> dp_, tp_, pp_;
+  std::unique_ptr<Communicator> dp_, tp_, pp_, model_;
 };
 
 }  // namespace forge::parallel

@@ -25,7 +25,13 @@ LoraAdapter::LoraAdapter(int64_t in, int64_t out, int64_t r, double scale_, doub
 Tensor LoraAdapter::forward(const Tensor& x) {
   Tensor h = x.to(A.dtype());
   if (dropout > 0 && training) h = forge::dropout(h, dropout, true, gen);
-  Tensor y = mul(linear(linear(h, A), B), scale);
+  Tensor z = linear(h, A);  // [..., r]
+  // Columns: every rank has all of z, and its gradient must be the sum of the ranks' parts of B.
+  // Rows: each rank has a partial z from its input features; summing makes it whole. Either way
+  // the delta is added outside the base layer's collective, so it is never counted twice.
+  if (split == nn::Split::Columns) z = tp->copy(z);
+  else if (split == nn::Split::Rows) z = tp->reduce(z);
+  Tensor y = mul(linear(z, B), scale);
   return y.to(x.dtype());
 }
 

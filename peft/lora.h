@@ -35,6 +35,10 @@ class LoraAdapter : public nn::LinearAdapter {
   double scale, dropout;
   bool training = true;
   Generator* gen;  // dropout masks (owned by the LoraModel)
+  // Under tensor parallelism, split like the base weight: Columns keeps A whole and splits B's
+  // rows; Rows splits A's columns and keeps B whole (parallel/tensor_parallel.cpp sets these).
+  nn::Split split = nn::Split::None;
+  std::shared_ptr<const nn::TensorParallel> tp;
 };
 
 // The adapters attached to one model, by module name ("model.layers.0.self_attn.q_proj").

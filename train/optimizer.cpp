@@ -104,11 +104,14 @@ void SGD::update(size_t i, Tensor& p, const Tensor& g0) {
   add_(p, g, -lr);
 }
 
-double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, const std::vector<double>& weights,
+                      parallel::Communicator* group) {
   NoGradGuard ng;
   double total = 0;
-  for (const Tensor& p : params)
-    if (p.grad().defined()) total += sum(square(p.grad().to(DType::F32))).item();
+  for (size_t i = 0; i < params.size(); ++i)
+    if (params[i].grad().defined())
+      total += (weights.empty() ? 1.0 : weights[i]) * sum(square(params[i].grad().to(DType::F32))).item();
+  if (group && group->size() > 1) total = group->sum({total})[0];
   const double norm = std::sqrt(total);
   if (max_norm > 0 && norm > max_norm) {
     const double s = max_norm / (norm + 1e-6);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "parallel/comm.h"
 
 namespace forge::train {
 
@@ -66,7 +67,10 @@ class SGD : public Optimizer {
 };
 
 // Scales all gradients so their global L2 norm is at most max_norm (0: no clipping).
-// Returns the norm before clipping (f32 accumulation over every tensor).
-double clip_grad_norm(const std::vector<Tensor>& params, double max_norm);
+// Returns the norm before clipping (f32 accumulation over every tensor). A model split over
+// ranks passes each tensor's weight (1 / the ranks holding the same copy) and the group whose
+// squares add up to the whole model.
+double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, const std::vector<double>& weights = {},
+                      parallel::Communicator* group = nullptr);
 
 }  // namespace forge::train

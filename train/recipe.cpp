@@ -69,6 +69,7 @@ std::vector<Field> fields(Recipe& r) {
       {"parallel.zero", Kind::Int, &r.parallel.zero, {}},
       {"parallel.timeout_s", Kind::Float, &r.parallel.timeout_s, {}},
       {"parallel.bucket_mb", Kind::Float, &r.parallel.bucket_mb, {}},
+      {"parallel.schedule", Kind::Str, &r.parallel.schedule, {"1f1b", "gpipe"}},
       {"checkpoint.every", Kind::Int, &r.checkpoint.every, {}},
       {"checkpoint.keep", Kind::Int, &r.checkpoint.keep, {}},
       {"checkpoint.resume", Kind::Str, &r.checkpoint.resume, {}},

@@ -68,6 +68,7 @@ struct Recipe {
     int64_t dp = 1, tp = 1, pp = 1, zero = 0;
     double timeout_s = 600;       // a collective waiting longer stops the run, naming the missing rank
     double bucket_mb = 25;        // gradient all-reduce bucket size
+    std::string schedule = "1f1b";  // pipeline schedule: 1f1b or gpipe
   } parallel;
 
   struct Checkpoint {

@@ -16,10 +16,13 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/progress.h"
+#include "core/storage.h"
 #include "data/packing.h"
 #include "models/pretrained.h"
 #include "parallel/grad_sync.h"
 #include "parallel/mesh.h"
+#include "parallel/model_parallel.h"
+#include "parallel/pipeline.h"
 #include "peft/adapter_io.h"
 #include "train/checkpoint.h"
 #include "train/datasets.h"
@@ -51,33 +54,58 @@ std::vector<StepPlan> plan_steps(const data::Batcher& b, const Recipe& r) {
   return plan;
 }
 
-// Summed cross-entropy over the batch's targets (f32 scalar).
-Tensor batch_loss_sum(models::CausalLM& model, const data::Batch& b) {
+// This rank's stage of the model on one micro-batch: its layers, from the ids on the first stage
+// or from the previous stage's activation `in`. Returns the activation for the next stage, or on
+// the last stage the final hidden states (ModelParallel::loss_sum takes them on).
+Tensor stage_forward(models::CausalLM& model, const parallel::ModelParallel& mp, const data::Batch& b,
+                     const Tensor& in) {
   models::ForwardOptions fo;
   fo.positions = b.positions;
   fo.doc_ids = b.doc_ids;
-  Tensor logits = model.forward(b.ids, fo);
-  const int64_t V = logits.size(-1);
-  return cross_entropy(logits.view({-1, V}), b.labels.view({-1}), -100, Reduction::Sum);
+  Tensor x = mp.first_stage() ? model.embed(b.ids) : in;
+  return model.run_layers(x, mp.layer_begin(), mp.layer_end(), model.positions_for(b.ids, fo), fo);
 }
 
-// Mean loss over the eval set; data-parallel ranks take every dp-th batch and sum their parts.
-double evaluate(models::CausalLM& model, peft::LoraModel* lora, const data::Batcher& b, int64_t max_batches,
-                parallel::Communicator& dp) {
+// The micro-batches as a pipeline stage (with pp = 1: the whole model); losses summed into *loss.
+parallel::Stage make_stage(models::CausalLM& model, const parallel::ModelParallel& mp,
+                           const std::vector<data::Batch>& mbs, double scale, double* loss) {
+  parallel::Stage st;
+  st.activation_dtype = model.dtype();
+  st.activation_shape = [&model, &mbs](int64_t i) {
+    const data::Batch& b = mbs[size_t(i)];
+    return Shape{b.ids.size(0), b.ids.size(1), model.config().hidden_size};
+  };
+  st.forward = [&model, &mp, &mbs, scale, loss](int64_t i, const Tensor& in) {
+    const data::Batch& b = mbs[size_t(i)];
+    Tensor x = stage_forward(model, mp, b, in);
+    if (!mp.last_stage()) return x;
+    Tensor l = mp.loss_sum(x, b.labels);
+    *loss += l.item();
+    return scale == 1.0 ? l : mul(l, scale);
+  };
+  return st;
+}
+
+// Mean loss over the eval set; data-parallel replicas take every dp-th batch and sum their parts.
+double evaluate(models::CausalLM& model, peft::LoraModel* lora, const parallel::ModelParallel& mp,
+                const data::Batcher& b, int64_t max_batches, const parallel::Mesh& mesh) {
   NoGradGuard ng;
   model.train(false);
   if (lora) lora->train(false);
   double loss = 0, targets = 0;
   int64_t n = b.num_batches(0);
   if (max_batches > 0) n = std::min(n, max_batches);
-  for (int64_t i = dp.rank(); i < n; i += dp.size()) {
+  std::vector<data::Batch> mine;
+  for (int64_t i = mesh.dp_rank(); i < n; i += mesh.shape().dp) {
     data::Batch batch = b.batch(0, i);
-    if (batch.targets > 0) loss += batch_loss_sum(model, batch).item();
     targets += double(batch.targets);
+    if (batch.targets > 0) mine.push_back(std::move(batch));
   }
+  parallel::run_pipeline(parallel::Schedule::GPipe, int64_t(mine.size()), mesh.pp(),
+                         make_stage(model, mp, mine, 1.0, &loss), false);
   model.train(true);
   if (lora) lora->train(true);
-  auto total = dp.sum({loss, targets});
+  auto total = mesh.world().sum({mp.reports() ? loss : 0.0, mp.reports() ? targets : 0.0});
   return total[1] > 0 ? total[0] / total[1] : NAN;
 }
 
@@ -104,13 +132,13 @@ TrainSummary run_training(const Recipe& r) {
   parallel::set_timeout(r.parallel.timeout_s);
   parallel::Communicator& world = parallel::world();
   parallel::Mesh mesh(world, {int(r.parallel.dp), int(r.parallel.tp), int(r.parallel.pp)});
-  FORGE_CHECK(r.parallel.tp == 1 && r.parallel.pp == 1, r.file, ": parallel.tp and parallel.pp are not available yet; ",
-              "this version trains with data parallelism (parallel.dp) and ZeRO stages 1-2");
   FORGE_CHECK(r.parallel.zero <= 2, r.file, ": parallel.zero=3 is not available yet (stages 1 and 2 are)");
   parallel::Communicator& dp = mesh.dp();
   const bool lead = world.rank() == 0;  // writes metrics, the recipe copy and the final model
   // Printed, and kept in each rank's checkpoints: resuming needs the same layout.
-  const std::string layout = mesh.shape().str() + " zero " + std::to_string(r.parallel.zero);
+  const std::string layout = mesh.shape().str() + " zero " + std::to_string(r.parallel.zero) +
+                             (r.parallel.pp > 1 ? " " + r.parallel.schedule : "");
+  const parallel::Schedule schedule = parallel::schedule_from_name(r.parallel.schedule);
   // Rank 0 goes first where files are made (a random model, the token cache); the others read them.
   auto rank0_first = [&](const std::function<void()>& fn) {
     if (lead) fn();
@@ -160,12 +188,21 @@ TrainSummary run_training(const Recipe& r) {
   }
   int64_t n_trainable = 0;
   for (auto& [n, p] : trainable) n_trainable += p.numel();
+  const int64_t n_params = model->num_parameters();
+  // This rank's part: its tensor-parallel shard of its pipeline stage's layers (all of it with
+  // tp = pp = 1). Trainable below means trained on this rank.
+  parallel::ModelParallel mp(mesh, *model, lora.get());
+  trainable = mp.trained_here(trainable);
   std::vector<Tensor> trainable_tensors;
-  for (auto& [n, p] : trainable) trainable_tensors.push_back(p);
+  std::vector<double> norm_weights;
+  for (auto& [n, p] : trainable) {
+    trainable_tensors.push_back(p);
+    norm_weights.push_back(mp.norm_weight(n));
+  }
   if (lead)
     std::fprintf(stderr, "forge train: %s, %.2fM parameters, %s: %.3fM trainable (%.2f%%), %s, %s\n",
-                 r.model.path.c_str(), double(model->num_parameters()) / 1e6, lora ? "LoRA" : "full finetune",
-                 double(n_trainable) / 1e6, 100.0 * double(n_trainable) / double(model->num_parameters()),
+                 r.model.path.c_str(), double(n_params) / 1e6, lora ? "LoRA" : "full finetune",
+                 double(n_trainable) / 1e6, 100.0 * double(n_trainable) / double(n_params),
                  r.model.dtype.c_str(), world.size() > 1 ? layout.c_str() : "one process");
 
   // Data parallelism: a global micro-batch holds batch_size rows per dp rank; rank i takes rows
@@ -199,7 +236,8 @@ TrainSummary run_training(const Recipe& r) {
   std::unique_ptr<ZeroOptimizer> zero;
   if (r.parallel.zero >= 1 && sync)
     zero = std::make_unique<ZeroOptimizer>(dp, trainable, sync->layout(),
-                                           [&](NamedParams ps) { return make_optimizer(r, std::move(ps)); });
+                                           [&](NamedParams ps) { return make_optimizer(r, std::move(ps)); },
+                                           norm_weights, &mesh.model());
   else
     opt = make_optimizer(r, trainable);
 
@@ -260,6 +298,9 @@ TrainSummary run_training(const Recipe& r) {
                    (long long)total);
   }
 
+  // The last stage's copy of a tied embedding is not in its checkpoint: take the owner's weight.
+  mp.tied_sync_weight();
+
   auto save_ckpt = [&](int64_t step) {
     std::map<std::string, Tensor> t;
     for (auto& [n, p] : trainable) t["params/" + n] = p.detach();
@@ -295,8 +336,8 @@ TrainSummary run_training(const Recipe& r) {
   if (const char* st = std::getenv("FORGE_TEST_STALL"); st && std::atoi(st) == world.rank())
     stall_step = std::atoll(std::strchr(st, ':') ? std::strchr(st, ':') + 1 : "1");
   auto t_run = Clock::now();
-  int64_t run_tokens = 0;
-  double run_seconds = 0;
+  int64_t run_tokens = 0, steady_tokens = 0;
+  double run_seconds = 0, steady_seconds = 0;
   bool saved_last = have && start == total;
   for (int64_t s = start; s < total; ++s) {
     const StepPlan& sp = plan[size_t(s)];
@@ -306,12 +347,16 @@ TrainSummary run_training(const Recipe& r) {
       for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
     }
     auto t0 = Clock::now();
+    // Every stage and tp rank of a dp replica builds the same rows (each stage needs the ids,
+    // positions or labels); micro-batches without targets (an empty share at an epoch's end) are
+    // left out, the same way on every rank of the pipeline.
     std::vector<data::Batch> mbs;
     int64_t local_targets = 0, local_tokens = 0;
     for (int64_t i = 0; i < sp.n_mb; ++i) {
-      mbs.push_back(batcher.batch(sp.epoch, sp.first_mb + i, dp.rank() * rows_per_rank, (dp.rank() + 1) * rows_per_rank));
-      local_targets += mbs.back().targets;
-      local_tokens += mbs.back().tokens;
+      data::Batch b = batcher.batch(sp.epoch, sp.first_mb + i, dp.rank() * rows_per_rank, (dp.rank() + 1) * rows_per_rank);
+      local_targets += b.targets;
+      local_tokens += b.tokens;
+      if (b.targets > 0) mbs.push_back(std::move(b));
     }
     // The step's loss is the mean over all its target tokens (of every dp rank): each
     // micro-batch's summed loss is divided by the step's total, so accumulation, packing and data
@@ -320,29 +365,39 @@ TrainSummary run_training(const Recipe& r) {
     const double targets = std::max(counts[0], 1.0);
     const int64_t tokens = int64_t(counts[1]);
     double loss = 0;
-    for (size_t i = 0; i < mbs.size(); ++i) {
-      if (sync) sync->set_sync(i + 1 == mbs.size());  // reduce once, after the last micro-batch
-      if (mbs[i].targets == 0) continue;              // (an empty share at an epoch's end)
-      Tensor l = batch_loss_sum(*model, mbs[i]);
-      loss += l.item();
-      mul(l, 1.0 / targets).backward();
-    }
+    const int64_t n_mb = int64_t(mbs.size());
+    parallel::Stage stage = make_stage(*model, mp, mbs, 1.0 / targets, &loss);
+    stage.before_backward = [&](int64_t i) {
+      if (sync) sync->set_sync(i + 1 == n_mb);  // reduce once, after the last micro-batch
+      if (i + 1 == n_mb) mp.tied_add_grad();    // before the embedding's hooks fire
+    };
+    parallel::run_pipeline(schedule, n_mb, mesh.pp(), stage);
+    if (n_mb == 0) mp.tied_add_grad();
+    mp.tied_send_grad();
     if (sync) sync->finish();
-    loss = dp.sum({loss})[0] / targets;
+    loss = world.sum({mp.reports() ? loss : 0.0})[0] / targets;
     const double lr = lr_at(r.schedule.name, r.optim.lr, s, total, r.schedule.warmup_steps, r.schedule.min_lr_ratio);
     double norm;
     if (zero) {
       norm = zero->step(lr, r.train.max_grad_norm, r.parallel.zero >= 2 ? &sync->shard_grad() : nullptr);
       zero->zero_grad();
     } else {
-      norm = clip_grad_norm(trainable_tensors, r.train.max_grad_norm);
+      norm = clip_grad_norm(trainable_tensors, r.train.max_grad_norm, norm_weights, &mesh.model());
       opt->lr = lr;
       opt->step();
       opt->zero_grad();
     }
+    mp.tied_sync_weight();
     const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
     run_tokens += tokens;
     run_seconds += dt;
+    if (s > start) {
+      steady_tokens += tokens;
+      steady_seconds += dt;
+      sum.steady_peak_bytes = double(cpu_bytes_peak());
+    } else {
+      reset_cpu_bytes_peak();  // the steps after this one show the steady-state memory
+    }
     FORGE_CHECK(std::isfinite(loss), "step ", s + 1, ": the loss is ", loss, " (lower optim.lr or check the data)");
     if (s == start) sum.first_loss = loss;
     sum.last_loss = loss;
@@ -352,7 +407,7 @@ TrainSummary run_training(const Recipe& r) {
                      {"tokens", tokens}, {"tokens_per_s", double(tokens) / dt},
                      {"elapsed_s", std::chrono::duration<double>(Clock::now() - t_run).count()}});
     if (eval_batcher && r.logging.eval_every > 0 && step % r.logging.eval_every == 0 && step < total) {
-      const double el = evaluate(*model, lora.get(), *eval_batcher, r.logging.eval_batches, dp);
+      const double el = evaluate(*model, lora.get(), mp, *eval_batcher, r.logging.eval_batches, mesh);
       log({{"step", step}, {"eval_loss", el}, {"eval_ppl", std::exp(el)}});
     }
     char status[160];
@@ -367,15 +422,17 @@ TrainSummary run_training(const Recipe& r) {
   if (!saved_last && total > 0 && start < total) save_ckpt(total);
   bar.finish();
   sum.tokens_per_s = run_seconds > 0 ? double(run_tokens) / run_seconds : 0;
+  sum.steady_tokens_per_s = steady_seconds > 0 ? double(steady_tokens) / steady_seconds : 0;
 
   if (eval_batcher) {
-    sum.eval_loss = evaluate(*model, lora.get(), *eval_batcher, r.logging.eval_batches, dp);
+    sum.eval_loss = evaluate(*model, lora.get(), mp, *eval_batcher, r.logging.eval_batches, mesh);
     log({{"step", total}, {"eval_loss", sum.eval_loss}, {"eval_ppl", std::exp(sum.eval_loss)}});
     if (lead)
       std::fprintf(stderr, "forge train: eval loss %.4f (perplexity %.2f)\n", sum.eval_loss, std::exp(sum.eval_loss));
   }
-  // Every rank holds the whole trained weights (dp and ZeRO 1-2 gather them after each step):
-  // rank 0 writes them as one adapter or model that any layout, or a single process, loads.
+  // Rank 0 gathers the whole trained weights (dp and ZeRO 1-2 hold them whole on every replica;
+  // tp and pp split them) and writes one adapter or model that any layout, or one process, loads.
+  mp.gather_to_rank0();
   if (lora) sum.adapter_dir = r.output.dir + "/adapter";
   else sum.model_dir = r.output.dir + "/model";
   if (lead) {

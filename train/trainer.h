@@ -15,6 +15,10 @@ struct TrainSummary {
   int64_t start_step = 0;   // > 0 when resumed from a checkpoint
   double first_loss = 0, last_loss = 0, eval_loss = 0;  // eval_loss NaN without eval data
   double tokens_per_s = 0;  // non-padding tokens per second over this process's steps
+  // Steps after the first (set-up and warm-up excluded), for benchmarks: tokens per second and
+  // this rank's peak CPU tensor memory while they ran (0 when fewer than two steps ran).
+  double steady_tokens_per_s = 0;
+  double steady_peak_bytes = 0;
   std::string adapter_dir;  // output.dir/adapter (LoRA) or ""
   std::string model_dir;    // output.dir/model (full finetune) or ""
 };

@@ -23,8 +23,9 @@ void for_each_piece(const parallel::FlatLayout& l, const NamedParams& ps, F fn) 
 }  // namespace
 
 ZeroOptimizer::ZeroOptimizer(parallel::Communicator& dp, NamedParams params, const parallel::FlatLayout& layout,
-                             Factory make)
-    : dp_(dp), params_(std::move(params)), layout_(layout) {
+                             Factory make, std::vector<double> norm_weights, parallel::Communicator* model_group)
+    : dp_(dp), params_(std::move(params)), layout_(layout), norm_weights_(std::move(norm_weights)),
+      model_group_(model_group) {
   NoGradGuard ng;
   master_ = Tensor::empty({layout_.hi - layout_.lo});
   for_each_piece(layout_, params_, [&](size_t i, int64_t po, int64_t so, int64_t n) {
@@ -46,8 +47,19 @@ double ZeroOptimizer::step(double lr, double max_norm, const Tensor* shard_grad)
       if (pg.defined()) g.narrow(0, so, n).copy_(pg.reshape({-1}).narrow(0, po, n));
     });
   }
-  // The global norm: every slice's sum of squares, summed over the group.
-  const double norm = std::sqrt(dp_.sum({g.numel() ? sum(square(g)).item() : 0.0})[0]);
+  // The global norm: every slice's (weighted) sum of squares, summed over the dp group and then
+  // over the ranks that hold the other parts of the model.
+  double local = 0;
+  if (norm_weights_.empty()) {
+    local = g.numel() ? sum(square(g)).item() : 0.0;
+  } else {
+    for_each_piece(layout_, params_, [&](size_t i, int64_t, int64_t so, int64_t n) {
+      local += norm_weights_[i] * sum(square(g.narrow(0, so, n))).item();
+    });
+  }
+  double total = dp_.sum({local})[0];
+  if (model_group_ && model_group_->size() > 1) total = model_group_->sum({total})[0];
+  const double norm = std::sqrt(total);
   if (max_norm > 0 && norm > max_norm) mul_(g, max_norm / (norm + 1e-6));
   master_.set_grad(g);
   inner_->lr = lr;

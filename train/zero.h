@@ -18,7 +18,10 @@ class ZeroOptimizer {
  public:
   using Factory = std::function<std::unique_ptr<Optimizer>(NamedParams)>;
   // params: every trainable parameter (the same list, in the same order, on every dp rank).
-  ZeroOptimizer(parallel::Communicator& dp, NamedParams params, const parallel::FlatLayout& layout, Factory make);
+  // norm_weights (one per parameter, or empty: all 1) and model_group: as clip_grad_norm's, for a
+  // model that is also split over tp/pp ranks (the dp slices' squares are summed first).
+  ZeroOptimizer(parallel::Communicator& dp, NamedParams params, const parallel::FlatLayout& layout, Factory make,
+                std::vector<double> norm_weights = {}, parallel::Communicator* model_group = nullptr);
   // One update: takes this rank's gradient slice (from the .grad tensors, or `shard_grad` when
   // given), clips by the global norm (returned, before clipping), steps, all-gathers the weights.
   double step(double lr, double max_norm, const Tensor* shard_grad = nullptr);
@@ -31,6 +34,8 @@ class ZeroOptimizer {
   parallel::Communicator& dp_;
   NamedParams params_;
   const parallel::FlatLayout& layout_;
+  std::vector<double> norm_weights_;
+  parallel::Communicator* model_group_;
   Tensor master_;  // f32 [hi - lo]
   std::unique_ptr<Optimizer> inner_;
 };

@@ -1,9 +1,14 @@
 """Compares a parallel training run with the single-process run of the same global batch.
 
-usage: compare_runs.py REFERENCE_RUN_DIR RUN_DIR
+usage: compare_runs.py REFERENCE_RUN_DIR RUN_DIR [ELEMENTWISE_TOL]
   metrics.jsonl: every step's loss agrees to relative 1e-5 at step 1, growing linearly to 1e-4 at
-  step 20 (only the order of floating-point sums may differ); the final weights (adapter/ or
-  model/) agree to 1e-4 of their largest magnitude, eval losses to 1e-4. Prints the largest deviations.
+  step 20 (only the order of floating-point sums may differ); eval losses agree to 1e-4.
+  Final weights (adapter/ or model/): each tensor agrees to relative 1e-4 in norm, and every
+  element to ELEMENTWISE_TOL (default 1e-3) of the tensor's largest magnitude. The elementwise
+  bound is looser for AdamW: it divides by sqrt(v), so an element whose gradient is almost zero
+  moves by about lr per step in the direction of that tiny gradient's sign, which summation order
+  can flip (a few dozen of 124k elements in a full finetune; SGD runs pass 1e-5).
+Prints the largest deviations.
 """
 import json
 import os
@@ -28,7 +33,7 @@ def weights(run):
     return read_weights(os.path.join(run, "model"))
 
 
-def main(ref, run):
+def main(ref, run, elementwise=1e-3):
     a, b = losses(ref), losses(run)
     assert sorted(a) == sorted(b) and len(a) >= 2, f"steps differ: {sorted(a)} vs {sorted(b)}"
     worst = 0.0
@@ -43,18 +48,20 @@ def main(ref, run):
         assert abs(ea[step] - eb[step]) <= 1e-4 * abs(ea[step]), f"step {step}: eval loss {eb[step]} vs {ea[step]}"
     wa, wb = weights(ref), weights(run)
     assert sorted(wa) == sorted(wb), "the saved tensors differ in names"
-    wdev = 0.0
+    wdev = ndev = 0.0
     for name, (t, _) in wa.items():
         u = wb[name][0]
         assert t.shape == u.shape, f"{name}: shape {tuple(u.shape)} vs {tuple(t.shape)}"
         scale = max(float(t.abs().max()), 1e-12)
         dev = float((t - u).abs().max()) / scale
-        wdev = max(wdev, dev)
-        assert dev <= 1e-4, f"{name}: final weights differ by {dev:.2e} of their largest magnitude"
+        norm = float((t - u).norm()) / max(float(t.norm()), 1e-12)
+        wdev, ndev = max(wdev, dev), max(ndev, norm)
+        assert norm <= 1e-4, f"{name}: final weights differ by {norm:.2e} in norm (relative)"
+        assert dev <= elementwise, f"{name}: an element differs by {dev:.2e} of the largest magnitude"
     first = min(a)
     print(f"ok: {len(a)} steps, loss {a[first]:.6f} -> {a[max(a)]:.6f}, worst loss deviation {worst:.2f} of tolerance, "
-          f"weights {wdev:.1e} ({len(wa)} tensors), {len(ea)} evals")
+          f"weights {ndev:.1e} in norm, {wdev:.1e} elementwise ({len(wa)} tensors), {len(ea)} evals")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], *(float(x) for x in sys.argv[3:4]))

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Distributed training on this machine: real OpenMPI ranks (mpirun --oversubscribe, CPU, MPI
-# backend) training recipes/tiny_sft.yaml. Every parallel configuration must give the losses,
+# backend) training recipes/tiny_sft.yaml with data, tensor and pipeline parallelism, ZeRO and
+# their combinations (up to dp2 x tp2 x pp2 on 8 ranks). Every configuration must give the losses,
 # eval losses and final weights of the single-process run with the same global batch
 # (compare_runs.py); a wrong mesh size is refused; a stalled rank stops the job within the
 # timeout with an error naming it; a rank killed while writing a checkpoint leaves the ranks'
@@ -38,13 +39,43 @@ grep -q "parallel: dp1 x tp1 x pp1 = 1 ranks, but 2 processes were started (laun
 if "$forge" train "${base[@]}" parallel.dp=2 output.dir="$dir/bad1" 2> "$dir/bad1.log"; then fail "dp2 in one process ran"; fi
 grep -q "dp2 x tp1 x pp1 = 2 ranks, but 1 process was started (launch with: mpirun -np 2" "$dir/bad1.log" || fail "$(cat "$dir/bad1.log")"
 
+# Every mesh, for LoRA and a full finetune (tiny has tied embeddings: with pp the last stage's
+# head is a copy of the first stage's embedding). Global batch 4 rows everywhere.
 for m in lora none; do
   train $m-single 1 peft.method=$m train.batch_size=4
   for z in 0 1 2; do
     train $m-dp2-zero$z 2 peft.method=$m parallel.dp=2 parallel.zero=$z train.batch_size=2
     same $m-single $m-dp2-zero$z
   done
+  train $m-tp2 2 peft.method=$m parallel.tp=2
+  same $m-single $m-tp2
+  for sched in 1f1b gpipe; do
+    train $m-pp2-$sched 2 peft.method=$m parallel.pp=2 parallel.schedule=$sched
+    same $m-single $m-pp2-$sched
+  done
+  train $m-dp2xtp2 4 peft.method=$m parallel.dp=2 parallel.tp=2 train.batch_size=2
+  same $m-single $m-dp2xtp2
+  train $m-tp2xpp2 4 peft.method=$m parallel.tp=2 parallel.pp=2
+  same $m-single $m-tp2xpp2
+  train $m-dp2xpp2-zero2 4 peft.method=$m parallel.dp=2 parallel.pp=2 parallel.zero=2 train.batch_size=2
+  same $m-single $m-dp2xpp2-zero2
+  train $m-dp2xtp2xpp2-zero1 8 peft.method=$m parallel.dp=2 parallel.tp=2 parallel.pp=2 parallel.zero=1 train.batch_size=2
+  same $m-single $m-dp2xtp2xpp2-zero1
 done
+# Pipelines with 4 micro-batches per step (1F1B interleaves them) against the same accumulation.
+train none-accum4-single 1 peft.method=none train.batch_size=1 train.grad_accum=4
+train none-accum4-dp2xpp2 4 peft.method=none parallel.dp=2 parallel.pp=2 train.batch_size=1 train.grad_accum=2
+# (dp2 x accumulation 2 = the single run's 4 micro-batches of one row)
+same none-accum4-single none-accum4-dp2xpp2
+# SGD has no AdamW amplification of near-zero gradients: every element must agree to 1e-5.
+train sgd-single 1 peft.method=none optim.name=sgd optim.lr=0.3
+train sgd-dp2xtp2xpp2 8 peft.method=none optim.name=sgd optim.lr=0.3 parallel.dp=2 parallel.tp=2 parallel.pp=2 train.batch_size=2
+printf '%-28s ' sgd-dp2xtp2xpp2
+"$py" "$here/compare_runs.py" "$dir/sgd-single" "$dir/sgd-dp2xtp2xpp2" 1e-5 || fail "sgd-dp2xtp2xpp2 differs"
+# Sizes tp cannot split are refused with the reason.
+if "${mpi[@]}" -np 3 "$forge" train "${base[@]}" parallel.tp=3 output.dir="$dir/tp3" > "$dir/tp3.log" 2>&1; then fail "tp3 ran"; fi
+grep -q "parallel.tp=3 must divide the model's num_attention_heads (4)" "$dir/tp3.log" || fail "tp3: $(grep error "$dir/tp3.log")"
+
 # Four ranks of one row each; gradient accumulation (no reduction on the first micro-batch).
 train none-dp4-zero2 4 peft.method=none parallel.dp=4 parallel.zero=2 train.batch_size=1
 same none-single none-dp4-zero2
@@ -75,4 +106,16 @@ ls "$dir/crash/checkpoints/rank_00000" | grep -q "step_00000006.h5$" && fail "ra
 "${mpi[@]}" -np 2 "$forge" train "${base[@]}" "${ck[@]}" > "$dir/resume.log" 2>&1 || { tail "$dir/resume.log"; fail "resume"; }
 grep -q "resuming from .*step_00000004.h5 (step 4 of 20)" "$dir/resume.log" || fail "resume point: $(grep resum "$dir/resume.log")"
 same none-single crash
+
+# A tp2 x pp2 run resumes from its per-rank checkpoints: drop everything after step 8 (as if the
+# job had died there) and rerun; metrics.jsonl continues from step 8 and the result equals the
+# uninterrupted single process.
+tpck=(peft.method=none parallel.tp=2 parallel.pp=2 checkpoint.every=4 checkpoint.keep=10 checkpoint.resume=auto
+      output.dir="$dir/tpresume")
+train tpresume 4 "${tpck[@]}"
+for r in "$dir"/tpresume/checkpoints/rank_*; do rm -f "$r"/step_0000001[2-9].h5 "$r"/step_00000020.h5; done
+rm -rf "$dir/tpresume/model"
+"${mpi[@]}" -np 4 "$forge" train "${base[@]}" "${tpck[@]}" > "$dir/tpresume2.log" 2>&1 || { tail "$dir/tpresume2.log"; fail "tp2xpp2 resume"; }
+grep -q "resuming from .*step_00000008.h5 (step 8 of 20)" "$dir/tpresume2.log" || fail "tp resume: $(grep resum "$dir/tpresume2.log")"
+same none-single tpresume
 echo "distributed: all checks passed"

@@ -1,0 +1,135 @@
+// A rank's part of a tensor- and pipeline-parallel model (see model_parallel.h).
+#include "parallel/model_parallel.h"
+
+#include "core/autograd.h"
+#include "core/error.h"
+
+namespace forge::parallel {
+namespace {
+constexpr int kTiedGrad = 13, kTiedWeight = 14, kGather = 15;
+const char* const kEmbed = "model.embed_tokens.weight";
+
+std::string model_name(const std::string& name) {  // PEFT names carry a prefix
+  const std::string peft = "base_model.model.";
+  return name.rfind(peft, 0) == 0 ? name.substr(peft.size()) : name;
+}
+
+NamedTensors all_parameters(const models::CausalLM& model, const peft::LoraModel* lora) {
+  NamedTensors all = model.named_parameters();
+  if (lora)
+    for (auto& np : lora->named_parameters()) all.push_back(np);
+  return all;
+}
+}  // namespace
+
+ModelParallel::ModelParallel(const Mesh& mesh, models::CausalLM& model, peft::LoraModel* lora)
+    : mesh_(mesh), model_(model), lora_(lora) {
+  const int64_t L = model.config().num_hidden_layers, pp = mesh.shape().pp, s = mesh.pp_rank();
+  FORGE_CHECK(L >= pp, "parallel.pp=", pp, " is more stages than the model's ", L, " layers");
+  begin_ = s * (L / pp) + std::min(s, L % pp);
+  end_ = begin_ + L / pp + (s < L % pp ? 1 : 0);
+  splits_ = shard_model(model, lora, mesh.tp());
+  const Tensor& embed = model.model->embed_tokens->weight;
+  tied_ = pp > 1 && model.config().tie_word_embeddings && embed.requires_grad();
+  const bool keep_copy = pp > 1 && model.config().tie_word_embeddings && last_stage();
+  NoGradGuard ng;
+  for (auto& [name, p] : all_parameters(model, lora))
+    if (stage_of(name) != s && !(keep_copy && name == kEmbed)) p.set_data(Tensor::empty({0}, p.dtype()));
+}
+
+int ModelParallel::stage_of(const std::string& full_name) const {
+  const std::string name = model_name(full_name);
+  const int last = mesh_.shape().pp - 1;
+  if (name.rfind("model.layers.", 0) == 0) {
+    const int64_t layer = std::stoll(name.substr(13));
+    const int64_t L = model_.config().num_hidden_layers, pp = mesh_.shape().pp;
+    for (int s = 0; s < pp; ++s) {
+      const int64_t b = s * (L / pp) + std::min<int64_t>(s, L % pp), n = L / pp + (s < L % pp ? 1 : 0);
+      if (layer >= b && layer < b + n) return s;
+    }
+  }
+  if (name.rfind("model.embed_tokens.", 0) == 0) return 0;
+  if (name.rfind("model.norm.", 0) == 0 || name.rfind("lm_head.", 0) == 0) return last;
+  throw Error("pipeline: no stage for parameter '" + full_name + "'");
+}
+
+NamedTensors ModelParallel::trained_here(const NamedTensors& all) const {
+  NamedTensors out;
+  for (auto& [n, p] : all)
+    if (stage_of(n) == mesh_.pp_rank()) out.emplace_back(n, p);
+  return out;
+}
+
+double ModelParallel::norm_weight(const std::string& name) const {
+  auto it = splits_.find(name);
+  FORGE_CHECK(it != splits_.end(), "norm_weight: unknown parameter '", name, "'");
+  return it->second.dim >= 0 ? 1.0 : 1.0 / double(mesh_.shape().tp);
+}
+
+Tensor ModelParallel::loss_sum(const Tensor& hidden, const Tensor& labels) const {
+  Tensor logits = model_.logits(model_.model->norm->forward(hidden));
+  const int64_t V = logits.size(-1);
+  if (mesh_.shape().tp == 1) return cross_entropy(logits.view({-1, V}), labels.view({-1}), -100, Reduction::Sum);
+  return vocab_parallel_cross_entropy(logits.view({-1, V}), labels.reshape({-1}), int64_t(mesh_.tp_rank()) * V,
+                                      mesh_.tp());
+}
+
+void ModelParallel::tied_send_grad() {
+  if (!tied_ || !last_stage()) return;
+  NoGradGuard ng;
+  Tensor w = model_.model->embed_tokens->weight;  // a handle to the parameter itself
+  Tensor g = w.grad().defined() ? w.grad().contiguous() : Tensor::zeros(w.shape(), w.dtype());
+  mesh_.pp().send(g, 0, kTiedGrad);
+  w.set_grad(Tensor());
+}
+
+void ModelParallel::tied_add_grad() {
+  if (!tied_ || !first_stage()) return;
+  NoGradGuard ng;
+  Tensor w = model_.model->embed_tokens->weight;  // a handle to the parameter itself
+  Tensor g = Tensor::empty(w.shape(), w.dtype());
+  mesh_.pp().recv(g, mesh_.shape().pp - 1, kTiedGrad);
+  w.set_grad(w.grad().defined() ? add(w.grad(), g) : g);
+}
+
+void ModelParallel::tied_sync_weight() {
+  if (!tied_) return;
+  NoGradGuard ng;
+  Tensor w = model_.model->embed_tokens->weight.detach();
+  if (first_stage()) mesh_.pp().send(w, mesh_.shape().pp - 1, kTiedWeight);
+  else if (last_stage()) mesh_.pp().recv(w, 0, kTiedWeight);
+}
+
+void ModelParallel::gather_to_rank0() {
+  if (mesh_.shape().tp == 1 && mesh_.shape().pp == 1) return;  // every replica is whole already
+  Communicator& world = mesh_.world();
+  const int me = world.rank();
+  NoGradGuard ng;
+  for (auto& [name, p] : all_parameters(model_, lora_)) {
+    const ParamSplit& sp = splits_.at(name);
+    const int st = stage_of(name);
+    const int pieces = sp.dim >= 0 ? mesh_.shape().tp : 1;
+    Tensor full = me == 0 ? Tensor::empty(sp.full, p.dtype()) : Tensor();
+    for (int t = 0; t < pieces; ++t) {
+      const int src = mesh_.rank_of(0, t, st);
+      if (me != 0 && me != src) continue;
+      if (me == src && me != 0) {
+        world.send(p.detach().contiguous(), 0, kGather);
+        continue;
+      }
+      Tensor dst = sp.dim >= 0 ? full.narrow(sp.dim, t * (sp.full[size_t(sp.dim)] / pieces),
+                                             sp.full[size_t(sp.dim)] / pieces)
+                               : full;
+      if (src == 0) {
+        dst.copy_(p.detach());
+      } else {
+        Tensor piece = Tensor::empty(dst.shape(), p.dtype());
+        world.recv(piece, src, kGather);
+        dst.copy_(piece);
+      }
+    }
+    if (me == 0) p.set_data(full);
+  }
+}
+
+}  // namespace forge::parallel
