@@ -30,6 +30,6 @@ int bench_train(const std::string& preset, bool lora, const std::string& dtype, 
 // The same through the real trainer under a dp x tp x pp mesh ("dp2", "tp2", "pp2", "dp2xtp2",
 // or "1"); run under mpirun. Tokens/s and every rank's peak tensor memory, printed by rank 0.
 int bench_train_parallel(const std::string& preset, bool lora, const std::string& dtype, int64_t batch, int64_t seq,
-                         int steps, const std::string& mesh, int64_t micro_batches, bool json);
+                         int steps, const std::string& mesh, int64_t micro_batches, int64_t zero, bool json);
 
 }  // namespace forge::bench

@@ -57,7 +57,7 @@ void write_text(const std::string& path, int64_t bytes) {
 }  // namespace
 
 int bench_train_parallel(const std::string& preset, bool lora, const std::string& dtype, int64_t batch, int64_t seq,
-                         int steps, const std::string& spec, int64_t micro_batches, bool json) {
+                         int steps, const std::string& spec, int64_t micro_batches, int64_t zero, bool json) {
   const auto [dp, tp, pp] = parse_mesh(spec);
   parallel::Communicator& world = parallel::world();
   const int64_t accum = micro_batches > 0 ? micro_batches : pp > 1 ? 4 : 1;
@@ -93,6 +93,7 @@ int bench_train_parallel(const std::string& preset, bool lora, const std::string
   r.parallel.dp = dp;
   r.parallel.tp = tp;
   r.parallel.pp = pp;
+  r.parallel.zero = zero;
   r.output.dir = dir + "/run-" + spec + (lora ? "-lora" : "-full");
   const train::TrainSummary s = train::run_training(r);
 
@@ -107,7 +108,8 @@ int bench_train_parallel(const std::string& preset, bool lora, const std::string
   peaks = world.sum(peaks);
   if (world.rank() != 0) return 0;
   const std::string shape = preset + " B" + std::to_string(batch) + " T" + std::to_string(seq) + " " +
-                            (spec == "1" ? "one process" : spec) + (accum > 1 ? " mb" + std::to_string(accum) : "");
+                            (spec == "1" ? "one process" : spec) + (accum > 1 ? " mb" + std::to_string(accum) : "") +
+                            (zero > 0 ? " zero" + std::to_string(zero) : "");
   const std::string name = lora ? "train.lora" : "train.full";
   const int threads = omp_get_max_threads();
   report({name, shape, dtype, "cpu", "tok/s", threads, s.steady_tokens_per_s}, json);

@@ -13,7 +13,7 @@ int cmd_bench(const Args& args) {
         "       forge bench infer [--preset stories15M|gqa-60M|stories110M|tiny] [--dtype f32|bf16] [--json]\n"
         "       forge bench serve [--preset stories15M|stories110M|...] [--dtype f32|bf16] [--json]\n"
         "       forge bench train [--preset P] [--lora] [--dtype f32|bf16] [--batch 8] [--seq 256] [--steps 3] [--json]\n"
-        "                         [--parallel 1|dp2|tp2|pp2|dp2xtp2|...] [--micro-batches K]   (under mpirun -np N)\n\n"
+        "                         [--parallel 1|dp2|tp2|pp2|dp2xtp2|...] [--micro-batches K] [--zero 0-3]   (under mpirun -np N)\n\n"
         "  ops      GEMM GFLOP/s (f32 per CPU backend, bf16) at 1024^3 and Llama shapes (MxKxN),\n"
         "           and causal attention forward+backward ms at B8 H8 D64, T 256 and 1024\n"
         "  --json   one JSON object per measurement (name, shape, dtype, threads, value, unit)\n"
@@ -43,7 +43,8 @@ int cmd_bench(const Args& args) {
                                        std::stoll(flag_value(args, "--seq", "256")),
                                        int(std::stoll(flag_value(args, "--steps", has_flag(args, "--quick") ? "1" : "3"))),
                                        flag_value(args, "--parallel", "1"),
-                                       std::stoll(flag_value(args, "--micro-batches", "0")), has_flag(args, "--json"));
+                                       std::stoll(flag_value(args, "--micro-batches", "0")),
+                                       std::stoll(flag_value(args, "--zero", "0")), has_flag(args, "--json"));
   if (args[0] == "train")
     return bench::bench_train(flag_value(args, "--preset", "stories15M"), has_flag(args, "--lora"),
                               flag_value(args, "--dtype", "f32"), std::stoll(flag_value(args, "--batch", "8")),

@@ -134,10 +134,15 @@ Tensor CausalLM::run_layers(Tensor x, int64_t begin, int64_t end, const Tensor& 
       // Keep only the layer's input; backward runs the layer again (activation checkpointing).
       // Captures by value: the recompute runs during backward, after this call has returned.
       x = checkpoint([this, pos, inv_freq = inv_freq_, opt, i](const std::vector<Tensor>& in) {
-            return std::vector<Tensor>{model->layer(size_t(i)).forward(in[0], pos, inv_freq, opt, int(i))};
+            if (before_layer) before_layer(i);
+            Tensor y = model->layer(size_t(i)).forward(in[0], pos, inv_freq, opt, int(i));
+            if (after_layer && !grad_enabled()) after_layer(i);  // nothing keeps the weights
+            return std::vector<Tensor>{y};
           }, {x})[0];
     } else {
+      if (before_layer) before_layer(i);
       x = model->layer(size_t(i)).forward(x, pos, inv_freq, opt, int(i));
+      if (after_layer && !grad_enabled()) after_layer(i);
     }
   }
   return x;

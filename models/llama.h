@@ -2,6 +2,7 @@
 // from nn::Linear / RMSNorm / Embedding so adapters attach by HF name
 // (`model.layers.0.self_attn.q_proj`). Parameter names match HF checkpoints exactly.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -97,6 +98,9 @@ class CausalLM : public nn::Module {
 
   ModelConfig cfg;
   bool checkpoint_layers = false;  // activation checkpointing: recompute each layer in backward
+  // Called around each decoder layer's forward (also its recompute in backward); after_layer
+  // only when no graph keeps the layer's weights (grad off). ZeRO-3 gathers and frees by them.
+  std::function<void(int64_t layer)> before_layer, after_layer;
   std::shared_ptr<Decoder> model;
   std::shared_ptr<nn::Linear> lm_head;  // null when tied
 

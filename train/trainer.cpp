@@ -23,6 +23,7 @@
 #include "parallel/mesh.h"
 #include "parallel/model_parallel.h"
 #include "parallel/pipeline.h"
+#include "parallel/zero3.h"
 #include "peft/adapter_io.h"
 #include "train/checkpoint.h"
 #include "train/datasets.h"
@@ -88,7 +89,8 @@ parallel::Stage make_stage(models::CausalLM& model, const parallel::ModelParalle
 
 // Mean loss over the eval set; data-parallel replicas take every dp-th batch and sum their parts.
 double evaluate(models::CausalLM& model, peft::LoraModel* lora, const parallel::ModelParallel& mp,
-                const data::Batcher& b, int64_t max_batches, const parallel::Mesh& mesh) {
+                const data::Batcher& b, int64_t max_batches, const parallel::Mesh& mesh,
+                parallel::ParamShards* shards) {
   NoGradGuard ng;
   model.train(false);
   if (lora) lora->train(false);
@@ -101,8 +103,11 @@ double evaluate(models::CausalLM& model, peft::LoraModel* lora, const parallel::
     targets += double(batch.targets);
     if (batch.targets > 0) mine.push_back(std::move(batch));
   }
+  // ZeRO-3: the same gathers on every dp rank, whatever its share of batches.
+  const int64_t most = shards ? int64_t(mesh.dp().reduce({double(mine.size())}, parallel::ReduceOp::Max)[0]) : 0;
   parallel::run_pipeline(parallel::Schedule::GPipe, int64_t(mine.size()), mesh.pp(),
                          make_stage(model, mp, mine, 1.0, &loss), false);
+  for (int64_t i = int64_t(mine.size()); i < most; ++i) shards->replay(mp.layer_end() - mp.layer_begin(), false);
   model.train(true);
   if (lora) lora->train(true);
   auto total = mesh.world().sum({mp.reports() ? loss : 0.0, mp.reports() ? targets : 0.0});
@@ -132,7 +137,8 @@ TrainSummary run_training(const Recipe& r) {
   parallel::set_timeout(r.parallel.timeout_s);
   parallel::Communicator& world = parallel::world();
   parallel::Mesh mesh(world, {int(r.parallel.dp), int(r.parallel.tp), int(r.parallel.pp)});
-  FORGE_CHECK(r.parallel.zero <= 2, r.file, ": parallel.zero=3 is not available yet (stages 1 and 2 are)");
+  FORGE_CHECK(r.parallel.zero <= 2 || r.parallel.pp == 1, r.file,
+              ": parallel.zero=3 with pipeline parallelism is not available yet (use zero 1 or 2 with pp > 1)");
   parallel::Communicator& dp = mesh.dp();
   const bool lead = world.rank() == 0;  // writes metrics, the recipe copy and the final model
   // Printed, and kept in each rank's checkpoints: resuming needs the same layout.
@@ -163,7 +169,8 @@ TrainSummary run_training(const Recipe& r) {
   rank0_first([&] { data = load_datasets(r, *tok); });
   const DType dtype = dtype_from_name(r.model.dtype);
   std::shared_ptr<models::CausalLM> model = models::load_model(r.model.path, dtype);
-  model->checkpoint_layers = r.train.activation_checkpointing;
+  // ZeRO-3 frees each layer's weights after its forward and gathers them again for a recompute.
+  model->checkpoint_layers = r.train.activation_checkpointing || (r.parallel.zero == 3 && r.parallel.dp > 1);
   model->train(true);
 
   // Trainable parameters: the adapters (LoRA) or every weight (full finetune).
@@ -240,6 +247,20 @@ TrainSummary run_training(const Recipe& r) {
                                            norm_weights, &mesh.model());
   else
     opt = make_optimizer(r, trainable);
+  // ZeRO-3: parameters live as the masters' slices between uses (parallel/zero3.h).
+  std::unique_ptr<parallel::ParamShards> shards;
+  if (r.parallel.zero == 3 && zero) {
+    zero->set_gather_after_step(false);
+    std::vector<int> unit_of;
+    for (auto& [n, p] : trainable) unit_of.push_back(parallel::zero3_unit_of(n));
+    shards = std::make_unique<parallel::ParamShards>(dp, trainable_tensors, unit_of, sync->layout(), zero->master());
+    model->before_layer = [&shards](int64_t i) {
+      shards->gather(int(i));
+      const int64_t next = grad_enabled() ? i - 1 : i + 1;  // backward recomputes run last to first
+      if (next >= 0) shards->prefetch(int(next));
+    };
+    model->after_layer = [&shards](int64_t i) { shards->release(int(i)); };
+  }
 
   // Resume: the newest checkpoint that reads completely (or the named one).
   std::string ckpt_dir = r.output.dir + "/checkpoints";
@@ -300,8 +321,16 @@ TrainSummary run_training(const Recipe& r) {
 
   // The last stage's copy of a tied embedding is not in its checkpoint: take the owner's weight.
   mp.tied_sync_weight();
+  if (shards) shards->release_all();
+  auto eval_now = [&] {
+    if (shards) shards->gather_outer();
+    const double el = evaluate(*model, lora.get(), mp, *eval_batcher, r.logging.eval_batches, mesh, shards.get());
+    if (shards) shards->release_all();
+    return el;
+  };
 
   auto save_ckpt = [&](int64_t step) {
+    if (shards) shards->gather_all();
     std::map<std::string, Tensor> t;
     for (auto& [n, p] : trainable) t["params/" + n] = p.detach();
     for (auto& [k, v] : zero ? zero->state_dict() : opt->state_dict()) t["optim/" + k] = v;
@@ -314,6 +343,7 @@ TrainSummary run_training(const Recipe& r) {
       a["next_micro_batch"] = std::to_string(plan[size_t(step)].first_mb);
     }
     save_checkpoint(ckpt_dir, step, t, a, r.checkpoint.keep);
+    if (shards) shards->release_all();
   };
 
   std::unique_ptr<MetricsLog> metrics;
@@ -371,7 +401,19 @@ TrainSummary run_training(const Recipe& r) {
       if (sync) sync->set_sync(i + 1 == n_mb);  // reduce once, after the last micro-batch
       if (i + 1 == n_mb) mp.tied_add_grad();    // before the embedding's hooks fire
     };
+    // ZeRO-3: a rank with fewer micro-batches still joins every gather of the others' (agreed
+    // before any gather starts: a blocking reduce inside the gathers' sequence would deadlock).
+    const int64_t most = shards ? int64_t(dp.reduce({double(n_mb)}, parallel::ReduceOp::Max)[0]) : n_mb;
+    if (shards) {
+      shards->gather_outer();
+      auto fwd = stage.forward;
+      stage.forward = [&shards, fwd](int64_t i, const Tensor& in) {
+        shards->release_layers();  // every micro-batch starts with the layers gathered nowhere
+        return fwd(i, in);
+      };
+    }
     parallel::run_pipeline(schedule, n_mb, mesh.pp(), stage);
+    for (int64_t i = n_mb; i < most; ++i) shards->replay(mp.layer_end() - mp.layer_begin(), true);
     if (n_mb == 0) mp.tied_add_grad();
     mp.tied_send_grad();
     if (sync) sync->finish();
@@ -388,6 +430,7 @@ TrainSummary run_training(const Recipe& r) {
       opt->zero_grad();
     }
     mp.tied_sync_weight();
+    if (shards) shards->release_all();
     const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
     run_tokens += tokens;
     run_seconds += dt;
@@ -407,7 +450,7 @@ TrainSummary run_training(const Recipe& r) {
                      {"tokens", tokens}, {"tokens_per_s", double(tokens) / dt},
                      {"elapsed_s", std::chrono::duration<double>(Clock::now() - t_run).count()}});
     if (eval_batcher && r.logging.eval_every > 0 && step % r.logging.eval_every == 0 && step < total) {
-      const double el = evaluate(*model, lora.get(), mp, *eval_batcher, r.logging.eval_batches, mesh);
+      const double el = eval_now();
       log({{"step", step}, {"eval_loss", el}, {"eval_ppl", std::exp(el)}});
     }
     char status[160];
@@ -425,13 +468,24 @@ TrainSummary run_training(const Recipe& r) {
   sum.steady_tokens_per_s = steady_seconds > 0 ? double(steady_tokens) / steady_seconds : 0;
 
   if (eval_batcher) {
-    sum.eval_loss = evaluate(*model, lora.get(), mp, *eval_batcher, r.logging.eval_batches, mesh);
+    sum.eval_loss = eval_now();
     log({{"step", total}, {"eval_loss", sum.eval_loss}, {"eval_ppl", std::exp(sum.eval_loss)}});
     if (lead)
       std::fprintf(stderr, "forge train: eval loss %.4f (perplexity %.2f)\n", sum.eval_loss, std::exp(sum.eval_loss));
   }
   // Rank 0 gathers the whole trained weights (dp and ZeRO 1-2 hold them whole on every replica;
   // tp and pp split them) and writes one adapter or model that any layout, or one process, loads.
+  {
+    // What this rank holds for training between steps: resident trainable weights and the
+    // optimiser's state (ZeRO divides both by dp; with ZeRO-3 the weights are only the masters).
+    double bytes = 0;
+    for (const Tensor& p : trainable_tensors) bytes += double(p.impl()->storage->nbytes ? p.nbytes() : 0);
+    for (auto& [k, v] : zero ? zero->state_dict() : opt->state_dict()) bytes += double(v.nbytes());
+    sum.model_state_bytes = bytes;
+    std::fprintf(stderr, "forge train: rank %d holds %.3f MiB of trainable weights and optimiser state\n",
+                   world.rank(), bytes / double(1 << 20));
+  }
+  if (shards) shards->gather_all();
   mp.gather_to_rank0();
   if (lora) sum.adapter_dir = r.output.dir + "/adapter";
   else sum.model_dir = r.output.dir + "/model";

@@ -64,6 +64,7 @@ double ZeroOptimizer::step(double lr, double max_norm, const Tensor* shard_grad)
   master_.set_grad(g);
   inner_->lr = lr;
   inner_->step();
+  if (!gather_after_step_) return norm;
   // Everyone's updated slice into every parameter.
   Tensor flat = Tensor::empty({layout_.total});
   dp_.all_gather(master_.detach(), flat, layout_.shard_counts);

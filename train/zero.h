@@ -22,6 +22,9 @@ class ZeroOptimizer {
   // model that is also split over tp/pp ranks (the dp slices' squares are summed first).
   ZeroOptimizer(parallel::Communicator& dp, NamedParams params, const parallel::FlatLayout& layout, Factory make,
                 std::vector<double> norm_weights = {}, parallel::Communicator* model_group = nullptr);
+  // Stage 3: the step leaves the parameters alone (ParamShards gathers them from master()).
+  void set_gather_after_step(bool on) { gather_after_step_ = on; }
+  const Tensor& master() const { return master_; }
   // One update: takes this rank's gradient slice (from the .grad tensors, or `shard_grad` when
   // given), clips by the global norm (returned, before clipping), steps, all-gathers the weights.
   double step(double lr, double max_norm, const Tensor* shard_grad = nullptr);
@@ -37,6 +40,7 @@ class ZeroOptimizer {
   std::vector<double> norm_weights_;
   parallel::Communicator* model_group_;
   Tensor master_;  // f32 [hi - lo]
+  bool gather_after_step_ = true;
   std::unique_ptr<Optimizer> inner_;
 };
 

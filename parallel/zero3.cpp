@@ -1,0 +1,137 @@
+// ZeRO-3 parameter gathering and release (see zero3.h).
+#include "parallel/zero3.h"
+
+#include <algorithm>
+
+#include "core/autograd.h"
+#include "core/error.h"
+#include "core/storage.h"
+
+namespace forge::parallel {
+
+int zero3_unit_of(const std::string& full_name) {
+  const std::string peft = "base_model.model.", layers = "model.layers.";
+  const std::string name = full_name.rfind(peft, 0) == 0 ? full_name.substr(peft.size()) : full_name;
+  return name.rfind(layers, 0) == 0 ? int(std::stoll(name.substr(layers.size()))) : ParamShards::kOuter;
+}
+
+ParamShards::ParamShards(Communicator& dp, std::vector<Tensor> params, const std::vector<int>& unit_of,
+                         const FlatLayout& layout, const Tensor& master)
+    : comm_(dp.split(0, dp.rank(), "dp (ZeRO-3 gathers)")), params_(std::move(params)), unit_of_(unit_of),
+      layout_(layout), master_(master), self_(std::make_shared<ParamShards*>(this)) {
+  FORGE_CHECK(unit_of_.size() == params_.size(), "ParamShards: one unit per parameter expected");
+  int outer = kOuter;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (unit_of_[i] < 0) {  // each run of outer parameters is a unit of its own: -1, -2, ...
+      if (i > 0 && unit_of_[i - 1] >= 0 && units_.count(outer)) --outer;
+      unit_of_[i] = outer;
+    }
+    Unit& u = units_[unit_of_[i]];
+    FORGE_CHECK(u.params.empty() || u.params.back() + 1 == i, "ParamShards: unit ", unit_of_[i],
+                " is not a run of consecutive parameters");
+    if (u.params.empty()) u.a = layout_.offsets[i];
+    u.params.push_back(i);
+    u.b = layout_.offsets[i] + params_[i].numel();
+    std::weak_ptr<ParamShards*> weak = self_;
+    params_[i].register_post_accumulate_grad_hook([weak, i](Tensor&) {
+      if (auto s = weak.lock(); s && *s) (*s)->on_grad(i);
+    });
+  }
+}
+
+ParamShards::~ParamShards() { *self_ = nullptr; }
+
+void ParamShards::prefetch(int id) {
+  auto it = units_.find(id);
+  if (it == units_.end() || it->second.resident || it->second.work) return;
+  Unit& u = it->second;
+  // This rank's part of the unit's flat range, gathered from every rank's slice.
+  const int64_t s = std::max(u.a, layout_.lo), e = std::min(u.b, layout_.hi);
+  u.send = e > s ? master_.detach().narrow(0, s - layout_.lo, e - s) : Tensor::empty({0});
+  u.buf = Tensor::empty({u.b - u.a});
+  u.work = comm_->all_gather_async(u.send, u.buf, layout_.counts_in(u.a, u.b));
+}
+
+void ParamShards::gather(int id) {
+  auto it = units_.find(id);
+  if (it == units_.end() || it->second.resident) return;
+  Unit& u = it->second;
+  prefetch(id);
+  u.work->wait();
+  u.work.reset();
+  NoGradGuard ng;
+  for (size_t i : u.params) {
+    const Tensor& p = params_[i];
+    Tensor v = u.buf.narrow(0, layout_.offsets[i] - u.a, p.numel()).view(p.shape());
+    if (v.dtype() != p.dtype()) v = v.to(p.dtype());
+    TensorImpl* d = p.impl();  // point the parameter at its gathered values, keeping its .grad
+    d->storage = v.impl()->storage;
+    d->strides = v.strides();
+    d->offset = v.offset();
+  }
+  u.send = u.buf = Tensor();
+  u.resident = true;
+  u.pending = int(u.params.size());
+}
+
+void ParamShards::release(int id) {
+  auto it = units_.find(id);
+  if (it == units_.end() || !it->second.resident) return;
+  for (size_t i : it->second.params) params_[i].impl()->storage = Storage::allocate(0, params_[i].device());
+  it->second.resident = false;
+}
+
+void ParamShards::gather_outer() {
+  for (auto& [id, u] : units_)
+    if (id < 0) prefetch(id);
+  for (auto& [id, u] : units_)
+    if (id < 0) gather(id);
+}
+
+void ParamShards::release_layers() {
+  for (auto& [id, u] : units_)
+    if (id >= 0) release(id);
+}
+
+void ParamShards::replay(int64_t layers, bool train) {
+  // The same calls, in the same order, as the model's hooks make for one micro-batch.
+  release_layers();
+  for (int i = 0; i < layers; ++i) {
+    gather(i);
+    prefetch(i + 1);
+    release(i);
+  }
+  if (!train) return;
+  for (int i = int(layers) - 1; i >= 0; --i) {
+    gather(i);
+    if (i > 0) prefetch(i - 1);
+    release(i);
+  }
+}
+
+void ParamShards::gather_all() {
+  for (auto& [id, u] : units_) prefetch(id);
+  for (auto& [id, u] : units_) gather(id);
+}
+
+void ParamShards::release_all() {
+  for (auto& [id, u] : units_) release(id);
+}
+
+void ParamShards::on_grad(size_t i) {
+  const int id = unit_of_[i];
+  Unit& u = units_.at(id);
+  // A layer is done with once all its gradients are in (the recompute's graph may still hold
+  // views; they go with it). The outer units stay until the step ends.
+  if (id >= 0 && u.resident && --u.pending <= 0) release(id);
+}
+
+int64_t ParamShards::resident_bytes() const {
+  int64_t n = 0;
+  for (auto& [id, u] : units_)
+    if (u.resident)
+      for (size_t i : u.params) n += int64_t(params_[i].nbytes());
+  return n;
+}
+
+}  // namespace forge::parallel
