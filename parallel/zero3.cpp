@@ -93,20 +93,28 @@ void ParamShards::release_layers() {
     if (id >= 0) release(id);
 }
 
-void ParamShards::replay(int64_t layers, bool train) {
-  // The same calls, in the same order, as the model's hooks make for one micro-batch.
-  release_layers();
-  for (int i = 0; i < layers; ++i) {
-    gather(i);
-    prefetch(i + 1);
-    release(i);
+Tensor ParamShards::phantom(int64_t begin, int64_t end, const Tensor& in, const Shape& out_shape, DType dtype) {
+  // The same calls, in the same order, as before_layer / after_layer and the gradient hooks make.
+  for (int64_t i = begin; i < end; ++i) {
+    gather(int(i));
+    prefetch(int(i + 1));
+    release(int(i));
   }
-  if (!train) return;
-  for (int i = int(layers) - 1; i >= 0; --i) {
-    gather(i);
-    if (i > 0) prefetch(i - 1);
-    release(i);
-  }
+  Tensor out = Tensor::zeros(out_shape, dtype);
+  if (!grad_enabled()) return out;
+  Tensor src = in.defined() && in.requires_grad() ? in : Tensor::zeros({1}).requires_grad_(true);
+  std::weak_ptr<ParamShards*> weak = self_;
+  record("zero3_phantom", {src}, out,
+         [weak, begin, end, shape = src.shape(), dt = src.dtype()](const std::vector<Tensor>&, const std::vector<bool>&) {
+           if (auto s = weak.lock(); s && *s)
+             for (int64_t i = end - 1; i >= begin; --i) {
+               (*s)->gather(int(i));
+               if (i > 0) (*s)->prefetch(int(i - 1));
+               (*s)->release(int(i));
+             }
+           return std::vector<Tensor>{Tensor::zeros(shape, dt)};
+         });
+  return out;
 }
 
 void ParamShards::gather_all() {

@@ -43,9 +43,11 @@ class ParamShards {
   void release_layers();
   void gather_all();
   void release_all();
-  // The gathers a micro-batch makes (forward, and backward when train), for a rank that has no
-  // data for it: every dp rank must issue the same collectives in the same order.
-  void replay(int64_t layers, bool train);
+  // A micro-batch without data over layers [begin, end), for a dp rank that has fewer than the
+  // others (every dp rank must start the same collectives in the same order): makes the gathers
+  // the model's hooks make in forward now, and those of the recomputes when its output's
+  // backward runs. Returns a zero tensor of out_shape recorded on `in` (or on a dummy leaf).
+  Tensor phantom(int64_t begin, int64_t end, const Tensor& in, const Shape& out_shape, DType dtype);
   bool has(int unit) const { return units_.count(unit) > 0; }
   // Bytes of trainable parameters resident now.
   int64_t resident_bytes() const;

@@ -68,15 +68,24 @@ Tensor stage_forward(models::CausalLM& model, const parallel::ModelParallel& mp,
 }
 
 // The micro-batches as a pipeline stage (with pp = 1: the whole model); losses summed into *loss.
+// Under ZeRO-3 (shards set) every micro-batch starts with no layer gathered, and indices past
+// mbs are phantoms: a dp rank with fewer micro-batches than the others (an empty share at an
+// epoch's end) runs them in the schedule's places, making the same gathers with no data.
 parallel::Stage make_stage(models::CausalLM& model, const parallel::ModelParallel& mp,
-                           const std::vector<data::Batch>& mbs, double scale, double* loss) {
+                           const std::vector<data::Batch>& mbs, double scale, double* loss,
+                           parallel::ParamShards* shards = nullptr) {
   parallel::Stage st;
   st.activation_dtype = model.dtype();
   st.activation_shape = [&model, &mbs](int64_t i) {
+    if (size_t(i) >= mbs.size()) return Shape{0, 1, model.config().hidden_size};
     const data::Batch& b = mbs[size_t(i)];
     return Shape{b.ids.size(0), b.ids.size(1), model.config().hidden_size};
   };
-  st.forward = [&model, &mp, &mbs, scale, loss](int64_t i, const Tensor& in) {
+  st.forward = [&model, &mp, &mbs, scale, loss, shards](int64_t i, const Tensor& in) {
+    if (shards) shards->release_layers();
+    if (size_t(i) >= mbs.size())
+      return shards->phantom(mp.layer_begin(), mp.layer_end(), in,
+                             mp.last_stage() ? Shape{} : Shape{0, 1, model.config().hidden_size}, model.dtype());
     const data::Batch& b = mbs[size_t(i)];
     Tensor x = stage_forward(model, mp, b, in);
     if (!mp.last_stage()) return x;
@@ -104,10 +113,10 @@ double evaluate(models::CausalLM& model, peft::LoraModel* lora, const parallel::
     if (batch.targets > 0) mine.push_back(std::move(batch));
   }
   // ZeRO-3: the same gathers on every dp rank, whatever its share of batches.
-  const int64_t most = shards ? int64_t(mesh.dp().reduce({double(mine.size())}, parallel::ReduceOp::Max)[0]) : 0;
-  parallel::run_pipeline(parallel::Schedule::GPipe, int64_t(mine.size()), mesh.pp(),
-                         make_stage(model, mp, mine, 1.0, &loss), false);
-  for (int64_t i = int64_t(mine.size()); i < most; ++i) shards->replay(mp.layer_end() - mp.layer_begin(), false);
+  const int64_t count = shards ? int64_t(mesh.dp().reduce({double(mine.size())}, parallel::ReduceOp::Max)[0])
+                               : int64_t(mine.size());
+  parallel::run_pipeline(parallel::Schedule::GPipe, count, mesh.pp(), make_stage(model, mp, mine, 1.0, &loss, shards),
+                         false);
   model.train(true);
   if (lora) lora->train(true);
   auto total = mesh.world().sum({mp.reports() ? loss : 0.0, mp.reports() ? targets : 0.0});
@@ -137,8 +146,6 @@ TrainSummary run_training(const Recipe& r) {
   parallel::set_timeout(r.parallel.timeout_s);
   parallel::Communicator& world = parallel::world();
   parallel::Mesh mesh(world, {int(r.parallel.dp), int(r.parallel.tp), int(r.parallel.pp)});
-  FORGE_CHECK(r.parallel.zero <= 2 || r.parallel.pp == 1, r.file,
-              ": parallel.zero=3 with pipeline parallelism is not available yet (use zero 1 or 2 with pp > 1)");
   parallel::Communicator& dp = mesh.dp();
   const bool lead = world.rank() == 0;  // writes metrics, the recipe copy and the final model
   // Printed, and kept in each rank's checkpoints: resuming needs the same layout.
@@ -395,25 +402,17 @@ TrainSummary run_training(const Recipe& r) {
     const double targets = std::max(counts[0], 1.0);
     const int64_t tokens = int64_t(counts[1]);
     double loss = 0;
-    const int64_t n_mb = int64_t(mbs.size());
-    parallel::Stage stage = make_stage(*model, mp, mbs, 1.0 / targets, &loss);
+    // ZeRO-3: as many micro-batches as the dp rank with the most (agreed before any gather: a
+    // blocking reduce inside the gathers' sequence would deadlock); the missing ones are phantoms.
+    const int64_t n_mb = shards ? int64_t(dp.reduce({double(mbs.size())}, parallel::ReduceOp::Max)[0])
+                                : int64_t(mbs.size());
+    parallel::Stage stage = make_stage(*model, mp, mbs, 1.0 / targets, &loss, shards.get());
     stage.before_backward = [&](int64_t i) {
       if (sync) sync->set_sync(i + 1 == n_mb);  // reduce once, after the last micro-batch
       if (i + 1 == n_mb) mp.tied_add_grad();    // before the embedding's hooks fire
     };
-    // ZeRO-3: a rank with fewer micro-batches still joins every gather of the others' (agreed
-    // before any gather starts: a blocking reduce inside the gathers' sequence would deadlock).
-    const int64_t most = shards ? int64_t(dp.reduce({double(n_mb)}, parallel::ReduceOp::Max)[0]) : n_mb;
-    if (shards) {
-      shards->gather_outer();
-      auto fwd = stage.forward;
-      stage.forward = [&shards, fwd](int64_t i, const Tensor& in) {
-        shards->release_layers();  // every micro-batch starts with the layers gathered nowhere
-        return fwd(i, in);
-      };
-    }
+    if (shards) shards->gather_outer();
     parallel::run_pipeline(schedule, n_mb, mesh.pp(), stage);
-    for (int64_t i = n_mb; i < most; ++i) shards->replay(mp.layer_end() - mp.layer_begin(), true);
     if (n_mb == 0) mp.tied_add_grad();
     mp.tied_send_grad();
     if (sync) sync->finish();
@@ -428,6 +427,10 @@ TrainSummary run_training(const Recipe& r) {
       opt->lr = lr;
       opt->step();
       opt->zero_grad();
+    }
+    if (shards && mp.tied_across_stages()) {  // ZeRO-3 updated only the masters: gather the new weight
+      shards->release_all();
+      shards->gather_outer();
     }
     mp.tied_sync_weight();
     if (shards) shards->release_all();
