@@ -1,6 +1,8 @@
 // A rank's part of a tensor- and pipeline-parallel model (see model_parallel.h).
 #include "parallel/model_parallel.h"
 
+#include <tuple>
+
 #include "core/autograd.h"
 #include "core/error.h"
 
@@ -22,12 +24,16 @@ NamedTensors all_parameters(const models::CausalLM& model, const peft::LoraModel
 }
 }  // namespace
 
+int layer_of(const std::string& full_name) {
+  const std::string name = model_name(full_name), layers = "model.layers.";
+  return name.rfind(layers, 0) == 0 ? int(std::stoll(name.substr(layers.size()))) : -1;
+}
+
 ModelParallel::ModelParallel(const Mesh& mesh, models::CausalLM& model, peft::LoraModel* lora)
     : mesh_(mesh), model_(model), lora_(lora) {
   const int64_t L = model.config().num_hidden_layers, pp = mesh.shape().pp, s = mesh.pp_rank();
   FORGE_CHECK(L >= pp, "parallel.pp=", pp, " is more stages than the model's ", L, " layers");
-  begin_ = s * (L / pp) + std::min(s, L % pp);
-  end_ = begin_ + L / pp + (s < L % pp ? 1 : 0);
+  std::tie(begin_, end_) = layers_of_stage(s);
   splits_ = shard_model(model, lora, mesh.tp());
   const Tensor& embed = model.model->embed_tokens->weight;
   tied_ = pp > 1 && model.config().tie_word_embeddings && embed.requires_grad();
@@ -37,17 +43,18 @@ ModelParallel::ModelParallel(const Mesh& mesh, models::CausalLM& model, peft::Lo
     if (stage_of(name) != s && !(keep_copy && name == kEmbed)) p.set_data(Tensor::empty({0}, p.dtype()));
 }
 
+std::pair<int64_t, int64_t> ModelParallel::layers_of_stage(int64_t s) const {
+  const int64_t L = model_.config().num_hidden_layers, pp = mesh_.shape().pp;
+  const int64_t b = s * (L / pp) + std::min(s, L % pp);
+  return {b, b + L / pp + (s < L % pp ? 1 : 0)};
+}
+
 int ModelParallel::stage_of(const std::string& full_name) const {
   const std::string name = model_name(full_name);
   const int last = mesh_.shape().pp - 1;
-  if (name.rfind("model.layers.", 0) == 0) {
-    const int64_t layer = std::stoll(name.substr(13));
-    const int64_t L = model_.config().num_hidden_layers, pp = mesh_.shape().pp;
-    for (int s = 0; s < pp; ++s) {
-      const int64_t b = s * (L / pp) + std::min<int64_t>(s, L % pp), n = L / pp + (s < L % pp ? 1 : 0);
-      if (layer >= b && layer < b + n) return s;
-    }
-  }
+  if (const int layer = layer_of(name); layer >= 0)
+    for (int s = 0; s <= last; ++s)
+      if (auto [b, e] = layers_of_stage(s); layer >= b && layer < e) return s;
   if (name.rfind("model.embed_tokens.", 0) == 0) return 0;
   if (name.rfind("model.norm.", 0) == 0 || name.rfind("lm_head.", 0) == 0) return last;
   throw Error("pipeline: no stage for parameter '" + full_name + "'");

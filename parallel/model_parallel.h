@@ -7,7 +7,6 @@
 // after each step (tied_* below). Everything else of the full model is released on this rank.
 #pragma once
 #include <map>
-#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,6 +19,10 @@
 namespace forge::parallel {
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
+
+// The decoder layer a parameter belongs to, by model or PEFT name ("model.layers.3.mlp.up_proj.weight",
+// "base_model.model.model.layers.3...."), or -1 (embedding, final norm, head).
+int layer_of(const std::string& name);
 
 class ModelParallel {
  public:
@@ -55,14 +58,13 @@ class ModelParallel {
 
  private:
   int stage_of(const std::string& name) const;  // owning stage of a model or PEFT name
+  std::pair<int64_t, int64_t> layers_of_stage(int64_t stage) const;  // [begin, end)
   const Mesh& mesh_;
   models::CausalLM& model_;
   peft::LoraModel* lora_;
   std::map<std::string, ParamSplit> splits_;
   int64_t begin_ = 0, end_ = 0;
   bool tied_ = false;
-  std::vector<std::unique_ptr<Work>> sends_;
-  Tensor in_flight_;
 };
 
 }  // namespace forge::parallel

@@ -56,8 +56,8 @@ void run_pipeline(Schedule schedule, int64_t n, Communicator& pp, const Stage& s
     if (st.before_backward) st.before_backward(i);
     out.backward(g);
     if (!first) {
-      Tensor g = inputs[size_t(i)].grad();
-      send(g.defined() ? g : Tensor::zeros(inputs[size_t(i)].shape(), st.activation_dtype), s - 1, kGradient);
+      Tensor gin = inputs[size_t(i)].grad();
+      send(gin.defined() ? gin : Tensor::zeros(inputs[size_t(i)].shape(), st.activation_dtype), s - 1, kGradient);
     }
     inputs[size_t(i)] = outputs[size_t(i)] = Tensor();  // this micro-batch's activations go
   };

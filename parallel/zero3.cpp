@@ -9,12 +9,6 @@
 
 namespace forge::parallel {
 
-int zero3_unit_of(const std::string& full_name) {
-  const std::string peft = "base_model.model.", layers = "model.layers.";
-  const std::string name = full_name.rfind(peft, 0) == 0 ? full_name.substr(peft.size()) : full_name;
-  return name.rfind(layers, 0) == 0 ? int(std::stoll(name.substr(layers.size()))) : ParamShards::kOuter;
-}
-
 ParamShards::ParamShards(Communicator& dp, std::vector<Tensor> params, const std::vector<int>& unit_of,
                          const FlatLayout& layout, const Tensor& master)
     : comm_(dp.split(0, dp.rank(), "dp (ZeRO-3 gathers)")), params_(std::move(params)), unit_of_(unit_of),
@@ -50,6 +44,12 @@ void ParamShards::prefetch(int id) {
   u.send = e > s ? master_.detach().narrow(0, s - layout_.lo, e - s) : Tensor::empty({0});
   u.buf = Tensor::empty({u.b - u.a});
   u.work = comm_->all_gather_async(u.send, u.buf, layout_.counts_in(u.a, u.b));
+}
+
+void ParamShards::enter(int layer, bool backward) {
+  gather(layer);
+  const int next = backward ? layer - 1 : layer + 1;
+  if (next >= 0) prefetch(next);
 }
 
 void ParamShards::gather(int id) {
@@ -96,8 +96,7 @@ void ParamShards::release_layers() {
 Tensor ParamShards::phantom(int64_t begin, int64_t end, const Tensor& in, const Shape& out_shape, DType dtype) {
   // The same calls, in the same order, as before_layer / after_layer and the gradient hooks make.
   for (int64_t i = begin; i < end; ++i) {
-    gather(int(i));
-    prefetch(int(i + 1));
+    enter(int(i), false);
     release(int(i));
   }
   Tensor out = Tensor::zeros(out_shape, dtype);
@@ -108,8 +107,7 @@ Tensor ParamShards::phantom(int64_t begin, int64_t end, const Tensor& in, const 
          [weak, begin, end, shape = src.shape(), dt = src.dtype()](const std::vector<Tensor>&, const std::vector<bool>&) {
            if (auto s = weak.lock(); s && *s)
              for (int64_t i = end - 1; i >= begin; --i) {
-               (*s)->gather(int(i));
-               if (i > 0) (*s)->prefetch(int(i - 1));
+               (*s)->enter(int(i), true);
                (*s)->release(int(i));
              }
            return std::vector<Tensor>{Tensor::zeros(shape, dt)};
@@ -132,14 +130,6 @@ void ParamShards::on_grad(size_t i) {
   // A layer is done with once all its gradients are in (the recompute's graph may still hold
   // views; they go with it). The outer units stay until the step ends.
   if (id >= 0 && u.resident && --u.pending <= 0) release(id);
-}
-
-int64_t ParamShards::resident_bytes() const {
-  int64_t n = 0;
-  for (auto& [id, u] : units_)
-    if (u.resident)
-      for (size_t i : u.params) n += int64_t(params_[i].nbytes());
-  return n;
 }
 
 }  // namespace forge::parallel

@@ -11,7 +11,6 @@
 #pragma once
 #include <map>
 #include <memory>
-#include <string>
 #include <vector>
 
 #include "core/tensor.h"
@@ -20,12 +19,9 @@
 
 namespace forge::parallel {
 
-// The unit of a trainable parameter by name: its decoder layer, or ParamShards::kOuter.
-int zero3_unit_of(const std::string& name);
-
 class ParamShards {
  public:
-  static constexpr int kOuter = -1;
+  static constexpr int kOuter = -1;  // = layer_of (model_parallel.h) of a non-layer parameter
   // params: the trainable parameters in flat-layout order; unit_of: each one's layer (or kOuter),
   // layers being runs of consecutive parameters (the outer parameters may form several runs);
   // master: this rank's f32 slice [lo, hi). The gathers run on a communicator of their own (a
@@ -36,6 +32,9 @@ class ParamShards {
   ParamShards& operator=(const ParamShards&) = delete;
   ~ParamShards();
 
+  // Layer i is about to run: gathers it and starts gathering the layer that runs next (i + 1 in
+  // forward, i - 1 in a backward recompute). The model's before_layer hook and phantoms call it.
+  void enter(int layer, bool backward);
   void gather(int unit);    // waits for its prefetch, or gathers now; no-op when resident
   void prefetch(int unit);  // starts its all-gather; no-op for unknown, resident or in-flight units
   void release(int unit);
@@ -48,9 +47,6 @@ class ParamShards {
   // the model's hooks make in forward now, and those of the recomputes when its output's
   // backward runs. Returns a zero tensor of out_shape recorded on `in` (or on a dummy leaf).
   Tensor phantom(int64_t begin, int64_t end, const Tensor& in, const Shape& out_shape, DType dtype);
-  bool has(int unit) const { return units_.count(unit) > 0; }
-  // Bytes of trainable parameters resident now.
-  int64_t resident_bytes() const;
 
  private:
   struct Unit {

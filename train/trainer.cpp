@@ -259,13 +259,10 @@ TrainSummary run_training(const Recipe& r) {
   if (r.parallel.zero == 3 && zero) {
     zero->set_gather_after_step(false);
     std::vector<int> unit_of;
-    for (auto& [n, p] : trainable) unit_of.push_back(parallel::zero3_unit_of(n));
+    for (auto& [n, p] : trainable) unit_of.push_back(parallel::layer_of(n));  // -1: kOuter
     shards = std::make_unique<parallel::ParamShards>(dp, trainable_tensors, unit_of, sync->layout(), zero->master());
-    model->before_layer = [&shards](int64_t i) {
-      shards->gather(int(i));
-      const int64_t next = grad_enabled() ? i - 1 : i + 1;  // backward recomputes run last to first
-      if (next >= 0) shards->prefetch(int(next));
-    };
+    // Recomputes (grad on) run in backward, last layer first.
+    model->before_layer = [&shards](int64_t i) { shards->enter(int(i), grad_enabled()); };
     model->after_layer = [&shards](int64_t i) { shards->release(int(i)); };
   }
 
@@ -484,7 +481,6 @@ TrainSummary run_training(const Recipe& r) {
     double bytes = 0;
     for (const Tensor& p : trainable_tensors) bytes += double(p.impl()->storage->nbytes ? p.nbytes() : 0);
     for (auto& [k, v] : zero ? zero->state_dict() : opt->state_dict()) bytes += double(v.nbytes());
-    sum.model_state_bytes = bytes;
     std::fprintf(stderr, "forge train: rank %d holds %.3f MiB of trainable weights and optimiser state\n",
                    world.rank(), bytes / double(1 << 20));
   }

@@ -19,8 +19,6 @@ struct TrainSummary {
   // this rank's peak CPU tensor memory while they ran (0 when fewer than two steps ran).
   double steady_tokens_per_s = 0;
   double steady_peak_bytes = 0;
-  // This rank's trainable weights (resident) and optimiser state after the last step.
-  double model_state_bytes = 0;
   std::string adapter_dir;  // output.dir/adapter (LoRA) or ""
   std::string model_dir;    // output.dir/model (full finetune) or ""
 };
