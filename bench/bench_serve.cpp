@@ -80,7 +80,7 @@ double pct(std::vector<double> v, double q) {
 }
 }  // namespace
 
-int bench_serve(const std::string& preset, const std::string& dtype_name, bool json) {
+int bench_serve(const std::string& preset, const std::string& dtype_name, const std::string& kv_dtype, bool json) {
   models::ModelConfig c = models::preset_config("llama", preset);
   c.max_position_embeddings = std::max<int64_t>(c.max_position_embeddings, 512);
   const DType dt = dtype_from_name(dtype_name);
@@ -93,7 +93,8 @@ int bench_serve(const std::string& preset, const std::string& dtype_name, bool j
   const int64_t P = 128, N = 128;
   infer::EngineConfig ec;
   ec.max_model_len = P + N;
-  ec.kv_cache_bytes = 40 * (P + N + 16) * infer::kv_bytes_per_token(c, dt);  // 32 sequences and slack
+  ec.kv_cache_dtype = dtype_from_name(kv_dtype);
+  ec.kv_cache_bytes = 40 * (P + N + 16) * infer::kv_bytes_per_token(c, ec.kv_cache_dtype);  // 32 sequences, slack
   ec.max_num_seqs = 64;
   ec.prefix_caching = false;  // distinct prompts anyway; measure the plain path
   infer::Engine engine(model, tok, {}, ec);

@@ -11,11 +11,12 @@ int cmd_bench(const Args& args) {
     std::printf(
         "usage: forge bench ops [--json] [--quick]\n"
         "       forge bench infer [--preset stories15M|gqa-60M|stories110M|tiny] [--dtype f32|bf16] [--json]\n"
-        "       forge bench serve [--preset stories15M|stories110M|...] [--dtype f32|bf16] [--json]\n"
+        "       forge bench serve [--preset stories15M|stories110M|...] [--dtype f32|bf16] [--kv-cache-dtype bf16|f32] [--json]\n"
         "       forge bench train [--preset P] [--lora] [--dtype f32|bf16] [--batch 8] [--seq 256] [--steps 3] [--json]\n"
         "                         [--parallel 1|dp2|tp2|pp2|dp2xtp2|...] [--micro-batches K] [--zero 0-3]   (under mpirun -np N)\n\n"
-        "  ops      GEMM GFLOP/s (f32 per CPU backend, bf16) at 1024^3 and Llama shapes (MxKxN),\n"
-        "           and causal attention forward+backward ms at B8 H8 D64, T 256 and 1024\n"
+        "  ops      GEMM GFLOP/s (f32 per CPU backend, bf16) at 1024^3 and Llama shapes (MxKxN), as A B\n"
+        "           (gemm) and A W^T (linear); causal attention forward+backward ms at B8 H8 D64, T 256\n"
+        "           and 1024; paged-attention decode ms per layer (32 sequences of 192 tokens)\n"
         "  --json   one JSON object per measurement (name, shape, dtype, threads, value, unit)\n"
         "  --quick  shorter timing loops\n"
         "  infer    prefill tokens/s (128-token prompt) and greedy decode tokens/s (128 new tokens),\n"
@@ -36,6 +37,7 @@ int cmd_bench(const Args& args) {
                               has_flag(args, "--json"), has_flag(args, "--quick") ? 1 : 3);
   if (args[0] == "serve")
     return bench::bench_serve(flag_value(args, "--preset", "stories15M"), flag_value(args, "--dtype", "f32"),
+                              flag_value(args, "--kv-cache-dtype", "bf16"),
                               has_flag(args, "--json"));
   if (args[0] == "train" && has_flag(args, "--parallel"))
     return bench::bench_train_parallel(flag_value(args, "--preset", "stories15M"), has_flag(args, "--lora"),

@@ -22,7 +22,7 @@ int cmd_generate(const Args& args) {
         "usage: forge generate --model DIR [--prompt TEXT | --prompt -] [--chat [--system TEXT]]\n"
         "                      [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--min-p P]\n"
         "                      [--repetition-penalty R] [--seed S] [--stop TEXT ...] [--ignore-eos]\n"
-        "                      [--lora DIR] [--dtype f32|bf16]\n\n"
+        "                      [--lora DIR] [--dtype f32|bf16] [--kv-cache-dtype bf16|f32]\n\n"
         "Generates until an end-of-sequence id of generation_config.json / config.json (with --chat also\n"
         "the tokenizer's eos token, e.g. Llama 3's <|eot_id|>), a --stop string, or --max-tokens (default\n"
         "128). --chat renders the prompt as a user message with the model's chat template. --temperature 0\n"
@@ -71,7 +71,8 @@ int cmd_generate(const Args& args) {
               req.max_tokens, ") exceed the model's context of ", cfg.max_position_embeddings);
   infer::EngineConfig ec;
   ec.max_model_len = total;
-  ec.kv_cache_bytes = (total + ec.block_size) * infer::kv_bytes_per_token(cfg, model->dtype());
+  ec.kv_cache_dtype = dtype_from_name(flag_value(args, "--kv-cache-dtype", "bf16"));
+  ec.kv_cache_bytes = (total + ec.block_size) * infer::kv_bytes_per_token(cfg, ec.kv_cache_dtype);
   infer::Engine engine(model, tok, models::stop_token_ids(dir, cfg), ec);
   const std::string lora = flag_value(args, "--lora", "");
   if (!lora.empty()) req.adapter = engine.add_adapter(lora);

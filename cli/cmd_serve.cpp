@@ -46,15 +46,17 @@ int cmd_serve(const Args& args) {
   if (has_flag(args, "--help")) {
     std::printf(
         "usage: forge serve --model DIR [--host H] [--port P] [--served-name NAME] [--lora NAME=DIR ...]\n"
-        "                   [--api-key KEY] [--dtype f32|bf16] [--kv-cache-memory SIZE] [--max-model-len N]\n"
-        "                   [--max-num-seqs N] [--max-num-batched-tokens N] [--block-size N] [--no-prefix-caching]\n"
+        "                   [--api-key KEY] [--dtype f32|bf16] [--kv-cache-memory SIZE] [--kv-cache-dtype bf16|f32]\n"
+        "                   [--max-model-len N] [--max-num-seqs N] [--max-num-batched-tokens N] [--block-size N] [--no-prefix-caching]\n"
         "                   [--max-lora-rank R] [--max-body-bytes SIZE] [--request-timeout S]\n\n"
         "OpenAI-compatible API: /v1/chat/completions, /v1/completions, /v1/models, /health, /metrics.\n"
         "Binds 127.0.0.1:8000 unless told otherwise (--port 0 picks a free port; the address is printed).\n"
         "The model's id is the directory's name unless --served-name; each --lora NAME=DIR serves a PEFT\n"
         "adapter under NAME, batched together with base-model requests. --api-key requires\n"
         "'Authorization: Bearer KEY' on /v1/. The KV cache gets --kv-cache-memory (default 1G), in blocks of\n"
-        "--block-size tokens (16); --max-model-len defaults to the model's context capped to what it holds.\n"
+        "--block-size tokens (16), stored in --kv-cache-dtype (default bf16, whatever the model's dtype; f32\n"
+        "doubles its size and reproduces a f32 model's contiguous attention exactly); --max-model-len\n"
+        "defaults to the model's context capped to what it holds.\n"
         "SIGTERM or Ctrl-C: running requests finish, new ones get 503, then the server exits.\n");
     return 0;
   }
@@ -62,6 +64,9 @@ int cmd_serve(const Args& args) {
   const std::string dt = flag_value(args, "--dtype", "");
   infer::EngineConfig ec;
   ec.kv_cache_bytes = parse_size(flag_value(args, "--kv-cache-memory", "1G"), "--kv-cache-memory");
+  ec.kv_cache_dtype = dtype_from_name(flag_value(args, "--kv-cache-dtype", "bf16"));
+  FORGE_CHECK(ec.kv_cache_dtype == DType::BF16 || ec.kv_cache_dtype == DType::F32,
+              "--kv-cache-dtype: expected bf16 or f32");
   ec.max_model_len = int_flag(args, "--max-model-len", 0);
   ec.max_num_seqs = int_flag(args, "--max-num-seqs", 64);
   ec.max_num_batched_tokens = int_flag(args, "--max-num-batched-tokens", 2048);

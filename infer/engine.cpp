@@ -36,7 +36,9 @@ Engine::Engine(std::shared_ptr<models::CausalLM> model, std::shared_ptr<data::To
   if (!len_given) cfg_.max_model_len = c.max_position_embeddings;
   FORGE_CHECK(cfg_.max_model_len <= c.max_position_embeddings, "--max-model-len ", cfg_.max_model_len,
               " exceeds the model's context of ", c.max_position_embeddings, " tokens (max_position_embeddings)");
-  const int64_t block_bytes = cfg_.block_size * kv_bytes_per_token(c, model_->dtype());
+  FORGE_CHECK(cfg_.kv_cache_dtype == DType::F32 || cfg_.kv_cache_dtype == DType::BF16,
+              "the KV cache dtype must be f32 or bf16, got ", dtype_name(cfg_.kv_cache_dtype));
+  const int64_t block_bytes = cfg_.block_size * kv_bytes_per_token(c, cfg_.kv_cache_dtype);
   num_blocks_ = cfg_.kv_cache_bytes / block_bytes + 1;  // + the reserved null block
   // Unless asked for, the context is what the model allows and the cache can hold.
   if (!len_given) cfg_.max_model_len = std::min(cfg_.max_model_len, (num_blocks_ - 1) * cfg_.block_size);
@@ -52,8 +54,8 @@ Engine::Engine(std::shared_ptr<models::CausalLM> model, std::shared_ptr<data::To
               (num_blocks_ - 1) * cfg_.block_size, " tokens (", num_blocks_ - 1, " blocks of ", cfg_.block_size,
               "), less than one sequence of --max-model-len ", cfg_.max_model_len,
               ": raise --kv-cache-memory or lower --max-model-len");
-  const DType kv_dtype = model_->dtype() == DType::F32 ? DType::F32 : DType::BF16;
-  kv_ = models::PagedKV::create(c, num_blocks_, cfg_.block_size, kv_dtype, model_->lm_head_weight().device());
+  kv_ = models::PagedKV::create(c, num_blocks_, cfg_.block_size, cfg_.kv_cache_dtype,
+                                model_->lm_head_weight().device());
   SchedulerConfig sc;
   sc.block_size = cfg_.block_size;
   sc.num_blocks = num_blocks_;
@@ -219,18 +221,26 @@ void Engine::run_chunks(const std::vector<ScheduledChunk>& chunks_in) {
     logits = model_->logits(rows).to(DType::F32).to_float_vector();
   }
   sched_->commit(chunks);
+  // Penalties and draws are per sequence (each has its own generator), so rows are sampled in
+  // parallel; tokens are emitted in order afterwards.
   const int64_t V = model_->config().vocab_size;
-  int64_t m = 0;
-  for (const ScheduledChunk& c : chunks) {
-    if (!c.samples()) continue;
-    Live& l = *live_.at(c.seq->id);
-    float* row = logits.data() + (m++) * V;
-    std::vector<float> raw;
-    if (l.req.logprobs >= 0) raw.assign(row, row + V);
+  std::vector<Live*> rows_of;
+  for (const ScheduledChunk& c : chunks)
+    if (c.samples()) rows_of.push_back(live_.at(c.seq->id).get());
+  const int64_t M = int64_t(rows_of.size());
+  std::vector<int64_t> drawn(static_cast<size_t>(M));
+  std::vector<std::vector<float>> raw(static_cast<size_t>(M));
+#pragma omp parallel for schedule(dynamic) if (M > 1)
+  for (int64_t m = 0; m < M; ++m) {
+    Live& l = *rows_of[size_t(m)];
+    float* row = logits.data() + m * V;
+    if (l.req.logprobs >= 0) raw[size_t(m)].assign(row, row + V);
     apply_penalties(row, V, l.req.sampling, l.req.prompt, l.output);
-    const int64_t tok = sample_token(row, V, l.req.sampling, l.rng);
-    emit_token(l, tok, raw.empty() ? row : raw.data());
+    drawn[size_t(m)] = sample_token(row, V, l.req.sampling, l.rng);
   }
+  for (int64_t m = 0; m < M; ++m)
+    emit_token(*rows_of[size_t(m)], drawn[size_t(m)],
+               raw[size_t(m)].empty() ? logits.data() + m * V : raw[size_t(m)].data());
 }
 
 bool Engine::step() {

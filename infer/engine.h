@@ -49,6 +49,9 @@ using EventFn = std::function<void(const Event&)>;
 struct EngineConfig {
   int64_t block_size = 16;
   int64_t kv_cache_bytes = int64_t(1) << 30;
+  // f32 or bf16 whatever the model's dtype: decode at batch is bound by reading the cache, and bf16
+  // halves that and doubles the tokens a budget holds (llama.cpp keeps f16 by default too).
+  DType kv_cache_dtype = DType::BF16;
   int64_t max_model_len = 0;  // 0: the model's max_position_embeddings, capped to what the cache holds
   int64_t max_num_seqs = 64;
   int64_t max_num_batched_tokens = 2048;

@@ -9,8 +9,30 @@
 namespace forge::infer {
 
 int64_t argmax(const float* logits, int64_t V) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < V; ++i)
+  // Per lane the first index of its largest value, then the lowest index among the lanes that hold
+  // the overall maximum: the first maximum, as a scalar scan finds it, in vector code.
+  constexpr int64_t L = 16;
+  if (V < L) {
+    int64_t best = 0;
+    for (int64_t i = 1; i < V; ++i)
+      if (logits[i] > logits[best]) best = i;
+    return best;
+  }
+  float val[L];
+  int64_t idx[L];
+  for (int64_t l = 0; l < L; ++l) val[l] = logits[l], idx[l] = l;
+  const int64_t full = V / L * L;
+  for (int64_t i = L; i < full; i += L)
+#pragma omp simd
+    for (int64_t l = 0; l < L; ++l) {
+      const bool gt = logits[i + l] > val[l];
+      val[l] = gt ? logits[i + l] : val[l];
+      idx[l] = gt ? i + l : idx[l];
+    }
+  int64_t best = idx[0];
+  for (int64_t l = 1; l < L; ++l)
+    if (val[l] > logits[best] || (val[l] == logits[best] && idx[l] < best)) best = idx[l];
+  for (int64_t i = full; i < V; ++i)
     if (logits[i] > logits[best]) best = i;
   return best;
 }

@@ -20,8 +20,8 @@ KVCache KVCache::create(const ModelConfig& c, int64_t batch, int64_t capacity, D
 PagedKV PagedKV::create(const ModelConfig& c, int64_t num_blocks, int64_t block_size, DType dtype, Device device) {
   PagedKV kv;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    kv.k.push_back(Tensor::empty({num_blocks, block_size, c.num_key_value_heads, c.head_dim}, dtype, device));
-    kv.v.push_back(Tensor::empty({num_blocks, block_size, c.num_key_value_heads, c.head_dim}, dtype, device));
+    kv.k.push_back(Tensor::empty({num_blocks, c.num_key_value_heads, c.head_dim, block_size}, dtype, device));
+    kv.v.push_back(Tensor::empty({num_blocks, c.num_key_value_heads, block_size, c.head_dim}, dtype, device));
   }
   return kv;
 }

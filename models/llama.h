@@ -24,7 +24,7 @@ struct KVCache {
 // The serving engine's paged KV cache and the layout of one step's packed tokens (see
 // core/ops.h PagedBatch). With it, forward takes ids [1, N]: the new tokens of several sequences.
 struct PagedKV {
-  std::vector<Tensor> k, v;  // per layer [num_blocks, block_size, Hkv, D]
+  std::vector<Tensor> k, v;  // per layer: k [num_blocks, Hkv, D, block_size], v [num_blocks, Hkv, block_size, D]
   PagedBatch batch;
   static PagedKV create(const ModelConfig& c, int64_t num_blocks, int64_t block_size, DType dtype,
                         Device device = Device::cpu());

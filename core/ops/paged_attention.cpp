@@ -8,10 +8,15 @@
 
 namespace forge {
 namespace {
+// k_cache [num_blocks, Hkv, D, block_size] (keys transposed per block and head), v_cache
+// [num_blocks, Hkv, block_size, D]; see kernels/cpu/paged_attention.h.
 void check_cache(const Tensor& k_cache, const Tensor& v_cache) {
-  FORGE_CHECK(k_cache.dim() == 4 && k_cache.shape() == v_cache.shape() && k_cache.is_contiguous() &&
+  const Shape& v = v_cache.shape();
+  const Shape k_want = v.size() == 4 ? Shape{v[0], v[1], v[3], v[2]} : Shape{};
+  FORGE_CHECK(v_cache.dim() == 4 && k_cache.shape() == k_want && k_cache.is_contiguous() &&
                   v_cache.is_contiguous() && k_cache.dtype() == v_cache.dtype(),
-              "paged attention: caches must be equal contiguous [num_blocks, block_size, Hkv, D], got ",
+              "paged attention: caches must be contiguous k [num_blocks, Hkv, D, block_size] and v [num_blocks, "
+              "Hkv, block_size, D], got ",
               shape_str(k_cache.shape()), " and ", shape_str(v_cache.shape()));
   FORGE_CHECK(k_cache.dtype() == DType::F32 || k_cache.dtype() == DType::BF16,
               "paged attention: the cache must be f32 or bf16");
@@ -23,7 +28,7 @@ Tensor on(const Tensor& t, Device d) { return t.device() == d ? t.contiguous() :
 void paged_kv_write(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v,
                     const PagedBatch& b) {
   check_cache(k_cache, v_cache);
-  const int64_t N = k.size(0), Hkv = k_cache.size(2), D = k_cache.size(3);
+  const int64_t N = k.size(0), Hkv = v_cache.size(1), bs = v_cache.size(2), D = v_cache.size(3);
   FORGE_CHECK(k.dim() == 3 && k.size(1) == Hkv && k.size(2) == D && v.shape() == k.shape(),
               "paged_kv_write: k, v must be [N, ", Hkv, ", ", D, "], got ", shape_str(k.shape()));
   FORGE_CHECK(b.slots.numel() == N, "paged_kv_write: ", b.slots.numel(), " slots for ", N, " tokens");
@@ -31,18 +36,18 @@ void paged_kv_write(const Tensor& k_cache, const Tensor& v_cache, const Tensor& 
   const Device dev = k_cache.device();
   Tensor slots = on(b.slots.to(DType::I64), dev);
   if (dev.is_cuda())
-    cuda::paged_kv_write(k_cache.dtype(), N, Hkv, D, kf.data<float>(), vf.data<float>(), slots.data<int64_t>(),
+    cuda::paged_kv_write(k_cache.dtype(), N, Hkv, D, bs, kf.data<float>(), vf.data<float>(), slots.data<int64_t>(),
                          k_cache.raw_data(), v_cache.raw_data(), dev.index);
   else
-    cpu::paged_kv_write(N, Hkv, D, kf.data<float>(), vf.data<float>(), slots.data<int64_t>(), k_cache.raw_data(),
+    cpu::paged_kv_write(N, Hkv, D, bs, kf.data<float>(), vf.data<float>(), slots.data<int64_t>(), k_cache.raw_data(),
                         v_cache.raw_data(), k_cache.dtype());
 }
 
 Tensor paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const PagedBatch& b,
                        std::optional<double> scale) {
   check_cache(k_cache, v_cache);
-  const int64_t N = q.size(0), Hq = q.size(1), D = q.size(2), Hkv = k_cache.size(2);
-  FORGE_CHECK(q.dim() == 3 && k_cache.size(3) == D && Hq % Hkv == 0, "paged attention: q ", shape_str(q.shape()),
+  const int64_t N = q.size(0), Hq = q.size(1), D = q.size(2), Hkv = v_cache.size(1), bs = v_cache.size(2);
+  FORGE_CHECK(q.dim() == 3 && v_cache.size(3) == D && Hq % Hkv == 0, "paged attention: q ", shape_str(q.shape()),
               " does not fit the cache ", shape_str(k_cache.shape()));
   const int64_t S = b.context_lens.numel();
   FORGE_CHECK(b.block_tables.dim() == 2 && b.block_tables.size(0) == S && b.query_start.numel() == S + 1,
@@ -55,13 +60,13 @@ Tensor paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_c
   const float sc = float(scale ? *scale : 1.0 / std::sqrt(double(D)));
   if (dev.is_cuda()) {
     Tensor rs = on(b.row_seq.to(DType::I32), dev);
-    cuda::paged_attention(k_cache.dtype(), N, Hq, Hkv, D, k_cache.size(1), bt.size(1), sc, qf.data<float>(),
+    cuda::paged_attention(k_cache.dtype(), N, Hq, Hkv, D, bs, bt.size(1), sc, qf.data<float>(),
                           k_cache.raw_data(), v_cache.raw_data(), bt.data<int32_t>(), qs.data<int32_t>(),
                           cl.data<int32_t>(), rs.data<int32_t>(), out.data<float>(), dev.index);
   } else {
     FORGE_CHECK(qs.data<int32_t>()[S] == N, "paged attention: query_start ends at ", qs.data<int32_t>()[S],
                 ", not at ", N, " rows");
-    cpu::PagedAttnShape sh{S, Hq, Hkv, D, k_cache.size(1), bt.size(1), sc};
+    cpu::PagedAttnShape sh{S, Hq, Hkv, D, bs, bt.size(1), sc};
     cpu::paged_attention(sh, qf.data<float>(), k_cache.raw_data(), v_cache.raw_data(), k_cache.dtype(),
                          bt.data<int32_t>(), qs.data<int32_t>(), cl.data<int32_t>(), out.data<float>());
   }

@@ -1,105 +1,270 @@
-// Paged attention on the CPU: per (sequence, kv head, chunk of query rows) the visible keys and
-// values are gathered from their blocks into f32 tiles, then one GEMM gives the scores of every
-// query head of the group, a masked softmax, and one GEMM the outputs.
+// Paged attention on the CPU. A block holds per kv head a key tile [D, block_size] (transposed, so
+// that one query's scores for the block are a vector of block_size lanes built by D multiply-adds,
+// with no horizontal sums) and a value tile [block_size, D] (the weighted sum runs along D); each
+// tile is contiguous, so a head's keys and values stream. Per (sequence, kv heads, query rows):
+// - few rows (decode): scores and outputs straight from the cache blocks;
+// - many rows (prefill): keys and values gathered into f32 tiles, then two GEMMs.
 #include "kernels/cpu/paged_attention.h"
+
+#include <omp.h>
 
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <vector>
+
+#include "kernels/elementwise_ops.h"
 
 namespace forge::cpu {
 namespace {
 using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 constexpr int64_t kRowsPerTask = 32;
+constexpr int64_t kDirectRows = 8;  // query rows (rows x group heads) per task on the direct path
+constexpr int64_t kLanes = 16;      // the block size the vector paths are written for
 
-float load(const void* p, DType dt, int64_t i) {
-  return dt == DType::F32 ? static_cast<const float*>(p)[i] : to_f32(static_cast<const bf16*>(p)[i]);
-}
-void store(void* p, DType dt, int64_t i, float x) {
-  if (dt == DType::F32) static_cast<float*>(p)[i] = x;
-  else static_cast<bf16*>(p)[i] = to_bf16(x);
-}
-
+// Query rows row0 .. row0+nrows-1 of one sequence, kv heads hk0 .. hk1-1.
 struct Task {
-  int64_t seq, hk, row0, nrows;
+  int64_t seq, row0, nrows, hk0, hk1;
 };
+
+template <typename T>
+struct Cache {
+  const PagedAttnShape& s;
+  const float* q;
+  const T *k, *v;
+  const int32_t *block_tables, *query_start, *context_lens;
+  float* out;
+  int64_t group;
+  // The [D, block_size] key tile of block b (of the sequence's table) and kv head hk.
+  const T* key_tile(const int32_t* table, int64_t b, int64_t hk) const {
+    return k + (int64_t(table[b]) * s.Hkv + hk) * s.D * s.block_size;
+  }
+  // The [block_size, D] value tile of block b and kv head hk.
+  const T* value_tile(const int32_t* table, int64_t b, int64_t hk) const {
+    return v + (int64_t(table[b]) * s.Hkv + hk) * s.block_size * s.D;
+  }
+  // Query/output element offset of row r (of the task), query head h.
+  int64_t qrow(const Task& t, int64_t r, int64_t h) const {
+    return ((query_start[t.seq] + t.row0 + r) * s.Hq + h) * s.D;
+  }
+};
+
+// row[0 .. keys) becomes the softmax of its first `visible` entries, zeros after.
+void softmax_row(float* row, int64_t visible, int64_t keys) {
+  float mx = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : mx)
+  for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, row[j]);
+  float sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < visible; ++j) {
+    row[j] = exp_f32(row[j] - mx);
+    sum += row[j];
+  }
+  const float inv = 1.0f / sum;
+#pragma omp simd
+  for (int64_t j = 0; j < visible; ++j) row[j] *= inv;
+  std::fill(row + visible, row + keys, 0.0f);
+}
+
+// scores[0 .. bs) = q . key l of a [D, bs] tile (q already scaled). Lanes past the context may hold
+// anything (even NaN); callers never read them.
+template <typename T>
+void tile_scores(const float* q, const T* kt, int64_t D, int64_t bs, float* scores) {
+  if (bs == kLanes) {
+    float acc[kLanes] = {};
+    for (int64_t d = 0; d < D; ++d) {
+      const float qd = q[d];
+#pragma omp simd
+      for (int64_t l = 0; l < kLanes; ++l) acc[l] += qd * to_f32(kt[d * kLanes + l]);
+    }
+    std::copy(acc, acc + kLanes, scores);
+    return;
+  }
+  std::fill(scores, scores + bs, 0.0f);
+  for (int64_t d = 0; d < D; ++d)
+    for (int64_t l = 0; l < bs; ++l) scores[l] += q[d] * to_f32(kt[d * bs + l]);
+}
+
+// out[0 .. D) = sum over keys j < visible of p[j] * value j of kv head hk. NC = D / 16 when the
+// accumulator fits in registers, 0 for any D.
+template <int NC, typename T>
+void weighted_values(const Cache<T>& c, const int32_t* table, int64_t hk, const float* p, int64_t visible,
+                     float* out) {
+  const int64_t D = c.s.D, bs = c.s.block_size;
+  if constexpr (NC > 0) {
+    float acc[NC * kLanes] = {};
+    for (int64_t j0 = 0; j0 < visible; j0 += bs) {
+      const T* vt = c.value_tile(table, j0 / bs, hk);
+      const int64_t n = std::min(bs, visible - j0);
+      for (int64_t l = 0; l < n; ++l) {
+        const float w = p[j0 + l];
+#pragma omp simd
+        for (int64_t e = 0; e < NC * kLanes; ++e) acc[e] += w * to_f32(vt[l * NC * kLanes + e]);
+      }
+    }
+    std::copy(acc, acc + NC * kLanes, out);
+  } else {
+    std::fill(out, out + D, 0.0f);
+    for (int64_t j0 = 0; j0 < visible; j0 += bs) {
+      const T* vt = c.value_tile(table, j0 / bs, hk);
+      const int64_t n = std::min(bs, visible - j0);
+      for (int64_t l = 0; l < n; ++l)
+        for (int64_t e = 0; e < D; ++e) out[e] += p[j0 + l] * to_f32(vt[l * D + e]);
+    }
+  }
+}
+
+// Direct path: each query row (row, head) scores the blocks it sees, softmax, weighted values.
+template <int NC, typename T>
+void attend_direct(const Cache<T>& c, const Task& t, int64_t first_pos, std::vector<float>& p,
+                   std::vector<float>& qs) {
+  const int64_t D = c.s.D, bs = c.s.block_size;
+  const int32_t* table = c.block_tables + t.seq * c.s.max_blocks;
+  qs.resize(D);
+  for (int64_t hk = t.hk0; hk < t.hk1; ++hk)
+    for (int64_t r = 0; r < t.nrows; ++r)
+      for (int64_t g = 0; g < c.group; ++g) {
+        const int64_t h = hk * c.group + g, visible = first_pos + r + 1;
+        const int64_t blocks = (visible + bs - 1) / bs;
+        p.resize(blocks * bs);
+        const float* qv = c.q + c.qrow(t, r, h);
+        for (int64_t d = 0; d < D; ++d) qs[d] = qv[d] * c.s.scale;
+        for (int64_t b = 0; b < blocks; ++b) tile_scores(qs.data(), c.key_tile(table, b, hk), D, bs, p.data() + b * bs);
+        softmax_row(p.data(), visible, visible);
+        weighted_values<NC>(c, table, hk, p.data(), visible, c.out + c.qrow(t, r, h));
+      }
+}
+
+struct Tiles {
+  RowMat KT, V, Q, S, O;
+};
+
+// Gather path (one kv head): K^T [D, keys] and V [keys, D] copied into f32 tiles, then GEMMs.
+template <typename T>
+void attend_gathered(const Cache<T>& c, const Task& t, int64_t first_pos, Tiles& w) {
+  const int64_t D = c.s.D, bs = c.s.block_size, R = t.nrows * c.group, hk = t.hk0;
+  const int64_t keys = first_pos + t.nrows;  // keys the last row sees
+  const int32_t* table = c.block_tables + t.seq * c.s.max_blocks;
+  w.KT.resize(D, keys);
+  w.V.resize(keys, D);
+  for (int64_t j0 = 0; j0 < keys; j0 += bs) {
+    const T* kt = c.key_tile(table, j0 / bs, hk);
+    const T* vt = c.value_tile(table, j0 / bs, hk);
+    const int64_t n = std::min(bs, keys - j0);
+    for (int64_t d = 0; d < D; ++d)
+      for (int64_t l = 0; l < n; ++l) w.KT(d, j0 + l) = to_f32(kt[d * bs + l]);
+    for (int64_t l = 0; l < n; ++l)
+      for (int64_t d = 0; d < D; ++d) w.V(j0 + l, d) = to_f32(vt[l * D + d]);
+  }
+  w.Q.resize(R, D);  // rows ordered (row, head in group)
+  for (int64_t r = 0; r < t.nrows; ++r)
+    for (int64_t g = 0; g < c.group; ++g) {
+      const float* src = c.q + c.qrow(t, r, hk * c.group + g);
+      std::copy(src, src + D, w.Q.row(r * c.group + g).data());
+    }
+  w.S.noalias() = (w.Q * w.KT) * c.s.scale;
+  for (int64_t r = 0; r < t.nrows; ++r)
+    for (int64_t g = 0; g < c.group; ++g) softmax_row(w.S.row(r * c.group + g).data(), first_pos + r + 1, keys);
+  w.O.noalias() = w.S * w.V;
+  for (int64_t r = 0; r < t.nrows; ++r)
+    for (int64_t g = 0; g < c.group; ++g) {
+      const float* o = w.O.row(r * c.group + g).data();
+      std::copy(o, o + D, c.out + c.qrow(t, r, hk * c.group + g));
+    }
+}
+
+template <int NC, typename T>
+void run(const Cache<T>& c) {
+  const PagedAttnShape& s = c.s;
+  // Sequences with few new rows (decodes) take the direct path, their kv heads cut into enough
+  // tasks to keep every thread busy; prefill rows go kRowsPerTask at a time per kv head to GEMMs.
+  const int64_t direct_rows = std::max<int64_t>(1, kDirectRows / c.group);
+  const int64_t want = 4 * omp_get_max_threads();
+  const int64_t head_chunks = std::clamp<int64_t>((want + s.num_seqs - 1) / s.num_seqs, 1, s.Hkv);
+  const int64_t per_chunk = (s.Hkv + head_chunks - 1) / head_chunks;
+  std::vector<Task> tasks;
+  for (int64_t sq = 0; sq < s.num_seqs; ++sq) {
+    const int64_t n = c.query_start[sq + 1] - c.query_start[sq];
+    if (n <= direct_rows) {
+      for (int64_t h = 0; h < s.Hkv; h += per_chunk) tasks.push_back({sq, 0, n, h, std::min(s.Hkv, h + per_chunk)});
+      continue;
+    }
+    for (int64_t hk = 0; hk < s.Hkv; ++hk)
+      for (int64_t r = 0; r < n; r += kRowsPerTask) tasks.push_back({sq, r, std::min(kRowsPerTask, n - r), hk, hk + 1});
+  }
+#pragma omp parallel
+  {
+    Tiles tiles;
+    std::vector<float> p, qs;
+#pragma omp for schedule(dynamic)
+    for (size_t ti = 0; ti < tasks.size(); ++ti) {
+      const Task& t = tasks[ti];
+      const int64_t n = c.query_start[t.seq + 1] - c.query_start[t.seq];
+      const int64_t first_pos = c.context_lens[t.seq] - n + t.row0;  // position of the task's first row
+      if (t.nrows <= direct_rows) attend_direct<NC>(c, t, first_pos, p, qs);
+      else attend_gathered(c, t, first_pos, tiles);
+    }
+  }
+}
+
+template <typename T>
+void run_typed(const PagedAttnShape& s, const float* q, const void* k, const void* v, const int32_t* bt,
+               const int32_t* qs, const int32_t* cl, float* out) {
+  const Cache<T> c{s, q, static_cast<const T*>(k), static_cast<const T*>(v), bt, qs, cl, out, s.Hq / s.Hkv};
+  switch (s.D % kLanes == 0 ? s.D / kLanes : 0) {  // head dims of 16 .. 128 keep the sum in registers
+    case 1: return run<1>(c);
+    case 2: return run<2>(c);
+    case 3: return run<3>(c);
+    case 4: return run<4>(c);
+    case 5: return run<5>(c);
+    case 6: return run<6>(c);
+    case 7: return run<7>(c);
+    case 8: return run<8>(c);
+    default: return run<0>(c);
+  }
+}
+
+template <typename T>
+void write_typed(int64_t N, int64_t Hkv, int64_t D, int64_t bs, const float* k, const float* v,
+                 const int64_t* slots, T* k_cache, T* v_cache) {
+  for (int64_t i = 0; i < N; ++i) {
+    const int64_t block = slots[i] / bs, off = slots[i] % bs;
+    for (int64_t h = 0; h < Hkv; ++h) {
+      const float* kr = k + (i * Hkv + h) * D;
+      const float* vr = v + (i * Hkv + h) * D;
+      T* kt = k_cache + (block * Hkv + h) * D * bs;
+      T* vt = v_cache + ((block * Hkv + h) * bs + off) * D;
+      for (int64_t d = 0; d < D; ++d) {
+        store_f32(kt + d * bs + off, kr[d]);
+        store_f32(vt + d, vr[d]);
+      }
+    }
+  }
+}
 }  // namespace
 
 void paged_attention(const PagedAttnShape& s, const float* q, const void* k_cache, const void* v_cache, DType dt,
                      const int32_t* block_tables, const int32_t* query_start, const int32_t* context_lens,
                      float* out) {
-  if (dt != DType::F32 && dt != DType::BF16) throw std::runtime_error("paged attention: cache must be f32 or bf16");
-  const int64_t group = s.Hq / s.Hkv, D = s.D, bs = s.block_size;
-  std::vector<Task> tasks;
-  for (int64_t sq = 0; sq < s.num_seqs; ++sq) {
-    const int64_t n = query_start[sq + 1] - query_start[sq];
-    for (int64_t hk = 0; hk < s.Hkv; ++hk)
-      for (int64_t r = 0; r < n; r += kRowsPerTask) tasks.push_back({sq, hk, r, std::min(kRowsPerTask, n - r)});
-  }
-#pragma omp parallel
-  {
-    RowMat K, V, Q, S, O;
-#pragma omp for schedule(dynamic)
-    for (size_t ti = 0; ti < tasks.size(); ++ti) {
-      const Task& t = tasks[ti];
-      const int64_t n = query_start[t.seq + 1] - query_start[t.seq];
-      const int64_t ctx = context_lens[t.seq];
-      const int64_t first_pos = ctx - n + t.row0;           // position of the task's first row
-      const int64_t keys = first_pos + t.nrows;             // keys the last row sees
-      const int32_t* table = block_tables + t.seq * s.max_blocks;
-      K.resize(keys, D);
-      V.resize(keys, D);
-      for (int64_t j = 0; j < keys; ++j) {
-        const int64_t slot = int64_t(table[j / bs]) * bs + j % bs;
-        const int64_t base = (slot * s.Hkv + t.hk) * D;
-        for (int64_t d = 0; d < D; ++d) {
-          K(j, d) = load(k_cache, dt, base + d);
-          V(j, d) = load(v_cache, dt, base + d);
-        }
-      }
-      // Q rows ordered (row, head in group); row r of the task is global row query_start + row0 + r.
-      const int64_t R = t.nrows * group;
-      Q.resize(R, D);
-      for (int64_t r = 0; r < t.nrows; ++r)
-        for (int64_t g = 0; g < group; ++g) {
-          const float* src = q + ((query_start[t.seq] + t.row0 + r) * s.Hq + t.hk * group + g) * D;
-          std::copy(src, src + D, Q.row(r * group + g).data());
-        }
-      S.noalias() = (Q * K.transpose()) * s.scale;
-      for (int64_t r = 0; r < t.nrows; ++r) {
-        const int64_t visible = first_pos + r + 1;
-        for (int64_t g = 0; g < group; ++g) {
-          float* row = S.row(r * group + g).data();
-          float mx = -std::numeric_limits<float>::infinity();
-          for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, row[j]);
-          float sum = 0;
-          for (int64_t j = 0; j < visible; ++j) sum += row[j] = std::exp(row[j] - mx);
-          const float inv = 1.0f / sum;
-          for (int64_t j = 0; j < visible; ++j) row[j] *= inv;
-          for (int64_t j = visible; j < keys; ++j) row[j] = 0.0f;
-        }
-      }
-      O.noalias() = S * V;
-      for (int64_t r = 0; r < t.nrows; ++r)
-        for (int64_t g = 0; g < group; ++g) {
-          float* dst = out + ((query_start[t.seq] + t.row0 + r) * s.Hq + t.hk * group + g) * D;
-          std::copy(O.row(r * group + g).data(), O.row(r * group + g).data() + D, dst);
-        }
-    }
-  }
+  if (dt == DType::F32)
+    run_typed<float>(s, q, k_cache, v_cache, block_tables, query_start, context_lens, out);
+  else if (dt == DType::BF16)
+    run_typed<bf16>(s, q, k_cache, v_cache, block_tables, query_start, context_lens, out);
+  else
+    throw std::runtime_error("paged attention: cache must be f32 or bf16");
 }
 
-void paged_kv_write(int64_t N, int64_t Hkv, int64_t D, const float* k, const float* v, const int64_t* slots,
-                    void* k_cache, void* v_cache, DType dt) {
-  const int64_t row = Hkv * D;
-  for (int64_t i = 0; i < N; ++i)
-    for (int64_t e = 0; e < row; ++e) {
-      store(k_cache, dt, slots[i] * row + e, k[i * row + e]);
-      store(v_cache, dt, slots[i] * row + e, v[i * row + e]);
-    }
+void paged_kv_write(int64_t N, int64_t Hkv, int64_t D, int64_t block_size, const float* k, const float* v,
+                    const int64_t* slots, void* k_cache, void* v_cache, DType dt) {
+  if (dt == DType::F32)
+    write_typed(N, Hkv, D, block_size, k, v, slots, static_cast<float*>(k_cache), static_cast<float*>(v_cache));
+  else if (dt == DType::BF16)
+    write_typed(N, Hkv, D, block_size, k, v, slots, static_cast<bf16*>(k_cache), static_cast<bf16*>(v_cache));
+  else
+    throw std::runtime_error("paged_kv_write: cache must be f32 or bf16");
 }
 
 }  // namespace forge::cpu

@@ -15,17 +15,19 @@ struct PagedAttnShape {
 };
 
 // q, out: [N, Hq, D] f32 contiguous, N = query_start[num_seqs].
-// k_cache, v_cache: [num_blocks, block_size, Hkv, D] in dt (f32 or bf16).
+// k_cache: [num_blocks, Hkv, D, block_size] (keys transposed per block and head);
+// v_cache: [num_blocks, Hkv, block_size, D]; both in dt (f32 or bf16).
 // block_tables [num_seqs, max_blocks]; query_start [num_seqs + 1]; context_lens [num_seqs].
 // Sequence s owns rows query_start[s] .. query_start[s+1]-1, its newest n_s tokens: row i sits at
 // position context_lens[s] - n_s + i and sees keys 0 .. that position (causal). No slot past a
-// sequence's context length is ever read.
+// sequence's context length is used (the CPU kernel
+// scores whole key tiles of a sequence's blocks and drops the lanes past its context).
 void paged_attention(const PagedAttnShape& s, const float* q, const void* k_cache, const void* v_cache, DType dt,
                      const int32_t* block_tables, const int32_t* query_start, const int32_t* context_lens,
                      float* out);
 
 // k, v: [N, Hkv, D] f32 rows, written to cache slot slots[i] = block * block_size + offset.
-void paged_kv_write(int64_t N, int64_t Hkv, int64_t D, const float* k, const float* v, const int64_t* slots,
-                    void* k_cache, void* v_cache, DType dt);
+void paged_kv_write(int64_t N, int64_t Hkv, int64_t D, int64_t block_size, const float* k, const float* v,
+                    const int64_t* slots, void* k_cache, void* v_cache, DType dt);
 
 }  // namespace forge::cpu

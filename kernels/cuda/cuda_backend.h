@@ -50,7 +50,7 @@ void paged_attention(DType dt, int64_t N, int64_t Hq, int64_t Hkv, int64_t D, in
                      int64_t max_blocks, float scale, const float* q, const void* k_cache, const void* v_cache,
                      const int32_t* block_tables, const int32_t* query_start, const int32_t* context_lens,
                      const int32_t* row_seq, float* out, int device);
-void paged_kv_write(DType dt, int64_t N, int64_t Hkv, int64_t D, const float* k, const float* v,
+void paged_kv_write(DType dt, int64_t N, int64_t Hkv, int64_t D, int64_t block_size, const float* k, const float* v,
                     const int64_t* slots, void* k_cache, void* v_cache, int device);
 
 }  // namespace forge::cuda

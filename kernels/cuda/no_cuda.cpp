@@ -46,7 +46,7 @@ void paged_attention(DType, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t
                      const void*, const int32_t*, const int32_t*, const int32_t*, const int32_t*, float*, int) {
   no_cuda();
 }
-void paged_kv_write(DType, int64_t, int64_t, int64_t, const float*, const float*, const int64_t*, void*, void*, int) {
+void paged_kv_write(DType, int64_t, int64_t, int64_t, int64_t, const float*, const float*, const int64_t*, void*, void*, int) {
   no_cuda();
 }
 

@@ -1,4 +1,6 @@
 // Paged attention on the GPU (decode and chunked prefill over block tables, block size any).
+// Cache layout as on the CPU: keys [num_blocks, Hkv, D, bs] (transposed per block and head), values
+// [num_blocks, Hkv, bs, D].
 // One thread block per (query row, query head); each warp walks a strided share of the visible
 // keys with an online softmax, lanes splitting the head dim; warps merge their partial states in
 // shared memory at the end. Only slots below a sequence's context length are read.
@@ -24,8 +26,8 @@ __device__ float ld<bf16>(const bf16* p, int64_t i) { return to_f32(p[i]); }
 
 template <typename T>
 __global__ void paged_attention_kernel(const float* q,        // [N, Hq, D]
-                                       const T* k_cache,      // [num_blocks, bs, Hkv, D]
-                                       const T* v_cache,      // [num_blocks, bs, Hkv, D]
+                                       const T* k_cache,      // [num_blocks, Hkv, D, bs]
+                                       const T* v_cache,      // [num_blocks, Hkv, bs, D]
                                        const int32_t* block_tables,  // [S, max_blocks]
                                        const int32_t* query_start,   // [S + 1]
                                        const int32_t* context_lens,  // [S]
@@ -47,11 +49,12 @@ __global__ void paged_attention_kernel(const float* q,        // [N, Hq, D]
   }
   float m = -INFINITY, l = 0.0f;
   for (int j = warp; j <= pos; j += kWarps) {
-    const int64_t base = ((int64_t(table[j / bs]) * bs + j % bs) * Hkv + hk) * D;
+    const int64_t tile = (int64_t(table[j / bs]) * Hkv + hk) * D * bs;  // this head's tiles in the block
+    const int64_t kbase = tile + j % bs, base = tile + int64_t(j % bs) * D;
     float dot = 0.0f;
     for (int i = 0; i < per; ++i) {
       const int d = lane + 32 * i;
-      if (d < D) dot += qv[i] * ld(k_cache, base + d);
+      if (d < D) dot += qv[i] * ld(k_cache, kbase + int64_t(d) * bs);
     }
     for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
     const float m_new = fmaxf(m, dot);
@@ -88,17 +91,13 @@ __global__ void paged_attention_kernel(const float* q,        // [N, Hq, D]
 }
 
 template <typename T>
-__global__ void kv_write_kernel(int64_t N, int64_t row, const float* k, const float* v, const int64_t* slots,
-                                T* k_cache, T* v_cache) {
-  const int64_t i = blockIdx.x, off = slots[i] * row;
-  for (int64_t e = threadIdx.x; e < row; e += blockDim.x) {
-    if constexpr (sizeof(T) == 4) {
-      k_cache[off + e] = k[i * row + e];
-      v_cache[off + e] = v[i * row + e];
-    } else {
-      k_cache[off + e] = to_bf16(k[i * row + e]);
-      v_cache[off + e] = to_bf16(v[i * row + e]);
-    }
+__global__ void kv_write_kernel(int64_t N, int64_t Hkv, int64_t row, int64_t bs, const float* k, const float* v,
+                                const int64_t* slots, T* k_cache, T* v_cache) {
+  const int64_t i = blockIdx.x, block = slots[i] / bs, in_block = slots[i] % bs, D = row / Hkv;
+  for (int64_t e = threadIdx.x; e < row; e += blockDim.x) {  // e = h * D + d
+    const int64_t tile = (block * row + e - e % D) * bs;       // head h's tiles in the block
+    store_f32(k_cache + tile + (e % D) * bs + in_block, k[i * row + e]);
+    store_f32(v_cache + tile + in_block * D + e % D, v[i * row + e]);
   }
 }
 }  // namespace
@@ -124,15 +123,15 @@ void paged_attention(DType dt, int64_t N, int64_t Hq, int64_t Hkv, int64_t D, in
   FORGE_CUDA_CHECK(cudaGetLastError());
 }
 
-void paged_kv_write(DType dt, int64_t N, int64_t Hkv, int64_t D, const float* k, const float* v,
+void paged_kv_write(DType dt, int64_t N, int64_t Hkv, int64_t D, int64_t block_size, const float* k, const float* v,
                     const int64_t* slots, void* k_cache, void* v_cache, int device) {
   if (N == 0) return;
   cudaStream_t st = stream_for(device);
   if (dt == DType::F32)
-    kv_write_kernel<float><<<unsigned(N), 128, 0, st>>>(N, Hkv * D, k, v, slots, static_cast<float*>(k_cache),
+    kv_write_kernel<float><<<unsigned(N), 128, 0, st>>>(N, Hkv, Hkv * D, block_size, k, v, slots, static_cast<float*>(k_cache),
                                                          static_cast<float*>(v_cache));
   else
-    kv_write_kernel<bf16><<<unsigned(N), 128, 0, st>>>(N, Hkv * D, k, v, slots, static_cast<bf16*>(k_cache),
+    kv_write_kernel<bf16><<<unsigned(N), 128, 0, st>>>(N, Hkv, Hkv * D, block_size, k, v, slots, static_cast<bf16*>(k_cache),
                                                         static_cast<bf16*>(v_cache));
   FORGE_CUDA_CHECK(cudaGetLastError());
 }

@@ -74,7 +74,9 @@ class EngineTest : public ::testing::Test {
 std::string EngineTest::dir_;
 
 TEST_F(EngineTest, PagedGreedyEqualsContiguousGeneration) {
-  auto e = make_engine();
+  EngineConfig cfg;
+  cfg.kv_cache_dtype = DType::F32;  // the contiguous path keeps the f32 model's keys unrounded
+  auto e = make_engine(cfg);
   Request r = greedy(3, 37, 20);
   auto got = run(*e, {r});
   GenerateOptions opt;
@@ -83,6 +85,29 @@ TEST_F(EngineTest, PagedGreedyEqualsContiguousGeneration) {
   GenerateResult want = generate(*model_, r.prompt, opt);
   EXPECT_EQ(got[0].tokens, want.tokens);
   EXPECT_EQ(got[0].finish, "length");
+}
+
+TEST_F(EngineTest, Bf16CacheStaysCloseToTheF32Cache) {
+  // The default bf16 cache rounds keys and values; the next-token distribution must barely move.
+  EngineConfig f32;
+  f32.kv_cache_dtype = DType::F32;
+  auto ef = make_engine(f32), eb = make_engine();
+  Request r = greedy(4, 60, 1);
+  r.logprobs = 5;
+  auto a = run(*ef, {r})[0];
+  auto b = run(*eb, {r})[0];
+  ASSERT_EQ(a.logprobs.size(), 1u);
+  ASSERT_EQ(b.logprobs.size(), 1u);
+  const auto& la = a.logprobs[0].top;
+  const auto& lb = b.logprobs[0].top;
+  ASSERT_EQ(la.size(), lb.size());
+  bool differs = false;
+  for (size_t i = 0; i < la.size(); ++i) {
+    EXPECT_EQ(la[i].first, lb[i].first) << "rank " << i;
+    EXPECT_NEAR(la[i].second, lb[i].second, 0.02) << "rank " << i;
+    differs |= la[i].second != lb[i].second;
+  }
+  EXPECT_TRUE(differs) << "the bf16 cache should round something";
 }
 
 TEST_F(EngineTest, ConcurrentRequestsEqualOneAtATimeAlsoUnderPreemption) {
@@ -101,7 +126,7 @@ TEST_F(EngineTest, ConcurrentRequestsEqualOneAtATimeAlsoUnderPreemption) {
   }
   {
     EngineConfig cfg;
-    const int64_t block_bytes = 16 * kv_bytes_per_token(model_->config(), DType::F32);
+    const int64_t block_bytes = 16 * kv_bytes_per_token(model_->config(), cfg.kv_cache_dtype);
     cfg.max_model_len = 64;
     cfg.kv_cache_bytes = 12 * block_bytes;  // 192 tokens for 32 sequences of up to 56
     auto e = make_engine(cfg);
@@ -178,7 +203,9 @@ TEST(StopMatcher, CatchesStopsSplitAcrossPiecesAndHoldsBackOnlyWhatItMust) {
 }
 
 TEST_F(EngineTest, LogprobsAreTheLogSoftmaxOfTheModel) {
-  auto e = make_engine();
+  EngineConfig cfg;
+  cfg.kv_cache_dtype = DType::F32;  // compared with the model's own f32 forward
+  auto e = make_engine(cfg);
   Request r = greedy(2, 10, 3);
   r.logprobs = 3;
   auto res = run(*e, {r})[0];
@@ -232,7 +259,9 @@ TEST_F(EngineTest, MultiLoraBatchMatchesEachAdapterAlone) {
     adirs.push_back(testing::fresh_temp_dir("forge_engine_lora" + std::to_string(a)));
     peft::save_adapter(lm, adirs.back());
   }
-  auto e = make_engine();
+  EngineConfig cfg;
+  cfg.kv_cache_dtype = DType::F32;  // compared with the contiguous f32 path
+  auto e = make_engine(cfg);
   ASSERT_EQ(e->add_adapter(adirs[0]), 1);
   ASSERT_EQ(e->add_adapter(adirs[1]), 2);
   std::vector<Request> reqs;

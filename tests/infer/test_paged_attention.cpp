@@ -1,5 +1,5 @@
 // Paged attention against the contiguous attention op: random q/k/v scattered over shuffled
-// blocks, every unused cache slot NaN so that any read of padding shows in the output.
+// blocks, every unused cache slot NaN so that any use of padding shows in the output.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -17,11 +17,12 @@ namespace {
 
 struct Case {
   std::vector<int64_t> ctx, n;  // per sequence: tokens in cache after the step, new tokens this step
+  int64_t bs = 4, D = 16;       // block size and head dim (16 x 48: the vector paths of the CPU kernel)
 };
 
 // Checks paged_attention on `dev` against scaled_dot_product_attention per sequence (on the CPU).
 void check(const Case& cs, DType cache_dtype, Device dev, double tol) {
-  const int64_t Hq = 4, Hkv = 2, D = 16, bs = 4, S = int64_t(cs.ctx.size());
+  const int64_t Hq = 4, Hkv = 2, D = cs.D, bs = cs.bs, S = int64_t(cs.ctx.size());
   int64_t blocks_needed = 1;
   for (int64_t c : cs.ctx) blocks_needed += (c + bs - 1) / bs;
   const int64_t num_blocks = blocks_needed + 3;  // spare blocks stay NaN
@@ -29,7 +30,7 @@ void check(const Case& cs, DType cache_dtype, Device dev, double tol) {
   std::iota(order.begin(), order.end(), 1);
   std::shuffle(order.begin(), order.end(), std::mt19937(3));
   Generator gen(11);
-  Tensor kc = Tensor::empty({num_blocks, bs, Hkv, D}, DType::F32), vc = Tensor::empty(kc.shape(), DType::F32);
+  Tensor kc = Tensor::empty({num_blocks, Hkv, D, bs}, DType::F32), vc = Tensor::empty({num_blocks, Hkv, bs, D}, DType::F32);
   kc.fill_(NAN);
   vc.fill_(NAN);
   int64_t max_blocks = 0;
@@ -65,7 +66,7 @@ void check(const Case& cs, DType cache_dtype, Device dev, double tol) {
   b.row_seq = Tensor::from_vector(row_seq, {N}, dev);
   Tensor q = cat(qs, 0);
   Tensor got = paged_attention(q.to(dev), kc.to(cache_dtype).to(dev), vc.to(cache_dtype).to(dev), b).to(Device::cpu());
-  for (float x : got.to_float_vector()) ASSERT_TRUE(std::isfinite(x)) << "a padding slot (NaN) was read";
+  for (float x : got.to_float_vector()) ASSERT_TRUE(std::isfinite(x)) << "a padding slot (NaN) was used";
   for (int64_t s = 0; s < S; ++s) {
     // Reference: queries are the sequence's last n positions, causal over its L keys.
     Tensor qr = qs[size_t(s)].transpose(0, 1).unsqueeze(0);  // [1, Hq, n, D]
@@ -76,16 +77,28 @@ void check(const Case& cs, DType cache_dtype, Device dev, double tol) {
   }
 }
 
-const Case kMixed{{13, 1, 7, 32, 5}, {1, 1, 7, 9, 2}};  // decodes, a whole prefill, chunked prefills
+// Decodes, a whole prefill, chunked prefills, a short multi-row chunk (direct path, causal inside)
+// and a 34-row chunk (a 32-row GEMM task and a 2-row tail).
+const Case kMixed{{13, 1, 7, 32, 5, 40}, {1, 1, 7, 9, 2, 34}};
+// The same with 16-token blocks and 48-wide heads (stories15M's), and contexts ending inside blocks.
+const Case kWide{{13, 1, 7, 32, 5, 40, 200}, {1, 1, 7, 9, 2, 34, 1}, 16, 48};
 
-TEST(PagedAttention, MatchesContiguousAttentionAndNeverReadsPadding) { check(kMixed, DType::F32, Device::cpu(), 1e-5); }
+TEST(PagedAttention, MatchesContiguousAttentionAndNeverUsesPadding) {
+  check(kMixed, DType::F32, Device::cpu(), 1e-5);
+  check(kWide, DType::F32, Device::cpu(), 1e-5);
+}
 
-TEST(PagedAttention, Bf16Cache) { check(kMixed, DType::BF16, Device::cpu(), 1e-5); }
+TEST(PagedAttention, Bf16Cache) {
+  check(kMixed, DType::BF16, Device::cpu(), 1e-5);
+  check(kWide, DType::BF16, Device::cpu(), 1e-5);
+}
 
 TEST(PagedAttentionCuda, MatchesContiguousAttention) {
   if (!cuda::available()) GTEST_SKIP() << "no GPU: " << cuda::status();
-  check(kMixed, DType::F32, Device::cuda(0), 1e-5);
-  check(kMixed, DType::BF16, Device::cuda(0), 1e-5);
+  for (const Case& cs : {kMixed, kWide}) {
+    check(cs, DType::F32, Device::cuda(0), 1e-5);
+    check(cs, DType::BF16, Device::cuda(0), 1e-5);
+  }
 }
 
 }  // namespace

@@ -2,7 +2,9 @@
 // support of the drawn tokens, greedy ties, and logprobs as a log-softmax.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <random>
 #include <set>
 
 #include "infer/sampler.h"
@@ -49,6 +51,24 @@ TEST(Sampler, TopKTopPAndMinPBoundWhatCanBeDrawn) {
   EXPECT_EQ(drawn(l, p), (std::set<int64_t>{0}));
   const std::vector<float> tie = {1.0f, 3.0f, 3.0f};
   EXPECT_EQ(argmax(tie.data(), 3), 1) << "ties go to the lowest id";
+}
+
+TEST(Sampler, ArgmaxIsTheFirstMaximumAtEveryLengthAndPlace) {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-4.0f, 4.0f);
+  for (int64_t V : {1, 7, 16, 17, 100, 32000, 32007}) {
+    std::vector<float> l(static_cast<size_t>(V));
+    for (float& x : l) x = u(rng);
+    for (int trial = 0; trial < 20; ++trial) {
+      // A planted maximum, sometimes twice (the first must win), at random places.
+      const int64_t a = int64_t(rng() % uint64_t(V)), b = int64_t(rng() % uint64_t(V));
+      std::vector<float> x = l;
+      x[size_t(a)] = 5.0f + float(trial);
+      if (trial % 2) x[size_t(b)] = x[size_t(a)];
+      const int64_t want = std::max_element(x.begin(), x.end()) - x.begin();  // first of the largest
+      EXPECT_EQ(argmax(x.data(), V), want) << "V " << V << " trial " << trial;
+    }
+  }
 }
 
 TEST(Sampler, SameSeedSameDrawsAndFrequenciesFollowTheSoftmax) {
