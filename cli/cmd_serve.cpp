@@ -47,8 +47,8 @@ int cmd_serve(const Args& args) {
     std::printf(
         "usage: forge serve --model DIR [--host H] [--port P] [--served-name NAME] [--lora NAME=DIR ...]\n"
         "                   [--api-key KEY] [--dtype f32|bf16] [--kv-cache-memory SIZE] [--kv-cache-dtype bf16|f32]\n"
-        "                   [--max-model-len N] [--max-num-seqs N] [--max-num-batched-tokens N] [--block-size N] [--no-prefix-caching]\n"
-        "                   [--max-lora-rank R] [--max-body-bytes SIZE] [--request-timeout S]\n\n"
+        "                   [--max-model-len N] [--max-num-seqs N] [--max-num-batched-tokens N] [--block-size N]\n"
+        "                   [--no-prefix-caching] [--max-lora-rank R] [--max-body-bytes SIZE] [--request-timeout S]\n\n"
         "OpenAI-compatible API: /v1/chat/completions, /v1/completions, /v1/models, /health, /metrics.\n"
         "Binds 127.0.0.1:8000 unless told otherwise (--port 0 picks a free port; the address is printed).\n"
         "The model's id is the directory's name unless --served-name; each --lora NAME=DIR serves a PEFT\n"

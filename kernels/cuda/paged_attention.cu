@@ -128,11 +128,11 @@ void paged_kv_write(DType dt, int64_t N, int64_t Hkv, int64_t D, int64_t block_s
   if (N == 0) return;
   cudaStream_t st = stream_for(device);
   if (dt == DType::F32)
-    kv_write_kernel<float><<<unsigned(N), 128, 0, st>>>(N, Hkv, Hkv * D, block_size, k, v, slots, static_cast<float*>(k_cache),
-                                                         static_cast<float*>(v_cache));
+    kv_write_kernel<float><<<unsigned(N), 128, 0, st>>>(N, Hkv, Hkv * D, block_size, k, v, slots,
+                                                         static_cast<float*>(k_cache), static_cast<float*>(v_cache));
   else
-    kv_write_kernel<bf16><<<unsigned(N), 128, 0, st>>>(N, Hkv, Hkv * D, block_size, k, v, slots, static_cast<bf16*>(k_cache),
-                                                        static_cast<bf16*>(v_cache));
+    kv_write_kernel<bf16><<<unsigned(N), 128, 0, st>>>(N, Hkv, Hkv * D, block_size, k, v, slots,
+                                                        static_cast<bf16*>(k_cache), static_cast<bf16*>(v_cache));
   FORGE_CUDA_CHECK(cudaGetLastError());
 }
 
