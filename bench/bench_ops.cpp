@@ -58,12 +58,12 @@ int bench_ops(bool json, bool quick) {
     std::string shape = std::to_string(s.M) + "x" + std::to_string(s.K) + "x" + std::to_string(s.N);
     Tensor a = randn({s.M, s.K}), b = randn({s.K, s.N});
     double flops = 2.0 * double(s.M) * double(s.N) * double(s.K);
+    Tensor w = b.t().contiguous();  // b as a Linear weight [N, K]
     NoGradGuard ng;
     for (auto be : {cpu::GemmBackend::OneDNN, cpu::GemmBackend::OpenBLAS, cpu::GemmBackend::Eigen}) {
       cpu::set_gemm_backend(be);
       double sec = time_median([&] { matmul(a, b); }, 3, budget);
       report({"gemm", shape, "f32", cpu::gemm_backend_name(be), "GFLOP/s", threads, flops / sec / 1e9}, json);
-      Tensor w = b.t().contiguous();
       sec = time_median([&] { linear(a, w); }, 3, budget);
       report({"linear", shape, "f32", cpu::gemm_backend_name(be), "GFLOP/s", threads, flops / sec / 1e9}, json);
     }

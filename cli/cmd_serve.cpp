@@ -64,9 +64,7 @@ int cmd_serve(const Args& args) {
   const std::string dt = flag_value(args, "--dtype", "");
   infer::EngineConfig ec;
   ec.kv_cache_bytes = parse_size(flag_value(args, "--kv-cache-memory", "1G"), "--kv-cache-memory");
-  ec.kv_cache_dtype = dtype_from_name(flag_value(args, "--kv-cache-dtype", "bf16"));
-  FORGE_CHECK(ec.kv_cache_dtype == DType::BF16 || ec.kv_cache_dtype == DType::F32,
-              "--kv-cache-dtype: expected bf16 or f32");
+  ec.kv_cache_dtype = dtype_from_name(flag_value(args, "--kv-cache-dtype", "bf16"));  // checked by the engine
   ec.max_model_len = int_flag(args, "--max-model-len", 0);
   ec.max_num_seqs = int_flag(args, "--max-num-seqs", 64);
   ec.max_num_batched_tokens = int_flag(args, "--max-num-batched-tokens", 2048);

@@ -37,7 +37,7 @@ Engine::Engine(std::shared_ptr<models::CausalLM> model, std::shared_ptr<data::To
   FORGE_CHECK(cfg_.max_model_len <= c.max_position_embeddings, "--max-model-len ", cfg_.max_model_len,
               " exceeds the model's context of ", c.max_position_embeddings, " tokens (max_position_embeddings)");
   FORGE_CHECK(cfg_.kv_cache_dtype == DType::F32 || cfg_.kv_cache_dtype == DType::BF16,
-              "the KV cache dtype must be f32 or bf16, got ", dtype_name(cfg_.kv_cache_dtype));
+              "--kv-cache-dtype must be bf16 or f32, got ", dtype_name(cfg_.kv_cache_dtype));
   const int64_t block_bytes = cfg_.block_size * kv_bytes_per_token(c, cfg_.kv_cache_dtype);
   num_blocks_ = cfg_.kv_cache_bytes / block_bytes + 1;  // + the reserved null block
   // Unless asked for, the context is what the model allows and the cache can hold.

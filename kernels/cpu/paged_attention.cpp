@@ -11,7 +11,6 @@
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <stdexcept>
 #include <vector>
@@ -38,13 +37,10 @@ struct Cache {
   const int32_t *block_tables, *query_start, *context_lens;
   float* out;
   int64_t group;
-  // The [D, block_size] key tile of block b (of the sequence's table) and kv head hk.
-  const T* key_tile(const int32_t* table, int64_t b, int64_t hk) const {
-    return k + (int64_t(table[b]) * s.Hkv + hk) * s.D * s.block_size;
-  }
-  // The [block_size, D] value tile of block b and kv head hk.
-  const T* value_tile(const int32_t* table, int64_t b, int64_t hk) const {
-    return v + (int64_t(table[b]) * s.Hkv + hk) * s.block_size * s.D;
+  // Element offset of kv head hk's tiles in block b of the sequence's table: the [D, block_size]
+  // key tile in k, the [block_size, D] value tile in v (same size, same place).
+  int64_t tile(const int32_t* table, int64_t b, int64_t hk) const {
+    return (int64_t(table[b]) * s.Hkv + hk) * s.D * s.block_size;
   }
   // Query/output element offset of row r (of the task), query head h.
   int64_t qrow(const Task& t, int64_t r, int64_t h) const {
@@ -97,7 +93,7 @@ void weighted_values(const Cache<T>& c, const int32_t* table, int64_t hk, const 
   if constexpr (NC > 0) {
     float acc[NC * kLanes] = {};
     for (int64_t j0 = 0; j0 < visible; j0 += bs) {
-      const T* vt = c.value_tile(table, j0 / bs, hk);
+      const T* vt = c.v + c.tile(table, j0 / bs, hk);
       const int64_t n = std::min(bs, visible - j0);
       for (int64_t l = 0; l < n; ++l) {
         const float w = p[j0 + l];
@@ -109,7 +105,7 @@ void weighted_values(const Cache<T>& c, const int32_t* table, int64_t hk, const 
   } else {
     std::fill(out, out + D, 0.0f);
     for (int64_t j0 = 0; j0 < visible; j0 += bs) {
-      const T* vt = c.value_tile(table, j0 / bs, hk);
+      const T* vt = c.v + c.tile(table, j0 / bs, hk);
       const int64_t n = std::min(bs, visible - j0);
       for (int64_t l = 0; l < n; ++l)
         for (int64_t e = 0; e < D; ++e) out[e] += p[j0 + l] * to_f32(vt[l * D + e]);
@@ -132,7 +128,7 @@ void attend_direct(const Cache<T>& c, const Task& t, int64_t first_pos, std::vec
         p.resize(blocks * bs);
         const float* qv = c.q + c.qrow(t, r, h);
         for (int64_t d = 0; d < D; ++d) qs[d] = qv[d] * c.s.scale;
-        for (int64_t b = 0; b < blocks; ++b) tile_scores(qs.data(), c.key_tile(table, b, hk), D, bs, p.data() + b * bs);
+        for (int64_t b = 0; b < blocks; ++b) tile_scores(qs.data(), c.k + c.tile(table, b, hk), D, bs, p.data() + b * bs);
         softmax_row(p.data(), visible, visible);
         weighted_values<NC>(c, table, hk, p.data(), visible, c.out + c.qrow(t, r, h));
       }
@@ -151,8 +147,8 @@ void attend_gathered(const Cache<T>& c, const Task& t, int64_t first_pos, Tiles&
   w.KT.resize(D, keys);
   w.V.resize(keys, D);
   for (int64_t j0 = 0; j0 < keys; j0 += bs) {
-    const T* kt = c.key_tile(table, j0 / bs, hk);
-    const T* vt = c.value_tile(table, j0 / bs, hk);
+    const T* kt = c.k + c.tile(table, j0 / bs, hk);
+    const T* vt = c.v + c.tile(table, j0 / bs, hk);
     const int64_t n = std::min(bs, keys - j0);
     for (int64_t d = 0; d < D; ++d)
       for (int64_t l = 0; l < n; ++l) w.KT(d, j0 + l) = to_f32(kt[d * bs + l]);
