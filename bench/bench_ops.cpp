@@ -1,5 +1,6 @@
 // `forge bench ops`: GEMM throughput per backend and dtype at square and Llama shapes (and the
-// stories15M LM head at decode batch 32), as matmul (A B) and as linear (A W^T); tiled attention
+// stories15M LM head at decode batch 32), as matmul (A B) and as linear (A W^T); the linear layers
+// of a stories15M decode step at 32 sequences with weights stored either way; tiled attention
 // forward+backward time (B 8, H 8, D 64, T 256 and 1024); and paged attention per layer of a decode
 // step (32 sequences of 192 cached tokens, blocks scattered through the pool, 6 layers' caches).
 #include <omp.h>
@@ -72,6 +73,31 @@ int bench_ops(bool json, bool quick) {
     double sec = time_median([&] { matmul(ab, bb); }, 3, budget);
     report({"gemm", shape, "bf16", "onednn", "GFLOP/s", threads, flops / sec / 1e9}, json);
   }
+  for (DType dt : {DType::F32, DType::BF16})
+    for (int64_t M : {1, 32}) {
+      // The linear layers of one stories15M decode step at M sequences (6 layers' q, k, v, o, gate, up,
+      // down, then the tied LM head), each weight read once per step as in serving: weights stored
+      // [out, in] (training) and column-major (serving's store_weights_transposed).
+      const int64_t C = 288, F = 768, V = 32000;
+      std::vector<Tensor> ws;
+      for (int l = 0; l < 6; ++l)
+        for (auto [o, i] : {std::pair{C, C}, {C, C}, {C, C}, {C, C}, {F, C}, {F, C}, {C, F}})
+          ws.push_back(randn({o, i}).to(dt));
+      ws.push_back(randn({V, C}).to(dt));
+      double flops = 0;
+      for (auto& w : ws) flops += 2.0 * double(M) * double(w.size(0)) * double(w.size(1));
+      Tensor xc = randn({M, C}).to(dt), xf = randn({M, F}).to(dt);
+      NoGradGuard ng;
+      for (bool col_major : {false, true}) {
+        std::vector<Tensor> wl;
+        for (auto& w : ws) wl.push_back(col_major ? w.t().contiguous().t() : w);
+        double sec = time_median([&] {
+          for (auto& w : wl) linear(w.size(1) == C ? xc : xf, w);
+        }, 5, budget);
+        report({"linear", "S" + std::to_string(M) + " stories15M step", dtype_name(dt),
+                col_major ? "W^T store" : "W store", "GFLOP/s", threads, flops / sec / 1e9}, json);
+      }
+    }
   for (int64_t T : {256, 1024}) {
     const int64_t B = 8, H = 8, D = 64;
     Tensor q = randn({B, H, T, D}).requires_grad_(), k = randn({B, H, T, D}).requires_grad_(),

@@ -54,6 +54,7 @@ Engine::Engine(std::shared_ptr<models::CausalLM> model, std::shared_ptr<data::To
               (num_blocks_ - 1) * cfg_.block_size, " tokens (", num_blocks_ - 1, " blocks of ", cfg_.block_size,
               "), less than one sequence of --max-model-len ", cfg_.max_model_len,
               ": raise --kv-cache-memory or lower --max-model-len");
+  if (model_->lm_head_weight().device().is_cpu()) model_->store_weights_transposed();
   kv_ = models::PagedKV::create(c, num_blocks_, cfg_.block_size, cfg_.kv_cache_dtype,
                                 model_->lm_head_weight().device());
   SchedulerConfig sc;
@@ -213,13 +214,14 @@ void Engine::run_chunks(const std::vector<ScheduledChunk>& chunks_in) {
   fo.paged = &kv_;
   fo.positions = Tensor::from_vector(pos, {N}, dev);
   Tensor h = model_->hidden_states(Tensor::from_vector(ids, {1, N}, dev), fo);  // [1, N, C]
-  std::vector<float> logits;
+  Tensor logits_t;  // [M, V] f32 on the host, sampled in place (no copy: 4 MB a step at 32 rows)
   if (!sample_rows.empty()) {
     const int64_t M = int64_t(sample_rows.size());
     // Gather the rows that draw a token (an embedding lookup is a row gather), then the LM head.
     Tensor rows = embedding(h.view({N, h.size(2)}), Tensor::from_vector(sample_rows, {M}, dev));
-    logits = model_->logits(rows).to(DType::F32).to_float_vector();
+    logits_t = model_->logits(rows).to(DType::F32).to(Device::cpu()).contiguous();
   }
+  float* logits = logits_t.defined() ? logits_t.data<float>() : nullptr;
   sched_->commit(chunks);
   // Penalties and draws are per sequence (each has its own generator), so rows are sampled in
   // parallel; tokens are emitted in order afterwards.
@@ -233,14 +235,14 @@ void Engine::run_chunks(const std::vector<ScheduledChunk>& chunks_in) {
 #pragma omp parallel for schedule(dynamic) if (M > 1)
   for (int64_t m = 0; m < M; ++m) {
     Live& l = *rows_of[size_t(m)];
-    float* row = logits.data() + m * V;
+    float* row = logits + m * V;
     if (l.req.logprobs >= 0) raw[size_t(m)].assign(row, row + V);
     apply_penalties(row, V, l.req.sampling, l.req.prompt, l.output);
     drawn[size_t(m)] = sample_token(row, V, l.req.sampling, l.rng);
   }
   for (int64_t m = 0; m < M; ++m)
     emit_token(*rows_of[size_t(m)], drawn[size_t(m)],
-               raw[size_t(m)].empty() ? logits.data() + m * V : raw[size_t(m)].data());
+               raw[size_t(m)].empty() ? logits + m * V : raw[size_t(m)].data());
 }
 
 bool Engine::step() {

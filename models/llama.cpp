@@ -170,6 +170,16 @@ Tensor CausalLM::logits(const Tensor& h) const {
   return linear(tp ? tp->copy(h) : h, model->embed_tokens->weight);
 }
 
+void CausalLM::store_weights_transposed() {
+  NoGradGuard ng;
+  auto to_column_major = [](const Tensor& w) {
+    if (w.dim() == 2 && w.dtype() == DType::F32 && w.stride(0) != 1) w.set_data(w.detach().t().contiguous().t());
+  };
+  for (auto& [name, m] : named_modules())
+    if (auto lin = std::dynamic_pointer_cast<nn::Linear>(m)) to_column_major(lin->weight);
+  if (!lm_head) to_column_major(model->embed_tokens->weight);
+}
+
 void CausalLM::init_weights(double std, uint64_t seed) {
   NoGradGuard ng;
   Generator gen(seed);

@@ -3,43 +3,50 @@
 #include "core/ops.h"
 #include "core/ops/common.h"
 #include "kernels/cpu/layers.h"
+#include "kernels/cuda/cuda_backend.h"
 
 namespace forge {
 using G = const std::vector<Tensor>&;
 using Need = const std::vector<bool>&;
 
 namespace {
-// ids as contiguous i64 on the CPU, each checked against [0, V).
-Tensor checked_ids(const Tensor& ids, int64_t V, const char* op) {
+// ids as contiguous i64 on `dev`, each checked (on the host) against [0, V).
+Tensor checked_ids(const Tensor& ids, int64_t V, const char* op, Device dev) {
   FORGE_CHECK(ids.dtype() == DType::I64 || ids.dtype() == DType::I32, op, ": ids must be i32 or i64, got ",
               dtype_name(ids.dtype()));
-  Tensor t = ids.to(DType::I64).contiguous();
+  Tensor t = ids.to(DType::I64).to(Device::cpu()).contiguous();
   const int64_t* p = t.data<int64_t>();
   for (int64_t i = 0; i < t.numel(); ++i)
     FORGE_CHECK(p[i] >= 0 && p[i] < V, op, ": id ", p[i], " at position ", i, " is outside [0, ", V, ")");
-  return t;
+  return t.to(dev);
 }
 }  // namespace
 
 Tensor embedding(const Tensor& weight, const Tensor& ids) {
-  if (weight.device().is_cuda()) {
-    detail::note_host_fallback("embedding");
-    return embedding(weight.to(Device::cpu()), ids.to(Device::cpu())).to(weight.device());
-  }
   FORGE_CHECK(weight.dim() == 2, "embedding: weight must be [V, C], got ", shape_str(weight.shape()));
   const int64_t V = weight.size(0), C = weight.size(1);
-  Tensor id = checked_ids(ids, V, "embedding");
-  Tensor w = weight.detach().contiguous();
+  const Device dev = weight.device();
+  Tensor id = checked_ids(ids, V, "embedding", dev);
+  Tensor w = weight.detach();
+  if (w.stride(0) != 1 && w.stride(1) != 1) w = w.contiguous();
   Shape os = ids.shape();
   os.push_back(C);
-  Tensor out = Tensor::empty(os, weight.dtype());
-  cpu::embedding_fwd(w.dtype(), w.raw_data(), id.data<int64_t>(), id.numel(), C, out.raw_data());
+  Tensor out = Tensor::empty(os, weight.dtype(), dev);
+  if (dev.is_cuda())
+    cuda::embedding_fwd(w.dtype(), w.raw_data(), w.stride(0), w.stride(1), id.data<int64_t>(), id.numel(), C,
+                        out.raw_data(), dev.index);
+  else
+    cpu::embedding_fwd(w.dtype(), w.raw_data(), w.stride(0), w.stride(1), id.data<int64_t>(), id.numel(), C,
+                       out.raw_data());
   if (needs_grad({weight})) {
     DType wd = weight.dtype();
-    record("embedding", {weight}, out, [id, V, C, wd](G g, Need) {
-      Tensor gc = g[0].contiguous();
-      Tensor gw = Tensor::zeros({V, C}, DType::F32);
-      cpu::embedding_bwd(gc.dtype(), gc.raw_data(), id.data<int64_t>(), id.numel(), C, gw.data<float>());
+    record("embedding", {weight}, out, [id, V, C, wd, dev](G g, Need) {
+      Tensor gc = g[0].to(dev).contiguous();
+      Tensor gw = Tensor::zeros({V, C}, DType::F32, dev);
+      if (dev.is_cuda())
+        cuda::embedding_bwd(gc.dtype(), gc.raw_data(), id.data<int64_t>(), id.numel(), C, gw.data<float>(), dev.index);
+      else
+        cpu::embedding_bwd(gc.dtype(), gc.raw_data(), id.data<int64_t>(), id.numel(), C, gw.data<float>());
       return std::vector<Tensor>{gw.to(wd)};
     });
   }
@@ -47,28 +54,34 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
 }
 
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
-  if (x.device().is_cuda()) {
-    detail::note_host_fallback("rms_norm");
-    return rms_norm(x.to(Device::cpu()), weight.to(Device::cpu()), eps).to(x.device());
-  }
   const int64_t C = x.size(-1);
   FORGE_CHECK(weight.dim() == 1 && weight.size(0) == C, "rms_norm: weight must be [", C, "], got ",
               shape_str(weight.shape()));
   FORGE_CHECK(is_floating(x.dtype()), "rms_norm: input must be floating");
   const int64_t N = C ? x.numel() / C : 0;
+  detail::check_same_device(x, weight, "rms_norm");
+  const Device dev = x.device();
   Tensor xs = x.detach().contiguous();
   Tensor ws = weight.detach().to(x.dtype()).contiguous();
-  Tensor y = Tensor::empty(x.shape(), x.dtype());
-  Tensor rstd = Tensor::empty({N}, DType::F32);
-  cpu::rms_norm_fwd(x.dtype(), xs.raw_data(), ws.raw_data(), N, C, float(eps), y.raw_data(), rstd.data<float>());
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), dev);
+  Tensor rstd = Tensor::empty({N}, DType::F32, dev);
+  if (dev.is_cuda())
+    cuda::rms_norm_fwd(x.dtype(), xs.raw_data(), ws.raw_data(), N, C, float(eps), y.raw_data(), rstd.data<float>(),
+                       dev.index);
+  else
+    cpu::rms_norm_fwd(x.dtype(), xs.raw_data(), ws.raw_data(), N, C, float(eps), y.raw_data(), rstd.data<float>());
   if (needs_grad({x, weight})) {
     DType wd = weight.dtype();
-    record("rms_norm", {x, weight}, y, [xs, ws, rstd, N, C, wd](G g, Need) {
+    record("rms_norm", {x, weight}, y, [xs, ws, rstd, N, C, wd, dev](G g, Need) {
       Tensor gc = g[0].to(xs.dtype()).contiguous();
-      Tensor dx = Tensor::empty(xs.shape(), xs.dtype());
-      Tensor dw = Tensor::empty({C}, DType::F32);
-      cpu::rms_norm_bwd(xs.dtype(), xs.raw_data(), ws.raw_data(), rstd.data<float>(), gc.raw_data(), N, C,
-                        dx.raw_data(), dw.data<float>());
+      Tensor dx = Tensor::empty(xs.shape(), xs.dtype(), dev);
+      Tensor dw = Tensor::empty({C}, DType::F32, dev);
+      if (dev.is_cuda())
+        cuda::rms_norm_bwd(xs.dtype(), xs.raw_data(), ws.raw_data(), rstd.data<float>(), gc.raw_data(), N, C,
+                           dx.raw_data(), dw.data<float>(), dev.index);
+      else
+        cpu::rms_norm_bwd(xs.dtype(), xs.raw_data(), ws.raw_data(), rstd.data<float>(), gc.raw_data(), N, C,
+                          dx.raw_data(), dw.data<float>());
       return std::vector<Tensor>{dx, dw.to(wd)};
     });
   }
@@ -79,19 +92,19 @@ namespace {
 Tensor rope_apply(const Tensor& x, const Tensor& pos, const Tensor& inv_freq, float sign) {
   Tensor xs = x.stride(-1) == 1 ? x : x.contiguous();
   const int64_t B = x.size(0), H = x.size(1), T = x.size(2), D = x.size(3);
-  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   int64_t pos_sb = pos.dim() == 2 ? pos.stride(0) : 0;
-  cpu::rope(x.dtype(), xs.raw_data(), B, H, T, D, xs.stride(0), xs.stride(1), xs.stride(2), pos.data<int64_t>(),
-            pos_sb, inv_freq.data<float>(), sign, y.raw_data());
+  if (x.device().is_cuda())
+    cuda::rope(x.dtype(), xs.raw_data(), B, H, T, D, xs.stride(0), xs.stride(1), xs.stride(2), pos.data<int64_t>(),
+               pos_sb, inv_freq.data<float>(), sign, y.raw_data(), x.device().index);
+  else
+    cpu::rope(x.dtype(), xs.raw_data(), B, H, T, D, xs.stride(0), xs.stride(1), xs.stride(2), pos.data<int64_t>(),
+              pos_sb, inv_freq.data<float>(), sign, y.raw_data());
   return y;
 }
 }  // namespace
 
 Tensor rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq) {
-  if (x.device().is_cuda()) {
-    detail::note_host_fallback("rope");
-    return rope(x.to(Device::cpu()), positions.to(Device::cpu()), inv_freq.to(Device::cpu())).to(x.device());
-  }
   FORGE_CHECK(x.dim() == 4, "rope: x must be [B, H, T, D], got ", shape_str(x.shape()));
   const int64_t B = x.size(0), T = x.size(2), D = x.size(3);
   FORGE_CHECK(D % 2 == 0 && D <= 1024, "rope: head dim must be even and at most 1024, got ", D);
@@ -101,8 +114,8 @@ Tensor rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq) {
                   (positions.dim() == 2 && positions.size(0) == B && positions.size(1) == T),
               "rope: positions must be [", T, "] or [", B, ", ", T, "], got ", shape_str(positions.shape()));
   FORGE_CHECK(is_floating(x.dtype()), "rope: x must be floating");
-  Tensor pos = positions.to(DType::I64).contiguous();
-  Tensor freq = inv_freq.to(DType::F32).contiguous();
+  Tensor pos = positions.to(DType::I64).to(x.device()).contiguous();
+  Tensor freq = inv_freq.to(DType::F32).to(x.device()).contiguous();
   Tensor y = rope_apply(x.detach(), pos, freq, 1.0f);
   if (needs_grad({x})) {
     record("rope", {x}, y, [pos, freq](G g, Need) {

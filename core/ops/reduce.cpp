@@ -5,6 +5,7 @@
 #include "core/ops.h"
 #include "core/ops/common.h"
 #include "kernels/cpu/reduce.h"
+#include "kernels/cuda/cuda_backend.h"
 
 namespace forge {
 using G = const std::vector<Tensor>&;
@@ -37,14 +38,16 @@ Plan plan_reduce(const Tensor& x, const std::vector<int64_t>& dims_in) {
   return p;
 }
 
-// Reduces x over p.dims on the CPU; returns f32 of shape p.out_shape.
-Tensor reduce_cpu(cpu::ReduceOp op, const Tensor& x, const Plan& p) {
+// Reduces x over p.dims on its device; returns f32 of shape p.out_shape.
+Tensor reduce_f32(cpu::ReduceOp op, const Tensor& x, const Plan& p) {
   FORGE_CHECK(is_floating(x.dtype()), "sum/mean/max need a floating tensor, got ", dtype_name(x.dtype()));
   std::vector<int64_t> kept, red = p.dims;
   for (int64_t d = 0; d < x.dim(); ++d)
     if (!std::binary_search(red.begin(), red.end(), d)) kept.push_back(d);
   int64_t M = shape_numel(p.out_shape), R = p.count;
-  Tensor out = Tensor::empty(p.out_shape, DType::F32);
+  const Device dev = x.device();
+  const bool is_max = op == cpu::ReduceOp::Max;
+  Tensor out = Tensor::empty(p.out_shape, DType::F32, dev);
   if (M == 0) return out;
   FORGE_CHECK(R > 0 || op == cpu::ReduceOp::Sum, "max over an empty dimension");
   Tensor xd = x.detach();
@@ -53,10 +56,12 @@ Tensor reduce_cpu(cpu::ReduceOp op, const Tensor& x, const Plan& p) {
   cols_order.insert(cols_order.end(), kept.begin(), kept.end());
   Tensor as_rows = xd.permute(rows_order), as_cols = xd.permute(cols_order);
   if (!as_rows.is_contiguous() && as_cols.is_contiguous() && !kept.empty()) {
-    cpu::reduce_cols(op, x.dtype(), as_cols.raw_data(), R, M, out.data<float>());
+    if (dev.is_cuda()) cuda::reduce_cols(is_max, x.dtype(), as_cols.raw_data(), R, M, out.data<float>(), dev.index);
+    else cpu::reduce_cols(op, x.dtype(), as_cols.raw_data(), R, M, out.data<float>());
   } else {
     as_rows = as_rows.contiguous();
-    cpu::reduce_rows(op, x.dtype(), as_rows.raw_data(), M, R, out.data<float>());
+    if (dev.is_cuda()) cuda::reduce_rows(is_max, x.dtype(), as_rows.raw_data(), M, R, out.data<float>(), dev.index);
+    else cpu::reduce_rows(op, x.dtype(), as_rows.raw_data(), M, R, out.data<float>());
   }
   return out;
 }
@@ -68,12 +73,8 @@ Tensor finish(const Tensor& r, const Tensor& x, const Plan& p, bool keepdim) {
 }  // namespace
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
-  if (x.device().is_cuda()) {
-    detail::note_host_fallback("sum");
-    return sum(x.to(Device::cpu()), dims, keepdim).to(x.device());
-  }
   Plan p = plan_reduce(x, dims);
-  Tensor out = finish(reduce_cpu(cpu::ReduceOp::Sum, x, p), x, p, keepdim);
+  Tensor out = finish(reduce_f32(cpu::ReduceOp::Sum, x, p), x, p, keepdim);
   if (needs_grad({x})) {
     Shape in = x.shape(), kept = p.kept_shape;
     record("sum", {x}, out, [in, kept](G g, Need) { return std::vector<Tensor>{g[0].reshape(kept).expand(in)}; });
@@ -87,12 +88,8 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
 }
 
 Tensor max(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
-  if (x.device().is_cuda()) {
-    detail::note_host_fallback("max");
-    return max(x.to(Device::cpu()), dims, keepdim).to(x.device());
-  }
   Plan p = plan_reduce(x, dims);
-  Tensor out = finish(reduce_cpu(cpu::ReduceOp::Max, x, p), x, p, keepdim);
+  Tensor out = finish(reduce_f32(cpu::ReduceOp::Max, x, p), x, p, keepdim);
   if (needs_grad({x})) {
     Tensor xs = x.detach(), ys = out.detach();
     Shape kept = p.kept_shape;

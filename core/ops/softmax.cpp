@@ -3,6 +3,7 @@
 #include "core/ops.h"
 #include "core/ops/common.h"
 #include "kernels/cpu/softmax.h"
+#include "kernels/cuda/cuda_backend.h"
 
 namespace forge {
 using G = const std::vector<Tensor>&;
@@ -14,18 +15,15 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
   dim = detail::wrap_dim(dim, x.dim());
   if (x.dim() == 0) return softmax_impl(x.reshape({1}), 0, log).reshape({});
   Tensor xl = x.detach().transpose(dim, -1).contiguous();
-  Tensor yl = Tensor::empty(xl.shape(), x.dtype());
+  Tensor yl = Tensor::empty(xl.shape(), x.dtype(), x.device());
   int64_t V = xl.size(-1), N = V ? xl.numel() / V : 0;
-  cpu::softmax_rows(x.dtype(), xl.raw_data(), yl.raw_data(), N, V, log);
+  if (x.device().is_cuda()) cuda::softmax_rows(x.dtype(), xl.raw_data(), yl.raw_data(), N, V, log, x.device().index);
+  else cpu::softmax_rows(x.dtype(), xl.raw_data(), yl.raw_data(), N, V, log);
   return yl.transpose(dim, -1);
 }
 }  // namespace
 
 Tensor softmax(const Tensor& x, int64_t dim) {
-  if (x.device().is_cuda()) {
-    detail::note_host_fallback("softmax");
-    return softmax(x.to(Device::cpu()), dim).to(x.device());
-  }
   Tensor y = softmax_impl(x, dim, false);
   if (needs_grad({x})) {
     Tensor ys = y.detach();
@@ -38,10 +36,6 @@ Tensor softmax(const Tensor& x, int64_t dim) {
 }
 
 Tensor log_softmax(const Tensor& x, int64_t dim) {
-  if (x.device().is_cuda()) {
-    detail::note_host_fallback("log_softmax");
-    return log_softmax(x.to(Device::cpu()), dim).to(x.device());
-  }
   Tensor y = softmax_impl(x, dim, true);
   if (needs_grad({x})) {
     Tensor ys = y.detach();
@@ -53,11 +47,6 @@ Tensor log_softmax(const Tensor& x, int64_t dim) {
 }
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index, Reduction reduction) {
-  if (logits.device().is_cuda()) {
-    detail::note_host_fallback("cross_entropy");
-    return cross_entropy(logits.to(Device::cpu()), target.to(Device::cpu()), ignore_index, reduction)
-        .to(logits.device());
-  }
   FORGE_CHECK(logits.dim() == 2, "cross_entropy: logits must be [N, V], got ", shape_str(logits.shape()));
   FORGE_CHECK(target.dim() == 1 && target.size(0) == logits.size(0), "cross_entropy: target must be [",
               logits.size(0), "], got ", shape_str(target.shape()));
@@ -65,15 +54,19 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
               "cross_entropy: target must be i32 or i64, got ", dtype_name(target.dtype()));
   FORGE_CHECK(is_floating(logits.dtype()), "cross_entropy: logits must be floating");
   const int64_t N = logits.size(0), V = logits.size(1);
+  const Device dev = logits.device();
   Tensor x = logits.detach().contiguous();
-  Tensor t = target.to(DType::I64).contiguous();
-  Tensor rows = Tensor::empty({N}, DType::F32), lse = Tensor::empty({N}, DType::F32);
-  int64_t bad = cpu::cross_entropy_fwd(x.dtype(), x.raw_data(), t.data<int64_t>(), N, V, ignore_index,
-                                       rows.data<float>(), lse.data<float>());
-  FORGE_CHECK(bad < 0, "cross_entropy: target ", t.data<int64_t>()[std::max<int64_t>(bad, 0)], " at row ", bad,
+  Tensor t = target.to(DType::I64).to(dev).contiguous();
+  Tensor th = t.to(Device::cpu());  // for the count and the error message
+  Tensor rows = Tensor::empty({N}, DType::F32, dev), lse = Tensor::empty({N}, DType::F32, dev);
+  int64_t bad = dev.is_cuda() ? cuda::cross_entropy_fwd(x.dtype(), x.raw_data(), t.data<int64_t>(), N, V, ignore_index,
+                                                        rows.data<float>(), lse.data<float>(), dev.index)
+                              : cpu::cross_entropy_fwd(x.dtype(), x.raw_data(), t.data<int64_t>(), N, V, ignore_index,
+                                                       rows.data<float>(), lse.data<float>());
+  FORGE_CHECK(bad < 0, "cross_entropy: target ", th.data<int64_t>()[std::max<int64_t>(bad, 0)], " at row ", bad,
               " is outside [0, ", V, ") and is not ignore_index ", ignore_index);
   int64_t count = 0;
-  for (int64_t n = 0; n < N; ++n) count += t.data<int64_t>()[n] != ignore_index;
+  for (int64_t n = 0; n < N; ++n) count += th.data<int64_t>()[n] != ignore_index;
 
   Tensor out;
   {
@@ -91,11 +84,16 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
       if (reduction == Reduction::None) scale = g[0].to(DType::F32).contiguous();
       else {
         double s = g[0].item() / (reduction == Reduction::Mean ? double(count) : 1.0);
-        scale = Tensor::full({N}, s, DType::F32);
+        scale = Tensor::full({N}, s, DType::F32, x.device());
       }
-      Tensor dx = Tensor::empty({N, V}, x.dtype());
-      cpu::cross_entropy_bwd(x.dtype(), x.raw_data(), t.data<int64_t>(), lse.data<float>(), scale.data<float>(), N,
-                             V, ignore_index, dx.raw_data());
+      scale = scale.to(x.device());
+      Tensor dx = Tensor::empty({N, V}, x.dtype(), x.device());
+      if (x.device().is_cuda())
+        cuda::cross_entropy_bwd(x.dtype(), x.raw_data(), t.data<int64_t>(), lse.data<float>(), scale.data<float>(), N,
+                                V, ignore_index, dx.raw_data(), x.device().index);
+      else
+        cpu::cross_entropy_bwd(x.dtype(), x.raw_data(), t.data<int64_t>(), lse.data<float>(), scale.data<float>(), N,
+                               V, ignore_index, dx.raw_data());
       return std::vector<Tensor>{dx};
     });
   }

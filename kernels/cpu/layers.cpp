@@ -12,12 +12,21 @@ namespace forge::cpu {
 namespace {
 }  // namespace
 
-void embedding_fwd(DType dt, const void* weight, const int64_t* ids, int64_t N, int64_t C, void* out) {
-  const size_t row = size_t(C) * (dt == DType::F32 ? 4 : 2);
+void embedding_fwd(DType dt, const void* weight, int64_t s_row, int64_t s_col, const int64_t* ids, int64_t N,
+                   int64_t C, void* out) {
+  const size_t es = dt == DType::F32 ? 4 : 2, row = size_t(C) * es;
   const char* w = static_cast<const char*>(weight);
   char* o = static_cast<char*>(out);
+  if (s_col == 1) {
 #pragma omp parallel for schedule(static) if (N * C > 65536)
-  for (int64_t n = 0; n < N; ++n) std::memcpy(o + n * row, w + ids[n] * row, row);
+    for (int64_t n = 0; n < N; ++n) std::memcpy(o + n * row, w + ids[n] * s_row * int64_t(es), row);
+    return;
+  }
+  // A column-major table (serving stores a tied embedding as the LM head's W^T): gather by element.
+#pragma omp parallel for schedule(static) if (N * C > 65536)
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      std::memcpy(o + (n * C + c) * int64_t(es), w + (ids[n] * s_row + c * s_col) * int64_t(es), es);
 }
 
 void embedding_bwd(DType dt, const void* g, const int64_t* ids, int64_t N, int64_t C, float* gw) {

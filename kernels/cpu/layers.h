@@ -6,8 +6,9 @@
 
 namespace forge::cpu {
 
-// out[n, :] = weight[ids[n], :]; weight [V, C], out [N, C].
-void embedding_fwd(DType dt, const void* weight, const int64_t* ids, int64_t N, int64_t C, void* out);
+// out[n, :] = weight[ids[n], :]; weight [V, C] with element strides (s_row, s_col), out [N, C].
+void embedding_fwd(DType dt, const void* weight, int64_t s_row, int64_t s_col, const int64_t* ids, int64_t N,
+                   int64_t C, void* out);
 // gw[ids[n], :] += g[n, :]; g [N, C] in dt, gw [V, C] f32 (zeroed by the caller).
 void embedding_bwd(DType dt, const void* g, const int64_t* ids, int64_t N, int64_t C, float* gw);
 

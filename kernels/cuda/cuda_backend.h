@@ -44,6 +44,26 @@ void gemm(DType dt, DType c_dt, bool trans_a, bool trans_b, int64_t M, int64_t N
           const void* A, int64_t lda, int64_t stride_a, const void* B, int64_t ldb, int64_t stride_b,
           float beta, void* C, int64_t ldc, int64_t stride_c, int64_t batch, int device);
 
+// Same contracts as kernels/cpu/layers.h (embedding, RMSNorm, rotary embedding).
+void embedding_fwd(DType dt, const void* weight, int64_t s_row, int64_t s_col, const int64_t* ids, int64_t N,
+                   int64_t C, void* out, int device);
+void embedding_bwd(DType dt, const void* g, const int64_t* ids, int64_t N, int64_t C, float* gw, int device);
+void rms_norm_fwd(DType dt, const void* x, const void* w, int64_t N, int64_t C, float eps, void* y, float* rstd,
+                  int device);
+void rms_norm_bwd(DType dt, const void* x, const void* w, const float* rstd, const void* g, int64_t N, int64_t C,
+                  void* dx, float* dw, int device);
+void rope(DType dt, const void* x, int64_t B, int64_t H, int64_t T, int64_t D, int64_t sb, int64_t sh, int64_t st,
+          const int64_t* pos, int64_t pos_sb, const float* inv_freq, float sign, void* y, int device);
+
+// Same contracts as kernels/cpu/softmax.h and kernels/cpu/reduce.h (max: true for Max, false for Sum).
+void softmax_rows(DType dt, const void* x, void* y, int64_t N, int64_t V, bool log, int device);
+int64_t cross_entropy_fwd(DType dt, const void* logits, const int64_t* target, int64_t N, int64_t V, int64_t ignore,
+                          float* loss, float* lse, int device);
+void cross_entropy_bwd(DType dt, const void* logits, const int64_t* target, const float* lse, const float* scale,
+                       int64_t N, int64_t V, int64_t ignore, void* dlogits, int device);
+void reduce_rows(bool max, DType dt, const void* x, int64_t M, int64_t R, float* out, int device);
+void reduce_cols(bool max, DType dt, const void* x, int64_t R, int64_t M, float* out, int device);
+
 // Paged attention (see kernels/cpu/paged_attention.h for the layout); row_seq [N] gives the
 // sequence of each query row. Cache dt: f32 or bf16; q/out f32.
 void paged_attention(DType dt, int64_t N, int64_t Hq, int64_t Hkv, int64_t D, int64_t block_size,

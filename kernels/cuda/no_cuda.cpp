@@ -41,6 +41,26 @@ void gemm(DType, DType, bool, bool, int64_t, int64_t, int64_t, float, const void
           int64_t, int64_t, float, void*, int64_t, int64_t, int64_t, int) {
   no_cuda();
 }
+void embedding_fwd(DType, const void*, int64_t, int64_t, const int64_t*, int64_t, int64_t, void*, int) { no_cuda(); }
+void embedding_bwd(DType, const void*, const int64_t*, int64_t, int64_t, float*, int) { no_cuda(); }
+void rms_norm_fwd(DType, const void*, const void*, int64_t, int64_t, float, void*, float*, int) { no_cuda(); }
+void rms_norm_bwd(DType, const void*, const void*, const float*, const void*, int64_t, int64_t, void*, float*, int) {
+  no_cuda();
+}
+void rope(DType, const void*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, const int64_t*, int64_t,
+          const float*, float, void*, int) {
+  no_cuda();
+}
+void softmax_rows(DType, const void*, void*, int64_t, int64_t, bool, int) { no_cuda(); }
+int64_t cross_entropy_fwd(DType, const void*, const int64_t*, int64_t, int64_t, int64_t, float*, float*, int) {
+  no_cuda();
+}
+void cross_entropy_bwd(DType, const void*, const int64_t*, const float*, const float*, int64_t, int64_t, int64_t,
+                       void*, int) {
+  no_cuda();
+}
+void reduce_rows(bool, DType, const void*, int64_t, int64_t, float*, int) { no_cuda(); }
+void reduce_cols(bool, DType, const void*, int64_t, int64_t, float*, int) { no_cuda(); }
 
 void paged_attention(DType, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float, const float*, const void*,
                      const void*, const int32_t*, const int32_t*, const int32_t*, const int32_t*, float*, int) {

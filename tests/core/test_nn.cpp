@@ -70,5 +70,24 @@ TEST(Nn, LinearMatchesTheOpAndMovesDtype) {
   EXPECT_EQ(y.dtype(), DType::BF16);
 }
 
+TEST(Nn, ColumnMajorWeightsGiveTheSameLinearAndEmbedding) {
+  // Serving stores weights column-major (W^T contiguous behind the [out, in] view); every reader
+  // must see the same values. Odd sizes, so no stride happens to equal a size.
+  nn::Linear lin(13, 7, true);
+  nn::Embedding emb(29, 13);
+  Tensor x = randn({5, 13});
+  Tensor ids = Tensor::from_vector(std::vector<int64_t>{3, 0, 28, 3, 17}, {5});
+  NoGradGuard ng;
+  Tensor want_lin = lin.forward(x), want_emb = emb.forward(ids);
+  for (Tensor* w : {&lin.weight, &emb.weight}) w->set_data(w->t().contiguous().t());
+  EXPECT_EQ(lin.weight.stride(0), 1);
+  EXPECT_EQ(emb.weight.stride(0), 1);
+  EXPECT_EQ(test::compare(lin.forward(x), want_lin, 1e-6), "");
+  EXPECT_EQ(test::compare(emb.forward(ids), want_emb, 0), "") << "a gather copies exactly";
+  emb.to(DType::BF16);  // a bf16 table, column-major again: 2-byte elements on the strided path
+  emb.weight.set_data(emb.weight.t().contiguous().t());
+  EXPECT_EQ(test::compare(emb.forward(ids), want_emb.to(DType::BF16), 0), "");
+}
+
 }  // namespace
 }  // namespace forge

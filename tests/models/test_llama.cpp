@@ -125,6 +125,26 @@ TEST_P(LlamaParity, SaveLoadResaveIsByteIdentical) {
   fs::remove_all(out);
 }
 
+TEST_P(LlamaParity, ColumnMajorWeightsForServingKeepLogitsAndSavedFiles) {
+  auto model = models::load_model(dir);
+  model->store_weights_transposed();  // what the serving engine does on the CPU
+  for (auto& [name, m] : model->named_modules())
+    if (auto lin = std::dynamic_pointer_cast<nn::Linear>(m)) EXPECT_EQ(lin->weight.stride(0), 1) << name;
+  EXPECT_EQ(model->lm_head_weight().stride(0), 1) << "the LM head (the embedding when tied)";
+  NoGradGuard ng;
+  EXPECT_LE(rel_error(model->forward(get("ids")).to_float_vector(), get("logits").to_float_vector()), 1e-4);
+  // Saving writes the same bytes as the row-major model.
+  fs::path out = fs::temp_directory_path() / (std::string("forge_colmajor_") + GetParam());
+  fs::remove_all(out);
+  models::save_model(*models::load_model(dir), (out / "a").string());
+  models::save_model(*model, (out / "b").string());
+  EXPECT_EQ(read_text_file((out / "a/model.safetensors").string()), read_text_file((out / "b/model.safetensors").string()));
+  fs::remove_all(out);
+  auto bf16_model = models::load_model(dir, DType::BF16);
+  bf16_model->store_weights_transposed();
+  EXPECT_EQ(bf16_model->lm_head_weight().stride(1), 1) << "bf16 weights stay row-major (no gain measured)";
+}
+
 INSTANTIATE_TEST_SUITE_P(Variants, LlamaParity, ::testing::ValuesIn(kVariants));
 
 TEST(LlamaWeights, MissingUnexpectedAndMisshapedTensorsAreNamed) {
