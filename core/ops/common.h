@@ -1,6 +1,7 @@
 // Helpers shared by the op files: broadcasting, dim wrapping, and device dispatch of the
 // elementwise kernels (no autograd here; the op files record nodes).
 #pragma once
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -24,6 +25,14 @@ void copy_into(const Tensor& dst, const Tensor& src);
 
 // Sum g over the dims that broadcasting added, so it has `shape` (autograd helper).
 Tensor sum_to(const Tensor& g, const Shape& shape);
+
+// Runs a kernel family on `dev`: cpu_fn(args...) on the host, cuda_fn(args..., device index) on a
+// GPU (the CUDA twins take the CPU contract plus the device; kernels/cuda/cuda_backend.h).
+template <class CpuFn, class CudaFn, class... A>
+decltype(auto) run_kernel(Device dev, CpuFn&& cpu_fn, CudaFn&& cuda_fn, A&&... args) {
+  if (dev.is_cuda()) return cuda_fn(std::forward<A>(args)..., dev.index);
+  return cpu_fn(std::forward<A>(args)...);
+}
 
 // Runs an op that has no CUDA kernel yet on host copies (differentiable), once-per-op notice.
 void note_host_fallback(const char* op);

@@ -32,21 +32,15 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
   Shape os = ids.shape();
   os.push_back(C);
   Tensor out = Tensor::empty(os, weight.dtype(), dev);
-  if (dev.is_cuda())
-    cuda::embedding_fwd(w.dtype(), w.raw_data(), w.stride(0), w.stride(1), id.data<int64_t>(), id.numel(), C,
-                        out.raw_data(), dev.index);
-  else
-    cpu::embedding_fwd(w.dtype(), w.raw_data(), w.stride(0), w.stride(1), id.data<int64_t>(), id.numel(), C,
-                       out.raw_data());
+  detail::run_kernel(dev, cpu::embedding_fwd, cuda::embedding_fwd, w.dtype(), w.raw_data(), w.stride(0), w.stride(1),
+                     id.data<int64_t>(), id.numel(), C, out.raw_data());
   if (needs_grad({weight})) {
     DType wd = weight.dtype();
     record("embedding", {weight}, out, [id, V, C, wd, dev](G g, Need) {
       Tensor gc = g[0].to(dev).contiguous();
       Tensor gw = Tensor::zeros({V, C}, DType::F32, dev);
-      if (dev.is_cuda())
-        cuda::embedding_bwd(gc.dtype(), gc.raw_data(), id.data<int64_t>(), id.numel(), C, gw.data<float>(), dev.index);
-      else
-        cpu::embedding_bwd(gc.dtype(), gc.raw_data(), id.data<int64_t>(), id.numel(), C, gw.data<float>());
+      detail::run_kernel(dev, cpu::embedding_bwd, cuda::embedding_bwd, gc.dtype(), gc.raw_data(), id.data<int64_t>(),
+                         id.numel(), C, gw.data<float>());
       return std::vector<Tensor>{gw.to(wd)};
     });
   }
@@ -65,23 +59,16 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
   Tensor ws = weight.detach().to(x.dtype()).contiguous();
   Tensor y = Tensor::empty(x.shape(), x.dtype(), dev);
   Tensor rstd = Tensor::empty({N}, DType::F32, dev);
-  if (dev.is_cuda())
-    cuda::rms_norm_fwd(x.dtype(), xs.raw_data(), ws.raw_data(), N, C, float(eps), y.raw_data(), rstd.data<float>(),
-                       dev.index);
-  else
-    cpu::rms_norm_fwd(x.dtype(), xs.raw_data(), ws.raw_data(), N, C, float(eps), y.raw_data(), rstd.data<float>());
+  detail::run_kernel(dev, cpu::rms_norm_fwd, cuda::rms_norm_fwd, x.dtype(), xs.raw_data(), ws.raw_data(), N, C,
+                     float(eps), y.raw_data(), rstd.data<float>());
   if (needs_grad({x, weight})) {
     DType wd = weight.dtype();
     record("rms_norm", {x, weight}, y, [xs, ws, rstd, N, C, wd, dev](G g, Need) {
       Tensor gc = g[0].to(xs.dtype()).contiguous();
       Tensor dx = Tensor::empty(xs.shape(), xs.dtype(), dev);
       Tensor dw = Tensor::empty({C}, DType::F32, dev);
-      if (dev.is_cuda())
-        cuda::rms_norm_bwd(xs.dtype(), xs.raw_data(), ws.raw_data(), rstd.data<float>(), gc.raw_data(), N, C,
-                           dx.raw_data(), dw.data<float>(), dev.index);
-      else
-        cpu::rms_norm_bwd(xs.dtype(), xs.raw_data(), ws.raw_data(), rstd.data<float>(), gc.raw_data(), N, C,
-                          dx.raw_data(), dw.data<float>());
+      detail::run_kernel(dev, cpu::rms_norm_bwd, cuda::rms_norm_bwd, xs.dtype(), xs.raw_data(), ws.raw_data(),
+                         rstd.data<float>(), gc.raw_data(), N, C, dx.raw_data(), dw.data<float>());
       return std::vector<Tensor>{dx, dw.to(wd)};
     });
   }
@@ -94,12 +81,9 @@ Tensor rope_apply(const Tensor& x, const Tensor& pos, const Tensor& inv_freq, fl
   const int64_t B = x.size(0), H = x.size(1), T = x.size(2), D = x.size(3);
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   int64_t pos_sb = pos.dim() == 2 ? pos.stride(0) : 0;
-  if (x.device().is_cuda())
-    cuda::rope(x.dtype(), xs.raw_data(), B, H, T, D, xs.stride(0), xs.stride(1), xs.stride(2), pos.data<int64_t>(),
-               pos_sb, inv_freq.data<float>(), sign, y.raw_data(), x.device().index);
-  else
-    cpu::rope(x.dtype(), xs.raw_data(), B, H, T, D, xs.stride(0), xs.stride(1), xs.stride(2), pos.data<int64_t>(),
-              pos_sb, inv_freq.data<float>(), sign, y.raw_data());
+  detail::run_kernel(x.device(), cpu::rope, cuda::rope, x.dtype(), xs.raw_data(), B, H, T, D, xs.stride(0),
+                     xs.stride(1), xs.stride(2), pos.data<int64_t>(), pos_sb, inv_freq.data<float>(), sign,
+                     y.raw_data());
   return y;
 }
 }  // namespace

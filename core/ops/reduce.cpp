@@ -46,7 +46,6 @@ Tensor reduce_f32(cpu::ReduceOp op, const Tensor& x, const Plan& p) {
     if (!std::binary_search(red.begin(), red.end(), d)) kept.push_back(d);
   int64_t M = shape_numel(p.out_shape), R = p.count;
   const Device dev = x.device();
-  const bool is_max = op == cpu::ReduceOp::Max;
   Tensor out = Tensor::empty(p.out_shape, DType::F32, dev);
   if (M == 0) return out;
   FORGE_CHECK(R > 0 || op == cpu::ReduceOp::Sum, "max over an empty dimension");
@@ -56,12 +55,12 @@ Tensor reduce_f32(cpu::ReduceOp op, const Tensor& x, const Plan& p) {
   cols_order.insert(cols_order.end(), kept.begin(), kept.end());
   Tensor as_rows = xd.permute(rows_order), as_cols = xd.permute(cols_order);
   if (!as_rows.is_contiguous() && as_cols.is_contiguous() && !kept.empty()) {
-    if (dev.is_cuda()) cuda::reduce_cols(is_max, x.dtype(), as_cols.raw_data(), R, M, out.data<float>(), dev.index);
-    else cpu::reduce_cols(op, x.dtype(), as_cols.raw_data(), R, M, out.data<float>());
+    detail::run_kernel(dev, cpu::reduce_cols, cuda::reduce_cols, op, x.dtype(), as_cols.raw_data(), R, M,
+                       out.data<float>());
   } else {
     as_rows = as_rows.contiguous();
-    if (dev.is_cuda()) cuda::reduce_rows(is_max, x.dtype(), as_rows.raw_data(), M, R, out.data<float>(), dev.index);
-    else cpu::reduce_rows(op, x.dtype(), as_rows.raw_data(), M, R, out.data<float>());
+    detail::run_kernel(dev, cpu::reduce_rows, cuda::reduce_rows, op, x.dtype(), as_rows.raw_data(), M, R,
+                       out.data<float>());
   }
   return out;
 }

@@ -17,8 +17,8 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
   Tensor xl = x.detach().transpose(dim, -1).contiguous();
   Tensor yl = Tensor::empty(xl.shape(), x.dtype(), x.device());
   int64_t V = xl.size(-1), N = V ? xl.numel() / V : 0;
-  if (x.device().is_cuda()) cuda::softmax_rows(x.dtype(), xl.raw_data(), yl.raw_data(), N, V, log, x.device().index);
-  else cpu::softmax_rows(x.dtype(), xl.raw_data(), yl.raw_data(), N, V, log);
+  detail::run_kernel(x.device(), cpu::softmax_rows, cuda::softmax_rows, x.dtype(), xl.raw_data(), yl.raw_data(), N, V,
+                     log);
   return yl.transpose(dim, -1);
 }
 }  // namespace
@@ -59,10 +59,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
   Tensor t = target.to(DType::I64).to(dev).contiguous();
   Tensor th = t.to(Device::cpu());  // for the count and the error message
   Tensor rows = Tensor::empty({N}, DType::F32, dev), lse = Tensor::empty({N}, DType::F32, dev);
-  int64_t bad = dev.is_cuda() ? cuda::cross_entropy_fwd(x.dtype(), x.raw_data(), t.data<int64_t>(), N, V, ignore_index,
-                                                        rows.data<float>(), lse.data<float>(), dev.index)
-                              : cpu::cross_entropy_fwd(x.dtype(), x.raw_data(), t.data<int64_t>(), N, V, ignore_index,
-                                                       rows.data<float>(), lse.data<float>());
+  const int64_t bad = detail::run_kernel(dev, cpu::cross_entropy_fwd, cuda::cross_entropy_fwd, x.dtype(), x.raw_data(),
+                                         t.data<int64_t>(), N, V, ignore_index, rows.data<float>(), lse.data<float>());
   FORGE_CHECK(bad < 0, "cross_entropy: target ", th.data<int64_t>()[std::max<int64_t>(bad, 0)], " at row ", bad,
               " is outside [0, ", V, ") and is not ignore_index ", ignore_index);
   int64_t count = 0;
@@ -81,19 +79,14 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
   if (needs_grad({logits})) {
     record("cross_entropy", {logits}, out, [x, t, lse, count, ignore_index, reduction, N, V](G g, Need) {
       Tensor scale;
-      if (reduction == Reduction::None) scale = g[0].to(DType::F32).contiguous();
+      if (reduction == Reduction::None) scale = g[0].to(DType::F32).to(x.device()).contiguous();
       else {
         double s = g[0].item() / (reduction == Reduction::Mean ? double(count) : 1.0);
         scale = Tensor::full({N}, s, DType::F32, x.device());
       }
-      scale = scale.to(x.device());
       Tensor dx = Tensor::empty({N, V}, x.dtype(), x.device());
-      if (x.device().is_cuda())
-        cuda::cross_entropy_bwd(x.dtype(), x.raw_data(), t.data<int64_t>(), lse.data<float>(), scale.data<float>(), N,
-                                V, ignore_index, dx.raw_data(), x.device().index);
-      else
-        cpu::cross_entropy_bwd(x.dtype(), x.raw_data(), t.data<int64_t>(), lse.data<float>(), scale.data<float>(), N,
-                               V, ignore_index, dx.raw_data());
+      detail::run_kernel(x.device(), cpu::cross_entropy_bwd, cuda::cross_entropy_bwd, x.dtype(), x.raw_data(),
+                         t.data<int64_t>(), lse.data<float>(), scale.data<float>(), N, V, ignore_index, dx.raw_data());
       return std::vector<Tensor>{dx};
     });
   }

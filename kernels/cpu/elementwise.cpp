@@ -36,8 +36,6 @@ void unary_t(int ndim, const int64_t* shape, T* out, const int64_t* so, const T*
     T* o = out + off[0];
     const T* a = x + off[1];
     if (inc[0] == 1 && inc[1] == 1) {
-      // omp simd: GCC leaves exp_f32's NaN/range selects scalar otherwise (silu 16x slower).
-#pragma omp simd
       for (int64_t i = 0; i < n; ++i) store_f32(o + i, unary_fn<OP>(load_f32(a + i), s));
     } else {
       for (int64_t i = 0; i < n; ++i) store_f32(o + i * inc[0], unary_fn<OP>(load_f32(a + i * inc[1]), s));
@@ -55,7 +53,6 @@ void binary_t(int ndim, const int64_t* shape, TO* out, const int64_t* so, const 
     const T* y = b + off[2];
     auto f = [](C u, C v) { return binary_fn<OP, C>(u, v); };
     if (inc[0] == 1 && inc[1] == 1 && inc[2] == 1) {
-#pragma omp simd
       for (int64_t i = 0; i < n; ++i) store(o + i, f(load<C>(x + i), load<C>(y + i)));
     } else if (inc[0] == 1 && inc[1] == 1 && inc[2] == 0) {
       const C yv = load<C>(y);

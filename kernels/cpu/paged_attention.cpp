@@ -65,45 +65,30 @@ void softmax_row(float* row, int64_t visible, int64_t keys) {
   std::fill(row + visible, row + keys, 0.0f);
 }
 
-// scores[0 .. bs) = q . key l of a [D, bs] tile (q already scaled). Lanes past the context may hold
-// anything (even NaN); callers never read them.
-template <typename T>
-void tile_scores(const float* q, const T* kt, int64_t D, int64_t bs, float* scores) {
-  if (bs == kLanes) {
-    float acc[kLanes] = {};
-    for (int64_t d = 0; d < D; ++d) {
-      const float qd = q[d];
+// scores of NB 16-lane key tiles at once (NB x 16 floats out): lane l of tile b is q . key l of
+// tile b (q already scaled). With NB > 1 the tiles are independent multiply-add chains, where one
+// chain would wait on the FMA latency at every d; each score is the same sum in the same order.
+// Lanes past the context may hold anything (even NaN); callers never read them.
+template <int NB, typename T>
+void tile_scores(const float* q, const T* const kt[NB], int64_t D, float* scores) {
+  float acc[NB][kLanes] = {};
+  for (int64_t d = 0; d < D; ++d) {
+    const float qd = q[d];
+    for (int b = 0; b < NB; ++b) {
+      const T* k = kt[b] + d * kLanes;
 #pragma omp simd
-      for (int64_t l = 0; l < kLanes; ++l) acc[l] += qd * to_f32(kt[d * kLanes + l]);
+      for (int64_t l = 0; l < kLanes; ++l) acc[b][l] += qd * to_f32(k[l]);
     }
-    std::copy(acc, acc + kLanes, scores);
-    return;
   }
+  for (int b = 0; b < NB; ++b) std::copy(acc[b], acc[b] + kLanes, scores + b * kLanes);
+}
+
+// The same for any block size, one [D, bs] tile.
+template <typename T>
+void tile_scores_any(const float* q, const T* kt, int64_t D, int64_t bs, float* scores) {
   std::fill(scores, scores + bs, 0.0f);
   for (int64_t d = 0; d < D; ++d)
     for (int64_t l = 0; l < bs; ++l) scores[l] += q[d] * to_f32(kt[d * bs + l]);
-}
-
-// tile_scores of four 16-lane tiles at once: four independent multiply-add chains instead of one
-// (a single chain waits on the FMA latency at every d). Same sums in the same order.
-template <typename T>
-void tile_scores4(const float* q, const T* const kt[4], int64_t D, float* scores) {
-  float a0[kLanes] = {}, a1[kLanes] = {}, a2[kLanes] = {}, a3[kLanes] = {};
-  for (int64_t d = 0; d < D; ++d) {
-    const float qd = q[d];
-    const T *k0 = kt[0] + d * kLanes, *k1 = kt[1] + d * kLanes, *k2 = kt[2] + d * kLanes, *k3 = kt[3] + d * kLanes;
-#pragma omp simd
-    for (int64_t l = 0; l < kLanes; ++l) {
-      a0[l] += qd * to_f32(k0[l]);
-      a1[l] += qd * to_f32(k1[l]);
-      a2[l] += qd * to_f32(k2[l]);
-      a3[l] += qd * to_f32(k3[l]);
-    }
-  }
-  std::copy(a0, a0 + kLanes, scores);
-  std::copy(a1, a1 + kLanes, scores + kLanes);
-  std::copy(a2, a2 + kLanes, scores + 2 * kLanes);
-  std::copy(a3, a3 + kLanes, scores + 3 * kLanes);
 }
 
 // out[0 .. D) = sum over keys j < visible of p[j] * value j of kv head hk. NC = D / 16 when the
@@ -163,13 +148,18 @@ void attend_direct(const Cache<T>& c, const Task& t, int64_t first_pos, std::vec
         const float* qv = c.q + c.qrow(t, r, h);
         for (int64_t d = 0; d < D; ++d) qs[d] = qv[d] * c.s.scale;
         int64_t b = 0;
-        if (bs == kLanes)
+        if (bs == kLanes) {
           for (; b + 4 <= blocks; b += 4) {
             const T* kt[4] = {c.k + c.tile(table, b, hk), c.k + c.tile(table, b + 1, hk), c.k + c.tile(table, b + 2, hk),
                               c.k + c.tile(table, b + 3, hk)};
-            tile_scores4(qs.data(), kt, D, p.data() + b * bs);
+            tile_scores<4>(qs.data(), kt, D, p.data() + b * bs);
           }
-        for (; b < blocks; ++b) tile_scores(qs.data(), c.k + c.tile(table, b, hk), D, bs, p.data() + b * bs);
+          for (; b < blocks; ++b) {
+            const T* kt[1] = {c.k + c.tile(table, b, hk)};
+            tile_scores<1>(qs.data(), kt, D, p.data() + b * bs);
+          }
+        }
+        for (; b < blocks; ++b) tile_scores_any(qs.data(), c.k + c.tile(table, b, hk), D, bs, p.data() + b * bs);
         softmax_row(p.data(), visible, visible);
         weighted_values<NC>(c, table, hk, p.data(), visible, c.out + c.qrow(t, r, h));
       }

@@ -13,6 +13,12 @@
   } while (0)
 
 namespace forge::cuda {
+// Threads for a block that strides over n elements: n rounded up to whole warps, 32 .. cap.
+inline int block_threads(int64_t n, int cap) {
+  const int64_t t = (n + 31) / 32 * 32;
+  return int(t < 32 ? 32 : (t > cap ? cap : t));
+}
+
 // The stream Forge uses on `device` (created on first use); also makes `device` current.
 cudaStream_t stream_for(int device);
 }  // namespace forge::cuda

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "kernels/cpu/reduce.h"  // ReduceOp
 #include "kernels/elementwise_ops.h"
 
 namespace forge::cuda {
@@ -55,14 +56,14 @@ void rms_norm_bwd(DType dt, const void* x, const void* w, const float* rstd, con
 void rope(DType dt, const void* x, int64_t B, int64_t H, int64_t T, int64_t D, int64_t sb, int64_t sh, int64_t st,
           const int64_t* pos, int64_t pos_sb, const float* inv_freq, float sign, void* y, int device);
 
-// Same contracts as kernels/cpu/softmax.h and kernels/cpu/reduce.h (max: true for Max, false for Sum).
+// Same contracts as kernels/cpu/softmax.h and kernels/cpu/reduce.h.
 void softmax_rows(DType dt, const void* x, void* y, int64_t N, int64_t V, bool log, int device);
 int64_t cross_entropy_fwd(DType dt, const void* logits, const int64_t* target, int64_t N, int64_t V, int64_t ignore,
                           float* loss, float* lse, int device);
 void cross_entropy_bwd(DType dt, const void* logits, const int64_t* target, const float* lse, const float* scale,
                        int64_t N, int64_t V, int64_t ignore, void* dlogits, int device);
-void reduce_rows(bool max, DType dt, const void* x, int64_t M, int64_t R, float* out, int device);
-void reduce_cols(bool max, DType dt, const void* x, int64_t R, int64_t M, float* out, int device);
+void reduce_rows(cpu::ReduceOp op, DType dt, const void* x, int64_t M, int64_t R, float* out, int device);
+void reduce_cols(cpu::ReduceOp op, DType dt, const void* x, int64_t R, int64_t M, float* out, int device);
 
 // Paged attention (see kernels/cpu/paged_attention.h for the layout); row_seq [N] gives the
 // sequence of each query row. Cache dt: f32 or bf16; q/out f32.

@@ -86,16 +86,16 @@ __global__ void rope_kernel(const T* x, int64_t H, int64_t T_, int64_t D, int64_
   }
 }
 
-int threads_for(int64_t C) { return int(std::min<int64_t>(kThreads, (C + 31) / 32 * 32)); }
 }  // namespace
 
 void embedding_fwd(DType dt, const void* weight, int64_t s_row, int64_t s_col, const int64_t* ids, int64_t N,
                    int64_t C, void* out, int device) {
   if (N == 0 || C == 0) return;
   cudaStream_t s = stream_for(device);
+  const int threads = block_threads(C, kThreads);
   dispatch_float(dt, [&](auto tag) {
     using T = decltype(tag);
-    embedding_fwd_kernel<T><<<unsigned(N), threads_for(C), 0, s>>>(static_cast<const T*>(weight), s_row, s_col, ids,
+    embedding_fwd_kernel<T><<<unsigned(N), threads, 0, s>>>(static_cast<const T*>(weight), s_row, s_col, ids,
                                                                   C, static_cast<T*>(out));
   });
   FORGE_CUDA_CHECK(cudaGetLastError());
@@ -104,9 +104,10 @@ void embedding_fwd(DType dt, const void* weight, int64_t s_row, int64_t s_col, c
 void embedding_bwd(DType dt, const void* g, const int64_t* ids, int64_t N, int64_t C, float* gw, int device) {
   if (N == 0 || C == 0) return;
   cudaStream_t s = stream_for(device);
+  const int threads = block_threads(C, kThreads);
   dispatch_float(dt, [&](auto tag) {
     using T = decltype(tag);
-    embedding_bwd_kernel<T><<<unsigned(N), threads_for(C), 0, s>>>(static_cast<const T*>(g), ids, C, gw);
+    embedding_bwd_kernel<T><<<unsigned(N), threads, 0, s>>>(static_cast<const T*>(g), ids, C, gw);
   });
   FORGE_CUDA_CHECK(cudaGetLastError());
 }
@@ -115,9 +116,10 @@ void rms_norm_fwd(DType dt, const void* x, const void* w, int64_t N, int64_t C, 
                   int device) {
   if (N == 0) return;
   cudaStream_t s = stream_for(device);
+  const int threads = block_threads(C, kThreads);
   dispatch_float(dt, [&](auto tag) {
     using T = decltype(tag);
-    rms_norm_fwd_kernel<T><<<unsigned(N), threads_for(C), 0, s>>>(
+    rms_norm_fwd_kernel<T><<<unsigned(N), threads, 0, s>>>(
         static_cast<const T*>(x), static_cast<const T*>(w), C, eps, static_cast<T*>(y), rstd);
   });
   FORGE_CUDA_CHECK(cudaGetLastError());
@@ -131,9 +133,10 @@ void rms_norm_bwd(DType dt, const void* x, const void* w, const float* rstd, con
   const size_t smem = size_t(C) * sizeof(float);
   if (smem > 48 * 1024) throw std::runtime_error("rms_norm backward (CUDA): hidden size above 12288");
   const unsigned blocks = unsigned(std::min<int64_t>(N, 4 * 132));  // a few waves of an H100's SMs
+  const int threads = block_threads(C, kThreads);
   dispatch_float(dt, [&](auto tag) {
     using T = decltype(tag);
-    rms_norm_bwd_kernel<T><<<blocks, threads_for(C), smem, s>>>(static_cast<const T*>(x), static_cast<const T*>(w),
+    rms_norm_bwd_kernel<T><<<blocks, threads, smem, s>>>(static_cast<const T*>(x), static_cast<const T*>(w),
                                                                 rstd, static_cast<const T*>(g), N, C,
                                                                 static_cast<T*>(dx), dw);
   });
@@ -144,9 +147,10 @@ void rope(DType dt, const void* x, int64_t B, int64_t H, int64_t T, int64_t D, i
           const int64_t* pos, int64_t pos_sb, const float* inv_freq, float sign, void* y, int device) {
   if (B * H * T == 0) return;
   cudaStream_t s = stream_for(device);
+  const int threads = block_threads(D / 2, kThreads);
   dispatch_float(dt, [&](auto tag) {
     using Ty = decltype(tag);
-    rope_kernel<Ty><<<unsigned(B * H * T), threads_for(D / 2), 0, s>>>(
+    rope_kernel<Ty><<<unsigned(B * H * T), threads, 0, s>>>(
         static_cast<const Ty*>(x), H, T, D, sb, sh, st, pos, pos_sb, inv_freq, sign, static_cast<Ty*>(y));
   });
   FORGE_CUDA_CHECK(cudaGetLastError());

@@ -59,8 +59,8 @@ void cross_entropy_bwd(DType, const void*, const int64_t*, const float*, const f
                        void*, int) {
   no_cuda();
 }
-void reduce_rows(bool, DType, const void*, int64_t, int64_t, float*, int) { no_cuda(); }
-void reduce_cols(bool, DType, const void*, int64_t, int64_t, float*, int) { no_cuda(); }
+void reduce_rows(cpu::ReduceOp, DType, const void*, int64_t, int64_t, float*, int) { no_cuda(); }
+void reduce_cols(cpu::ReduceOp, DType, const void*, int64_t, int64_t, float*, int) { no_cuda(); }
 
 void paged_attention(DType, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float, const float*, const void*,
                      const void*, const int32_t*, const int32_t*, const int32_t*, const int32_t*, float*, int) {

@@ -50,27 +50,27 @@ __global__ void cols_kernel(const T* x, int64_t R, int64_t M, float* out) {
 }
 }  // namespace
 
-void reduce_rows(bool max, DType dt, const void* x, int64_t M, int64_t R, float* out, int device) {
+void reduce_rows(cpu::ReduceOp op, DType dt, const void* x, int64_t M, int64_t R, float* out, int device) {
   if (M == 0) return;
   cudaStream_t s = stream_for(device);
-  const int threads = int(std::min<int64_t>(kThreads, std::max<int64_t>(32, (R + 31) / 32 * 32)));
+  const int threads = block_threads(R, kThreads);
   dispatch_float(dt, [&](auto tag) {
     using T = decltype(tag);
     const T* xs = static_cast<const T*>(x);
-    if (max) rows_kernel<T, true><<<unsigned(M), threads, 0, s>>>(xs, R, out);
+    if (op == cpu::ReduceOp::Max) rows_kernel<T, true><<<unsigned(M), threads, 0, s>>>(xs, R, out);
     else rows_kernel<T, false><<<unsigned(M), threads, 0, s>>>(xs, R, out);
   });
   FORGE_CUDA_CHECK(cudaGetLastError());
 }
 
-void reduce_cols(bool max, DType dt, const void* x, int64_t R, int64_t M, float* out, int device) {
+void reduce_cols(cpu::ReduceOp op, DType dt, const void* x, int64_t R, int64_t M, float* out, int device) {
   if (M == 0) return;
   cudaStream_t s = stream_for(device);
   const unsigned blocks = unsigned((M + kThreads - 1) / kThreads);
   dispatch_float(dt, [&](auto tag) {
     using T = decltype(tag);
     const T* xs = static_cast<const T*>(x);
-    if (max) cols_kernel<T, true><<<blocks, kThreads, 0, s>>>(xs, R, M, out);
+    if (op == cpu::ReduceOp::Max) cols_kernel<T, true><<<blocks, kThreads, 0, s>>>(xs, R, M, out);
     else cols_kernel<T, false><<<blocks, kThreads, 0, s>>>(xs, R, M, out);
   });
   FORGE_CUDA_CHECK(cudaGetLastError());

@@ -75,15 +75,15 @@ __global__ void first_bad_target_kernel(const int64_t* target, int64_t N, int64_
     atomicMin(first, static_cast<unsigned long long>(n));
 }
 
-int threads_for(int64_t V) { return int(std::min<int64_t>(kThreads, (V + 31) / 32 * 32)); }
 }  // namespace
 
 void softmax_rows(DType dt, const void* x, void* y, int64_t N, int64_t V, bool log, int device) {
   if (N == 0 || V == 0) return;
   cudaStream_t s = stream_for(device);
+  const int threads = block_threads(V, kThreads);
   dispatch_float(dt, [&](auto tag) {
     using T = decltype(tag);
-    softmax_kernel<T><<<unsigned(N), threads_for(V), 0, s>>>(static_cast<const T*>(x), static_cast<T*>(y), V, log);
+    softmax_kernel<T><<<unsigned(N), threads, 0, s>>>(static_cast<const T*>(x), static_cast<T*>(y), V, log);
   });
   FORGE_CUDA_CHECK(cudaGetLastError());
 }
@@ -108,9 +108,10 @@ int64_t cross_entropy_fwd(DType dt, const void* logits, const int64_t* target, i
   }
   release(first, device);
   if (found != none) return int64_t(found);
+  const int threads = block_threads(V, kThreads);
   dispatch_float(dt, [&](auto tag) {
     using T = decltype(tag);
-    cross_entropy_fwd_kernel<T><<<unsigned(N), threads_for(V), 0, s>>>(static_cast<const T*>(logits), target, V,
+    cross_entropy_fwd_kernel<T><<<unsigned(N), threads, 0, s>>>(static_cast<const T*>(logits), target, V,
                                                                       ignore, loss, lse);
   });
   FORGE_CUDA_CHECK(cudaGetLastError());
@@ -121,9 +122,10 @@ void cross_entropy_bwd(DType dt, const void* logits, const int64_t* target, cons
                        int64_t N, int64_t V, int64_t ignore, void* dlogits, int device) {
   if (N == 0 || V == 0) return;
   cudaStream_t s = stream_for(device);
+  const int threads = block_threads(V, kThreads);
   dispatch_float(dt, [&](auto tag) {
     using T = decltype(tag);
-    cross_entropy_bwd_kernel<T><<<unsigned(N), threads_for(V), 0, s>>>(static_cast<const T*>(logits), target, lse,
+    cross_entropy_bwd_kernel<T><<<unsigned(N), threads, 0, s>>>(static_cast<const T*>(logits), target, lse,
                                                                       scale, V, ignore, static_cast<T*>(dlogits));
   });
   FORGE_CUDA_CHECK(cudaGetLastError());
