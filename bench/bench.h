@@ -23,7 +23,8 @@ int bench_ops(bool json, bool quick);
 // Prefill 128 tokens and greedy-decode 128 tokens at batch 1 on a random model of `preset`.
 int bench_infer(const std::string& preset, const std::string& dtype, bool json, int repeats);
 // Streamed completions through the HTTP server at concurrency 1, 8, 32: tokens/s, TTFT, ITL.
-int bench_serve(const std::string& preset, const std::string& dtype, const std::string& kv_dtype, bool json);
+int bench_serve(const std::string& preset, const std::string& dtype, const std::string& kv_dtype, bool json,
+                int rounds, bool http);
 // Training steps (forward + loss + backward + AdamW), full or LoRA, tokens/s and peak memory.
 int bench_train(const std::string& preset, bool lora, const std::string& dtype, int64_t batch, int64_t seq, int steps,
                 bool json);

@@ -143,6 +143,31 @@ int bench_ops(bool json, bool quick) {
     }, 5, budget) / kLayers;
     report({"paged_attn", "S32 ctx192 H6 D48", dtype_name(dt), "decode/layer", "ms", threads, sec * 1e3}, json);
   }
+  for (DType dt : {DType::F32, DType::BF16}) {
+    // Prefill: 16 prompts of 128 tokens in one packed batch (one layer), stories15M's heads.
+    const int64_t S = 16, H = 6, D = 48, bs = 16, P = 128, per_seq = P / bs, pool = S * per_seq + 1;
+    Tensor kc = randn({pool, H, D, bs}).to(dt), vc = randn({pool, H, bs, D}).to(dt);
+    std::vector<int32_t> table, qs{0}, lens, row_seq;
+    std::vector<int64_t> slots;
+    for (int64_t s = 0; s < S; ++s) {
+      for (int64_t b = 0; b < per_seq; ++b) table.push_back(int32_t(1 + s * per_seq + b));
+      for (int64_t t = 0; t < P; ++t) {
+        slots.push_back(int64_t(table[size_t(s * per_seq + t / bs)]) * bs + t % bs);
+        row_seq.push_back(int32_t(s));
+      }
+      qs.push_back(int32_t((s + 1) * P));
+      lens.push_back(int32_t(P));
+    }
+    PagedBatch b{Tensor::from_vector(slots, {S * P}), Tensor::from_vector(table, {S, per_seq}),
+                 Tensor::from_vector(qs, {S + 1}), Tensor::from_vector(lens, {S}), Tensor::from_vector(row_seq, {S * P})};
+    Tensor q = randn({S * P, H, D});
+    NoGradGuard ng;
+    const double sec = time_median([&] { paged_attention(q, kc, vc, b); }, 5, budget);
+    const double flops = 2.0 * 2.0 * double(S * H * D) * double(P) * double(P + 1) / 2;  // causal QK^T and PV
+    report({"paged_attn", "S16 P128 H6 D48", dtype_name(dt), "prefill/layer", "GFLOP/s", threads, flops / sec / 1e9},
+           json);
+    report({"paged_attn", "S16 P128 H6 D48", dtype_name(dt), "prefill/layer", "ms", threads, sec * 1e3}, json);
+  }
   return 0;
 }
 

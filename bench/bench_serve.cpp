@@ -1,17 +1,20 @@
 // `forge bench serve`: output tokens/s, time to first token and inter-token latency through the
-// HTTP server on loopback, at concurrency 1, 8 and 32 (128-token prompts, 128 new tokens each,
-// streamed), on a random model of a preset shape.
+// HTTP server on loopback (or straight into the engine), at concurrency 1, 8 and 32 (128-token
+// prompts, 128 new tokens each, streamed), on a random model of a preset shape.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <omp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <latch>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -25,7 +28,9 @@
 namespace forge::bench {
 namespace {
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 struct Timing {
   double ttft = 0;
@@ -33,44 +38,82 @@ struct Timing {
   int64_t tokens = 0;
 };
 
-// One streamed completion over a fresh loopback connection; times each SSE chunk (one per token).
-Timing stream_request(int port, const std::string& body) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(uint16_t(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  FORGE_CHECK(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0, "bench serve: cannot connect");
-  int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  const std::string req = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                          "Connection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+// Streamed completions over fresh loopback connections, read by one thread with poll(), as an
+// asyncio client (vLLM's benchmark_serving) does: a thread per stream would wake 32 threads a
+// decode step on the same 2 cores as the server. Times each SSE chunk (one per token).
+std::vector<Timing> stream_requests(int port, const std::vector<std::string>& bodies) {
+  struct Conn {
+    int fd = -1;
+    std::string buf;
+    size_t scanned = 0;
+    double last = 0;
+    bool open = true;
+  };
+  const size_t n_conn = bodies.size();
+  std::vector<Conn> cs(n_conn);
+  std::vector<Timing> ts(n_conn);
   const auto t0 = Clock::now();
-  FORGE_CHECK(::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == ssize_t(req.size()), "bench serve: send failed");
-  Timing t;
-  std::string buf;
-  size_t scanned = 0;
-  double last = 0;
+  for (size_t i = 0; i < n_conn; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(uint16_t(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    FORGE_CHECK(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0,
+                "bench serve: cannot connect");
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    const std::string& body = bodies[i];
+    const std::string req =
+        "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Connection: close\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n" + body;
+    FORGE_CHECK(::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == ssize_t(req.size()),
+                "bench serve: send failed");
+    cs[i].fd = fd;
+  }
+  size_t open = n_conn;
+  std::vector<pollfd> pf;
   char tmp[8192];
-  for (;;) {
-    ssize_t n = ::recv(fd, tmp, sizeof(tmp), 0);
-    if (n <= 0) break;
-    buf.append(tmp, size_t(n));
-    size_t p;
-    while ((p = buf.find("data: {", scanned)) != std::string::npos) {
-      const size_t end = buf.find("\n\n", p);
-      if (end == std::string::npos) break;
-      scanned = end;
-      const double now = since(t0);
-      if (t.tokens == 0) t.ttft = now;
-      else t.itl.push_back(now - last);
-      last = now;
-      ++t.tokens;
+  while (open > 0) {
+    pf.clear();
+    for (auto& c : cs)
+      if (c.open) pf.push_back({c.fd, POLLIN, 0});
+    FORGE_CHECK(::poll(pf.data(), pf.size(), 60000) > 0,
+                "bench serve: no answer from the server in 60 s");
+    for (const pollfd& p : pf) {
+      if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      const size_t i =
+          size_t(std::find_if(cs.begin(), cs.end(), [&](const Conn& c) { return c.fd == p.fd; }) -
+                 cs.begin());
+      Conn& c = cs[i];
+      Timing& t = ts[i];
+      ssize_t n = ::recv(c.fd, tmp, sizeof(tmp), 0);
+      if (n <= 0) {
+        c.open = false;
+        --open;
+        ::close(c.fd);
+        FORGE_CHECK(c.buf.rfind("HTTP/1.1 200", 0) == 0,
+                    "bench serve: request failed: ", c.buf.substr(0, 300));
+        continue;
+      }
+      c.buf.append(tmp, size_t(n));
+      size_t q;
+      while ((q = c.buf.find("data: {", c.scanned)) != std::string::npos) {
+        const size_t end = c.buf.find("\n\n", q);
+        if (end == std::string::npos) break;
+        c.scanned = end;
+        const double now = since(t0);
+        if (t.tokens == 0)
+          t.ttft = now;
+        else
+          t.itl.push_back(now - c.last);
+        c.last = now;
+        ++t.tokens;
+      }
     }
   }
-  ::close(fd);
-  FORGE_CHECK(buf.rfind("HTTP/1.1 200", 0) == 0, "bench serve: request failed: ", buf.substr(0, 300));
-  return t;
+  return ts;
 }
 
 double pct(std::vector<double> v, double q) {
@@ -78,15 +121,55 @@ double pct(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
   return v[std::min(v.size() - 1, size_t(q * double(v.size())))];
 }
+
+// The same streams straight into the engine, no HTTP: the callback stamps each token on the
+// engine thread. Shows what the HTTP front costs.
+std::vector<Timing> engine_requests(infer::Engine& engine,
+                                    const std::vector<infer::Request>& reqs) {
+  std::vector<Timing> ts(reqs.size());
+  std::vector<double> last(reqs.size(), 0);
+  std::latch finished(std::ptrdiff_t(reqs.size()));
+  const auto t0 = Clock::now();
+  for (size_t i = 0; i < reqs.size(); ++i)
+    engine.add(reqs[i], [&, i](const infer::Event& ev) {
+      const double now = since(t0);
+      Timing& t = ts[i];
+      for (size_t k = 0; k < ev.tokens.size(); ++k) {
+        if (t.tokens == 0)
+          t.ttft = now;
+        else
+          t.itl.push_back(now - last[i]);
+        last[i] = now;
+        ++t.tokens;
+      }
+      if (ev.finished) finished.count_down();
+    });
+  finished.wait();
+  return ts;
+}
+
+struct Level {
+  double tok_s = 0, steps = 0, step_ms = 0;
+  std::vector<double> ttft, itl;
+};
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
 }  // namespace
 
-int bench_serve(const std::string& preset, const std::string& dtype_name, const std::string& kv_dtype, bool json) {
+int bench_serve(const std::string& preset, const std::string& dtype_name,
+                const std::string& kv_dtype, bool json, int rounds, bool http) {
   models::ModelConfig c = models::preset_config("llama", preset);
   c.max_position_embeddings = std::max<int64_t>(c.max_position_embeddings, 512);
   const DType dt = dtype_from_name(dtype_name);
   auto model = std::make_shared<models::CausalLM>(c, dt);
   model->init_weights(0.02, 1234);
-  const std::string dir = (std::filesystem::temp_directory_path() / "forge_bench_serve_tok").string();
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / "forge_bench_serve_tok").string();
   std::filesystem::create_directories(dir);
   data::save_tokenizer_files(data::make_byte_level_tokenizer(c.vocab_size), dir);
   auto tok = data::Tokenizer::from_dir(dir);
@@ -94,58 +177,151 @@ int bench_serve(const std::string& preset, const std::string& dtype_name, const 
   infer::EngineConfig ec;
   ec.max_model_len = P + N;
   ec.kv_cache_dtype = dtype_from_name(kv_dtype);
-  ec.kv_cache_bytes = 40 * (P + N + 16) * infer::kv_bytes_per_token(c, ec.kv_cache_dtype);  // 32 sequences, slack
+  ec.kv_cache_bytes =
+      40 * (P + N + 16) * infer::kv_bytes_per_token(c, ec.kv_cache_dtype);  // 32 sequences, slack
   ec.max_num_seqs = 64;
   ec.prefix_caching = false;  // distinct prompts anyway; measure the plain path
   infer::Engine engine(model, tok, {}, ec);
-  engine.start();
   infer::ServerOptions so;
   so.http.port = 0;
   so.served_name = preset;
   infer::Server server(engine, so);
   server.start();
   const int threads = omp_get_max_threads();
-  Generator g(7);
-  auto body = [&](int64_t i) {
-    std::vector<int64_t> ids = randint(1, c.vocab_size, {P}, DType::I64, &g).to_vector<int64_t>();
-    ids[0] = i % (c.vocab_size - 1) + 1;  // distinct prompts
-    return nlohmann::json{{"model", preset}, {"prompt", ids}, {"max_tokens", N}, {"temperature", 0},
-                          {"ignore_eos", true}, {"stream", true}}.dump();
-  };
-  stream_request(server.port(), body(0));  // warm-up
-  if (!json) std::printf("%-12s %5s %12s %10s %10s %10s %10s\n", "preset", "conc", "out tok/s", "TTFT p50", "TTFT p99", "ITL p50", "ITL p99");
-  for (int conc : {1, 8, 32}) {
-    std::vector<std::string> bodies;
-    for (int i = 0; i < conc; ++i) bodies.push_back(body(1000 * conc + i));
-    std::vector<Timing> res(static_cast<size_t>(conc));
-    const auto t0 = Clock::now();
-    std::vector<std::thread> ts;
-    for (int i = 0; i < conc; ++i)
-      ts.emplace_back([&, i] { res[size_t(i)] = stream_request(server.port(), bodies[size_t(i)]); });
-    for (auto& t : ts) t.join();
-    const double wall = since(t0);
-    std::vector<double> ttft, itl;
-    int64_t tokens = 0;
-    for (auto& r : res) {
-      ttft.push_back(r.ttft);
-      itl.insert(itl.end(), r.itl.begin(), r.itl.end());
-      tokens += r.tokens;
-    }
-    const std::string shape = preset + " P128 N128 conc" + std::to_string(conc);
-    if (json) {
-      report({"serve.output_tok_s", shape, dtype_name, "cpu", "tok/s", threads, double(tokens) / wall}, true);
-      report({"serve.ttft_p50", shape, dtype_name, "cpu", "ms", threads, 1e3 * pct(ttft, 0.5)}, true);
-      report({"serve.ttft_p99", shape, dtype_name, "cpu", "ms", threads, 1e3 * pct(ttft, 0.99)}, true);
-      report({"serve.itl_p50", shape, dtype_name, "cpu", "ms", threads, 1e3 * pct(itl, 0.5)}, true);
-      report({"serve.itl_p99", shape, dtype_name, "cpu", "ms", threads, 1e3 * pct(itl, 0.99)}, true);
-    } else {
-      std::printf("%-12s %5d %12.1f %8.1fms %8.1fms %8.1fms %8.1fms\n", preset.c_str(), conc, double(tokens) / wall,
-                  1e3 * pct(ttft, 0.5), 1e3 * pct(ttft, 0.99), 1e3 * pct(itl, 0.5), 1e3 * pct(itl, 0.99));
+  // The clients run on a thread of their own; the engine on this one, which made the model (see
+  // Engine::run), as in `forge serve`.
+  std::exception_ptr failed;
+  std::thread clients([&] {
+    try {
+      Generator g(7);
+      auto prompt = [&](int64_t i) {
+        std::vector<int64_t> ids =
+            randint(1, c.vocab_size, {P}, DType::I64, &g).to_vector<int64_t>();
+        ids[0] = i % (c.vocab_size - 1) + 1;  // distinct prompts
+        return ids;
+      };
+      // One level: conc streams started together; output tokens over the wall time of the level.
+      auto run_level = [&](int conc, int64_t first_id) {
+        const infer::EngineCounters c0 = engine.counters();
+        std::vector<Timing> res;
+        double wall = 0;
+        if (http) {
+          std::vector<std::string> bodies;
+          for (int i = 0; i < conc; ++i)
+            bodies.push_back(nlohmann::json{
+                {"model", preset},
+                {"prompt", prompt(first_id + i)},
+                {"max_tokens", N},
+                {"temperature", 0},
+                {"ignore_eos", true},
+                {"stream", true}}.dump());
+          const auto t0 = Clock::now();
+          res = stream_requests(server.port(), bodies);
+          wall = since(t0);
+        } else {
+          std::vector<infer::Request> reqs(static_cast<size_t>(conc));
+          for (int i = 0; i < conc; ++i) {
+            reqs[size_t(i)].prompt = prompt(first_id + i);
+            reqs[size_t(i)].max_tokens = N;
+            reqs[size_t(i)].ignore_eos = true;
+            reqs[size_t(i)].sampling.temperature = 0;
+          }
+          const auto t0 = Clock::now();
+          res = engine_requests(engine, reqs);
+          wall = since(t0);
+        }
+        Level L;
+        int64_t tokens = 0;
+        for (auto& r : res) {
+          L.ttft.push_back(r.ttft);
+          L.itl.insert(L.itl.end(), r.itl.begin(), r.itl.end());
+          tokens += r.tokens;
+        }
+        FORGE_CHECK(tokens == conc * N, "bench serve: ", tokens, " tokens came back, expected ",
+                    conc * N);
+        L.tok_s = double(tokens) / wall;
+        const infer::EngineCounters c1 = engine.counters();
+        L.steps = double(c1.steps - c0.steps);
+        L.step_ms = 1e3 * (c1.step_seconds - c0.step_seconds) / std::max(1.0, L.steps);
+        return L;
+      };
+      run_level(1, 0);  // warm-up
+      // Rounds of 1, 8, 32 in turn, so that drifts of a shared VM's speed hit every level alike;
+      // each level reports the median round's throughput and the latencies of all its rounds.
+      const std::vector<int> levels = {1, 8, 32};
+      std::vector<std::vector<Level>> got(levels.size());
+      for (int r = 0; r < rounds; ++r)
+        for (size_t li = 0; li < levels.size(); ++li)
+          got[li].push_back(run_level(levels[li], 100000 * r + 1000 * levels[li]));
+      const char* via = http ? "http" : "engine";
+      if (!json)
+        std::printf("%-12s %5s %12s %10s %10s %10s %10s %7s %9s   (%s, median of %d rounds)\n",
+                    "preset", "conc", "out tok/s", "TTFT p50", "TTFT p99", "ITL p50", "ITL p99",
+                    "steps", "step ms", via, rounds);
+      std::vector<double> median_tok_s;
+      for (size_t li = 0; li < levels.size(); ++li) {
+        std::vector<double> tps, ttft, itl;
+        for (const Level& L : got[li]) {
+          tps.push_back(L.tok_s);
+          ttft.insert(ttft.end(), L.ttft.begin(), L.ttft.end());
+          itl.insert(itl.end(), L.itl.begin(), L.itl.end());
+        }
+        median_tok_s.push_back(median(tps));
+        // The engine steps and time per step (model + sampling, without waits) of the round nearest
+        // the median.
+        const Level& mid =
+            *std::min_element(got[li].begin(), got[li].end(), [&](const Level& a, const Level& b) {
+              return std::abs(a.tok_s - median_tok_s.back()) <
+                     std::abs(b.tok_s - median_tok_s.back());
+            });
+        const std::string shape =
+            preset + " P128 N128 conc" + std::to_string(levels[li]) + (http ? "" : " engine");
+        if (json) {
+          report({"serve.output_tok_s", shape, dtype_name, "cpu", "tok/s", threads,
+                  median_tok_s.back()},
+                 true);
+          report({"serve.ttft_p50", shape, dtype_name, "cpu", "ms", threads, 1e3 * pct(ttft, 0.5)},
+                 true);
+          report({"serve.ttft_p99", shape, dtype_name, "cpu", "ms", threads, 1e3 * pct(ttft, 0.99)},
+                 true);
+          report({"serve.itl_p50", shape, dtype_name, "cpu", "ms", threads, 1e3 * pct(itl, 0.5)},
+                 true);
+          report({"serve.itl_p99", shape, dtype_name, "cpu", "ms", threads, 1e3 * pct(itl, 0.99)},
+                 true);
+          report({"serve.step_ms", shape, dtype_name, "cpu", "ms", threads, mid.step_ms}, true);
+        } else {
+          std::printf("%-12s %5d %12.1f %8.1fms %8.1fms %8.1fms %8.1fms %7.0f %7.2fms\n",
+                      preset.c_str(), levels[li], median_tok_s.back(), 1e3 * pct(ttft, 0.5),
+                      1e3 * pct(ttft, 0.99), 1e3 * pct(itl, 0.5), 1e3 * pct(itl, 0.99), mid.steps,
+                      mid.step_ms);
+        }
+      }
+      // The ratio of each round (its own conc 1 and conc 32, minutes apart at most) and of the
+      // medians.
+      std::string per_round;
+      for (int r = 0; r < rounds; ++r) {
+        char b[32];
+        std::snprintf(b, sizeof(b), "%s%.2f", r ? ", " : "",
+                      got[2][size_t(r)].tok_s / got[0][size_t(r)].tok_s);
+        per_round += b;
+      }
+      const double ratio = median_tok_s[2] / median_tok_s[0];
+      if (json)
+        report({"serve.conc32_over_conc1", preset + " P128 N128" + (http ? "" : " engine"),
+                dtype_name, "cpu", "x", threads, ratio},
+               true);
+      else
+        std::printf("conc 32 / conc 1: %.2fx (rounds: %s)\n", ratio, per_round.c_str());
       std::fflush(stdout);
+    } catch (...) {
+      failed = std::current_exception();
     }
-  }
-  server.shutdown(5);
-  engine.stop();
+    server.shutdown(5);
+    engine.stop();
+  });
+  engine.run();
+  clients.join();
+  if (failed) std::rethrow_exception(failed);
   return 0;
 }
 

@@ -11,19 +11,23 @@ int cmd_bench(const Args& args) {
     std::printf(
         "usage: forge bench ops [--json] [--quick]\n"
         "       forge bench infer [--preset stories15M|gqa-60M|stories110M|tiny] [--dtype f32|bf16] [--json]\n"
-        "       forge bench serve [--preset stories15M|stories110M|...] [--dtype f32|bf16] [--kv-cache-dtype bf16|f32] [--json]\n"
+        "       forge bench serve [--preset stories15M|stories110M|...] [--dtype f32|bf16] [--kv-cache-dtype bf16|f32]\n"
+        "                         [--rounds 3] [--no-http] [--json]\n"
         "       forge bench train [--preset P] [--lora] [--dtype f32|bf16] [--batch 8] [--seq 256] [--steps 3] [--json]\n"
         "                         [--parallel 1|dp2|tp2|pp2|dp2xtp2|...] [--micro-batches K] [--zero 0-3]   (under mpirun -np N)\n\n"
         "  ops      GEMM GFLOP/s (f32 per CPU backend, bf16) at 1024^3 and Llama shapes (MxKxN), as A B\n"
         "           (gemm) and A W^T (linear); a stories15M decode step's linear layers at 32 sequences,\n"
         "           weights stored [out, in] and column-major; causal attention fwd+bwd ms at B8 H8 D64, T 256\n"
         "           and 1024; paged-attention decode ms per layer (32 sequences of 192 tokens)\n"
+        "           and prefill per layer (16 prompts of 128 tokens)\n"
         "  --json   one JSON object per measurement (name, shape, dtype, threads, value, unit)\n"
         "  --quick  shorter timing loops\n"
         "  infer    prefill tokens/s (128-token prompt) and greedy decode tokens/s (128 new tokens),\n"
         "           batch 1, on a random Llama model of the preset's shape (../shared/PEERS.md)\n"
         "  serve    output tokens/s, time to first token and inter-token latency p50/p99 through the HTTP\n"
-        "           server (streamed, 128-token prompts, 128 new tokens) at concurrency 1, 8 and 32\n"
+        "           server (streamed, 128-token prompts, 128 new tokens) at concurrency 1, 8 and 32; the\n"
+        "           levels run in turn --rounds times, each printing its median round, and the ratio\n"
+        "           conc 32 / conc 1 (per round too); --no-http drives the engine directly\n"
         "  train    training steps (forward + cross-entropy + backward + AdamW) on a random model: full\n"
         "           finetune, or --lora (r 8, alpha 16 on q,k,v,o); tokens/s, peak tensor memory, peak RSS\n"
         "           --parallel MESH: the real trainer under that mesh (1: one process); tokens/s over the\n"
@@ -38,8 +42,9 @@ int cmd_bench(const Args& args) {
                               has_flag(args, "--json"), has_flag(args, "--quick") ? 1 : 3);
   if (args[0] == "serve")
     return bench::bench_serve(flag_value(args, "--preset", "stories15M"), flag_value(args, "--dtype", "f32"),
-                              flag_value(args, "--kv-cache-dtype", "bf16"),
-                              has_flag(args, "--json"));
+                              flag_value(args, "--kv-cache-dtype", "bf16"), has_flag(args, "--json"),
+                              int(std::stoll(flag_value(args, "--rounds", has_flag(args, "--quick") ? "1" : "3"))),
+                              !has_flag(args, "--no-http"));
   if (args[0] == "train" && has_flag(args, "--parallel"))
     return bench::bench_train_parallel(flag_value(args, "--preset", "stories15M"), has_flag(args, "--lora"),
                                        flag_value(args, "--dtype", "f32"), std::stoll(flag_value(args, "--batch", "8")),

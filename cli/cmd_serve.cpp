@@ -1,6 +1,7 @@
 // `forge serve`: the OpenAI-compatible server over the paged-KV engine. SIGTERM / SIGINT drain:
 // running requests finish, new ones get 503, then the port closes.
 #include <csignal>
+#include <thread>
 #include <cstdio>
 #include <filesystem>
 
@@ -111,7 +112,6 @@ int cmd_serve(const Args& args) {
     }
     so.lora_names.push_back(name);
   }
-  engine.start();
   infer::Server server(engine, so);
   server.start();
   std::fprintf(stderr, "forge serve: model '%s' (%s) with %zu adapter(s); KV cache %lld blocks of %lld tokens, max model len %lld\n",
@@ -119,11 +119,17 @@ int cmd_serve(const Args& args) {
                (long long)ec.block_size, (long long)engine.max_model_len());
   std::fprintf(stderr, "forge serve: listening on http://%s:%d\n", so.http.host.c_str(), server.port());
   std::fflush(stderr);
-  int sig = 0;
-  sigwait(&sigs, &sig);
-  std::fprintf(stderr, "forge serve: %s received; finishing running requests\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-  server.shutdown(60);
-  engine.stop();
+  // The engine runs on this thread, the one that loaded the model (see Engine::run); signals are
+  // waited for on another.
+  std::thread signals([&] {
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    std::fprintf(stderr, "forge serve: %s received; finishing running requests\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    server.shutdown(60);
+    engine.stop();
+  });
+  engine.run();
+  signals.join();
   std::fprintf(stderr, "forge serve: stopped\n");
   return 0;
 }

@@ -247,6 +247,7 @@ void Engine::run_chunks(const std::vector<ScheduledChunk>& chunks_in) {
 
 bool Engine::step() {
   NoGradGuard ng;
+  const auto t0 = std::chrono::steady_clock::now();
   drain_inbox();
   StepStats st;
   std::vector<ScheduledChunk> chunks = sched_->schedule(&st);
@@ -264,6 +265,7 @@ bool Engine::step() {
   {
     std::lock_guard<std::mutex> g(mu_);
     counters_.steps += 1;
+    counters_.step_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     counters_.prefill_tokens += prefill;
     counters_.prefix_hit_tokens += st.prefix_hit_tokens;
     counters_.prompt_tokens += queried;
@@ -285,34 +287,46 @@ void Engine::run_until_idle() {
   }
 }
 
-void Engine::start() {
-  if (loop_.joinable()) return;
-  loop_ = std::thread([this] {
-    for (;;) {
-      {
-        std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [&] { return stopping_ || !inbox_.empty() || !aborts_.empty() || !live_.empty(); });
-        if (stopping_) break;
-      }
-      try {
-        step();
-      } catch (const std::exception& e) {
-        // A failed step must not take the server down: end every request it touched with an error.
-        std::fprintf(stderr, "forge engine: step failed: %s\n", e.what());
-        abort_all_live();
-      }
+void Engine::run() {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (stopping_) return;
+    in_run_ = true;
+  }
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait(lk, [&] { return stopping_ || !inbox_.empty() || !aborts_.empty() || !live_.empty(); });
+      if (stopping_) break;
     }
-  });
+    try {
+      step();
+    } catch (const std::exception& e) {
+      // A failed step must not take the server down: end every request it touched with an error.
+      std::fprintf(stderr, "forge engine: step failed: %s\n", e.what());
+      abort_all_live();
+    }
+  }
+  drain_inbox();
+  abort_all_live();
+  std::lock_guard<std::mutex> g(mu_);
+  in_run_ = false;
+  cv_.notify_all();
+}
+
+void Engine::start() {
+  if (!loop_.joinable()) loop_ = std::thread([this] { run(); });
 }
 
 void Engine::stop() {
   {
-    std::lock_guard<std::mutex> g(mu_);
+    std::unique_lock<std::mutex> lk(mu_);
     stopping_ = true;
     cv_.notify_all();
+    if (!loop_.joinable()) cv_.wait(lk, [&] { return !in_run_; });  // run() on another thread
   }
   if (loop_.joinable()) loop_.join();
-  drain_inbox();
+  drain_inbox();  // what arrived while no loop ran
   abort_all_live();
 }
 

@@ -66,6 +66,7 @@ struct EngineCounters {
   int64_t prefix_hit_tokens = 0;  // tokens taken from the prefix cache
   int64_t generation_tokens = 0;
   int64_t preemptions = 0, steps = 0;
+  double step_seconds = 0;        // time inside steps (model and sampling): busy time of the engine
 };
 
 // KV cache bytes one token takes in a model (keys and values of every layer).
@@ -88,8 +89,13 @@ class Engine {
 
   bool step();            // one scheduling step; false when there was nothing to do
   void run_until_idle();  // steps until no request is left (offline use)
-  void start();           // background loop (serving)
-  void stop();            // aborts what is left and joins the loop
+  // Serves on the calling thread until stop() is called from another one. Call it on the thread
+  // that loaded the model: OpenMP keeps a pool of workers per thread that opened a parallel region,
+  // and once libgomp manages more threads than there are cores it stops spinning between regions,
+  // so every region pays a futex wake-up (~12 us here; a decode step runs ~100 regions).
+  void run();
+  void start();  // run() on a background thread (tests, embedding)
+  void stop();   // ends run() (waits for it) and aborts what is left
 
   EngineCounters counters() const;
   int64_t num_running() const { return running_.load(); }
@@ -128,7 +134,7 @@ class Engine {
   std::atomic<int64_t> running_{0}, waiting_{0};
   std::atomic<double> kv_usage_{0};
   std::thread loop_;
-  bool stopping_ = false;
+  bool stopping_ = false, in_run_ = false;
 };
 
 }  // namespace forge::infer

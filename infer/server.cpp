@@ -88,6 +88,9 @@ std::string Server::metrics_text() const {
   out += prom_metric("forge_prefix_cache_hit_rate", "gauge", "Prompt tokens served from the prefix cache / prompt tokens",
                      c.prompt_tokens ? double(c.prefix_hit_tokens) / double(c.prompt_tokens) : 0.0);
   out += prom_metric("forge_num_preemptions_total", "counter", "Sequences preempted for recompute", double(c.preemptions));
+  out += prom_metric("forge_engine_steps_total", "counter", "Engine steps (one packed model call each)", double(c.steps));
+  out += prom_metric("forge_engine_step_seconds_total", "counter", "Time the engine spent in steps (busy time)",
+                     c.step_seconds);
   out += ttft_.render("forge_time_to_first_token_seconds", "Time from request arrival to its first token");
   out += itl_.render("forge_inter_token_latency_seconds", "Time between consecutive tokens of a sequence");
   out += e2e_.render("forge_e2e_request_latency_seconds", "Time from arrival to the last token");

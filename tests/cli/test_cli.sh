@@ -1,7 +1,7 @@
 #!/bin/bash
 # End-to-end checks of the model commands through the real `forge` binary:
 # init-model -> tokenize (both ways, --jsonl) -> template -> generate (greedy, seeded sampling,
-# empty prompt, chat) and clear errors for bad input. usage: test_cli.sh FORGE_BINARY
+# empty prompt, chat), bench serve, and clear errors for bad input. usage: test_cli.sh FORGE_BINARY
 set -euo pipefail
 forge="$1"
 dir=$(mktemp -d)
@@ -41,6 +41,14 @@ s2=$("$forge" generate --model "$dir/m" --prompt "x" --temperature 0.8 --top-p 0
 "$forge" generate --model "$dir/m" --prompt "" --max-tokens 4 2>"$dir/err" >/dev/null || fail "empty prompt failed"
 grep -q "1 prompt tokens" "$dir/err" || fail "empty prompt did not start from BOS alone: $(cat "$dir/err")"
 "$forge" generate --model "$dir/m" --chat --prompt "Hi" --max-tokens 4 >/dev/null 2>&1 || fail "chat failed"
+
+# bench serve on the tiny preset (a second or so): every level of both rounds through HTTP and
+# straight into the engine, tokens/s and the ratio reported.
+for via in "" --no-http; do
+  "$forge" bench serve --preset tiny --rounds 2 --json $via >"$dir/bench" || fail "bench serve $via failed"
+  [ "$(grep -c '"serve.output_tok_s"' "$dir/bench")" = 3 ] || fail "bench serve $via: $(cat "$dir/bench")"
+  grep -q '"serve.conc32_over_conc1"' "$dir/bench" || fail "bench serve $via printed no ratio"
+done
 
 # Bad input: a clear error naming the problem, non-zero exit.
 if "$forge" init-model --arch gpt2 --out "$dir/x" 2>"$dir/err"; then fail "unknown arch accepted"; fi

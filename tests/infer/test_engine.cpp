@@ -3,7 +3,9 @@
 // seeded sampling ignores batch composition, stop strings and multi-LoRA.
 #include <gtest/gtest.h>
 
+#include <latch>
 #include <map>
+#include <thread>
 
 #include "core/autograd.h"
 #include "infer/engine.h"
@@ -134,6 +136,49 @@ TEST_F(EngineTest, ConcurrentRequestsEqualOneAtATimeAlsoUnderPreemption) {
     for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(batched[i].tokens, solo[i].tokens) << "request " << i;
     EXPECT_GT(e->counters().preemptions, 0) << "the KV budget was meant to force preemption";
   }
+}
+
+// forge serve runs the engine on the thread that loaded the model (see Engine::run): requests come
+// from other threads, every event is delivered on the running thread, and stop() from another
+// thread ends run() after the work in hand.
+TEST_F(EngineTest, RunServesOnTheCallingThreadUntilStopped) {
+  auto ref_engine = make_engine();
+  std::vector<Request> reqs;
+  for (int i = 0; i < 8; ++i) reqs.push_back(greedy(i, 6 + i, 5 + i));
+  const std::vector<Result> want = run(*ref_engine, reqs);
+
+  auto e = make_engine();
+  std::vector<std::vector<int64_t>> got(reqs.size());
+  std::latch finished(std::ptrdiff_t(reqs.size()));
+  bool off_thread_event = false;
+  const std::thread::id runner = std::this_thread::get_id();
+  std::thread client([&] {
+    for (size_t i = 0; i < reqs.size(); ++i)
+      e->add(reqs[i], [&, i](const Event& ev) {
+        if (std::this_thread::get_id() != runner) off_thread_event = true;
+        got[i].insert(got[i].end(), ev.tokens.begin(), ev.tokens.end());
+        if (ev.finished) finished.count_down();
+      });
+    finished.wait();
+    e->stop();
+  });
+  e->run();  // returns once the client has called stop()
+  client.join();
+  EXPECT_FALSE(off_thread_event);
+  for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(got[i], want[i].tokens) << "request " << i;
+  const EngineCounters c = e->counters();
+  EXPECT_GT(c.steps, 0);
+  EXPECT_GT(c.step_seconds, 0.0);
+
+  // stop() before run(): run() returns at once, and a request still queued is aborted, not lost.
+  auto idle = make_engine();
+  std::string finish;
+  idle->add(reqs[0], [&](const Event& ev) {
+    if (ev.finished) finish = ev.finish_reason;
+  });
+  idle->stop();
+  idle->run();
+  EXPECT_EQ(finish, "abort");
 }
 
 TEST_F(EngineTest, RepeatedPromptPrefillsFewerTokens) {

@@ -53,7 +53,8 @@ start
 "$py" "$here/hostile_requests.py" "$port" sekret tiny || fail "hostile requests"
 curl_metrics=$("$py" -c "import urllib.request,sys; print(urllib.request.urlopen('http://127.0.0.1:$port/metrics').read().decode())")
 for m in forge_time_to_first_token_seconds_bucket forge_inter_token_latency_seconds_count forge_kv_cache_usage_ratio \
-         forge_prefix_cache_hit_rate forge_num_requests_running forge_generation_tokens_total; do
+         forge_prefix_cache_hit_rate forge_num_requests_running forge_generation_tokens_total \
+         forge_engine_steps_total forge_engine_step_seconds_total; do
   grep -q "^$m" <<<"$curl_metrics" || fail "/metrics lacks $m"
 done
 
