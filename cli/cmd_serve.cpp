@@ -1,9 +1,9 @@
 // `forge serve`: the OpenAI-compatible server over the paged-KV engine. SIGTERM / SIGINT drain:
 // running requests finish, new ones get 503, then the port closes.
 #include <csignal>
-#include <thread>
 #include <cstdio>
 #include <filesystem>
+#include <thread>
 
 #include "cli/commands.h"
 #include "core/error.h"
