@@ -28,6 +28,7 @@
 namespace forge::bench {
 namespace {
 using Clock = std::chrono::steady_clock;
+constexpr int64_t kPromptLen = 128, kNewTokens = 128;  // per request, at every level
 double since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
@@ -74,18 +75,21 @@ std::vector<Timing> stream_requests(int port, const std::vector<std::string>& bo
   }
   size_t open = n_conn;
   std::vector<pollfd> pf;
+  std::vector<size_t> pf_conn;  // cs index of each pf entry
   char tmp[8192];
   while (open > 0) {
     pf.clear();
-    for (auto& c : cs)
-      if (c.open) pf.push_back({c.fd, POLLIN, 0});
+    pf_conn.clear();
+    for (size_t i = 0; i < n_conn; ++i)
+      if (cs[i].open) {
+        pf.push_back({cs[i].fd, POLLIN, 0});
+        pf_conn.push_back(i);
+      }
     FORGE_CHECK(::poll(pf.data(), pf.size(), 60000) > 0,
                 "bench serve: no answer from the server in 60 s");
-    for (const pollfd& p : pf) {
-      if (!(p.revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      const size_t i =
-          size_t(std::find_if(cs.begin(), cs.end(), [&](const Conn& c) { return c.fd == p.fd; }) -
-                 cs.begin());
+    for (size_t k = 0; k < pf.size(); ++k) {
+      if (!(pf[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      const size_t i = pf_conn[k];
       Conn& c = cs[i];
       Timing& t = ts[i];
       ssize_t n = ::recv(c.fd, tmp, sizeof(tmp), 0);
@@ -159,6 +163,132 @@ double median(std::vector<double> v) {
   const size_t n = v.size();
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
+
+// The clients' side of bench serve: levels 1, 8, 32 in `rounds` rounds through HTTP on `port` (or
+// straight into the engine), then one line (or JSON object) per level and the ratio.
+void measure_levels(infer::Engine& engine, int port, const models::ModelConfig& c,
+                    const std::string& preset, const std::string& dtype_name, bool json, int rounds,
+                    bool http) {
+  const int threads = omp_get_max_threads();
+  Generator g(7);
+  auto prompt = [&](int64_t i) {
+    std::vector<int64_t> ids =
+        randint(1, c.vocab_size, {kPromptLen}, DType::I64, &g).to_vector<int64_t>();
+    ids[0] = i % (c.vocab_size - 1) + 1;  // distinct prompts
+    return ids;
+  };
+  // One level: conc streams started together; output tokens over the wall time of the level.
+  auto run_level = [&](int conc, int64_t first_id) {
+    const infer::EngineCounters c0 = engine.counters();
+    std::vector<Timing> res;
+    double wall = 0;
+    if (http) {
+      std::vector<std::string> bodies;
+      for (int i = 0; i < conc; ++i)
+        bodies.push_back(nlohmann::json{
+            {"model", preset},
+            {"prompt", prompt(first_id + i)},
+            {"max_tokens", kNewTokens},
+            {"temperature", 0},
+            {"ignore_eos", true},
+            {"stream", true}}.dump());
+      const auto t0 = Clock::now();
+      res = stream_requests(port, bodies);
+      wall = since(t0);
+    } else {
+      std::vector<infer::Request> reqs(static_cast<size_t>(conc));
+      for (int i = 0; i < conc; ++i) {
+        reqs[size_t(i)].prompt = prompt(first_id + i);
+        reqs[size_t(i)].max_tokens = kNewTokens;
+        reqs[size_t(i)].ignore_eos = true;
+        reqs[size_t(i)].sampling.temperature = 0;
+      }
+      const auto t0 = Clock::now();
+      res = engine_requests(engine, reqs);
+      wall = since(t0);
+    }
+    Level L;
+    int64_t tokens = 0;
+    for (auto& r : res) {
+      L.ttft.push_back(r.ttft);
+      L.itl.insert(L.itl.end(), r.itl.begin(), r.itl.end());
+      tokens += r.tokens;
+    }
+    FORGE_CHECK(tokens == conc * kNewTokens, "bench serve: ", tokens,
+                " tokens came back, expected ", conc * kNewTokens);
+    L.tok_s = double(tokens) / wall;
+    const infer::EngineCounters c1 = engine.counters();
+    L.steps = double(c1.steps - c0.steps);
+    L.step_ms = 1e3 * (c1.step_seconds - c0.step_seconds) / std::max(1.0, L.steps);
+    return L;
+  };
+  run_level(1, 0);  // warm-up
+  // Rounds of 1, 8, 32 in turn, so that drifts of a shared VM's speed hit every level alike;
+  // each level reports the median round's throughput and the latencies of all its rounds.
+  const std::vector<int> levels = {1, 8, 32};
+  std::vector<std::vector<Level>> got(levels.size());
+  for (int r = 0; r < rounds; ++r)
+    for (size_t li = 0; li < levels.size(); ++li)
+      got[li].push_back(run_level(levels[li], 100000 * r + 1000 * levels[li]));
+  const char* via = http ? "http" : "engine";
+  if (!json)
+    std::printf("%-12s %5s %12s %10s %10s %10s %10s %7s %9s   (%s, median of %d rounds)\n",
+                "preset", "conc", "out tok/s", "TTFT p50", "TTFT p99", "ITL p50", "ITL p99",
+                "steps", "step ms", via, rounds);
+  std::vector<double> median_tok_s;
+  for (size_t li = 0; li < levels.size(); ++li) {
+    std::vector<double> tps, ttft, itl;
+    for (const Level& L : got[li]) {
+      tps.push_back(L.tok_s);
+      ttft.insert(ttft.end(), L.ttft.begin(), L.ttft.end());
+      itl.insert(itl.end(), L.itl.begin(), L.itl.end());
+    }
+    median_tok_s.push_back(median(tps));
+    // The engine steps and time per step (model + sampling, without waits) of the round nearest
+    // the median.
+    const Level& mid =
+        *std::min_element(got[li].begin(), got[li].end(), [&](const Level& a, const Level& b) {
+          return std::abs(a.tok_s - median_tok_s.back()) < std::abs(b.tok_s - median_tok_s.back());
+        });
+    const std::string shape =
+        preset + " P128 N128 conc" + std::to_string(levels[li]) + (http ? "" : " engine");
+    if (json) {
+      report(
+          {"serve.output_tok_s", shape, dtype_name, "cpu", "tok/s", threads, median_tok_s.back()},
+          true);
+      report({"serve.ttft_p50", shape, dtype_name, "cpu", "ms", threads, 1e3 * pct(ttft, 0.5)},
+             true);
+      report({"serve.ttft_p99", shape, dtype_name, "cpu", "ms", threads, 1e3 * pct(ttft, 0.99)},
+             true);
+      report({"serve.itl_p50", shape, dtype_name, "cpu", "ms", threads, 1e3 * pct(itl, 0.5)}, true);
+      report({"serve.itl_p99", shape, dtype_name, "cpu", "ms", threads, 1e3 * pct(itl, 0.99)},
+             true);
+      report({"serve.step_ms", shape, dtype_name, "cpu", "ms", threads, mid.step_ms}, true);
+    } else {
+      std::printf("%-12s %5d %12.1f %8.1fms %8.1fms %8.1fms %8.1fms %7.0f %7.2fms\n",
+                  preset.c_str(), levels[li], median_tok_s.back(), 1e3 * pct(ttft, 0.5),
+                  1e3 * pct(ttft, 0.99), 1e3 * pct(itl, 0.5), 1e3 * pct(itl, 0.99), mid.steps,
+                  mid.step_ms);
+    }
+  }
+  // The ratio of each round (its own conc 1 and conc 32, minutes apart at most) and of the
+  // medians.
+  std::string per_round;
+  for (int r = 0; r < rounds; ++r) {
+    char b[32];
+    std::snprintf(b, sizeof(b), "%s%.2f", r ? ", " : "",
+                  got[2][size_t(r)].tok_s / got[0][size_t(r)].tok_s);
+    per_round += b;
+  }
+  const double ratio = median_tok_s[2] / median_tok_s[0];
+  if (json)
+    report({"serve.conc32_over_conc1", preset + " P128 N128" + (http ? "" : " engine"), dtype_name,
+            "cpu", "x", threads, ratio},
+           true);
+  else
+    std::printf("conc 32 / conc 1: %.2fx (rounds: %s)\n", ratio, per_round.c_str());
+  std::fflush(stdout);
+}
 }  // namespace
 
 int bench_serve(const std::string& preset, const std::string& dtype_name,
@@ -173,12 +303,11 @@ int bench_serve(const std::string& preset, const std::string& dtype_name,
   std::filesystem::create_directories(dir);
   data::save_tokenizer_files(data::make_byte_level_tokenizer(c.vocab_size), dir);
   auto tok = data::Tokenizer::from_dir(dir);
-  const int64_t P = 128, N = 128;
   infer::EngineConfig ec;
-  ec.max_model_len = P + N;
+  ec.max_model_len = kPromptLen + kNewTokens;
   ec.kv_cache_dtype = dtype_from_name(kv_dtype);
-  ec.kv_cache_bytes =
-      40 * (P + N + 16) * infer::kv_bytes_per_token(c, ec.kv_cache_dtype);  // 32 sequences, slack
+  ec.kv_cache_bytes = 40 * (kPromptLen + kNewTokens + 16) *
+                      infer::kv_bytes_per_token(c, ec.kv_cache_dtype);  // 32 sequences, slack
   ec.max_num_seqs = 64;
   ec.prefix_caching = false;  // distinct prompts anyway; measure the plain path
   infer::Engine engine(model, tok, {}, ec);
@@ -187,132 +316,12 @@ int bench_serve(const std::string& preset, const std::string& dtype_name,
   so.served_name = preset;
   infer::Server server(engine, so);
   server.start();
-  const int threads = omp_get_max_threads();
   // The clients run on a thread of their own; the engine on this one, which made the model (see
   // Engine::run), as in `forge serve`.
   std::exception_ptr failed;
   std::thread clients([&] {
     try {
-      Generator g(7);
-      auto prompt = [&](int64_t i) {
-        std::vector<int64_t> ids =
-            randint(1, c.vocab_size, {P}, DType::I64, &g).to_vector<int64_t>();
-        ids[0] = i % (c.vocab_size - 1) + 1;  // distinct prompts
-        return ids;
-      };
-      // One level: conc streams started together; output tokens over the wall time of the level.
-      auto run_level = [&](int conc, int64_t first_id) {
-        const infer::EngineCounters c0 = engine.counters();
-        std::vector<Timing> res;
-        double wall = 0;
-        if (http) {
-          std::vector<std::string> bodies;
-          for (int i = 0; i < conc; ++i)
-            bodies.push_back(nlohmann::json{
-                {"model", preset},
-                {"prompt", prompt(first_id + i)},
-                {"max_tokens", N},
-                {"temperature", 0},
-                {"ignore_eos", true},
-                {"stream", true}}.dump());
-          const auto t0 = Clock::now();
-          res = stream_requests(server.port(), bodies);
-          wall = since(t0);
-        } else {
-          std::vector<infer::Request> reqs(static_cast<size_t>(conc));
-          for (int i = 0; i < conc; ++i) {
-            reqs[size_t(i)].prompt = prompt(first_id + i);
-            reqs[size_t(i)].max_tokens = N;
-            reqs[size_t(i)].ignore_eos = true;
-            reqs[size_t(i)].sampling.temperature = 0;
-          }
-          const auto t0 = Clock::now();
-          res = engine_requests(engine, reqs);
-          wall = since(t0);
-        }
-        Level L;
-        int64_t tokens = 0;
-        for (auto& r : res) {
-          L.ttft.push_back(r.ttft);
-          L.itl.insert(L.itl.end(), r.itl.begin(), r.itl.end());
-          tokens += r.tokens;
-        }
-        FORGE_CHECK(tokens == conc * N, "bench serve: ", tokens, " tokens came back, expected ",
-                    conc * N);
-        L.tok_s = double(tokens) / wall;
-        const infer::EngineCounters c1 = engine.counters();
-        L.steps = double(c1.steps - c0.steps);
-        L.step_ms = 1e3 * (c1.step_seconds - c0.step_seconds) / std::max(1.0, L.steps);
-        return L;
-      };
-      run_level(1, 0);  // warm-up
-      // Rounds of 1, 8, 32 in turn, so that drifts of a shared VM's speed hit every level alike;
-      // each level reports the median round's throughput and the latencies of all its rounds.
-      const std::vector<int> levels = {1, 8, 32};
-      std::vector<std::vector<Level>> got(levels.size());
-      for (int r = 0; r < rounds; ++r)
-        for (size_t li = 0; li < levels.size(); ++li)
-          got[li].push_back(run_level(levels[li], 100000 * r + 1000 * levels[li]));
-      const char* via = http ? "http" : "engine";
-      if (!json)
-        std::printf("%-12s %5s %12s %10s %10s %10s %10s %7s %9s   (%s, median of %d rounds)\n",
-                    "preset", "conc", "out tok/s", "TTFT p50", "TTFT p99", "ITL p50", "ITL p99",
-                    "steps", "step ms", via, rounds);
-      std::vector<double> median_tok_s;
-      for (size_t li = 0; li < levels.size(); ++li) {
-        std::vector<double> tps, ttft, itl;
-        for (const Level& L : got[li]) {
-          tps.push_back(L.tok_s);
-          ttft.insert(ttft.end(), L.ttft.begin(), L.ttft.end());
-          itl.insert(itl.end(), L.itl.begin(), L.itl.end());
-        }
-        median_tok_s.push_back(median(tps));
-        // The engine steps and time per step (model + sampling, without waits) of the round nearest
-        // the median.
-        const Level& mid =
-            *std::min_element(got[li].begin(), got[li].end(), [&](const Level& a, const Level& b) {
-              return std::abs(a.tok_s - median_tok_s.back()) <
-                     std::abs(b.tok_s - median_tok_s.back());
-            });
-        const std::string shape =
-            preset + " P128 N128 conc" + std::to_string(levels[li]) + (http ? "" : " engine");
-        if (json) {
-          report({"serve.output_tok_s", shape, dtype_name, "cpu", "tok/s", threads,
-                  median_tok_s.back()},
-                 true);
-          report({"serve.ttft_p50", shape, dtype_name, "cpu", "ms", threads, 1e3 * pct(ttft, 0.5)},
-                 true);
-          report({"serve.ttft_p99", shape, dtype_name, "cpu", "ms", threads, 1e3 * pct(ttft, 0.99)},
-                 true);
-          report({"serve.itl_p50", shape, dtype_name, "cpu", "ms", threads, 1e3 * pct(itl, 0.5)},
-                 true);
-          report({"serve.itl_p99", shape, dtype_name, "cpu", "ms", threads, 1e3 * pct(itl, 0.99)},
-                 true);
-          report({"serve.step_ms", shape, dtype_name, "cpu", "ms", threads, mid.step_ms}, true);
-        } else {
-          std::printf("%-12s %5d %12.1f %8.1fms %8.1fms %8.1fms %8.1fms %7.0f %7.2fms\n",
-                      preset.c_str(), levels[li], median_tok_s.back(), 1e3 * pct(ttft, 0.5),
-                      1e3 * pct(ttft, 0.99), 1e3 * pct(itl, 0.5), 1e3 * pct(itl, 0.99), mid.steps,
-                      mid.step_ms);
-        }
-      }
-      // The ratio of each round (its own conc 1 and conc 32, minutes apart at most) and of the
-      // medians.
-      std::string per_round;
-      for (int r = 0; r < rounds; ++r) {
-        char b[32];
-        std::snprintf(b, sizeof(b), "%s%.2f", r ? ", " : "",
-                      got[2][size_t(r)].tok_s / got[0][size_t(r)].tok_s);
-        per_round += b;
-      }
-      const double ratio = median_tok_s[2] / median_tok_s[0];
-      if (json)
-        report({"serve.conc32_over_conc1", preset + " P128 N128" + (http ? "" : " engine"),
-                dtype_name, "cpu", "x", threads, ratio},
-               true);
-      else
-        std::printf("conc 32 / conc 1: %.2fx (rounds: %s)\n", ratio, per_round.c_str());
-      std::fflush(stdout);
+      measure_levels(engine, server.port(), c, preset, dtype_name, json, rounds, http);
     } catch (...) {
       failed = std::current_exception();
     }

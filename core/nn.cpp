@@ -53,7 +53,6 @@ Tensor Module::parameter(const std::string& name) const {
   throw Error("no parameter named '" + name + "' in this module");
 }
 
-
 void Module::load_state_dict(const std::map<std::string, Tensor>& sd, bool strict, bool share) {
   std::set<std::string> seen;
   std::vector<std::string> missing;
