@@ -11,7 +11,7 @@ DEB_PACKAGES := g++ make cmake pkg-config git \
   libopenblas-openmp-dev libdnnl-dev libpcre2-dev libicu-dev \
   python3 python3-numpy python3-torch python3-h5py python3-jinja2
 
-.PHONY: all deps build test test-gpu quickstart bench clean
+.PHONY: all deps build test test-gpu gpu-bundle quickstart bench clean
 
 all: build
 
@@ -40,6 +40,10 @@ test: build
 # GPU parity tests: run on a machine with a GPU; they skip with the reason elsewhere.
 test-gpu: build
 	cd $(BUILD) && ctest --output-on-failure -L gpu
+
+# Binaries and their libraries for a bare GPU machine without network: see tests/gpu/bundle.sh.
+gpu-bundle: deps
+	bash tests/gpu/bundle.sh
 
 # The bundled end-to-end example: small model, pretrain, LoRA SFT, merge, eval before/after, chat.
 quickstart: build

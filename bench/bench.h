@@ -25,9 +25,15 @@ int bench_infer(const std::string& preset, const std::string& dtype, bool json, 
 // Streamed completions through the HTTP server at concurrency 1, 8, 32: tokens/s, TTFT, ITL.
 int bench_serve(const std::string& preset, const std::string& dtype, const std::string& kv_dtype, bool json,
                 int rounds, bool http);
-// Training steps (forward + loss + backward + AdamW), full or LoRA, tokens/s and peak memory.
+// LoRA adapters of bench train: rank (alpha = 2 x rank) and target modules (or "all-linear").
+struct LoraShape {
+  int64_t r = 8;
+  std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
+};
+// Training steps (forward + loss + backward + AdamW), full or LoRA, on device "cpu" or "cuda[:N]":
+// tokens/s, model FLOP/s, MFU against a measured GEMM ceiling, peak memory.
 int bench_train(const std::string& preset, bool lora, const std::string& dtype, int64_t batch, int64_t seq, int steps,
-                bool json);
+                const std::string& device, const LoraShape& lora_shape, bool json);
 // The same through the real trainer under a dp x tp x pp mesh ("dp2", "tp2", "pp2", "dp2xtp2",
 // or "1"); run under mpirun. Tokens/s and every rank's peak tensor memory, printed by rank 0.
 int bench_train_parallel(const std::string& preset, bool lora, const std::string& dtype, int64_t batch, int64_t seq,

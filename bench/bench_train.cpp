@@ -1,6 +1,8 @@
 // `forge bench train`: training steps (forward + cross-entropy + backward + AdamW) on a random
-// model of a preset shape, full finetune or LoRA (r 8, alpha 16 on q, k, v, o; base frozen), at
-// batch 8 x 256 tokens as ../shared/PEERS.md measures PyTorch. Prints tokens/s and peak memory.
+// model of a preset shape, full finetune or LoRA (default r 8, alpha 2r on q, k, v, o; base frozen), at
+// batch 8 x 256 tokens as ../shared/PEERS.md measures PyTorch, on the CPU or a CUDA device.
+// Prints tokens/s, model FLOP/s and their share of the device's measured GEMM ceiling (MFU), and
+// peak memory.
 #include <omp.h>
 #include <sys/resource.h>
 
@@ -11,15 +13,47 @@
 #include "core/autograd.h"
 #include "core/random.h"
 #include "core/storage.h"
+#include "kernels/cuda/cuda_backend.h"
 #include "models/llama.h"
 #include "models/presets.h"
 #include "peft/lora.h"
 #include "train/optimizer.h"
 
 namespace forge::bench {
+namespace {
+
+void sync(Device dev) {
+  if (dev.is_cuda()) cuda::synchronize(dev.index);
+}
+
+// FLOP/s of one large square GEMM in dt on dev: the ceiling MFU is measured against.
+double gemm_ceiling(Device dev, DType dt) {
+  const int64_t n = dev.is_cuda() ? 8192 : 1024;
+  NoGradGuard ng;
+  Tensor a = randn({n, n}).to(dt).to(dev), b = randn({n, n}).to(dt).to(dev);
+  matmul(a, b);
+  sync(dev);
+  const double sec = time_median([&] {
+    matmul(a, b);
+    sync(dev);
+  }, 5, 1.0);
+  return 2.0 * double(n) * double(n) * double(n) / sec;
+}
+
+// Model FLOPs per trained token (PaLM's count: matmuls plus attention scores, causal mask ignored).
+// Full finetune: 6 per matmul weight (forward, input and weight gradients); LoRA: 4 (the frozen
+// weights get no gradient). Attention: 12 x layers x seq x hidden either way.
+double flops_per_token(const models::ModelConfig& c, int64_t matmul_params, int64_t seq, bool lora) {
+  return double(lora ? 4 : 6) * double(matmul_params) +
+         12.0 * double(c.num_hidden_layers) * double(seq) * double(c.hidden_size);
+}
+
+}  // namespace
 
 int bench_train(const std::string& preset, bool lora, const std::string& dtype_name, int64_t batch, int64_t seq,
-                int steps, bool json) {
+                int steps, const std::string& device_name, const LoraShape& lora_shape, bool json) {
+  const Device dev = Device::parse(device_name);
+  if (dev.is_cuda() && !cuda::available()) throw Error("bench train --device " + device_name + ": " + cuda::status());
   models::ModelConfig c = models::preset_config("llama", preset);
   c.max_position_embeddings = std::max(c.max_position_embeddings, seq);
   const DType dt = dtype_from_name(dtype_name);
@@ -29,18 +63,22 @@ int bench_train(const std::string& preset, bool lora, const std::string& dtype_n
   std::unique_ptr<peft::LoraModel> adapters;
   if (lora) {
     peft::LoraConfig lc;
-    lc.r = 8;
-    lc.alpha = 16;
-    lc.target_modules = {"q_proj", "k_proj", "v_proj", "o_proj"};
+    lc.r = lora_shape.r;
+    lc.alpha = 2.0 * double(lora_shape.r);
+    lc.target_modules = lora_shape.targets;
     adapters = std::make_unique<peft::LoraModel>(peft::apply_lora(model, lc, 1));
     params = adapters->named_parameters();
   } else {
     params = model.named_parameters();
   }
+  // Every weight but the input embedding's is a matmul operand (a tied embedding is the LM head).
+  const int64_t matmul_params =
+      model.num_parameters() - (c.tie_word_embeddings ? 0 : c.vocab_size * c.hidden_size) - (lora ? model.num_parameters(true) : 0);
+  model.to(dev);
   train::AdamW opt(params, {.lr = 1e-4});
   Generator g(7);
-  Tensor ids = randint(0, c.vocab_size, {batch, seq}, DType::I64, &g);
-  Tensor labels = randint(0, c.vocab_size, {batch * seq}, DType::I64, &g);
+  Tensor ids = randint(0, c.vocab_size, {batch, seq}, DType::I64, &g).to(dev);
+  Tensor labels = randint(0, c.vocab_size, {batch * seq}, DType::I64, &g).to(dev);
   auto step = [&] {
     Tensor logits = model.forward(ids);
     Tensor loss = cross_entropy(logits.view({-1, c.vocab_size}), labels);
@@ -49,18 +87,35 @@ int bench_train(const std::string& preset, bool lora, const std::string& dtype_n
     opt.zero_grad();
   };
   step();  // warm-up: optimiser state, GEMM plans
+  sync(dev);
   reset_cpu_bytes_peak();
   const auto t0 = std::chrono::steady_clock::now();
   for (int s = 0; s < steps; ++s) step();
+  sync(dev);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   const std::string shape = preset + " B" + std::to_string(batch) + " T" + std::to_string(seq);
   const std::string name = lora ? "train.lora" : "train.full";
   const int threads = omp_get_max_threads();
-  report({name, shape, dtype_name, "cpu", "tok/s", threads, double(batch * seq * steps) / secs}, json);
-  report({name + ".peak_tensor_memory", shape, dtype_name, "cpu", "MiB", threads, double(cpu_bytes_peak()) / (1 << 20)}, json);
-  report({name + ".peak_rss", shape, dtype_name, "cpu", "MiB", threads, double(ru.ru_maxrss) / 1024.0}, json);
+  const std::string where = dev.is_cuda() ? device_name : "cpu";
+  const double tok_s = double(batch * seq * steps) / secs;
+  const double model_flops = tok_s * flops_per_token(c, matmul_params, seq, lora);
+  const double ceiling = gemm_ceiling(dev, dt);
+  report({name, shape, dtype_name, where, "tok/s", threads, tok_s}, json);
+  const double unit = dev.is_cuda() ? 1e12 : 1e9;  // TFLOP/s on a GPU, GFLOP/s on the CPU
+  const char* unit_name = dev.is_cuda() ? "TFLOP/s" : "GFLOP/s";
+  report({name + ".model_flops", shape, dtype_name, where, unit_name, threads, model_flops / unit}, json);
+  report({name + ".mfu", shape, dtype_name, where, "% of GEMM", threads, 100.0 * model_flops / ceiling}, json);
+  report({"gemm.ceiling", dev.is_cuda() ? "8192^3" : "1024^3", dtype_name, where, unit_name, threads, ceiling / unit},
+         json);
+  if (dev.is_cuda())
+    report({name + ".peak_device_memory", shape, dtype_name, where, "MiB", threads,
+            double(cuda::bytes_peak(dev.index)) / (1 << 20)}, json);
+  else
+    report({name + ".peak_tensor_memory", shape, dtype_name, where, "MiB", threads, double(cpu_bytes_peak()) / (1 << 20)},
+           json);
+  report({name + ".peak_rss", shape, dtype_name, where, "MiB", threads, double(ru.ru_maxrss) / 1024.0}, json);
   return 0;
 }
 

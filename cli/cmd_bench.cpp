@@ -13,7 +13,8 @@ int cmd_bench(const Args& args) {
         "       forge bench infer [--preset stories15M|gqa-60M|stories110M|tiny] [--dtype f32|bf16] [--json]\n"
         "       forge bench serve [--preset stories15M|stories110M|...] [--dtype f32|bf16] [--kv-cache-dtype bf16|f32]\n"
         "                         [--rounds 3] [--no-http] [--json]\n"
-        "       forge bench train [--preset P] [--lora] [--dtype f32|bf16] [--batch 8] [--seq 256] [--steps 3] [--json]\n"
+        "       forge bench train [--preset P] [--lora] [--dtype f32|bf16] [--batch 8] [--seq 256] [--steps 3]\n"
+        "                         [--device cpu|cuda[:N]] [--lora-r 8] [--lora-targets q_proj,k_proj,v_proj,o_proj|all-linear] [--json]\n"
         "                         [--parallel 1|dp2|tp2|pp2|dp2xtp2|...] [--micro-batches K] [--zero 0-3]   (under mpirun -np N)\n\n"
         "  ops      GEMM GFLOP/s (f32 per CPU backend, bf16) at 1024^3 and Llama shapes (MxKxN), as A B\n"
         "           (gemm) and A W^T (linear); a stories15M decode step's linear layers at 32 sequences,\n"
@@ -29,7 +30,8 @@ int cmd_bench(const Args& args) {
         "           levels run in turn --rounds times, each printing its median round, and the ratio\n"
         "           conc 32 / conc 1 (per round too); --no-http drives the engine directly\n"
         "  train    training steps (forward + cross-entropy + backward + AdamW) on a random model: full\n"
-        "           finetune, or --lora (r 8, alpha 16 on q,k,v,o); tokens/s, peak tensor memory, peak RSS\n"
+        "           finetune, or --lora (r 8, alpha 16 on q,k,v,o); tokens/s, model TFLOP/s, MFU (against a\n"
+        "           square GEMM timed on the same device and dtype), peak tensor memory, peak RSS\n"
         "           --parallel MESH: the real trainer under that mesh (1: one process); tokens/s over the\n"
         "           steps after the first and every rank's peak tensor memory; the global batch is cut into\n"
         "           K micro-batches (default 1; 4 with pp > 1)\n"
@@ -53,12 +55,16 @@ int cmd_bench(const Args& args) {
                                        flag_value(args, "--parallel", "1"),
                                        std::stoll(flag_value(args, "--micro-batches", "0")),
                                        std::stoll(flag_value(args, "--zero", "0")), has_flag(args, "--json"));
-  if (args[0] == "train")
+  if (args[0] == "train") {
+    bench::LoraShape ls;
+    ls.r = std::stoll(flag_value(args, "--lora-r", "8"));
+    ls.targets = flag_list(args, "--lora-targets", ls.targets);
     return bench::bench_train(flag_value(args, "--preset", "stories15M"), has_flag(args, "--lora"),
                               flag_value(args, "--dtype", "f32"), std::stoll(flag_value(args, "--batch", "8")),
                               std::stoll(flag_value(args, "--seq", "256")),
                               int(std::stoll(flag_value(args, "--steps", has_flag(args, "--quick") ? "1" : "3"))),
-                              has_flag(args, "--json"));
+                              flag_value(args, "--device", "cpu"), ls, has_flag(args, "--json"));
+  }
   std::fprintf(stderr, "forge bench: unknown benchmark '%s' (available: ops, infer, serve, train)\n", args[0].c_str());
   return 2;
 }

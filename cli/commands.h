@@ -23,6 +23,8 @@ int cmd_train(const Args& args);
 bool has_flag(const Args& args, const std::string& flag);
 // Value after `--name` (or `--name=value`), or fallback.
 std::string flag_value(const Args& args, const std::string& name, const std::string& fallback);
+// Comma-separated values after `--name`, or fallback.
+std::vector<std::string> flag_list(const Args& args, const std::string& name, const std::vector<std::string>& fallback);
 // Value after `--name`; throws "--name WHAT is required" when it is missing or empty.
 std::string required_flag(const Args& args, const std::string& name, const std::string& what);
 

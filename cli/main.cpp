@@ -23,6 +23,19 @@ std::string flag_value(const Args& args, const std::string& name, const std::str
   return fallback;
 }
 
+std::vector<std::string> flag_list(const Args& args, const std::string& name,
+                                   const std::vector<std::string>& fallback) {
+  const std::string v = flag_value(args, name, "");
+  if (v.empty()) return fallback;
+  std::vector<std::string> out;
+  for (size_t at = 0;;) {
+    const size_t comma = v.find(',', at);
+    out.push_back(v.substr(at, comma - at));
+    if (comma == std::string::npos) return out;
+    at = comma + 1;
+  }
+}
+
 std::string required_flag(const Args& args, const std::string& name, const std::string& what) {
   std::string v = flag_value(args, name, "");
   if (v.empty()) throw Error(name + " " + what + " is required");

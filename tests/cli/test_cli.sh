@@ -50,6 +50,16 @@ for via in "" --no-http; do
   grep -q '"serve.conc32_over_conc1"' "$dir/bench" || fail "bench serve $via printed no ratio"
 done
 
+# bench train: LoRA of a chosen rank on every linear layer; tokens/s and an MFU in (0, 100].
+"$forge" bench train --preset tiny --steps 1 --lora --lora-r 4 --lora-targets all-linear --json >"$dir/bench" ||
+  fail "bench train failed"
+mfu=$(grep '"train.lora.mfu"' "$dir/bench" | sed 's/.*"value":\([0-9.e+-]*\).*/\1/')
+awk -v m="$mfu" 'BEGIN { exit !(m > 0 && m <= 100) }' || fail "bench train MFU '$mfu': $(cat "$dir/bench")"
+if ! command -v nvidia-smi >/dev/null; then  # no GPU here: --device cuda is a clear error
+  if "$forge" bench train --preset tiny --device cuda 2>"$dir/err"; then fail "--device cuda ran without a GPU"; fi
+  grep -q "device cuda" "$dir/err" || fail "unclear --device cuda error: $(cat "$dir/err")"
+fi
+
 # Bad input: a clear error naming the problem, non-zero exit.
 if "$forge" init-model --arch gpt2 --out "$dir/x" 2>"$dir/err"; then fail "unknown arch accepted"; fi
 grep -q "unknown arch 'gpt2'" "$dir/err" || fail "unclear error: $(cat "$dir/err")"
