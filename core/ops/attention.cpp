@@ -1,11 +1,13 @@
 // Causal scaled-dot-product attention with grouped-query heads and packed-document masks,
-// computed tile by tile (kernels/cpu/attention.cpp); math in f32 for every input dtype.
+// computed tile by tile (kernels/cpu/attention.cpp, kernels/cuda/attention.cu); math in f32 for
+// every input dtype.
 #include <cmath>
 
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "core/ops/common.h"
 #include "kernels/cpu/attention.h"
+#include "kernels/cuda/cuda_backend.h"
 
 namespace forge {
 using G = const std::vector<Tensor>&;
@@ -20,8 +22,9 @@ cpu::AttnStrides strides_of(const Tensor& t) { return {t.stride(0), t.stride(1),
 }  // namespace
 
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& opt) {
-  if (q.device().is_cuda()) {
-    detail::note_host_fallback("scaled_dot_product_attention");
+  const Device dev = q.device();
+  if (dev.is_cuda() && !cuda::attention_supports(q.size(-1))) {
+    detail::note_host_fallback("scaled_dot_product_attention (this head dim)");
     AttentionOptions o = opt;
     if (o.doc_ids.defined()) o.doc_ids = o.doc_ids.to(Device::cpu());
     return scaled_dot_product_attention(q.to(Device::cpu()), k.to(Device::cpu()), v.to(Device::cpu()), o)
@@ -42,28 +45,29 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     FORGE_CHECK(T == S, "attention: doc_ids need as many keys as queries");
     FORGE_CHECK(opt.doc_ids.dim() == 2 && opt.doc_ids.size(0) == B && opt.doc_ids.size(1) == T,
                 "attention: doc_ids must be [", B, ", ", T, "], got ", shape_str(opt.doc_ids.shape()));
-    doc = opt.doc_ids.to(DType::I32).contiguous();
+    doc = opt.doc_ids.to(DType::I32).to(dev).contiguous();
   }
   cpu::AttnShape sh{B, Hq, Hkv, T, S, D, float(opt.scale ? *opt.scale : 1.0 / std::sqrt(double(D))), opt.causal,
                     doc.defined() ? doc.data<int32_t>() : nullptr};
   Tensor qf = f32_rows(q), kf = f32_rows(k), vf = f32_rows(v);
-  Tensor o = Tensor::empty({B, Hq, T, D}, DType::F32);
-  Tensor lse = Tensor::empty({B, Hq, T}, DType::F32);
-  cpu::attention_fwd(sh, qf.data<float>(), strides_of(qf), kf.data<float>(), strides_of(kf), vf.data<float>(),
-                     strides_of(vf), o.data<float>(), lse.data<float>());
+  Tensor o = Tensor::empty({B, Hq, T, D}, DType::F32, dev);
+  Tensor lse = Tensor::empty({B, Hq, T}, DType::F32, dev);
+  detail::run_kernel(dev, cpu::attention_fwd, cuda::attention_fwd, sh, qf.data<float>(), strides_of(qf),
+                     kf.data<float>(), strides_of(kf), vf.data<float>(), strides_of(vf), o.data<float>(),
+                     lse.data<float>());
   Tensor out = o.to(q.dtype());
   if (needs_grad({q, k, v})) {
     DType qd = q.dtype(), kd = k.dtype(), vd = v.dtype();
-    record("attention", {q, k, v}, out, [sh, qf, kf, vf, o, lse, doc, qd, kd, vd](G g, Need) {
+    record("attention", {q, k, v}, out, [sh, qf, kf, vf, o, lse, doc, qd, kd, vd, dev](G g, Need) {
       Tensor go = g[0].to(DType::F32).contiguous();
       cpu::AttnShape s = sh;
       s.doc = doc.defined() ? doc.data<int32_t>() : nullptr;
-      Tensor dq = Tensor::empty(qf.shape(), DType::F32);
-      Tensor dk = Tensor::empty(kf.shape(), DType::F32);
-      Tensor dv = Tensor::empty(vf.shape(), DType::F32);
-      cpu::attention_bwd(s, qf.data<float>(), strides_of(qf), kf.data<float>(), strides_of(kf), vf.data<float>(),
-                         strides_of(vf), o.data<float>(), go.data<float>(), lse.data<float>(), dq.data<float>(),
-                         dk.data<float>(), dv.data<float>());
+      Tensor dq = Tensor::empty(qf.shape(), DType::F32, dev);
+      Tensor dk = Tensor::empty(kf.shape(), DType::F32, dev);
+      Tensor dv = Tensor::empty(vf.shape(), DType::F32, dev);
+      detail::run_kernel(dev, cpu::attention_bwd, cuda::attention_bwd, s, qf.data<float>(), strides_of(qf),
+                         kf.data<float>(), strides_of(kf), vf.data<float>(), strides_of(vf), o.data<float>(),
+                         go.data<float>(), lse.data<float>(), dq.data<float>(), dk.data<float>(), dv.data<float>());
       return std::vector<Tensor>{dq.to(qd), dk.to(kd), dv.to(vd)};
     });
   }

@@ -6,7 +6,8 @@
 #include <cstdint>
 #include <string>
 
-#include "kernels/cpu/reduce.h"  // ReduceOp
+#include "kernels/cpu/attention.h"  // AttnShape, AttnStrides
+#include "kernels/cpu/reduce.h"     // ReduceOp
 #include "kernels/elementwise_ops.h"
 
 namespace forge::cuda {
@@ -64,6 +65,15 @@ void cross_entropy_bwd(DType dt, const void* logits, const int64_t* target, cons
                        int64_t N, int64_t V, int64_t ignore, void* dlogits, int device);
 void reduce_rows(cpu::ReduceOp op, DType dt, const void* x, int64_t M, int64_t R, float* out, int device);
 void reduce_cols(cpu::ReduceOp op, DType dt, const void* x, int64_t R, int64_t M, float* out, int device);
+
+// Training attention, same contracts as kernels/cpu/attention.h (s.doc a device pointer), for the
+// head dims attention_supports() accepts; other head dims run on the host.
+bool attention_supports(int64_t head_dim);
+void attention_fwd(const cpu::AttnShape& s, const float* q, cpu::AttnStrides qs, const float* k, cpu::AttnStrides ks,
+                   const float* v, cpu::AttnStrides vs, float* o, float* lse, int device);
+void attention_bwd(const cpu::AttnShape& s, const float* q, cpu::AttnStrides qs, const float* k, cpu::AttnStrides ks,
+                   const float* v, cpu::AttnStrides vs, const float* o, const float* dout, const float* lse, float* dq,
+                   float* dk, float* dv, int device);
 
 // Paged attention (see kernels/cpu/paged_attention.h for the layout); row_seq [N] gives the
 // sequence of each query row. Cache dt: f32 or bf16; q/out f32.

@@ -62,6 +62,16 @@ void cross_entropy_bwd(DType, const void*, const int64_t*, const float*, const f
 void reduce_rows(cpu::ReduceOp, DType, const void*, int64_t, int64_t, float*, int) { no_cuda(); }
 void reduce_cols(cpu::ReduceOp, DType, const void*, int64_t, int64_t, float*, int) { no_cuda(); }
 
+bool attention_supports(int64_t) { return false; }
+void attention_fwd(const cpu::AttnShape&, const float*, cpu::AttnStrides, const float*, cpu::AttnStrides, const float*,
+                   cpu::AttnStrides, float*, float*, int) {
+  no_cuda();
+}
+void attention_bwd(const cpu::AttnShape&, const float*, cpu::AttnStrides, const float*, cpu::AttnStrides, const float*,
+                   cpu::AttnStrides, const float*, const float*, const float*, float*, float*, float*, int) {
+  no_cuda();
+}
+
 void paged_attention(DType, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float, const float*, const void*,
                      const void*, const int32_t*, const int32_t*, const int32_t*, const int32_t*, float*, int) {
   no_cuda();

@@ -153,6 +153,9 @@ def build_cases():
          dict(shape=[2, 130], kind="docs", grad=False, transpose=False, high=None, scale=1.0)], {"causal": True})
     case("attention_kv_longer", "attention", [x(1, 2, 20, 16), x(1, 2, 90, 16), x(1, 2, 90, 16)], {"causal": True})
     case("attention_transposed", "attention", [x(2, 3, 65, 64), x(2, 3, 65, 64), x(2, 3, 65, 64)], {"causal": True})
+    # Head dims whose CUDA kernels split a row over 2 and 4 lanes; 130 rows cross tile edges.
+    case("attention_d48", "attention", [x(1, 2, 33, 48), x(1, 1, 33, 48), x(1, 1, 33, 48)], {"causal": True})
+    case("attention_d128", "attention", [x(1, 4, 130, 128), x(1, 2, 130, 128), x(1, 2, 130, 128)], {"causal": True})
     case("rope_shared_pos", "rope", [x(1, 2, 7, 8), ids(7, high=100), dict(shape=[4], kind="inv_freq", grad=False,
          transpose=False, high=None, scale=1.0)])
     case("cat", "cat", [x(2, 3, 4), x(2, 5, 4), x(2, 1, 4)], {"dim": 1})

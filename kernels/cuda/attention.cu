@@ -1,0 +1,303 @@
+// Training attention on the GPU, flash style: tiles of keys (forward, dQ) or queries (dK/dV) in
+// shared memory, an online softmax, no score matrix in memory. Same contract as
+// kernels/cpu/attention.h (causal with S >= T, grouped-query heads, document ids), f32 throughout.
+//
+// A row (a query row, or a key row for dK/dV) belongs to SPLIT neighbouring lanes of a warp, each
+// holding the elements d = lane_part + SPLIT * e of its vectors in registers; dot products are
+// summed across those lanes with shuffles. Interleaving the parts keeps a warp's reads of a shared
+// tile row on distinct banks (the same address for lanes of the same part is a broadcast).
+// Backward is FlashAttention-2's: D_i = dO_i . O_i first, then one kernel for dQ (per query row,
+// over key tiles) and one for dK and dV (per key row, over the query tiles of every query head
+// that shares the kv head), so nothing is accumulated with atomics. This is the correctness-first
+// version (f32 FMA on CUDA cores); tensor-core tiles come once it has run on a GPU.
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "kernels/cpu/attention.h"
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/cuda_backend.h"
+
+namespace forge::cuda {
+namespace {
+using cpu::AttnShape;
+using cpu::AttnStrides;
+
+constexpr int kRows = 64;   // rows (queries or keys) a block owns
+constexpr int kChunk = 16;  // keys scored before one online-softmax rescale
+
+template <int D>
+struct Cfg {
+  static constexpr int SPLIT = D <= 32 ? 1 : D <= 64 ? 2 : 4;  // lanes per row
+  static constexpr int E = D / SPLIT;                          // elements per lane
+  static constexpr int TILE = D <= 64 ? 64 : 32;               // rows of a shared tile
+  static constexpr int THREADS = kRows * SPLIT;
+  static_assert(D % SPLIT == 0 && E <= 32, "head dim");
+};
+
+__host__ __device__ __forceinline__ int64_t lmin(int64_t a, int64_t b) { return a < b ? a : b; }
+__host__ __device__ __forceinline__ int64_t lmax(int64_t a, int64_t b) { return a > b ? a : b; }
+
+// Sum over the SPLIT lanes of a row; every lane of the warp must call it.
+template <int SPLIT>
+__device__ __forceinline__ float row_sum(float v) {
+#pragma unroll
+  for (int o = SPLIT / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Loads rows [r0, r0 + n) of a [L, D] operand (element strides st; batch/head offset applied) into
+// a [TILE][D] shared tile.
+template <int D, int TILE>
+__device__ void load_tile(float (*tile)[D], const float* src, int64_t row_stride, int64_t r0, int n) {
+  for (int x = threadIdx.x; x < n * D; x += blockDim.x) tile[x / D][x % D] = src[(r0 + x / D) * row_stride + x % D];
+}
+
+// Key j visible to query i (same batch element).
+__device__ __forceinline__ bool visible(const AttnShape& s, int64_t b, int64_t i, int64_t j) {
+  if (s.causal && j > i + (s.S - s.T)) return false;
+  return !s.doc || s.doc[b * s.T + j] == s.doc[b * s.T + i];
+}
+
+template <int D>
+__global__ void __launch_bounds__(Cfg<D>::THREADS)
+    fwd_kernel(AttnShape s, const float* q, AttnStrides qs, const float* k, AttnStrides ks, const float* v,
+               AttnStrides vs, float* o, float* lse) {
+  using C = Cfg<D>;
+  __shared__ float Kt[C::TILE][D], Vt[C::TILE][D];
+  const int64_t b = blockIdx.y / s.Hq, h = blockIdx.y % s.Hq, hk = h / (s.Hq / s.Hkv);
+  const int part = threadIdx.x % C::SPLIT;
+  const int64_t i = int64_t(blockIdx.x) * kRows + threadIdx.x / C::SPLIT;
+  const bool active = i < s.T;
+  float qr[C::E], acc[C::E];
+  const float* qrow = q + b * qs.b + h * qs.h + (active ? i : 0) * qs.l;
+#pragma unroll
+  for (int e = 0; e < C::E; ++e) qr[e] = active ? qrow[part + C::SPLIT * e] * s.scale : 0.0f, acc[e] = 0.0f;
+  float m = -INFINITY, l = 0.0f;
+  const int64_t last = lmin(s.T, int64_t(blockIdx.x + 1) * kRows) - 1;  // the block's last query row
+  const int64_t kend = s.causal ? lmin(s.S, last + (s.S - s.T) + 1) : s.S;
+  const float* kbase = k + b * ks.b + hk * ks.h;
+  const float* vbase = v + b * vs.b + hk * vs.h;
+  for (int64_t j0 = 0; j0 < kend; j0 += C::TILE) {
+    const int n = int(lmin(C::TILE, kend - j0));
+    __syncthreads();  // the previous tile is no longer read
+    load_tile<D, C::TILE>(Kt, kbase, ks.l, j0, n);
+    load_tile<D, C::TILE>(Vt, vbase, vs.l, j0, n);
+    __syncthreads();
+    for (int r0 = 0; r0 < n; r0 += kChunk) {
+      float sc[kChunk];
+      float cmax = -INFINITY;
+#pragma unroll
+      for (int u = 0; u < kChunk; ++u) {
+        const int r = r0 + u;  // r < n is the same for the whole block: the shuffles stay uniform
+        float d = 0.0f;
+        if (r < n) {
+#pragma unroll
+          for (int e = 0; e < C::E; ++e) d += qr[e] * Kt[r][part + C::SPLIT * e];
+          d = row_sum<C::SPLIT>(d);
+        }
+        sc[u] = (r < n && active && visible(s, b, i, j0 + r)) ? d : -INFINITY;
+        cmax = fmaxf(cmax, sc[u]);
+      }
+      if (cmax == -INFINITY) continue;  // nothing visible in this chunk for this row
+      const float mn = fmaxf(m, cmax), corr = expf(m - mn);
+      l *= corr;
+#pragma unroll
+      for (int e = 0; e < C::E; ++e) acc[e] *= corr;
+#pragma unroll
+      for (int u = 0; u < kChunk; ++u) {
+        if (r0 + u >= n) break;
+        const float p = expf(sc[u] - mn);  // 0 for hidden keys
+        l += p;
+#pragma unroll
+        for (int e = 0; e < C::E; ++e) acc[e] += p * Vt[r0 + u][part + C::SPLIT * e];
+      }
+      m = mn;
+    }
+  }
+  if (!active) return;
+  const int64_t row = (b * s.Hq + h) * s.T + i;
+#pragma unroll
+  for (int e = 0; e < C::E; ++e) o[row * D + part + C::SPLIT * e] = acc[e] / l;
+  if (part == 0) lse[row] = m + logf(l);
+}
+
+// delta[row] = dO[row] . O[row] over [rows, D] contiguous.
+__global__ void delta_kernel(const float* o, const float* dout, int64_t rows, int64_t D, float* delta) {
+  const int64_t row = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
+  if (row >= rows) return;  // whole warps leave together
+  float acc = 0.0f;
+  for (int64_t d = threadIdx.x % 32; d < D; d += 32) acc += o[row * D + d] * dout[row * D + d];
+  acc = warp_sum(acc);
+  if (threadIdx.x % 32 == 0) delta[row] = acc;
+}
+
+template <int D>
+__global__ void __launch_bounds__(Cfg<D>::THREADS)
+    dq_kernel(AttnShape s, const float* q, AttnStrides qs, const float* k, AttnStrides ks, const float* v,
+              AttnStrides vs, const float* dout, const float* lse, const float* delta, float* dq) {
+  using C = Cfg<D>;
+  __shared__ float Kt[C::TILE][D], Vt[C::TILE][D];
+  const int64_t b = blockIdx.y / s.Hq, h = blockIdx.y % s.Hq, hk = h / (s.Hq / s.Hkv);
+  const int part = threadIdx.x % C::SPLIT;
+  const int64_t i = int64_t(blockIdx.x) * kRows + threadIdx.x / C::SPLIT;
+  const bool active = i < s.T;
+  const int64_t row = (b * s.Hq + h) * s.T + (active ? i : 0);
+  float qr[C::E], dor[C::E], acc[C::E];
+  const float* qrow = q + b * qs.b + h * qs.h + (active ? i : 0) * qs.l;
+#pragma unroll
+  for (int e = 0; e < C::E; ++e) {
+    qr[e] = qrow[part + C::SPLIT * e] * s.scale;
+    dor[e] = dout[row * D + part + C::SPLIT * e];
+    acc[e] = 0.0f;
+  }
+  const float my_lse = lse[row], my_delta = delta[row];
+  const int64_t last = lmin(s.T, int64_t(blockIdx.x + 1) * kRows) - 1;
+  const int64_t kend = s.causal ? lmin(s.S, last + (s.S - s.T) + 1) : s.S;
+  const float* kbase = k + b * ks.b + hk * ks.h;
+  const float* vbase = v + b * vs.b + hk * vs.h;
+  for (int64_t j0 = 0; j0 < kend; j0 += C::TILE) {
+    const int n = int(lmin(C::TILE, kend - j0));
+    __syncthreads();
+    load_tile<D, C::TILE>(Kt, kbase, ks.l, j0, n);
+    load_tile<D, C::TILE>(Vt, vbase, vs.l, j0, n);
+    __syncthreads();
+    for (int r = 0; r < n; ++r) {
+      float sd = 0.0f, dp = 0.0f;
+#pragma unroll
+      for (int e = 0; e < C::E; ++e) {
+        sd += qr[e] * Kt[r][part + C::SPLIT * e];
+        dp += dor[e] * Vt[r][part + C::SPLIT * e];
+      }
+      sd = row_sum<C::SPLIT>(sd);
+      dp = row_sum<C::SPLIT>(dp);
+      if (!active || !visible(s, b, i, j0 + r)) continue;
+      const float ds = expf(sd - my_lse) * (dp - my_delta);
+#pragma unroll
+      for (int e = 0; e < C::E; ++e) acc[e] += ds * Kt[r][part + C::SPLIT * e];
+    }
+  }
+  if (!active) return;
+#pragma unroll
+  for (int e = 0; e < C::E; ++e) dq[row * D + part + C::SPLIT * e] = acc[e] * s.scale;
+}
+
+template <int D>
+__global__ void __launch_bounds__(Cfg<D>::THREADS)
+    dkv_kernel(AttnShape s, const float* q, AttnStrides qs, const float* k, AttnStrides ks, const float* v,
+               AttnStrides vs, const float* dout, const float* lse, const float* delta, float* dk, float* dv) {
+  using C = Cfg<D>;
+  __shared__ float Qt[C::TILE][D], Ot[C::TILE][D];  // a tile of queries and of their output gradients
+  __shared__ float Lt[C::TILE], Dt[C::TILE];
+  const int64_t b = blockIdx.y / s.Hkv, hk = blockIdx.y % s.Hkv, group = s.Hq / s.Hkv;
+  const int part = threadIdx.x % C::SPLIT;
+  const int64_t j = int64_t(blockIdx.x) * kRows + threadIdx.x / C::SPLIT;
+  const bool active = j < s.S;
+  float kr[C::E], vr[C::E], gk[C::E], gv[C::E];
+  const float* krow = k + b * ks.b + hk * ks.h + (active ? j : 0) * ks.l;
+  const float* vrow = v + b * vs.b + hk * vs.h + (active ? j : 0) * vs.l;
+#pragma unroll
+  for (int e = 0; e < C::E; ++e) {
+    kr[e] = krow[part + C::SPLIT * e] * s.scale;
+    vr[e] = vrow[part + C::SPLIT * e];
+    gk[e] = gv[e] = 0.0f;
+  }
+  // Queries that can see the block's first key: i >= j - (S - T) when causal.
+  const int64_t i_begin = s.causal ? lmax(0, int64_t(blockIdx.x) * kRows - (s.S - s.T)) : 0;
+  for (int64_t g = 0; g < group; ++g) {
+    const int64_t h = hk * group + g, rows0 = (b * s.Hq + h) * s.T;
+    for (int64_t i0 = i_begin; i0 < s.T; i0 += C::TILE) {
+      const int n = int(lmin(C::TILE, s.T - i0));
+      __syncthreads();
+      load_tile<D, C::TILE>(Qt, q + b * qs.b + h * qs.h, qs.l, i0, n);
+      load_tile<D, C::TILE>(Ot, dout + rows0 * D, D, i0, n);
+      for (int x = threadIdx.x; x < n; x += blockDim.x) Lt[x] = lse[rows0 + i0 + x], Dt[x] = delta[rows0 + i0 + x];
+      __syncthreads();
+      for (int r = 0; r < n; ++r) {
+        float sd = 0.0f, dp = 0.0f;
+#pragma unroll
+        for (int e = 0; e < C::E; ++e) {
+          sd += kr[e] * Qt[r][part + C::SPLIT * e];
+          dp += vr[e] * Ot[r][part + C::SPLIT * e];
+        }
+        sd = row_sum<C::SPLIT>(sd);
+        dp = row_sum<C::SPLIT>(dp);
+        if (!active || !visible(s, b, i0 + r, j)) continue;
+        const float p = expf(sd - Lt[r]), ds = p * (dp - Dt[r]);
+#pragma unroll
+        for (int e = 0; e < C::E; ++e) {
+          gv[e] += p * Ot[r][part + C::SPLIT * e];
+          gk[e] += ds * Qt[r][part + C::SPLIT * e];
+        }
+      }
+    }
+  }
+  if (!active) return;
+  const int64_t row = (b * s.Hkv + hk) * s.S + j;
+#pragma unroll
+  for (int e = 0; e < C::E; ++e) {
+    dk[row * D + part + C::SPLIT * e] = gk[e] * s.scale;
+    dv[row * D + part + C::SPLIT * e] = gv[e];
+  }
+}
+
+// The head dims with a kernel.
+#define FORGE_ATTN_HEAD_DIMS(X) X(16) X(32) X(48) X(64) X(80) X(96) X(128)
+
+[[noreturn]] void unsupported(int64_t D) {
+  throw std::runtime_error("CUDA attention: head dim " + std::to_string(D) +
+                           " has no kernel (16, 32, 48, 64, 80, 96, 128)");
+}
+}  // namespace
+
+bool attention_supports(int64_t head_dim) {
+  switch (head_dim) {
+#define FORGE_CASE(d) case d:
+    FORGE_ATTN_HEAD_DIMS(FORGE_CASE)
+#undef FORGE_CASE
+    return true;
+    default: return false;
+  }
+}
+
+void attention_fwd(const AttnShape& s, const float* q, AttnStrides qs, const float* k, AttnStrides ks, const float* v,
+                   AttnStrides vs, float* o, float* lse, int device) {
+  cudaStream_t st = stream_for(device);
+  const dim3 grid(unsigned((s.T + kRows - 1) / kRows), unsigned(s.B * s.Hq));
+  switch (s.D) {
+#define FORGE_CASE(d) \
+  case d: fwd_kernel<d><<<grid, Cfg<d>::THREADS, 0, st>>>(s, q, qs, k, ks, v, vs, o, lse); break;
+    FORGE_ATTN_HEAD_DIMS(FORGE_CASE)
+#undef FORGE_CASE
+    default: unsupported(s.D);
+  }
+  FORGE_CUDA_CHECK(cudaGetLastError());
+}
+
+void attention_bwd(const AttnShape& s, const float* q, AttnStrides qs, const float* k, AttnStrides ks, const float* v,
+                   AttnStrides vs, const float* o, const float* dout, const float* lse, float* dq, float* dk,
+                   float* dv, int device) {
+  if (!attention_supports(s.D)) unsupported(s.D);
+  cudaStream_t st = stream_for(device);
+  const int64_t rows = s.B * s.Hq * s.T;
+  float* delta = static_cast<float*>(alloc(size_t(rows) * sizeof(float), device));
+  delta_kernel<<<unsigned((rows + 7) / 8), 256, 0, st>>>(o, dout, rows, s.D, delta);
+  const dim3 qgrid(unsigned((s.T + kRows - 1) / kRows), unsigned(s.B * s.Hq));
+  const dim3 kgrid(unsigned((s.S + kRows - 1) / kRows), unsigned(s.B * s.Hkv));
+  switch (s.D) {
+#define FORGE_CASE(d)                                                                                      \
+  case d:                                                                                                  \
+    dq_kernel<d><<<qgrid, Cfg<d>::THREADS, 0, st>>>(s, q, qs, k, ks, v, vs, dout, lse, delta, dq);         \
+    dkv_kernel<d><<<kgrid, Cfg<d>::THREADS, 0, st>>>(s, q, qs, k, ks, v, vs, dout, lse, delta, dk, dv);    \
+    break;
+    FORGE_ATTN_HEAD_DIMS(FORGE_CASE)
+#undef FORGE_CASE
+  }
+  const cudaError_t launched = cudaGetLastError();
+  release(delta, device);  // stream-ordered: freed after the kernels that read it
+  FORGE_CUDA_CHECK(launched);
+}
+
+}  // namespace forge::cuda
