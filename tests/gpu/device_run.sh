@@ -2,7 +2,7 @@
 # Runs on the GPU machine, whose image has CUDA, PyTorch and compute-sanitizer but no network and
 # none of our libraries: unpacks the bundle that tests/gpu/bundle.sh made (carry .gpu), then runs
 #   tests     the op table and CUDA tensor tests, paged attention on CUDA, NCCL on one rank
-#   sanitize  compute-sanitizer memcheck and racecheck on the CUDA kernels' tests
+#   sanitize  compute-sanitizer memcheck and racecheck on paged attention and the op table
 #   bench     the GPU training benchmark (gqa-60M, then llama-1b full and LoRA r16 on all linear
 #             layers, bf16) beside the PyTorch + PEFT peer (../shared/peers, carried in the bundle)
 # (all: each in turn). One log per step goes to $OUT (./gpu-out without it); a step's last lines
@@ -50,9 +50,11 @@ if [ "$what" = tests ] || [ "$what" = all ]; then
   step nccl 300 $B/bin/forge_parallel_tests --gtest_filter='Nccl.*:Comm.*'
 fi
 if [ "$what" = sanitize ] || [ "$what" = all ]; then
+  # Paged attention, and the op table (training attention's shared tiles among its kernels).
   for tool in memcheck racecheck; do
-    step "$tool" 400 compute-sanitizer --tool "$tool" --error-exitcode 9 \
-      $B/bin/forge_infer_tests --gtest_filter='PagedAttentionCuda.*'
+    step "$tool" 280 bash -c "compute-sanitizer --tool $tool --error-exitcode 9 \
+      $B/bin/forge_infer_tests --gtest_filter='PagedAttentionCuda.*' &&
+      compute-sanitizer --tool $tool --error-exitcode 9 $B/bin/forge_gpu_tests --gtest_filter='OpTableCuda.*'"
   done
 fi
 if [ "$what" = bench ] || [ "$what" = all ]; then
