@@ -59,6 +59,8 @@ int bench_train(const std::string& preset, bool lora, const std::string& dtype_n
   const DType dt = dtype_from_name(dtype_name);
   models::CausalLM model(c, dt);
   model.init_weights(0.02, 1234);
+  // Every base weight but the input embedding's is a matmul operand (a tied embedding is the LM head).
+  const int64_t matmul_params = model.num_parameters() - (c.tie_word_embeddings ? 0 : c.vocab_size * c.hidden_size);
   train::NamedParams params;
   std::unique_ptr<peft::LoraModel> adapters;
   if (lora) {
@@ -71,10 +73,9 @@ int bench_train(const std::string& preset, bool lora, const std::string& dtype_n
   } else {
     params = model.named_parameters();
   }
-  // Every weight but the input embedding's is a matmul operand (a tied embedding is the LM head).
-  const int64_t matmul_params =
-      model.num_parameters() - (c.tie_word_embeddings ? 0 : c.vocab_size * c.hidden_size) - (lora ? model.num_parameters(true) : 0);
   model.to(dev);
+  for (auto& [name, p] : params)  // the adapters too, wherever they hang
+    if (p.device() != dev) p.set_data(p.detach().to(dev));
   train::AdamW opt(params, {.lr = 1e-4});
   Generator g(7);
   Tensor ids = randint(0, c.vocab_size, {batch, seq}, DType::I64, &g).to(dev);
