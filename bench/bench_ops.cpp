@@ -77,7 +77,8 @@ int bench_ops(bool json, bool quick) {
     for (int64_t M : {1, 32}) {
       // The linear layers of one stories15M decode step at M sequences (6 layers' q, k, v, o, gate, up,
       // down, then the tied LM head), each weight read once per step as in serving: weights stored
-      // [out, in] (training) and column-major (serving's store_weights_transposed).
+      // [out, in] (training), column-major (serving's store_weights_transposed) and, for f32, packed
+      // into panels (serving's decode twin, pack_for_decode).
       const int64_t C = 288, F = 768, V = 32000;
       std::vector<Tensor> ws;
       for (int l = 0; l < 6; ++l)
@@ -97,6 +98,14 @@ int bench_ops(bool json, bool quick) {
         report({"linear", "S" + std::to_string(M) + " stories15M step", dtype_name(dt),
                 col_major ? "W^T store" : "W store", "GFLOP/s", threads, flops / sec / 1e9}, json);
       }
+      if (dt != DType::F32) continue;
+      std::vector<Tensor> packed;
+      for (auto& w : ws) packed.push_back(pack_linear_weight(w));
+      double sec = time_median([&] {
+        for (size_t i = 0; i < ws.size(); ++i) linear_packed(ws[i].size(1) == C ? xc : xf, packed[i], ws[i].size(0));
+      }, 5, budget);
+      report({"linear", "S" + std::to_string(M) + " stories15M step", dtype_name(dt), "packed", "GFLOP/s", threads,
+              flops / sec / 1e9}, json);
     }
   for (int64_t T : {256, 1024}) {
     const int64_t B = 8, H = 8, D = 64;

@@ -134,12 +134,20 @@ Tensor Linear::forward(const Tensor& x) const {
   } else if (split == Split::Rows) {
     y = tp->reduce(linear(x, weight));      // partial sums over this rank's input features
     if (bias.defined()) y = add(y, bias);   // once, after the sum
+  } else if (packed.defined() && !grad_enabled() && x.dtype() == DType::F32 && x.device().is_cpu() &&
+             x.numel() <= kPackedRows * in_features) {
+    y = linear_packed(x, packed, out_features, bias);
   } else {
     y = linear(x, weight, bias);
   }
   if (!adapter) return y;
   Tensor delta = adapter->forward(x);
   return delta.defined() ? add(y, delta) : y;
+}
+
+void Linear::pack() {
+  if (split == Split::None && weight.dtype() == DType::F32 && weight.device().is_cpu())
+    packed = pack_linear_weight(weight);
 }
 
 Tensor Embedding::forward(const Tensor& ids) const {

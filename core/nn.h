@@ -96,6 +96,12 @@ class Linear : public Module {
   std::shared_ptr<LinearAdapter> adapter;
   Split split = Split::None;  // with tp set: in/out_features and weight are this rank's part
   std::shared_ptr<const TensorParallel> tp;
+  // Inference twin of an f32 weight on the CPU (pack_linear_weight), used without gradients for
+  // up to kPackedRows input rows (decode steps). A frozen copy: made for serving, where weights
+  // never change; reset it before changing the weight.
+  Tensor packed;
+  static constexpr int64_t kPackedRows = 64;
+  void pack();  // makes `packed` when the weight is f32 on the CPU and not split
 };
 
 class Embedding : public Module {

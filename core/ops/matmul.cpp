@@ -3,6 +3,7 @@
 #include "core/ops.h"
 #include "core/ops/common.h"
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/packed_gemm.h"
 #include "kernels/cuda/cuda_backend.h"
 
 namespace forge {
@@ -173,6 +174,32 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     });
   }
   return out;
+}
+
+Tensor pack_linear_weight(const Tensor& w) {
+  FORGE_CHECK(w.dim() == 2 && w.dtype() == DType::F32 && w.device().is_cpu(),
+              "pack_linear_weight: needs an f32 [out, in] weight on the CPU, got ", dtype_name(w.dtype()), " ",
+              shape_str(w.shape()));
+  const int64_t N = w.size(0), K = w.size(1);
+  Tensor rows = w.detach().contiguous();
+  Tensor p = Tensor::empty({cpu::packed_floats(N, K)}, DType::F32);
+  cpu::pack_panels(rows.data<float>(), K, N, K, p.data<float>());
+  return p;
+}
+
+Tensor linear_packed(const Tensor& x, const Tensor& packed, int64_t out_features, const Tensor& b) {
+  FORGE_CHECK(!needs_grad({x, b}), "linear_packed: inference only (no gradient)");
+  FORGE_CHECK(x.dtype() == DType::F32 && x.device().is_cpu(), "linear_packed: needs f32 input on the CPU");
+  const int64_t K = x.size(-1), N = out_features;
+  FORGE_CHECK(packed.numel() == cpu::packed_floats(N, K), "linear_packed: packed weight holds ", packed.numel(),
+              " floats, not the ", cpu::packed_floats(N, K), " of [", N, ", ", K, "]");
+  Shape os(x.shape().begin(), x.shape().end() - 1);
+  os.push_back(N);
+  Tensor x2 = x.detach().reshape({-1, K}).contiguous();
+  Tensor y = Tensor::empty({x2.size(0), N}, DType::F32);
+  cpu::packed_gemm(x2.size(0), N, K, x2.data<float>(), K, packed.data<float>(), y.data<float>(), N);
+  if (b.defined()) y = add(y, b.detach());
+  return y.view(os);
 }
 
 }  // namespace forge

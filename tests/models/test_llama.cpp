@@ -145,6 +145,23 @@ TEST_P(LlamaParity, ColumnMajorWeightsForServingKeepLogitsAndSavedFiles) {
   EXPECT_EQ(bf16_model->lm_head_weight().stride(1), 1) << "bf16 weights stay row-major (no gain measured)";
 }
 
+TEST_P(LlamaParity, PackedWeightsForDecodeKeepLogits) {
+  auto model = models::load_model(dir);
+  model->store_weights_transposed();  // what the serving engine does on the CPU
+  model->pack_for_decode();
+  for (auto& [name, m] : model->named_modules())
+    if (auto lin = std::dynamic_pointer_cast<nn::Linear>(m)) EXPECT_TRUE(lin->packed.defined()) << name;
+  NoGradGuard ng;
+  // One sequence of 40 tokens: 40 rows, within the packed path's limit, through every layer and
+  // the LM head (tied or not).
+  const Tensor ids = get("ids").narrow(0, 0, 1), want = get("logits").narrow(0, 0, 1);
+  EXPECT_LE(rel_error(model->forward(ids).to_float_vector(), want.contiguous().to_float_vector()), 1e-4);
+  auto bf16_model = models::load_model(dir, DType::BF16);
+  bf16_model->pack_for_decode();
+  for (auto& [name, m] : bf16_model->named_modules())
+    if (auto lin = std::dynamic_pointer_cast<nn::Linear>(m)) EXPECT_FALSE(lin->packed.defined()) << name << " (bf16)";
+}
+
 INSTANTIATE_TEST_SUITE_P(Variants, LlamaParity, ::testing::ValuesIn(kVariants));
 
 TEST(LlamaWeights, MissingUnexpectedAndMisshapedTensorsAreNamed) {

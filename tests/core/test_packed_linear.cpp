@@ -1,0 +1,85 @@
+// The decode GEMM over packed weight panels (kernels/cpu/packed_gemm.h) behind linear_packed and
+// nn::Linear's inference twin: the same values as linear on awkward shapes, the same bits for a row
+// whatever batch or thread count it runs in, and only ever without gradients.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <vector>
+
+#include "core/autograd.h"
+#include "core/nn.h"
+#include "core/ops.h"
+#include "core/random.h"
+
+namespace forge {
+namespace {
+
+double max_rel_diff(const Tensor& a, const Tensor& b) {
+  std::vector<float> x = a.to_float_vector(), y = b.to_float_vector();
+  double scale = 1e-30, worst = 0;
+  for (float v : y) scale = std::max(scale, double(std::abs(v)));
+  for (size_t i = 0; i < x.size(); ++i) worst = std::max(worst, std::abs(double(x[i]) - double(y[i])) / scale);
+  return worst;
+}
+
+TEST(PackedLinear, MatchesLinearOnAwkwardShapes) {
+  NoGradGuard ng;
+  // rows (1, a partial 8-row block, several blocks), features not a multiple of the 48-wide
+  // panel or of a vector, and a K of 5 and of 100.
+  struct Shape3 {
+    int64_t M, N, K;
+  };
+  for (Shape3 s : {Shape3{1, 50, 37}, Shape3{7, 97, 64}, Shape3{13, 48, 5}, Shape3{64, 130, 100}, Shape3{3, 17, 8}}) {
+    SCOPED_TRACE(std::to_string(s.M) + "x" + std::to_string(s.N) + "x" + std::to_string(s.K));
+    Tensor x = randn({s.M, s.K}), w = randn({s.N, s.K}), b = randn({s.N});
+    Tensor p = pack_linear_weight(w);
+    EXPECT_LE(max_rel_diff(linear_packed(x, p, s.N, b), linear(x, w, b)), 1e-5);
+    EXPECT_LE(max_rel_diff(linear_packed(x.view({1, s.M, s.K}), p, s.N), linear(x, w).view({1, s.M, s.N})), 1e-5);
+    // A column-major weight (as serving stores it) packs to the same panels.
+    EXPECT_EQ(pack_linear_weight(w.t().contiguous().t()).to_float_vector(), p.to_float_vector());
+  }
+}
+
+TEST(PackedLinear, ARowIsTheSameBitsInAnyBatchAndThreadCount) {
+  NoGradGuard ng;
+  const int64_t M = 21, N = 200, K = 96;
+  Tensor x = randn({M, K}), w = randn({N, K});
+  Tensor p = pack_linear_weight(w);
+  const std::vector<float> all = linear_packed(x, p, N).to_float_vector();
+  for (int64_t r = 0; r < M; ++r) {
+    const std::vector<float> alone = linear_packed(x.narrow(0, r, 1), p, N).to_float_vector();
+    EXPECT_EQ(alone, std::vector<float>(all.begin() + r * N, all.begin() + (r + 1) * N)) << "row " << r;
+  }
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const std::vector<float> one_thread = linear_packed(x, p, N).to_float_vector();
+  omp_set_num_threads(threads);
+  EXPECT_EQ(one_thread, all);
+}
+
+TEST(PackedLinear, LinearUsesItsTwinOnlyWithoutGradientsAndForFewRows) {
+  nn::Linear lin(40, 30, true);
+  lin.pack();
+  ASSERT_TRUE(lin.packed.defined());
+  Tensor few = randn({5, 40}), many = randn({nn::Linear::kPackedRows + 1, 40});
+  {
+    NoGradGuard ng;
+    EXPECT_EQ(lin.forward(few).to_float_vector(), linear_packed(few, lin.packed, 30, lin.bias).to_float_vector());
+    EXPECT_EQ(lin.forward(many).to_float_vector(), linear(many, lin.weight, lin.bias).to_float_vector());
+  }
+  // With gradients the ordinary op runs, so backward still works.
+  Tensor x = randn({5, 40});
+  x.requires_grad_();
+  Tensor y = lin.forward(x);
+  sum(y).backward();
+  EXPECT_TRUE(x.grad().defined());
+  EXPECT_THROW(linear_packed(x, lin.packed, 30), Error);
+  // A bf16 weight gets no twin.
+  nn::Linear half(40, 30, false, DType::BF16);
+  half.pack();
+  EXPECT_FALSE(half.packed.defined());
+}
+
+}  // namespace
+}  // namespace forge
