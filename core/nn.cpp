@@ -134,8 +134,7 @@ Tensor Linear::forward(const Tensor& x) const {
   } else if (split == Split::Rows) {
     y = tp->reduce(linear(x, weight));      // partial sums over this rank's input features
     if (bias.defined()) y = add(y, bias);   // once, after the sum
-  } else if (packed.defined() && !grad_enabled() && x.dtype() == DType::F32 && x.device().is_cpu() &&
-             x.numel() <= kPackedRows * in_features) {
+  } else if (use_packed(packed, x)) {
     y = linear_packed(x, packed, out_features, bias);
   } else {
     y = linear(x, weight, bias);
@@ -146,8 +145,13 @@ Tensor Linear::forward(const Tensor& x) const {
 }
 
 void Linear::pack() {
-  if (split == Split::None && weight.dtype() == DType::F32 && weight.device().is_cpu())
-    packed = pack_linear_weight(weight);
+  if (split == Split::None && packable(weight)) packed = pack_linear_weight(weight);
+}
+
+bool packable(const Tensor& w) { return w.dtype() == DType::F32 && w.device().is_cpu(); }
+
+bool use_packed(const Tensor& packed, const Tensor& x) {
+  return packed.defined() && !grad_enabled() && packable(x) && x.numel() <= Linear::kPackedRows * x.size(-1);
 }
 
 Tensor Embedding::forward(const Tensor& ids) const {

@@ -96,13 +96,19 @@ class Linear : public Module {
   std::shared_ptr<LinearAdapter> adapter;
   Split split = Split::None;  // with tp set: in/out_features and weight are this rank's part
   std::shared_ptr<const TensorParallel> tp;
-  // Inference twin of an f32 weight on the CPU (pack_linear_weight), used without gradients for
-  // up to kPackedRows input rows (decode steps). A frozen copy: made for serving, where weights
-  // never change; reset it before changing the weight.
+  // Inference twin of an f32 weight on the CPU (pack_linear_weight), used when use_packed says so
+  // (decode steps). A frozen copy: made for serving, where weights never change; reset it before
+  // changing the weight.
   Tensor packed;
   static constexpr int64_t kPackedRows = 64;
-  void pack();  // makes `packed` when the weight is f32 on the CPU and not split
+  void pack();  // makes `packed` when the weight is packable and not split
 };
+
+// A weight that gets a packed decode twin: f32 on the CPU.
+bool packable(const Tensor& w);
+// x runs on the packed twin: there is one, no gradients are recorded, and x is at most
+// Linear::kPackedRows f32 rows on the CPU.
+bool use_packed(const Tensor& packed, const Tensor& x);
 
 class Embedding : public Module {
  public:

@@ -167,8 +167,7 @@ Tensor CausalLM::logits(const Tensor& h) const {
   if (lm_head) return lm_head->forward(h);
   // Tied: the embedding's rows are the output features (this rank's vocabulary part under tp).
   const auto& tp = model->embed_tokens->tp;
-  if (packed_lm_head_.defined() && !tp && !grad_enabled() && h.dtype() == DType::F32 && h.device().is_cpu() &&
-      h.numel() <= nn::Linear::kPackedRows * cfg.hidden_size)
+  if (!tp && nn::use_packed(packed_lm_head_, h))
     return linear_packed(h, packed_lm_head_, model->embed_tokens->weight.size(0));
   return linear(tp ? tp->copy(h) : h, model->embed_tokens->weight);
 }
@@ -188,7 +187,7 @@ void CausalLM::pack_for_decode() {
   for (auto& [name, m] : named_modules())
     if (auto lin = std::dynamic_pointer_cast<nn::Linear>(m)) lin->pack();
   const Tensor& emb = model->embed_tokens->weight;
-  if (!lm_head && !model->embed_tokens->tp && emb.dtype() == DType::F32 && emb.device().is_cpu())
+  if (!lm_head && !model->embed_tokens->tp && nn::packable(emb))
     packed_lm_head_ = pack_linear_weight(emb);
 }
 

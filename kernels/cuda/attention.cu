@@ -48,6 +48,16 @@ __device__ __forceinline__ float row_sum(float v) {
   return v;
 }
 
+// x . row for a row of SPLIT-interleaved lanes: this lane's elements x[e] pair with
+// row[part + SPLIT * e] (a shared tile row); the lanes' parts are summed. Every lane must call it.
+template <int D>
+__device__ __forceinline__ float row_dot(const float (&x)[Cfg<D>::E], const float* row, int part) {
+  float acc = 0.0f;
+#pragma unroll
+  for (int e = 0; e < Cfg<D>::E; ++e) acc += x[e] * row[part + Cfg<D>::SPLIT * e];
+  return row_sum<Cfg<D>::SPLIT>(acc);
+}
+
 // Loads rows [r0, r0 + n) of a [L, D] operand (element strides st; batch/head offset applied) into
 // a [TILE][D] shared tile.
 template <int D, int TILE>
@@ -92,12 +102,7 @@ __global__ void __launch_bounds__(Cfg<D>::THREADS)
 #pragma unroll
       for (int u = 0; u < kChunk; ++u) {
         const int r = r0 + u;  // r < n is the same for the whole block: the shuffles stay uniform
-        float d = 0.0f;
-        if (r < n) {
-#pragma unroll
-          for (int e = 0; e < C::E; ++e) d += qr[e] * Kt[r][part + C::SPLIT * e];
-          d = row_sum<C::SPLIT>(d);
-        }
+        const float d = r < n ? row_dot<D>(qr, Kt[r], part) : 0.0f;
         sc[u] = (r < n && active && visible(s, b, i, j0 + r)) ? d : -INFINITY;
         cmax = fmaxf(cmax, sc[u]);
       }
@@ -165,14 +170,7 @@ __global__ void __launch_bounds__(Cfg<D>::THREADS)
     load_tile<D, C::TILE>(Vt, vbase, vs.l, j0, n);
     __syncthreads();
     for (int r = 0; r < n; ++r) {
-      float sd = 0.0f, dp = 0.0f;
-#pragma unroll
-      for (int e = 0; e < C::E; ++e) {
-        sd += qr[e] * Kt[r][part + C::SPLIT * e];
-        dp += dor[e] * Vt[r][part + C::SPLIT * e];
-      }
-      sd = row_sum<C::SPLIT>(sd);
-      dp = row_sum<C::SPLIT>(dp);
+      const float sd = row_dot<D>(qr, Kt[r], part), dp = row_dot<D>(dor, Vt[r], part);
       if (!active || !visible(s, b, i, j0 + r)) continue;
       const float ds = expf(sd - my_lse) * (dp - my_delta);
 #pragma unroll
@@ -216,14 +214,7 @@ __global__ void __launch_bounds__(Cfg<D>::THREADS)
       for (int x = threadIdx.x; x < n; x += blockDim.x) Lt[x] = lse[rows0 + i0 + x], Dt[x] = delta[rows0 + i0 + x];
       __syncthreads();
       for (int r = 0; r < n; ++r) {
-        float sd = 0.0f, dp = 0.0f;
-#pragma unroll
-        for (int e = 0; e < C::E; ++e) {
-          sd += kr[e] * Qt[r][part + C::SPLIT * e];
-          dp += vr[e] * Ot[r][part + C::SPLIT * e];
-        }
-        sd = row_sum<C::SPLIT>(sd);
-        dp = row_sum<C::SPLIT>(dp);
+        const float sd = row_dot<D>(kr, Qt[r], part), dp = row_dot<D>(vr, Ot[r], part);
         if (!active || !visible(s, b, i0 + r, j)) continue;
         const float p = expf(sd - Lt[r]), ds = p * (dp - Dt[r]);
 #pragma unroll
