@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/row_reduce.h"
 #include "kernels/elementwise_ops.h"
 
 namespace forge::cpu {
@@ -70,18 +71,13 @@ void attention_fwd(const AttnShape& s, const float* q, AttnStrides qs, const flo
             if ((s.causal || s.doc) && !mask_tile(s, b, t0, nr, s0, nc, S)) continue;
             for (int64_t r = 0; r < nr; ++r) {
               float* row = S.data() + r * Bc;
-              float mx = m[r];
-              for (int64_t c = 0; c < nc; ++c) mx = std::max(mx, row[c]);
+              const float mx = row_max(row, nc, m[r]);
               if (mx == kNegInf) {  // nothing visible yet in this row
                 for (int64_t c = 0; c < nc; ++c) row[c] = 0.0f;
                 continue;
               }
               const float corr = exp_f32(m[r] - mx);
-              float sum = 0.0f;
-              for (int64_t c = 0; c < nc; ++c) {
-                row[c] = exp_f32(row[c] - mx);
-                sum += row[c];
-              }
+              const float sum = exp_shifted_sum(row, nc, mx);
               l[r] = l[r] * corr + sum;
               m[r] = mx;
               if (corr != 1.0f) acc.row(r) *= corr;

@@ -8,9 +8,9 @@
 #include <stdexcept>
 #include <vector>
 
+#include "kernels/cpu/row_reduce.h"
+
 namespace forge::cpu {
-namespace {
-}  // namespace
 
 void embedding_fwd(DType dt, const void* weight, int64_t s_row, int64_t s_col, const int64_t* ids, int64_t N,
                    int64_t C, void* out) {
@@ -57,12 +57,7 @@ void rms_norm_fwd(DType dt, const void* x, const void* w, int64_t N, int64_t C, 
     for (int64_t n = 0; n < N; ++n) {
       const T* xr = xs + n * C;
       T* yr = ys + n * C;
-      float ss = 0.0f;
-      for (int64_t c = 0; c < C; ++c) {
-        float v = load_f32(xr + c);
-        ss += v * v;
-      }
-      float r = 1.0f / std::sqrt(ss / float(C) + eps);
+      const float r = 1.0f / std::sqrt(row_sum_squares(xr, C) / float(C) + eps);
       rstd[n] = r;
       for (int64_t c = 0; c < C; ++c) {
         T xh;
@@ -91,12 +86,23 @@ void rms_norm_bwd(DType dt, const void* x, const void* w, const float* rstd, con
         const T* xr = xs + n * C;
         const T* gr = gs + n * C;
         const float r = rstd[n];
-        float dot = 0.0f;  // mean over c of (g*w) * xh
-        for (int64_t c = 0; c < C; ++c) {
-          float xh = load_f32(xr + c) * r, gv = load_f32(gr + c);
-          dot += gv * load_f32(ws + c) * xh;
+        // dot = mean over c of (g*w) * xh, summed in lanes so the loop is vector code.
+        float lane[kReduceLanes] = {};
+        int64_t c = 0;
+        for (; c + kReduceLanes <= C; c += kReduceLanes)
+#pragma omp simd
+          for (int l = 0; l < kReduceLanes; ++l) {
+            const float xh = load_f32(xr + c + l) * r, gv = load_f32(gr + c + l);
+            lane[l] += gv * load_f32(ws + c + l) * xh;
+            dwp[c + l] += gv * xh;
+          }
+        for (int l = 0; c < C; ++c, ++l) {
+          const float xh = load_f32(xr + c) * r, gv = load_f32(gr + c);
+          lane[l] += gv * load_f32(ws + c) * xh;
           dwp[c] += gv * xh;
         }
+        float dot = 0.0f;
+        for (float v : lane) dot += v;
         dot /= float(C);
         T* dr = dxs + n * C;
         for (int64_t c = 0; c < C; ++c) {

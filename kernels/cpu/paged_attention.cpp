@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "kernels/cpu/row_reduce.h"
 #include "kernels/elementwise_ops.h"
 
 namespace forge::cpu {
@@ -50,15 +51,7 @@ struct Cache {
 
 // row[0 .. keys) becomes the softmax of its first `visible` entries, zeros after.
 void softmax_row(float* row, int64_t visible, int64_t keys) {
-  float mx = -std::numeric_limits<float>::infinity();
-#pragma omp simd reduction(max : mx)
-  for (int64_t j = 0; j < visible; ++j) mx = std::max(mx, row[j]);
-  float sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t j = 0; j < visible; ++j) {
-    row[j] = exp_f32(row[j] - mx);
-    sum += row[j];
-  }
+  const float sum = exp_shifted_sum(row, visible, row_max(row, visible));
   const float inv = 1.0f / sum;
 #pragma omp simd
   for (int64_t j = 0; j < visible; ++j) row[j] *= inv;

@@ -7,24 +7,14 @@
 #include <stdexcept>
 #include <vector>
 
+#include "kernels/cpu/row_reduce.h"
+
 namespace forge::cpu {
 namespace {
 
+// The maximum, NaN if any element is NaN (as torch.max); rare enough to stay scalar.
 template <typename T>
-float row_sum(const T* x, int64_t R) {
-  float acc[16] = {};
-  int64_t i = 0;
-  for (; i + 16 <= R; i += 16)
-    for (int l = 0; l < 16; ++l) acc[l] += load_f32(x + i + l);
-  float tail = 0.0f;
-  for (; i < R; ++i) tail += load_f32(x + i);
-  for (int w = 8; w >= 1; w /= 2)
-    for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
-  return acc[0] + tail;
-}
-
-template <typename T>
-float row_max(const T* x, int64_t R) {
+float row_max_nan(const T* x, int64_t R) {
   float m = -std::numeric_limits<float>::infinity();
   bool nan = false;
   for (int64_t i = 0; i < R; ++i) {
@@ -38,7 +28,7 @@ float row_max(const T* x, int64_t R) {
 template <typename T>
 void rows_t(ReduceOp op, const T* x, int64_t M, int64_t R, float* out) {
 #pragma omp parallel for schedule(static) if (M * R > 32768 && M > 1)
-  for (int64_t m = 0; m < M; ++m) out[m] = op == ReduceOp::Sum ? row_sum(x + m * R, R) : row_max(x + m * R, R);
+  for (int64_t m = 0; m < M; ++m) out[m] = op == ReduceOp::Sum ? row_sum(x + m * R, R) : row_max_nan(x + m * R, R);
 }
 
 template <typename T>

@@ -5,18 +5,11 @@
 #include <limits>
 #include <stdexcept>
 
+#include "kernels/cpu/row_reduce.h"
 #include "kernels/elementwise_ops.h"
 
 namespace forge::cpu {
 namespace {
-
-
-template <typename T>
-float row_max(const T* x, int64_t V) {
-  float m = -std::numeric_limits<float>::infinity();
-  for (int64_t i = 0; i < V; ++i) m = std::fmax(m, load_f32(x + i));
-  return m;
-}
 
 // log(sum(exp(x - m))) + m, with lanes so the loop vectorises.
 template <typename T>
