@@ -14,6 +14,7 @@
 
 #include "bench/bench.h"
 #include "core/autograd.h"
+#include "core/nn.h"
 #include "core/ops.h"
 #include "kernels/cpu/gemm.h"
 
@@ -77,8 +78,8 @@ int bench_ops(bool json, bool quick) {
     for (int64_t M : {1, 32}) {
       // The linear layers of one stories15M decode step at M sequences (6 layers' q, k, v, o, gate, up,
       // down, then the tied LM head), each weight read once per step as in serving: weights stored
-      // [out, in] (training), column-major (serving's store_weights_transposed) and, for f32, packed
-      // into panels (serving's decode twin, pack_for_decode).
+      // [out, in] (training), column-major (serving's store_weights_transposed) and packed into
+      // panels (serving's decode twin, pack_for_decode).
       const int64_t C = 288, F = 768, V = 32000;
       std::vector<Tensor> ws;
       for (int l = 0; l < 6; ++l)
@@ -98,7 +99,7 @@ int bench_ops(bool json, bool quick) {
         report({"linear", "S" + std::to_string(M) + " stories15M step", dtype_name(dt),
                 col_major ? "W^T store" : "W store", "GFLOP/s", threads, flops / sec / 1e9}, json);
       }
-      if (dt != DType::F32) continue;
+      if (!nn::packable(ws[0])) continue;  // bf16 only with AVX512-BF16
       std::vector<Tensor> packed;
       for (auto& w : ws) packed.push_back(pack_linear_weight(w));
       double sec = time_median([&] {

@@ -6,6 +6,7 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "kernels/cpu/packed_gemm.h"
 
 namespace forge::nn {
 
@@ -148,10 +149,13 @@ void Linear::pack() {
   if (split == Split::None && packable(weight)) packed = pack_linear_weight(weight);
 }
 
-bool packable(const Tensor& w) { return w.dtype() == DType::F32 && w.device().is_cpu(); }
+bool packable(const Tensor& w) {
+  return w.device().is_cpu() && (w.dtype() == DType::F32 || (w.dtype() == DType::BF16 && cpu::packed_bf16_fast()));
+}
 
 bool use_packed(const Tensor& packed, const Tensor& x) {
-  return packed.defined() && !grad_enabled() && packable(x) && x.numel() <= Linear::kPackedRows * x.size(-1);
+  return packed.defined() && !grad_enabled() && x.dtype() == packed.dtype() && x.device().is_cpu() &&
+         x.numel() <= Linear::kPackedRows * x.size(-1);
 }
 
 Tensor Embedding::forward(const Tensor& ids) const {

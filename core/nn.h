@@ -96,7 +96,7 @@ class Linear : public Module {
   std::shared_ptr<LinearAdapter> adapter;
   Split split = Split::None;  // with tp set: in/out_features and weight are this rank's part
   std::shared_ptr<const TensorParallel> tp;
-  // Inference twin of an f32 weight on the CPU (pack_linear_weight), used when use_packed says so
+  // Inference twin of a weight on the CPU (pack_linear_weight), used when use_packed says so
   // (decode steps). A frozen copy: made for serving, where weights never change; reset it before
   // changing the weight.
   Tensor packed;
@@ -104,10 +104,11 @@ class Linear : public Module {
   void pack();  // makes `packed` when the weight is packable and not split
 };
 
-// A weight that gets a packed decode twin: f32 on the CPU.
+// A weight that gets a packed decode twin: f32 on the CPU, or bf16 where the CPU kernel is built
+// with AVX512-BF16 (cpu::packed_bf16_fast; elsewhere oneDNN's bf16 matmul is faster).
 bool packable(const Tensor& w);
 // x runs on the packed twin: there is one, no gradients are recorded, and x is at most
-// Linear::kPackedRows f32 rows on the CPU.
+// Linear::kPackedRows rows on the CPU in the twin's dtype.
 bool use_packed(const Tensor& packed, const Tensor& x);
 
 class Embedding : public Module {

@@ -177,29 +177,36 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
 }
 
 Tensor pack_linear_weight(const Tensor& w) {
-  FORGE_CHECK(w.dim() == 2 && w.dtype() == DType::F32 && w.device().is_cpu(),
-              "pack_linear_weight: needs an f32 [out, in] weight on the CPU, got ", dtype_name(w.dtype()), " ",
+  FORGE_CHECK(w.dim() == 2 && (w.dtype() == DType::F32 || w.dtype() == DType::BF16) && w.device().is_cpu(),
+              "pack_linear_weight: needs an f32 or bf16 [out, in] weight on the CPU, got ", dtype_name(w.dtype()), " ",
               shape_str(w.shape()));
   const int64_t N = w.size(0), K = w.size(1);
   Tensor rows = w.detach().contiguous();
-  Tensor p = Tensor::empty({cpu::packed_floats(N, K)}, DType::F32);
-  cpu::pack_panels(rows.data<float>(), K, N, K, p.data<float>());
+  Tensor p = Tensor::empty({cpu::packed_elems(N, K)}, w.dtype());
+  if (w.dtype() == DType::BF16) cpu::pack_panels(rows.data<bf16>(), K, N, K, p.data<bf16>());
+  else cpu::pack_panels(rows.data<float>(), K, N, K, p.data<float>());
   return p;
 }
 
 Tensor linear_packed(const Tensor& x, const Tensor& packed, int64_t out_features, const Tensor& b) {
   FORGE_CHECK(!needs_grad({x, b}), "linear_packed: inference only (no gradient)");
-  FORGE_CHECK(x.dtype() == DType::F32 && x.device().is_cpu(), "linear_packed: needs f32 input on the CPU");
+  const bool half = packed.dtype() == DType::BF16;
+  FORGE_CHECK(x.dtype() == packed.dtype() && x.device().is_cpu(), "linear_packed: needs ", dtype_name(packed.dtype()),
+              " input on the CPU (the packed weight's dtype), got ", dtype_name(x.dtype()));
   const int64_t K = x.size(-1), N = out_features;
-  FORGE_CHECK(packed.numel() == cpu::packed_floats(N, K), "linear_packed: packed weight holds ", packed.numel(),
-              " floats, not the ", cpu::packed_floats(N, K), " of [", N, ", ", K, "]");
+  FORGE_CHECK(packed.numel() == cpu::packed_elems(N, K), "linear_packed: packed weight holds ", packed.numel(),
+              " elements, not the ", cpu::packed_elems(N, K), " of [", N, ", ", K, "]");
   Shape os(x.shape().begin(), x.shape().end() - 1);
   os.push_back(N);
   Tensor x2 = x.detach().reshape({-1, K}).contiguous();
   Tensor y = Tensor::empty({x2.size(0), N}, DType::F32);
-  cpu::packed_gemm(x2.size(0), N, K, x2.data<float>(), K, packed.data<float>(), y.data<float>(), N);
-  if (b.defined()) y = add(y, b.detach());
-  return y.view(os);
+  if (half)
+    cpu::packed_gemm(x2.size(0), N, K, x2.data<bf16>(), K, packed.data<bf16>(), y.data<float>(), N);
+  else
+    cpu::packed_gemm(x2.size(0), N, K, x2.data<float>(), K, packed.data<float>(), y.data<float>(), N);
+  // bf16: the bias joins the f32 sums, then one rounding to bf16, as the matmul path rounds once.
+  if (b.defined()) y = add(y, b.detach().to(DType::F32));
+  return (half ? y.to(DType::BF16) : y).view(os);
 }
 
 }  // namespace forge
