@@ -42,9 +42,11 @@ inline __m512 load16(const bf16* p) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
+// Rows [0, R) of X against one panel P: Y's `live` columns of it (kPanel but in the last panel).
+// Fetches rows k = pass, pass + passes, ... of the next panel (see run_packed).
 template <int R, typename T>
 void panel_rows(int64_t K, const float* X, int64_t ldx, const T* P, float* Y, int64_t ldy, int64_t live,
-                const T* next, int64_t pass, int64_t blocks) {
+                const T* next, int64_t pass, int64_t passes) {
   // The loops over m and v unroll (constant trips), so the accumulators stay in registers.
   __m512 acc[R][kVecs];
 #pragma GCC unroll 8
@@ -54,7 +56,7 @@ void panel_rows(int64_t K, const float* X, int64_t ldx, const T* P, float* Y, in
   int64_t until_fetch = pass;
   for (int64_t k = 0; k < K; ++k) {
     if (next && until_fetch-- == 0) {
-      until_fetch = blocks - 1;
+      until_fetch = passes - 1;
       fetch_row(next + k * kPanel);
     }
     __m512 b[kVecs];
