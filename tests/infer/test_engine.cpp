@@ -11,6 +11,7 @@
 #include "infer/engine.h"
 #include "infer/generate.h"
 #include "infer/stop_strings.h"
+#include "kernels/cpu/packed_gemm.h"
 #include "models/pretrained.h"
 #include "peft/adapter_io.h"
 #include "peft/lora.h"
@@ -32,8 +33,8 @@ class EngineTest : public ::testing::Test {
     dir_ = testing::fresh_temp_dir("forge_engine_model");
     testing::make_tiny_model_dir(dir_, 7, 0.2);
   }
-  std::unique_ptr<Engine> make_engine(EngineConfig cfg = {}) {
-    model_ = models::load_model(dir_);
+  std::unique_ptr<Engine> make_engine(EngineConfig cfg = {}, DType weights = DType::F32) {
+    model_ = models::load_model(dir_, weights);
     tok_ = data::Tokenizer::from_dir(dir_);
     if (cfg.max_model_len == 0) cfg.max_model_len = 256;
     return std::make_unique<Engine>(model_, tok_, models::stop_token_ids(dir_, model_->config()), cfg);
@@ -136,6 +137,26 @@ TEST_F(EngineTest, ConcurrentRequestsEqualOneAtATimeAlsoUnderPreemption) {
     for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(batched[i].tokens, solo[i].tokens) << "request " << i;
     EXPECT_GT(e->counters().preemptions, 0) << "the KV budget was meant to force preemption";
   }
+}
+
+// bf16 weights decode on their packed bf16 twins (steps of up to 64 rows): each row's sums are
+// its own, so a batch of 16 gives each request the tokens it gets alone.
+TEST_F(EngineTest, Bf16WeightsConcurrentRequestsEqualOneAtATime) {
+  EngineConfig cfg;
+  cfg.max_num_batched_tokens = 64;  // every step within the packed path's 64 rows
+  auto solo_engine = make_engine(cfg, DType::BF16);
+  std::vector<Request> reqs;
+  for (int i = 0; i < 16; ++i) reqs.push_back(greedy(i, 5 + (i * 7) % 40, 8 + i % 9));
+  std::vector<Result> solo;
+  for (auto& r : reqs) solo.push_back(run(*solo_engine, {r})[0]);
+  auto e = make_engine(cfg, DType::BF16);
+  auto batched = run(*e, reqs);
+  for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(batched[i].tokens, solo[i].tokens) << "request " << i;
+  int twins = 0;  // the engine gave the model its decode twins, in bf16
+  for (auto& [name, m] : model_->named_modules())
+    if (auto lin = std::dynamic_pointer_cast<nn::Linear>(m); lin && lin->packed.defined())
+      twins += lin->packed.dtype() == DType::BF16;
+  EXPECT_EQ(twins > 0, cpu::packed_bf16_fast());
 }
 
 // forge serve runs the engine on the thread that loaded the model (see Engine::run): requests come
