@@ -33,36 +33,29 @@ float row_max(const T* x, int64_t n, float init = -std::numeric_limits<float>::i
   return m;
 }
 
-// x[0] + ... + x[n-1] (and the same of squares): 16 lane sums folded pairwise, then the tail.
-template <typename T>
-float row_sum(const T* x, int64_t n) {
+// f(x[0]) + ... + f(x[n-1]): 16 lane sums folded pairwise, then the tail.
+template <typename T, class F>
+float lane_sum(const T* x, int64_t n, F f) {
   float lane[kReduceLanes] = {};
   int64_t i = 0;
   for (; i + kReduceLanes <= n; i += kReduceLanes)
 #pragma omp simd
-    for (int l = 0; l < kReduceLanes; ++l) lane[l] += load_f32(x + i + l);
+    for (int l = 0; l < kReduceLanes; ++l) lane[l] += f(load_f32(x + i + l));
   float tail = 0.0f;
-  for (; i < n; ++i) tail += load_f32(x + i);
+  for (; i < n; ++i) tail += f(load_f32(x + i));
   for (int w = kReduceLanes / 2; w >= 1; w /= 2)
     for (int l = 0; l < w; ++l) lane[l] += lane[l + w];
   return lane[0] + tail;
 }
 
 template <typename T>
+float row_sum(const T* x, int64_t n) {
+  return lane_sum(x, n, [](float v) { return v; });
+}
+
+template <typename T>
 float row_sum_squares(const T* x, int64_t n) {
-  float lane[kReduceLanes] = {};
-  int64_t i = 0;
-  for (; i + kReduceLanes <= n; i += kReduceLanes)
-#pragma omp simd
-    for (int l = 0; l < kReduceLanes; ++l) {
-      const float v = load_f32(x + i + l);
-      lane[l] += v * v;
-    }
-  float tail = 0.0f;
-  for (; i < n; ++i) tail += load_f32(x + i) * load_f32(x + i);
-  for (int w = kReduceLanes / 2; w >= 1; w /= 2)
-    for (int l = 0; l < w; ++l) lane[l] += lane[l + w];
-  return lane[0] + tail;
+  return lane_sum(x, n, [](float v) { return v * v; });
 }
 
 // row[i] = exp(row[i] - m) in place; returns their sum, added in 16 lanes then folded in order

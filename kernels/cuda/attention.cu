@@ -65,6 +65,26 @@ __device__ void load_tile(float (*tile)[D], const float* src, int64_t row_stride
   for (int x = threadIdx.x; x < n * D; x += blockDim.x) tile[x / D][x % D] = src[(r0 + x / D) * row_stride + x % D];
 }
 
+// The query row a thread of a kernel over query rows works on (SPLIT lanes share a row): batch
+// element b, head h and its kv head hk from blockIdx.y, row i from blockIdx.x and the thread,
+// this lane's part of the row, and whether the row exists (i < T).
+struct QueryRow {
+  int64_t b, h, hk, i;
+  int part;
+  bool active;
+};
+template <int D>
+__device__ __forceinline__ QueryRow query_row(const AttnShape& s) {
+  QueryRow r;
+  r.b = blockIdx.y / s.Hq;
+  r.h = blockIdx.y % s.Hq;
+  r.hk = r.h / (s.Hq / s.Hkv);
+  r.part = threadIdx.x % Cfg<D>::SPLIT;
+  r.i = int64_t(blockIdx.x) * kRows + threadIdx.x / Cfg<D>::SPLIT;
+  r.active = r.i < s.T;
+  return r;
+}
+
 // Key j visible to query i (same batch element).
 __device__ __forceinline__ bool visible(const AttnShape& s, int64_t b, int64_t i, int64_t j) {
   if (s.causal && j > i + (s.S - s.T)) return false;
@@ -77,10 +97,7 @@ __global__ void __launch_bounds__(Cfg<D>::THREADS)
                AttnStrides vs, float* o, float* lse) {
   using C = Cfg<D>;
   __shared__ float Kt[C::TILE][D], Vt[C::TILE][D];
-  const int64_t b = blockIdx.y / s.Hq, h = blockIdx.y % s.Hq, hk = h / (s.Hq / s.Hkv);
-  const int part = threadIdx.x % C::SPLIT;
-  const int64_t i = int64_t(blockIdx.x) * kRows + threadIdx.x / C::SPLIT;
-  const bool active = i < s.T;
+  const auto [b, h, hk, i, part, active] = query_row<D>(s);
   float qr[C::E], acc[C::E];
   const float* qrow = q + b * qs.b + h * qs.h + (active ? i : 0) * qs.l;
 #pragma unroll
@@ -145,10 +162,7 @@ __global__ void __launch_bounds__(Cfg<D>::THREADS)
               AttnStrides vs, const float* dout, const float* lse, const float* delta, float* dq) {
   using C = Cfg<D>;
   __shared__ float Kt[C::TILE][D], Vt[C::TILE][D];
-  const int64_t b = blockIdx.y / s.Hq, h = blockIdx.y % s.Hq, hk = h / (s.Hq / s.Hkv);
-  const int part = threadIdx.x % C::SPLIT;
-  const int64_t i = int64_t(blockIdx.x) * kRows + threadIdx.x / C::SPLIT;
-  const bool active = i < s.T;
+  const auto [b, h, hk, i, part, active] = query_row<D>(s);
   const int64_t row = (b * s.Hq + h) * s.T + (active ? i : 0);
   float qr[C::E], dor[C::E], acc[C::E];
   const float* qrow = q + b * qs.b + h * qs.h + (active ? i : 0) * qs.l;

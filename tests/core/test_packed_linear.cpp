@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "core/autograd.h"
@@ -24,15 +25,22 @@ double max_rel_diff(const Tensor& a, const Tensor& b) {
   return worst;
 }
 
+// Rows (1, a partial 8-row block, several blocks), features not a multiple of the 48-wide panel
+// or of a vector, and K from 1 to 101.
+struct Shape3 {
+  int64_t M, N, K;
+};
+const Shape3 kAwkward[] = {{1, 50, 37}, {7, 97, 64},   {13, 48, 5}, {64, 130, 100},
+                           {3, 17, 8},  {64, 130, 101}, {3, 17, 1}};
+
+std::string shape_name(const Shape3& s) {
+  return std::to_string(s.M) + "x" + std::to_string(s.N) + "x" + std::to_string(s.K);
+}
+
 TEST(PackedLinear, MatchesLinearOnAwkwardShapes) {
   NoGradGuard ng;
-  // rows (1, a partial 8-row block, several blocks), features not a multiple of the 48-wide
-  // panel or of a vector, and a K of 5 and of 100.
-  struct Shape3 {
-    int64_t M, N, K;
-  };
-  for (Shape3 s : {Shape3{1, 50, 37}, Shape3{7, 97, 64}, Shape3{13, 48, 5}, Shape3{64, 130, 100}, Shape3{3, 17, 8}}) {
-    SCOPED_TRACE(std::to_string(s.M) + "x" + std::to_string(s.N) + "x" + std::to_string(s.K));
+  for (Shape3 s : kAwkward) {
+    SCOPED_TRACE(shape_name(s));
     Tensor x = randn({s.M, s.K}), w = randn({s.N, s.K}), b = randn({s.N});
     Tensor p = pack_linear_weight(w);
     EXPECT_LE(max_rel_diff(linear_packed(x, p, s.N, b), linear(x, w, b)), 1e-5);
@@ -58,12 +66,8 @@ std::vector<double> reference(const Tensor& x, const Tensor& w, const Tensor& b)
 
 TEST(PackedLinear, Bf16MatchesTheExactProductOnAwkwardShapes) {
   NoGradGuard ng;
-  // As above, plus a K of 101 and of 1.
-  struct Shape3 {
-    int64_t M, N, K;
-  };
-  for (Shape3 s : {Shape3{1, 50, 37}, Shape3{7, 97, 64}, Shape3{13, 48, 5}, Shape3{64, 130, 101}, Shape3{3, 17, 1}}) {
-    SCOPED_TRACE(std::to_string(s.M) + "x" + std::to_string(s.N) + "x" + std::to_string(s.K));
+  for (Shape3 s : kAwkward) {
+    SCOPED_TRACE(shape_name(s));
     Tensor x = randn({s.M, s.K}).to(DType::BF16), w = randn({s.N, s.K}).to(DType::BF16),
            b = randn({s.N}).to(DType::BF16);
     Tensor p = pack_linear_weight(w);
