@@ -7,6 +7,7 @@
 #include "kernels/cpu/paged_attention.h"
 
 #include <omp.h>
+#include <xmmintrin.h>
 
 #include <Eigen/Dense>
 #include <algorithm>
@@ -125,6 +126,18 @@ void weighted_values(const Cache<T>& c, const int32_t* table, int64_t hk, const 
   }
 }
 
+// Asks for a value tile to be in L2 by the time the weighted sum reaches it. The direct path
+// issues it while it scores the same block: a value tile is a block's other cold 1.5-3 KB, and
+// without the hint the weighted sum waits on it after the softmax. A decode step's K/V come from
+// memory, pushed out of cache by the weights: with the hint (and the parallel cache write below)
+// stories15M's 32-sequence decode steps took 4-6% less time, alternating step by step in one
+// process; a cache-hot harness saw no change.
+template <typename T>
+void prefetch_tile(const T* tile, int64_t elems) {
+  const char* a = reinterpret_cast<const char*>(tile);
+  for (int64_t x = 0; x < elems * int64_t(sizeof(T)); x += 64) _mm_prefetch(a + x, _MM_HINT_T1);
+}
+
 // Direct path: each query row (row, head) scores the blocks it sees, softmax, weighted values.
 template <int NC, typename T>
 void attend_direct(const Cache<T>& c, const Task& t, int64_t first_pos, std::vector<float>& p,
@@ -140,14 +153,18 @@ void attend_direct(const Cache<T>& c, const Task& t, int64_t first_pos, std::vec
         p.resize(blocks * bs);
         const float* qv = c.q + c.qrow(t, r, h);
         for (int64_t d = 0; d < D; ++d) qs[d] = qv[d] * c.s.scale;
+        const bool first_of_head = r == 0 && g == 0;  // later rows find the values in cache
         int64_t b = 0;
         if (bs == kLanes) {
           for (; b + 4 <= blocks; b += 4) {
+            if (first_of_head)
+              for (int64_t j = b; j < b + 4; ++j) prefetch_tile(c.v + c.tile(table, j, hk), D * bs);
             const T* kt[4] = {c.k + c.tile(table, b, hk), c.k + c.tile(table, b + 1, hk), c.k + c.tile(table, b + 2, hk),
                               c.k + c.tile(table, b + 3, hk)};
             tile_scores<4>(qs.data(), kt, D, p.data() + b * bs);
           }
           for (; b < blocks; ++b) {
+            if (first_of_head) prefetch_tile(c.v + c.tile(table, b, hk), D * bs);
             const T* kt[1] = {c.k + c.tile(table, b, hk)};
             tile_scores<1>(qs.data(), kt, D, p.data() + b * bs);
           }
@@ -250,9 +267,12 @@ void run_typed(const PagedAttnShape& s, const float* q, const void* k, const voi
 template <typename T>
 void write_typed(int64_t N, int64_t Hkv, int64_t D, int64_t bs, const float* k, const float* v,
                  const int64_t* slots, T* k_cache, T* v_cache) {
+  // A token's key lands as D scattered elements of a transposed tile, each its own cache line
+  // (and often a miss): a decode step's writes are worth splitting over threads.
+#pragma omp parallel for collapse(2) schedule(static) if (N * Hkv * D >= 4096)
   for (int64_t i = 0; i < N; ++i) {
-    const int64_t block = slots[i] / bs, off = slots[i] % bs;
     for (int64_t h = 0; h < Hkv; ++h) {
+      const int64_t block = slots[i] / bs, off = slots[i] % bs;
       const float* kr = k + (i * Hkv + h) * D;
       const float* vr = v + (i * Hkv + h) * D;
       T* kt = k_cache + (block * Hkv + h) * D * bs;
