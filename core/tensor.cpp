@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/autograd.h"
+#include "core/cpu_allocator.h"
 #include "core/error.h"
 #include "core/ops.h"
 #include "core/ops/common.h"
@@ -28,15 +29,15 @@ std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
   s->device = device;
   if (device.is_cpu()) {
     size_t rounded = ((nbytes + 63) / 64) * 64;
-    void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
-    FORGE_CHECK(p, "out of CPU memory allocating ", nbytes, " bytes");
+    const cpu_alloc::Block b = cpu_alloc::allocate(rounded);
+    FORGE_CHECK(b.ptr, "out of CPU memory allocating ", nbytes, " bytes");
     size_t now = g_cpu_in_use += rounded;
     size_t peak = g_cpu_peak.load();
     while (now > peak && !g_cpu_peak.compare_exchange_weak(peak, now)) {
     }
-    s->data = std::shared_ptr<void>(p, [rounded](void* q) {
+    s->data = std::shared_ptr<void>(b.ptr, [rounded, b](void*) {
       g_cpu_in_use -= rounded;
-      std::free(q);
+      cpu_alloc::release(b);
     });
   } else {
     int dev = device.index;
