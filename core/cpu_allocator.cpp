@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <list>
@@ -28,7 +29,12 @@ size_t default_limit() {
     std::fprintf(stderr, "forge: FORGE_CPU_CACHE_MB=%s is not a number of MiB; using the default\n", env);
   }
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-  return pages > 0 && page > 0 ? size_t(pages) * size_t(page) / 8 : size_t(1) << 30;
+  const size_t ram = pages > 0 && page > 0 ? size_t(pages) * size_t(page) : size_t(8) << 30;
+  // Ranks that mpirun starts on this node share its memory (OpenMPI, MPICH).
+  size_t local_ranks = 1;
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"})
+    if (const char* v = std::getenv(name)) local_ranks = std::max<size_t>(1, std::strtoull(v, nullptr, 10));
+  return ram / 8 / local_ranks;
 }
 
 bool huge_pages_on() {

@@ -24,8 +24,8 @@ struct Stats {
 };
 Stats stats();
 
-// The most bytes kept free. The default is 1/8 of physical memory; FORGE_CPU_CACHE_MB overrides
-// it, and 0 turns keeping off. Lowering it releases the least recently freed blocks first.
+// The most bytes kept free. The default is 1/8 of physical memory, shared by the ranks mpirun
+// starts on the node; FORGE_CPU_CACHE_MB overrides it, and 0 turns keeping off. Lowering it releases the least recently freed blocks first.
 size_t cache_limit();
 void set_cache_limit(size_t bytes);
 
