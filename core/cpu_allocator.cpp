@@ -42,19 +42,24 @@ bool huge_pages_on() {
   return !(env && std::string(env) == "0");
 }
 
-// New memory for a large block of n bytes (a multiple of kRound); n grows to a whole number of
-// huge pages when it gets them. Huge pages: a 61 MB weight stream needs 31 TLB entries instead
-// of 15,000, and a first touch faults once per 2 MiB (stories15M batch-1 decode 0-20% faster,
-// training 2-3%; the kernel gives them only to memory marked so, THP "madvise" mode).
-void* new_block(size_t& n) {
+// The size of the block that serves a large request: 64 KiB granules, or whole huge pages from
+// 4 MiB up. Huge pages: a 61 MB weight stream needs 31 TLB entries instead of 15,000, and a first
+// touch faults once per 2 MiB (stories15M batch-1 decode 0-20% faster, training 2-3%; the kernel
+// gives them only to memory marked so, THP "madvise" mode).
+bool on_huge_pages(size_t n) {
   static const bool huge = huge_pages_on();
-  if (huge && n >= kHuge) {
-    n = round_up(n, kHugePage);
-    void* p = std::aligned_alloc(kHugePage, n);
-    if (p) madvise(p, n, MADV_HUGEPAGE);  // a hint: where the kernel says no, small pages serve
-    return p;
-  }
-  return std::aligned_alloc(64, n);
+  return huge && n >= kHuge;
+}
+size_t block_size(size_t bytes) {
+  const size_t n = round_up(bytes, kRound);
+  return on_huge_pages(n) ? round_up(n, kHugePage) : n;
+}
+
+void* new_block(size_t n) {
+  if (!on_huge_pages(n)) return std::aligned_alloc(64, n);
+  void* p = std::aligned_alloc(kHugePage, n);
+  if (p) madvise(p, n, MADV_HUGEPAGE);  // a hint: where the kernel says no, small pages serve
+  return p;
 }
 
 // Free blocks in the order they were freed (front: least recent) and by size (for best fit).
@@ -103,7 +108,7 @@ Block allocate(size_t bytes) {
     const size_t n = bytes == 0 ? 64 : round_up(bytes, 64);
     return {std::aligned_alloc(64, n), n};
   }
-  size_t n = round_up(bytes, kRound);
+  const size_t n = block_size(bytes);
   Cache& c = cache();
   {
     std::lock_guard<std::mutex> g(c.mu);

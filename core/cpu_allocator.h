@@ -13,7 +13,8 @@ struct Block {
   size_t bytes = 0;  // the block's real size, at least what was asked for
 };
 
-// 64-byte aligned. A kept block is reused for a request of up to its size and at least 4/5 of it.
+// 64-byte aligned. A kept block serves a request whose block size (64 KiB granules, whole huge
+// pages from 4 MiB) is at most its size and at least 4/5 of it.
 Block allocate(size_t bytes);
 void release(Block b);
 
@@ -25,7 +26,8 @@ struct Stats {
 Stats stats();
 
 // The most bytes kept free. The default is 1/8 of physical memory, shared by the ranks mpirun
-// starts on the node; FORGE_CPU_CACHE_MB overrides it, and 0 turns keeping off. Lowering it releases the least recently freed blocks first.
+// starts on the node; FORGE_CPU_CACHE_MB overrides it, and 0 turns keeping off. Lowering it
+// releases the least recently freed blocks first.
 size_t cache_limit();
 void set_cache_limit(size_t bytes);
 

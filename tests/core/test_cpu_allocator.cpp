@@ -68,6 +68,9 @@ TEST_F(CpuAllocator, BlocksOfFourMiBAndMoreAreWholeHugePages) {
   EXPECT_EQ(reinterpret_cast<uintptr_t>(b.ptr) % (2 * MiB), 0u);
   std::memset(b.ptr, 1, b.bytes);
   cpu_alloc::release(b);
+  cpu_alloc::Block again = cpu_alloc::allocate(4 * MiB + MiB / 2);  // also 6 MiB: the same block
+  EXPECT_EQ(again.ptr, b.ptr);
+  cpu_alloc::release(again);
   cpu_alloc::Block c = cpu_alloc::allocate(3 * MiB);  // below 4 MiB: 64 KiB granules
   EXPECT_EQ(c.bytes, 3 * MiB);
   cpu_alloc::release(c);
