@@ -11,19 +11,12 @@
 namespace forge::cpu {
 namespace {
 
-// log(sum(exp(x - m))) + m, with lanes so the loop vectorises.
+// log(sum(exp(x - m))) + m, summed in lanes so the loop vectorises.
 template <typename T>
 float row_logsumexp(const T* x, int64_t V) {
-  float m = row_max(x, V);
+  const float m = row_max(x, V);
   if (m == -std::numeric_limits<float>::infinity()) return m;
-  float acc[16] = {};
-  int64_t i = 0;
-  for (; i + 16 <= V; i += 16)
-    for (int l = 0; l < 16; ++l) acc[l] += exp_f32(load_f32(x + i + l) - m);
-  float s = 0.0f;
-  for (; i < V; ++i) s += exp_f32(load_f32(x + i) - m);
-  for (int l = 0; l < 16; ++l) s += acc[l];
-  return m + std::log(s);
+  return m + std::log(lane_sum(x, V, [m](float v) { return exp_f32(v - m); }));
 }
 }  // namespace
 
