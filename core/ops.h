@@ -65,8 +65,8 @@ Tensor max(const Tensor& x, const std::vector<int64_t>& dims = {}, bool keepdim 
 Tensor matmul(const Tensor& a, const Tensor& b);
 // x [..., in] @ w[out, in]^T + b[out] (the nn.Linear layout).
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());
-// Inference twin of linear for decode steps (kernels/cpu/packed_gemm.h): the f32 weight packed
-// once into panels, then x @ w^T + b from them, each output the same bits whatever the batch.
+// Inference twin of linear for decode steps (kernels/cpu/packed_gemm.h): the f32 or bf16 weight
+// packed once into panels, then x @ w^T + b from them, each output the same bits whatever the batch.
 Tensor pack_linear_weight(const Tensor& w);
 Tensor linear_packed(const Tensor& x, const Tensor& packed, int64_t out_features, const Tensor& b = Tensor());
 

@@ -101,10 +101,11 @@ class CausalLM : public nn::Module {
   // Names, shapes, values and saved files are unchanged. Inference only: optimisers expect
   // contiguous parameters.
   void store_weights_transposed();
-  // For serving on the CPU: every f32 Linear (and a tied LM head) also gets a packed inference
-  // twin (nn::Linear::packed) that decode steps of up to 64 rows run on: ~1.3x oneDNN's sgemm at
-  // a stories15M step's shapes and 32 rows, and a row's logits are the same bits whatever else is
-  // in the batch. Costs a second copy of the f32 weights. Inference only: the twins are frozen.
+  // For serving on the CPU: every packable Linear (f32, or bf16 with AVX-512: nn::packable) and a
+  // tied LM head also gets a packed inference twin (nn::Linear::packed) that decode steps of up to
+  // 64 rows run on: ~1.3x oneDNN's sgemm at a stories15M step's shapes and 32 rows, and a row's
+  // logits are the same bits whatever else is in the batch. Costs a second copy of the weights.
+  // Inference only: the twins are frozen.
   void pack_for_decode();
 
   // Re-initialises every weight as HF does: normal(0, std) for Linear/Embedding, biases 0, norms 1.

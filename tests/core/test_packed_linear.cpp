@@ -92,21 +92,21 @@ TEST(PackedLinear, Bf16MatchesTheExactProductOnAwkwardShapes) {
 
 TEST(PackedLinear, ARowIsTheSameBitsInAnyBatchAndThreadCount) {
   for (DType dt : {DType::F32, DType::BF16}) {
-  SCOPED_TRACE(dtype_name(dt));
-  NoGradGuard ng;
-  const int64_t M = 21, N = 200, K = 97;
-  Tensor x = randn({M, K}).to(dt), w = randn({N, K}).to(dt);
-  Tensor p = pack_linear_weight(w);
-  const std::vector<float> all = linear_packed(x, p, N).to_float_vector();
-  for (int64_t r = 0; r < M; ++r) {
-    const std::vector<float> alone = linear_packed(x.narrow(0, r, 1), p, N).to_float_vector();
-    EXPECT_EQ(alone, std::vector<float>(all.begin() + r * N, all.begin() + (r + 1) * N)) << "row " << r;
-  }
-  const int threads = omp_get_max_threads();
-  omp_set_num_threads(1);
-  const std::vector<float> one_thread = linear_packed(x, p, N).to_float_vector();
-  omp_set_num_threads(threads);
-  EXPECT_EQ(one_thread, all);
+    SCOPED_TRACE(dtype_name(dt));
+    NoGradGuard ng;
+    const int64_t M = 21, N = 200, K = 97;
+    Tensor x = randn({M, K}).to(dt), w = randn({N, K}).to(dt);
+    Tensor p = pack_linear_weight(w);
+    const std::vector<float> all = linear_packed(x, p, N).to_float_vector();
+    for (int64_t r = 0; r < M; ++r) {
+      const std::vector<float> alone = linear_packed(x.narrow(0, r, 1), p, N).to_float_vector();
+      EXPECT_EQ(alone, std::vector<float>(all.begin() + r * N, all.begin() + (r + 1) * N)) << "row " << r;
+    }
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const std::vector<float> one_thread = linear_packed(x, p, N).to_float_vector();
+    omp_set_num_threads(threads);
+    EXPECT_EQ(one_thread, all);
   }
 }
 
