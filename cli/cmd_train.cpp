@@ -16,6 +16,8 @@ int cmd_train(const Args& args) {
         "loss_curve.svg, recipe.yaml (as resolved), data/ (token caches), checkpoints/, and adapter/\n"
         "(LoRA, PEFT format) or model/ (full finetune). A run resumes from its newest valid checkpoint\n"
         "(checkpoint.resume: auto). --check validates the recipe, prints it resolved, and stops.\n"
+        "Ctrl-C, SIGTERM or SIGUSR1 (Slurm's --signal; mpirun forwards it) stop the run after its current\n"
+        "step with a checkpoint; a second Ctrl-C or SIGTERM quits at once.\n"
         "Distributed: mpirun -np N forge train RECIPE parallel.dp=N [parallel.zero=1|2] (docs/distributed.md).\n"
         "Keys (docs/recipes.md explains each):\n");
     for (auto& k : train::recipe_keys()) std::printf("  %s\n", k.c_str());
@@ -30,6 +32,7 @@ int cmd_train(const Args& args) {
     return 0;
   }
   train::TrainSummary s = train::run_training(r);
+  if (s.stopped_by) return 128 + s.stopped_by;  // the shell's code for death by that signal
   if (parallel::world().rank() != 0) return 0;  // rank 0 speaks for a parallel run
   std::printf("steps %lld, loss %.4f -> %.4f, %.0f tokens/s", (long long)s.steps, s.first_loss, s.last_loss,
               s.tokens_per_s);

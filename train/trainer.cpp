@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -26,6 +27,7 @@
 #include "parallel/zero3.h"
 #include "peft/adapter_io.h"
 #include "train/checkpoint.h"
+#include "train/stop_request.h"
 #include "train/datasets.h"
 #include "train/init_model.h"
 #include "train/metrics.h"
@@ -369,10 +371,19 @@ TrainSummary run_training(const Recipe& r) {
   int64_t stall_step = -1;
   if (const char* st = std::getenv("FORGE_TEST_STALL"); st && std::atoi(st) == world.rank())
     stall_step = std::atoll(std::strchr(st, ':') ? std::strchr(st, ':') + 1 : "1");
+  // FORGE_TEST_SIGNAL=RANK:STEP:SIGNUM (stop-request tests): that rank raises the signal as the step starts.
+  int64_t signal_step = -1;
+  int test_signal = 0;
+  if (const char* ts = std::getenv("FORGE_TEST_SIGNAL")) {
+    int rank = -1;
+    long long st = -1;
+    if (std::sscanf(ts, "%d:%lld:%d", &rank, &st, &test_signal) == 3 && rank == world.rank()) signal_step = st;
+  }
   auto t_run = Clock::now();
   int64_t run_tokens = 0, steady_tokens = 0;
   double run_seconds = 0, steady_seconds = 0;
   bool saved_last = have && start == total;
+  StopRequest stop_request;
   for (int64_t s = start; s < total; ++s) {
     const StepPlan& sp = plan[size_t(s)];
     parallel::set_step(s + 1);
@@ -380,6 +391,7 @@ TrainSummary run_training(const Recipe& r) {
       std::fprintf(stderr, "forge train: FORGE_TEST_STALL: rank %d stalls at step %lld\n", world.rank(), (long long)(s + 1));
       for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
     }
+    if (signal_step == s + 1) std::raise(test_signal);
     auto t0 = Clock::now();
     // Every stage and tp rank of a dp replica builds the same rows (each stage needs the ids,
     // positions or labels); micro-batches without targets (an empty share at an epoch's end) are
@@ -457,13 +469,41 @@ TrainSummary run_training(const Recipe& r) {
     std::snprintf(status, sizeof status, " loss %.4f lr %.2e %.0f tok/s", loss, lr, double(tokens) / dt);
     bar.update(step, status);
     saved_last = false;
-    if ((r.checkpoint.every > 0 && step % r.checkpoint.every == 0) || step == total) {
+    // Every rank stops after the same step, whichever ranks the signal reached.
+    int sig = stop_request.signal();
+    if (world.size() > 1) sig = int(world.reduce({double(sig)}, parallel::ReduceOp::Max)[0]);
+    if ((r.checkpoint.every > 0 && step % r.checkpoint.every == 0) || step == total || sig) {
       save_ckpt(step);
       saved_last = step == total;
     }
+    if (sig && step < total) {
+      sum.stopped_by = sig;
+      sum.stopped_at = step;
+      break;
+    }
   }
-  if (!saved_last && total > 0 && start < total) save_ckpt(total);
+  if (!saved_last && total > 0 && start < total && !sum.stopped_by) save_ckpt(total);
   bar.finish();
+  auto write_curve = [&] {
+    Curve train_curve, eval_curve;
+    read_loss_curves(metrics->path(), train_curve, eval_curve);
+    write_loss_curve_svg(r.output.dir + "/loss_curve.svg", train_curve, eval_curve,
+                         "forge train: " + fs::path(r.output.dir).filename().string());
+    std::fprintf(stderr, "forge train: metrics -> %s, loss curve -> %s/loss_curve.svg\n", metrics->path().c_str(),
+                 r.output.dir.c_str());
+  };
+  if (sum.stopped_by) {
+    if (lead) {
+      write_curve();
+      std::fprintf(stderr,
+                   "forge train: %s: stopped after step %lld of %lld; checkpoint %s%s\n"
+                   "forge train: the same command with checkpoint.resume=auto continues from there\n",
+                   signal_name(sum.stopped_by), (long long)sum.stopped_at, (long long)total,
+                   checkpoint_path(ckpt_dir, sum.stopped_at).c_str(), world.size() > 1 ? " (and one for each other rank)" : "");
+    }
+    world.barrier();
+    return sum;
+  }
   sum.tokens_per_s = run_seconds > 0 ? double(run_tokens) / run_seconds : 0;
   sum.steady_tokens_per_s = steady_seconds > 0 ? double(steady_tokens) / steady_seconds : 0;
 
@@ -497,12 +537,7 @@ TrainSummary run_training(const Recipe& r) {
       models::save_model(*model, sum.model_dir);
       std::fprintf(stderr, "forge train: model -> %s\n", sum.model_dir.c_str());
     }
-    Curve train_curve, eval_curve;
-    read_loss_curves(metrics->path(), train_curve, eval_curve);
-    write_loss_curve_svg(r.output.dir + "/loss_curve.svg", train_curve, eval_curve,
-                         "forge train: " + fs::path(r.output.dir).filename().string());
-    std::fprintf(stderr, "forge train: metrics -> %s, loss curve -> %s/loss_curve.svg\n", metrics->path().c_str(),
-                 r.output.dir.c_str());
+    write_curve();
   }
   world.barrier();  // nobody leaves before the files are written
   return sum;

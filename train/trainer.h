@@ -21,6 +21,10 @@ struct TrainSummary {
   double steady_peak_bytes = 0;
   std::string adapter_dir;  // output.dir/adapter (LoRA) or ""
   std::string model_dir;    // output.dir/model (full finetune) or ""
+  // A stop request (train/stop_request.h) ended the run early: the signal, and the step whose
+  // checkpoint was written. No adapter or model is written then.
+  int stopped_by = 0;
+  int64_t stopped_at = 0;
 };
 
 // Runs a validated recipe. Writes to r.output.dir: recipe.yaml, metrics.jsonl, loss_curve.svg,

@@ -2,7 +2,8 @@
 # forge train / data / merge end to end through the real binary: bad recipes and bad data lines
 # are refused with file and line; the token cache is plain HDF5 (read by h5py) and is reused;
 # a run killed (SIGKILL) while writing a checkpoint resumes from the previous valid one and repeats
-# the uninterrupted run's losses exactly; the adapter has PEFT's layout and the merged model equals
+# the uninterrupted run's losses exactly, and so does a run stopped by SIGTERM (or Ctrl-C) after a
+# step; the adapter has PEFT's layout and the merged model equals
 # base + adapter (both checked by Python code that shares nothing with Forge).
 # usage: test_train.sh FORGE_BINARY PYTHON
 set -euo pipefail
@@ -102,6 +103,35 @@ for d in a:
         assert {"step", "loss", "lr", "tokens_per_s"} <= set(d), d
 PY
 grep -q "<polyline" run/loss_curve.svg || fail "no loss curve"
+
+# A stop request (SIGTERM as step 3 starts): step 3 finishes, its checkpoint is written, the exit
+# code is the signal's, no adapter appears; resuming repeats the uninterrupted run's losses.
+set +e
+FORGE_TEST_SIGNAL=0:3:15 "$forge" train r.yaml output.dir=stopped checkpoint.every=0 > /dev/null 2> stop.log
+code=$?
+set -e
+[ $code = 143 ] || fail "expected exit 143 after SIGTERM, got $code: $(cat stop.log)"
+grep -q "SIGTERM: stopped after step 3 of 8; checkpoint stopped/checkpoints/step_00000003.h5" stop.log || fail "stop: $(cat stop.log)"
+[ "$(ls stopped/checkpoints)" = step_00000003.h5 ] && [ ! -e stopped/adapter ] || fail "after the stop: $(ls -R stopped)"
+"$forge" train r.yaml output.dir=stopped checkpoint.every=0 > /dev/null 2> resume2.log || fail "resume failed: $(cat resume2.log)"
+grep -q "resuming from stopped/checkpoints/step_00000003.h5 (step 3 of 8)" resume2.log || fail "resume: $(cat resume2.log)"
+"$py" - full/metrics.jsonl stopped/metrics.jsonl <<'PY'
+import json, sys
+a, b = ([(d["step"], d["loss"]) for d in map(json.loads, open(p)) if "loss" in d] for p in sys.argv[1:])
+assert a == b, f"losses after a stop and resume differ:\n{a}\n{b}"
+PY
+# Ctrl-C from outside while it runs: stops with a checkpoint at the last logged step.
+"$forge" train r.yaml output.dir=ctrlc train.max_steps=100000 2> ctrlc.log > /dev/null &
+pid=$!
+for _ in $(seq 300); do [ "$(cat ctrlc/metrics.jsonl 2>/dev/null | wc -l)" -ge 3 ] && break; sleep 0.1; done
+kill -INT $pid
+set +e
+wait $pid
+code=$?
+set -e
+[ $code = 130 ] || fail "expected exit 130 after SIGINT, got $code: $(cat ctrlc.log)"
+last=$("$py" -c 'import json,sys; print(max(json.loads(l)["step"] for l in open(sys.argv[1])))' ctrlc/metrics.jsonl)
+[ -f "ctrlc/checkpoints/$(printf 'step_%08d.h5' "$last")" ] || fail "no checkpoint at step $last: $(ls ctrlc/checkpoints)"
 
 # PEFT layout, merge, and the merged model in Forge and in the independent reader.
 "$py" "$ref/check_peft_files.py" adapter run/adapter m > /dev/null

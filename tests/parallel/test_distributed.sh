@@ -5,7 +5,8 @@
 # eval losses and final weights of the single-process run with the same global batch
 # (compare_runs.py); a wrong mesh size is refused; a stalled rank stops the job within the
 # timeout with an error naming it; a rank killed while writing a checkpoint leaves the ranks'
-# checkpoints uneven, and the rerun resumes where all ranks agree and repeats the losses.
+# checkpoints uneven, and the rerun resumes where all ranks agree and repeats the losses; a stop
+# signal that reaches one rank stops both after the same step with a checkpoint.
 # usage: test_distributed.sh FORGE_BINARY PYTHON
 set -euo pipefail
 forge="$(realpath "$1")"
@@ -154,6 +155,21 @@ resumes() {  # resumes NAME RANKS overrides...
   grep -q "resuming from .*step_00000008.h5 (step 8 of 20)" "$dir/$name.2.log" || fail "$name: $(grep resum "$dir/$name.2.log")"
   same none-single "$name"
 }
+
+# A stop request that reaches rank 1 only (SIGUSR1 as step 5 starts): both ranks stop after step 5
+# with its checkpoint, and the rerun resumes there and repeats the single process.
+st=(peft.method=none parallel.dp=2 parallel.zero=3 train.batch_size=2 checkpoint.every=0 checkpoint.resume=auto
+    output.dir="$dir/stop")
+if FORGE_TEST_SIGNAL=1:5:10 "${mpi[@]}" -x FORGE_TEST_SIGNAL -np 2 "$forge" train "${base[@]}" "${st[@]}" > "$dir/stop.log" 2>&1
+then fail "the stopped run exited 0"; fi
+grep -q "SIGUSR1: stopped after step 5 of 20" "$dir/stop.log" || fail "stop: $(tail "$dir/stop.log")"
+for r in 0 1; do
+  [ "$(ls "$dir/stop/checkpoints/rank_0000$r")" = step_00000005.h5 ] || fail "rank $r: $(ls "$dir/stop/checkpoints/rank_0000$r")"
+done
+"${mpi[@]}" -np 2 "$forge" train "${base[@]}" "${st[@]}" > "$dir/stop.2.log" 2>&1 || { tail "$dir/stop.2.log"; fail "stop resume"; }
+grep -q "resuming from .*step_00000005.h5 (step 5 of 20)" "$dir/stop.2.log" || fail "stop resume: $(grep resum "$dir/stop.2.log")"
+same none-single stop
+
 resumes resume-tp2xpp2 4 parallel.tp=2 parallel.pp=2
 resumes resume-dp2-zero3 2 parallel.dp=2 parallel.zero=3 train.batch_size=2
 echo "distributed: all checks passed"
