@@ -38,6 +38,19 @@ int cmd_bench(const Args& args) {
         "Threads: OMP_NUM_THREADS (default: all cores). GEMM backend: FORGE_GEMM=onednn|openblas|eigen.\n");
     return args.empty() ? 1 : 0;
   }
+  // Each benchmark's options (a flag of another one is an error rather than silently ignored).
+  const std::vector<std::string> common = {"--json", "--quick", "--preset=", "--dtype="};
+  auto with = [&](std::vector<std::string> more) {
+    more.insert(more.end(), common.begin(), common.end());
+    return more;
+  };
+  if (args[0] == "ops") check_flags(args, {"--json", "--quick"}, 1);
+  else if (args[0] == "infer") check_flags(args, common, 1);
+  else if (args[0] == "serve") check_flags(args, with({"--kv-cache-dtype=", "--rounds=", "--no-http"}), 1);
+  else if (args[0] == "train")
+    check_flags(args, with({"--lora", "--batch=", "--seq=", "--steps=", "--device=", "--lora-r=", "--lora-targets=",
+                            "--parallel=", "--micro-batches=", "--zero="}), 1);
+  const int64_t quick_or_3 = has_flag(args, "--quick") ? 1 : 3;
   if (args[0] == "ops") return bench::bench_ops(has_flag(args, "--json"), has_flag(args, "--quick"));
   if (args[0] == "infer")
     return bench::bench_infer(flag_value(args, "--preset", "stories15M"), flag_value(args, "--dtype", "f32"),
@@ -45,24 +58,24 @@ int cmd_bench(const Args& args) {
   if (args[0] == "serve")
     return bench::bench_serve(flag_value(args, "--preset", "stories15M"), flag_value(args, "--dtype", "f32"),
                               flag_value(args, "--kv-cache-dtype", "bf16"), has_flag(args, "--json"),
-                              int(std::stoll(flag_value(args, "--rounds", has_flag(args, "--quick") ? "1" : "3"))),
+                              int(int_flag(args, "--rounds", quick_or_3, 1, 1000)),
                               !has_flag(args, "--no-http"));
-  if (args[0] == "train" && has_flag(args, "--parallel"))
+  if (args[0] == "train" && !flag_value(args, "--parallel", "").empty())
     return bench::bench_train_parallel(flag_value(args, "--preset", "stories15M"), has_flag(args, "--lora"),
-                                       flag_value(args, "--dtype", "f32"), std::stoll(flag_value(args, "--batch", "8")),
-                                       std::stoll(flag_value(args, "--seq", "256")),
-                                       int(std::stoll(flag_value(args, "--steps", has_flag(args, "--quick") ? "1" : "3"))),
+                                       flag_value(args, "--dtype", "f32"), int_flag(args, "--batch", 8, 1, 1 << 20),
+                                       int_flag(args, "--seq", 256, 2, 1 << 24),
+                                       int(int_flag(args, "--steps", quick_or_3, 1, 1 << 20)),
                                        flag_value(args, "--parallel", "1"),
-                                       std::stoll(flag_value(args, "--micro-batches", "0")),
-                                       std::stoll(flag_value(args, "--zero", "0")), has_flag(args, "--json"));
+                                       int_flag(args, "--micro-batches", 0, 0, 1 << 20),
+                                       int_flag(args, "--zero", 0, 0, 3), has_flag(args, "--json"));
   if (args[0] == "train") {
     bench::LoraShape ls;
-    ls.r = std::stoll(flag_value(args, "--lora-r", "8"));
+    ls.r = int_flag(args, "--lora-r", 8, 1, 1 << 16);
     ls.targets = flag_list(args, "--lora-targets", ls.targets);
     return bench::bench_train(flag_value(args, "--preset", "stories15M"), has_flag(args, "--lora"),
-                              flag_value(args, "--dtype", "f32"), std::stoll(flag_value(args, "--batch", "8")),
-                              std::stoll(flag_value(args, "--seq", "256")),
-                              int(std::stoll(flag_value(args, "--steps", has_flag(args, "--quick") ? "1" : "3"))),
+                              flag_value(args, "--dtype", "f32"), int_flag(args, "--batch", 8, 1, 1 << 20),
+                              int_flag(args, "--seq", 256, 2, 1 << 24),
+                              int(int_flag(args, "--steps", quick_or_3, 1, 1 << 20)),
                               flag_value(args, "--device", "cpu"), ls, has_flag(args, "--json"));
   }
   std::fprintf(stderr, "forge bench: unknown benchmark '%s' (available: ops, infer, serve, train)\n", args[0].c_str());

@@ -20,6 +20,7 @@ int cmd_data(const Args& args) {
         "it while the dataset, tokenizer and data settings are unchanged.\n");
     return has_flag(args, "--help") || has_flag(args, "-h") ? 0 : 1;
   }
+  check_flags(args, {}, -1);
   train::Recipe r = train::load_recipe(args[1], Args(args.begin() + 2, args.end()));
   FORGE_CHECK(r.data.cache, "data.cache is false: nothing would be written");
   auto tok = data::Tokenizer::from_dir(r.model.path);

@@ -108,7 +108,8 @@ int cmd_demo(const Args& args) {
         "  and prints held-out next-token accuracy before and after\n");
     return 0;
   }
-  const int steps = std::stoi(flag_value(args, "--steps", "300"));
+  check_flags(args, {"--steps="});
+  const int steps = int(int_flag(args, "--steps", 300, 1, 1 << 24));
   manual_seed(1234);
   Model model;
   std::vector<float> fr;

@@ -30,10 +30,11 @@ int cmd_eval(const Args& args) {
         "prompt. --adapter applies a PEFT LoRA adapter without merging. --show prints N examples.\n");
     return 0;
   }
+  check_flags(args, {"--model=", "--data=", "--adapter=", "--max-tokens=", "--show="});
   const std::string dir = required_flag(args, "--model", "DIR");
   const std::string path = required_flag(args, "--data", "FILE.jsonl");
-  const int64_t max_tokens = std::stoll(flag_value(args, "--max-tokens", "32"));
-  const int64_t show = std::stoll(flag_value(args, "--show", "3"));
+  const int64_t max_tokens = int_flag(args, "--max-tokens", 32, 1);
+  const int64_t show = int_flag(args, "--show", 3, 0);
   auto model = models::load_model(dir);
   auto tok = data::Tokenizer::from_dir(dir);
   const std::string adapter = flag_value(args, "--adapter", "");

@@ -30,6 +30,9 @@ int cmd_generate(const Args& args) {
         "a PEFT adapter. Uses the serving engine (paged KV cache), so results equal `forge serve`'s.\n");
     return 0;
   }
+  check_flags(args, {"--model=", "--prompt=", "--chat", "--system=", "--max-tokens=", "--temperature=", "--top-p=",
+                     "--top-k=", "--min-p=", "--repetition-penalty=", "--seed=", "--stop=", "--ignore-eos", "--lora=",
+                     "--dtype=", "--kv-cache-dtype="});
   const std::string dir = required_flag(args, "--model", "DIR");
   std::string prompt = flag_value(args, "--prompt", "");
   if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
@@ -39,16 +42,17 @@ int cmd_generate(const Args& args) {
   const models::ModelConfig& cfg = model->config();
 
   infer::Request req;
-  req.max_tokens = std::stoll(flag_value(args, "--max-tokens", "128"));
-  req.sampling.temperature = std::stod(flag_value(args, "--temperature", "1.0"));
-  req.sampling.top_p = std::stod(flag_value(args, "--top-p", "1.0"));
-  req.sampling.top_k = std::stoll(flag_value(args, "--top-k", "0"));
-  req.sampling.min_p = std::stod(flag_value(args, "--min-p", "0"));
-  req.sampling.repetition_penalty = std::stod(flag_value(args, "--repetition-penalty", "1.0"));
-  req.seed = std::stoull(flag_value(args, "--seed", "0"));
+  // The ranges of the OpenAI fields `forge serve` takes (infer/openai_api.cpp).
+  req.max_tokens = int_flag(args, "--max-tokens", 128, 1);
+  req.sampling.temperature = number_flag(args, "--temperature", 1.0, 0, 2);
+  req.sampling.top_p = number_flag(args, "--top-p", 1.0, 0, 1);
+  FORGE_CHECK(req.sampling.top_p > 0, "--top-p: expected a number above 0 and at most 1, got 0");
+  req.sampling.top_k = int_flag(args, "--top-k", 0, 0);
+  req.sampling.min_p = number_flag(args, "--min-p", 0, 0, 1);
+  req.sampling.repetition_penalty = number_flag(args, "--repetition-penalty", 1.0, 1e-6, 100);
+  req.seed = uint64_t(int_flag(args, "--seed", 0));
   req.ignore_eos = has_flag(args, "--ignore-eos");
-  for (size_t i = 0; i + 1 < args.size(); ++i)
-    if (args[i] == "--stop") req.stop.push_back(args[i + 1]);
+  req.stop = flag_values(args, "--stop");
 
   if (has_flag(args, "--chat")) {
     nlohmann::json messages = nlohmann::json::array();

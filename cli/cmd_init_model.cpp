@@ -21,15 +21,17 @@ int cmd_init_model(const Args& args) {
         "follows them.\n");
     return 0;
   }
+  check_flags(args, {"--out=", "--arch=", "--preset=", "--dtype=", "--tokenizer=", "--seed=", "--init-std=",
+                     "--max-shard-mb="});
   const std::string out = required_flag(args, "--out", "DIR");
   train::InitModelOptions o;
   o.arch = flag_value(args, "--arch", "llama");
   o.preset = flag_value(args, "--preset", "tiny");
   o.dtype = flag_value(args, "--dtype", "f32");
   o.tokenizer_dir = flag_value(args, "--tokenizer", "");
-  o.seed = std::stoull(flag_value(args, "--seed", "0"));
-  o.init_std = std::stod(flag_value(args, "--init-std", "0.02"));
-  o.max_shard_bytes = size_t(std::stoll(flag_value(args, "--max-shard-mb", "0"))) << 20;
+  o.seed = uint64_t(int_flag(args, "--seed", 0));
+  o.init_std = number_flag(args, "--init-std", 0.02, 0, 100);
+  o.max_shard_bytes = size_t(number_flag(args, "--max-shard-mb", 0, 0, 1e9) * double(1 << 20));
   train::init_random_model(out, o);
   return 0;
 }

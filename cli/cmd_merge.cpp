@@ -20,11 +20,12 @@ int cmd_merge(const Args& args) {
         "model.safetensors.index.json), generation_config.json and the tokenizer files.\n");
     return 0;
   }
+  check_flags(args, {"--base=", "--adapter=", "--out=", "--max-shard-mb="});
   const std::string base = required_flag(args, "--base", "DIR");
   const std::string adapter = required_flag(args, "--adapter", "DIR");
   const std::string out = required_flag(args, "--out", "DIR");
   FORGE_CHECK(std::filesystem::absolute(out) != std::filesystem::absolute(base), "--out must differ from --base");
-  const size_t shard = size_t(std::stod(flag_value(args, "--max-shard-mb", "5000")) * 1e6);
+  const size_t shard = size_t(number_flag(args, "--max-shard-mb", 5000, 0.001, 1e9) * 1e6);
   std::fprintf(stderr, "forge merge: [1/3] loading %s\n", base.c_str());
   auto model = models::load_model(base);
   std::fprintf(stderr, "forge merge: [2/3] merging %s\n", adapter.c_str());

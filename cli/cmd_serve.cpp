@@ -27,19 +27,8 @@ int64_t parse_size(const std::string& s, const char* flag) {
   else if (unit == "M" || unit == "MiB") mul = 1024.0 * 1024;
   else if (unit == "G" || unit == "GiB") mul = 1024.0 * 1024 * 1024;
   else if (!unit.empty()) throw Error(std::string(flag) + ": unknown unit '" + unit + "' (use K, M or G)");
-  FORGE_CHECK(v > 0, flag, " must be positive");
+  FORGE_CHECK(v > 0 && v * mul < 1e18, flag, " must be a positive size, got '", s, "'");
   return int64_t(v * mul);
-}
-int64_t int_flag(const Args& a, const char* name, int64_t fallback) {
-  const std::string v = flag_value(a, name, "");
-  if (v.empty()) return fallback;
-  try {
-    size_t used = 0;
-    int64_t x = std::stoll(v, &used);
-    if (used == v.size()) return x;
-  } catch (const std::exception&) {
-  }
-  throw Error(std::string(name) + ": expected an integer, got '" + v + "'");
 }
 }  // namespace
 
@@ -61,36 +50,36 @@ int cmd_serve(const Args& args) {
         "SIGTERM or Ctrl-C: running requests finish, new ones get 503, then the server exits.\n");
     return 0;
   }
+  check_flags(args, {"--model=", "--host=", "--port=", "--served-name=", "--lora=", "--api-key=", "--dtype=",
+                     "--kv-cache-memory=", "--kv-cache-dtype=", "--max-model-len=", "--max-num-seqs=",
+                     "--max-num-batched-tokens=", "--block-size=", "--no-prefix-caching", "--max-lora-rank=",
+                     "--max-body-bytes=", "--request-timeout="});
   const std::string dir = required_flag(args, "--model", "DIR");
   const std::string dt = flag_value(args, "--dtype", "");
   infer::EngineConfig ec;
   ec.kv_cache_bytes = parse_size(flag_value(args, "--kv-cache-memory", "1G"), "--kv-cache-memory");
   ec.kv_cache_dtype = dtype_from_name(flag_value(args, "--kv-cache-dtype", "bf16"));  // checked by the engine
-  ec.max_model_len = int_flag(args, "--max-model-len", 0);
-  ec.max_num_seqs = int_flag(args, "--max-num-seqs", 64);
-  ec.max_num_batched_tokens = int_flag(args, "--max-num-batched-tokens", 2048);
-  ec.block_size = int_flag(args, "--block-size", 16);
+  ec.max_model_len = int_flag(args, "--max-model-len", 0, 0);  // 0: the model's context
+  ec.max_num_seqs = int_flag(args, "--max-num-seqs", 64, 1, 1 << 20);
+  ec.max_num_batched_tokens = int_flag(args, "--max-num-batched-tokens", 2048, 1, 1 << 30);
+  ec.block_size = int_flag(args, "--block-size", 16, 1, 1 << 16);
   ec.prefix_caching = !has_flag(args, "--no-prefix-caching");
-  ec.max_lora_rank = int_flag(args, "--max-lora-rank", 64);
-  FORGE_CHECK(ec.block_size > 0 && ec.max_num_seqs > 0 && ec.max_num_batched_tokens > 0,
-              "--block-size, --max-num-seqs and --max-num-batched-tokens must be positive");
+  ec.max_lora_rank = int_flag(args, "--max-lora-rank", 64, 1, 1 << 16);
   infer::ServerOptions so;
   so.http.host = flag_value(args, "--host", "127.0.0.1");
-  so.http.port = int(int_flag(args, "--port", 8000));
+  so.http.port = int(int_flag(args, "--port", 8000, 0, 65535));
   so.http.max_body_bytes = size_t(parse_size(flag_value(args, "--max-body-bytes", "4M"), "--max-body-bytes"));
-  so.http.request_timeout_s = std::stod(flag_value(args, "--request-timeout", "30"));
+  so.http.request_timeout_s = number_flag(args, "--request-timeout", 30, 0.001, 1e6);
   so.api_key = flag_value(args, "--api-key", "");
   so.served_name = flag_value(args, "--served-name", "");
   if (so.served_name.empty()) so.served_name = std::filesystem::path(dir).lexically_normal().filename().string();
   if (so.served_name.empty()) so.served_name = std::filesystem::absolute(dir).parent_path().filename().string();
   std::vector<std::pair<std::string, std::string>> loras;
-  for (size_t i = 0; i + 1 < args.size(); ++i)
-    if (args[i] == "--lora") {
-      const std::string v = args[i + 1];
-      const size_t eq = v.find('=');
-      FORGE_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < v.size(), "--lora expects NAME=DIR, got '", v, "'");
-      loras.emplace_back(v.substr(0, eq), v.substr(eq + 1));
-    }
+  for (const std::string& v : flag_values(args, "--lora")) {
+    const size_t eq = v.find('=');
+    FORGE_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < v.size(), "--lora expects NAME=DIR, got '", v, "'");
+    loras.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+  }
 
   // Signals go to the main thread's sigwait only: block them before any thread starts.
   sigset_t sigs;

@@ -23,6 +23,7 @@ int cmd_train(const Args& args) {
     for (auto& k : train::recipe_keys()) std::printf("  %s\n", k.c_str());
     return args.empty() ? 1 : 0;
   }
+  check_flags(args, {"--check"}, -1);
   std::vector<std::string> overrides;
   for (size_t i = 1; i < args.size(); ++i)
     if (args[i] != "--check") overrides.push_back(args[i]);

@@ -9,39 +9,6 @@
 
 namespace forge::cli {
 
-bool has_flag(const Args& args, const std::string& flag) {
-  for (auto& a : args)
-    if (a == flag) return true;
-  return false;
-}
-
-std::string flag_value(const Args& args, const std::string& name, const std::string& fallback) {
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == name && i + 1 < args.size()) return args[i + 1];
-    if (args[i].rfind(name + "=", 0) == 0) return args[i].substr(name.size() + 1);
-  }
-  return fallback;
-}
-
-std::vector<std::string> flag_list(const Args& args, const std::string& name,
-                                   const std::vector<std::string>& fallback) {
-  const std::string v = flag_value(args, name, "");
-  if (v.empty()) return fallback;
-  std::vector<std::string> out;
-  for (size_t at = 0;;) {
-    const size_t comma = v.find(',', at);
-    out.push_back(v.substr(at, comma - at));
-    if (comma == std::string::npos) return out;
-    at = comma + 1;
-  }
-}
-
-std::string required_flag(const Args& args, const std::string& name, const std::string& what) {
-  std::string v = flag_value(args, name, "");
-  if (v.empty()) throw Error(name + " " + what + " is required");
-  return v;
-}
-
 namespace {
 struct Command {
   const char* name;

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/suggest.h"
 
 namespace forge::train {
 namespace {
@@ -81,32 +82,6 @@ std::vector<Field> fields(Recipe& r) {
   };
 }
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
-// " (did you mean 'x'?)" for the closest candidate, or "" when nothing is close.
-std::string suggest(const std::string& got, const std::vector<std::string>& candidates) {
-  std::string best;
-  size_t best_d = SIZE_MAX;
-  for (auto& c : candidates) {
-    size_t d = edit_distance(got, c);
-    // A key that only misses its section ("lr" for "optim.lr") counts as close too.
-    if (c.size() > got.size() && c.compare(c.size() - got.size() - 1, std::string::npos, "." + got) == 0) d = 1;
-    if (d < best_d) best_d = d, best = c;
-  }
-  if (best.empty() || best_d > std::max<size_t>(2, got.size() / 3)) return "";
-  return " (did you mean '" + best + "'?)";
-}
-
 struct Source {
   YAML::Node node;
   std::string where;  // "file:line" or "command line override 'k=v'"
@@ -136,7 +111,7 @@ void assign(const Field& f, const Source& s) {
       if (!ch.empty() && std::find(ch.begin(), ch.end(), v) == ch.end()) {
         std::string list;
         for (auto& c : ch) list += (list.empty() ? "" : " | ") + c;
-        throw Error(s.where + ": key '" + f.key + "': '" + v + "' is not one of " + list + suggest(v, ch));
+        throw Error(s.where + ": key '" + f.key + "': '" + v + "' is not one of " + list + did_you_mean(v, ch));
       }
       *static_cast<std::string*>(f.member) = v;
       break;
@@ -264,7 +239,7 @@ Recipe parse_recipe(const std::string& text, const std::string& name, const std:
     const std::string s = sec.first.as<std::string>();
     const std::string w = where_of(name, sec.first);
     if (std::find(sections.begin(), sections.end(), s) == sections.end())
-      throw Error(w + ": unknown section '" + s + "'" + suggest(s, sections));
+      throw Error(w + ": unknown section '" + s + "'" + did_you_mean(s, sections));
     if (s == "peft" && sec.second.IsScalar()) {  // `peft: none` / `peft: lora`
       seen["peft.method"] = {sec.second, w};
       continue;
@@ -274,7 +249,7 @@ Recipe parse_recipe(const std::string& text, const std::string& name, const std:
     for (const auto& kv : sec.second) {
       const std::string k = s + "." + kv.first.as<std::string>();
       const std::string kw = where_of(name, kv.first);
-      if (!known(k)) throw Error(kw + ": unknown key '" + k + "'" + suggest(k, keys));
+      if (!known(k)) throw Error(kw + ": unknown key '" + k + "'" + did_you_mean(k, keys));
       if (seen.count(k)) throw Error(kw + ": key '" + k + "' is given twice (also at " + seen[k].where + ")");
       seen[k] = {kv.second, kw};
     }
@@ -285,7 +260,7 @@ Recipe parse_recipe(const std::string& text, const std::string& name, const std:
     if (eq == std::string::npos || eq == 0) throw Error(w + ": expected section.key=value");
     std::string k = o.substr(0, eq);
     if (k == "peft") k = "peft.method";  // `peft=none`, as `peft: none` in the file
-    if (!known(k)) throw Error(w + ": unknown key '" + k + "'" + suggest(k, keys));
+    if (!known(k)) throw Error(w + ": unknown key '" + k + "'" + did_you_mean(k, keys));
     YAML::Node v;
     try {
       v = YAML::Load(o.substr(eq + 1));

@@ -1,7 +1,7 @@
 #!/bin/bash
 # End-to-end checks of the model commands through the real `forge` binary:
 # init-model -> tokenize (both ways, --jsonl) -> template -> generate (greedy, seeded sampling,
-# empty prompt, chat), bench serve, and clear errors for bad input. usage: test_cli.sh FORGE_BINARY
+# empty prompt, chat), bench serve, and clear errors for bad input and bad options. usage: test_cli.sh FORGE_BINARY
 set -euo pipefail
 forge="$1"
 dir=$(mktemp -d)
@@ -69,4 +69,32 @@ if "$forge" generate --model "$dir/x" --prompt hi 2>"$dir/err"; then fail "trunc
 grep -q "model.safetensors" "$dir/err" || fail "error does not name the file: $(cat "$dir/err")"
 echo '[1, "x"]' | "$forge" tokenize --model "$dir/m" --decode 2>"$dir/err" && fail "bad ids accepted"
 grep -q "token ids must be integers" "$dir/err" || fail "unclear error: $(cat "$dir/err")"
+# Bad options: every subcommand refuses what it does not take, and values out of range, by name.
+refused() {  # refused "EXPECTED MESSAGE" forge-args...: non-zero exit and the message on stderr
+  local want=$1
+  shift
+  if "$forge" "$@" > /dev/null 2> "$dir/err"; then fail "accepted: forge $*"; fi
+  grep -qF -- "$want" "$dir/err" || fail "forge $*: expected '$want', got: $(cat "$dir/err")"
+}
+refused "unknown option '--promt' (did you mean '--prompt'?)" generate --model "$dir/m" --promt hi
+refused "--max-tokens: expected an integer >= 1, got '5x'" generate --model "$dir/m" --max-tokens 5x
+refused "--temperature: expected a number from 0 to 2, got '-1'" generate --model "$dir/m" --temperature -1
+refused "--top-p: expected a number above 0" generate --model "$dir/m" --top-p 0
+refused "--prompt needs a value" generate --model "$dir/m" --prompt
+refused "--ignore-eos takes no value" generate --model "$dir/m" --ignore-eos=1
+refused "unexpected argument 'hello'" generate --model "$dir/m" hello
+refused "--port: expected an integer from 0 to 65535, got '99999'" serve --model "$dir/m" --port 99999
+refused "--max-num-seqs: expected an integer from 1" serve --model "$dir/m" --max-num-seqs 0
+refused "--kv-cache-memory: expected a size like 512M or 2G, got 'lots'" serve --model "$dir/m" --kv-cache-memory lots
+refused "unknown option '--lora-rank' (did you mean '--lora-r'?)" bench train --lora-rank 4
+refused "unknown option '--rounds'" bench infer --rounds 2
+refused "--zero: expected an integer from 0 to 3, got '4'" bench train --parallel 1 --zero 4
+refused "unknown option '--chek' (did you mean '--check'?)" train r.yaml --chek
+refused "--seed: expected an integer, got 'x'" init-model --out "$dir/y" --seed x
+refused "--max-shard-mb: expected a number from 0.001" merge --base a --adapter b --out c --max-shard-mb 0
+refused "--show: expected an integer >= 0, got '-2'" eval --model a --data b --show -2
+refused "unknown option '--no-bos'" tokenize --model "$dir/m" --no-bos
+refused "unexpected argument 'now'" info now
+# A value may itself start with "--" (a prompt, a stop string); --name=value works as well.
+"$forge" generate --model "$dir/m" --prompt "--x" --stop "--y" --max-tokens=2 > /dev/null 2>&1 || fail "--prompt --x refused"
 echo "cli: all checks passed"
