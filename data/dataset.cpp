@@ -3,6 +3,7 @@
 // conversation, and each assistant turn keeps the template's end-of-turn token as a target.
 #include "data/dataset.h"
 
+#include <algorithm>
 #include <fstream>
 
 #include "core/error.h"
@@ -165,19 +166,28 @@ ExampleSet read_dataset(const std::string& path, const Tokenizer& tok, const Dat
       if (stats.skipped++ == 0) stats.first_error = msg;
       continue;
     }
-    if (int64_t(ids.size()) > opt.max_seq_len) {
-      ids.resize(size_t(opt.max_seq_len));
-      mask.resize(size_t(opt.max_seq_len));
+    const int64_t n = int64_t(ids.size()), L = opt.max_seq_len;
+    const bool split = opt.long_examples == "split" || (opt.long_examples == "auto" && stats.format == "text");
+    if (n > L && !split) {
+      ids.resize(size_t(L));
+      mask.resize(size_t(L));
       ++stats.truncated;
     }
-    // The first token is never a target (nothing precedes it), so an example needs a later one.
-    bool any = false;
-    for (size_t t = 1; t < mask.size(); ++t) any |= mask[t] != 0;
-    if (!any) {
-      ++stats.dropped_empty;
-      continue;
+    if (n > L && split) ++stats.split;
+    // Windows [s, s + L) with s advancing by L - 1: a window's first token is the previous one's
+    // last, whose target that window already had. One window when the example fits.
+    const int64_t len = int64_t(ids.size()), step = std::max<int64_t>(L - 1, 1);
+    for (int64_t s = 0; s == 0 || s + 1 < len; s += step) {
+      const int64_t e = std::min(s + L, len);
+      // The first token is never a target (nothing precedes it), so a window needs a later one.
+      bool any = false;
+      for (int64_t t = s + 1; t < e; ++t) any |= mask[size_t(t)] != 0;
+      if (!any) {
+        ++stats.dropped_empty;
+        continue;
+      }
+      set.add({ids.begin() + s, ids.begin() + e}, {mask.begin() + s, mask.begin() + e});
     }
-    set.add(ids, mask);
   }
   stats.examples = set.size();
   FORGE_CHECK(set.size() > 0, path, ": no usable examples (", stats.lines, " lines, ", stats.skipped, " skipped, ",

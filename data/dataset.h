@@ -26,14 +26,19 @@ struct ExampleSet {
 
 struct DatasetOptions {
   std::string format = "auto";  // auto | alpaca | chat | prompt_completion | text
-  int64_t max_seq_len = 512;    // longer examples are cut at the end
+  int64_t max_seq_len = 512;    // the longest example kept whole
   bool train_on_prompt = false; // loss on prompt tokens as well
   bool skip_malformed = false;  // count and skip bad lines instead of throwing
+  // What becomes of a longer example: "truncate" cuts it at max_seq_len; "split" makes windows of
+  // max_seq_len tokens, each starting at the previous one's last token, so every target stays a
+  // target exactly once; "auto" splits raw text (format text) and truncates the rest.
+  std::string long_examples = "auto";
 };
 
 struct DatasetStats {
   std::string format;           // the format used (auto resolved)
   int64_t lines = 0, examples = 0, skipped = 0, truncated = 0, dropped_empty = 0;
+  int64_t split = 0;            // long examples split into windows (each window is one example)
   std::string first_error;      // the first skipped line's message
 };
 

@@ -11,7 +11,7 @@
 
 namespace forge::data {
 namespace {
-constexpr const char* kCacheVersion = "forge-tokens-1";
+constexpr const char* kCacheVersion = "forge-tokens-2";
 
 void fnv1a(uint64_t& h, const char* p, size_t n) {
   for (size_t i = 0; i < n; ++i) h = (h ^ uint8_t(p[i])) * 0x100000001b3ull;
@@ -31,7 +31,8 @@ std::string dataset_fingerprint(const std::string& data_path, const std::string&
   hash_file(h, model_dir + "/tokenizer.json");
   hash_file(h, model_dir + "/tokenizer_config.json");
   const std::string settings = std::string(kCacheVersion) + "|" + opt.format + "|" + std::to_string(opt.max_seq_len) +
-                               "|" + std::to_string(opt.train_on_prompt) + "|" + std::to_string(opt.skip_malformed);
+                               "|" + std::to_string(opt.train_on_prompt) + "|" + std::to_string(opt.skip_malformed) +
+                               "|" + opt.long_examples;
   fnv1a(h, settings.data(), settings.size());
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", (unsigned long long)h);
@@ -46,7 +47,8 @@ void save_example_set(const std::string& path, const ExampleSet& set, const std:
   t["offsets"] = Tensor::from_vector(set.offsets, {int64_t(set.offsets.size())});
   Hdf5Attrs a{{"fingerprint", fingerprint}, {"version", kCacheVersion}, {"source", source}, {"format", stats.format},
               {"examples", std::to_string(set.size())}, {"skipped_lines", std::to_string(stats.skipped)},
-              {"truncated", std::to_string(stats.truncated)}, {"dropped_empty", std::to_string(stats.dropped_empty)}};
+              {"truncated", std::to_string(stats.truncated)}, {"split", std::to_string(stats.split)},
+              {"dropped_empty", std::to_string(stats.dropped_empty)}};
   std::filesystem::path dir = std::filesystem::path(path).parent_path();
   if (!dir.empty()) std::filesystem::create_directories(dir);
   save_hdf5(path, t, a);
@@ -69,6 +71,7 @@ bool load_example_set(const std::string& path, const std::string& fingerprint, E
       stats->examples = s.size();
       stats->skipped = std::stoll(a["skipped_lines"]);
       stats->truncated = std::stoll(a["truncated"]);
+      stats->split = std::stoll(a["split"]);
       stats->dropped_empty = std::stoll(a["dropped_empty"]);
     }
     out = std::move(s);

@@ -16,6 +16,7 @@ void report(const char* what, const std::string& path, const data::ExampleSet& s
   std::fprintf(stderr, "forge train: %s %s: %lld examples, %lld tokens, format %s%s", what, path.c_str(),
                (long long)s.size(), (long long)s.num_tokens(), st.format.c_str(), cached ? " (from the token cache)" : "");
   if (st.truncated) std::fprintf(stderr, ", %lld truncated to max_seq_len", (long long)st.truncated);
+  if (st.split) std::fprintf(stderr, ", %lld longer than max_seq_len split into windows", (long long)st.split);
   if (st.dropped_empty) std::fprintf(stderr, ", %lld dropped (no response token left)", (long long)st.dropped_empty);
   if (st.skipped) std::fprintf(stderr, ", %lld malformed lines skipped (first: %s)", (long long)st.skipped, st.first_error.c_str());
   std::fprintf(stderr, "\n");
@@ -24,7 +25,8 @@ void report(const char* what, const std::string& path, const data::ExampleSet& s
 }  // namespace
 
 Datasets load_datasets(const Recipe& r, const data::Tokenizer& tok) {
-  data::DatasetOptions opt{r.data.format, r.data.max_seq_len, r.data.train_on_prompt, r.data.skip_malformed};
+  data::DatasetOptions opt{r.data.format, r.data.max_seq_len, r.data.train_on_prompt, r.data.skip_malformed,
+                           r.data.long_examples};
   auto cache = [&](const char* name) { return r.data.cache ? r.output.dir + "/data/" + name : std::string(); };
   Datasets d;
   data::DatasetStats st;

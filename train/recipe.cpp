@@ -36,6 +36,7 @@ std::vector<Field> fields(Recipe& r) {
       {"data.eval_path", Kind::Str, &r.data.eval_path, {}},
       {"data.eval_fraction", Kind::Float, &r.data.eval_fraction, {}},
       {"data.max_seq_len", Kind::Int, &r.data.max_seq_len, {}},
+      {"data.long_examples", Kind::Str, &r.data.long_examples, {"auto", "split", "truncate"}},
       {"data.packing", Kind::Bool, &r.data.packing, {}},
       {"data.train_on_prompt", Kind::Bool, &r.data.train_on_prompt, {}},
       {"data.shuffle", Kind::Bool, &r.data.shuffle, {}},

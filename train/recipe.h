@@ -23,7 +23,8 @@ struct Recipe {
     std::string format = "auto";      // auto | alpaca | chat | prompt_completion | text
     std::string eval_path;            // JSONL eval data (or use eval_fraction)
     double eval_fraction = 0.0;       // held out from `path` when eval_path is empty
-    int64_t max_seq_len = 512;        // longer examples are truncated
+    int64_t max_seq_len = 512;        // row length; longer examples are split or truncated
+    std::string long_examples = "auto";  // auto (split text, truncate the rest) | split | truncate
     bool packing = true;              // several examples per row, attention kept per document
     bool train_on_prompt = false;     // loss on prompt tokens too (default: responses only)
     bool shuffle = true;              // seeded by train.seed, a new order each epoch

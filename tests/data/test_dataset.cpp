@@ -1,5 +1,6 @@
 // Datasets: each JSONL format tokenised with the right loss mask, chat rows masked exactly at
-// the chat template's generation prompt, errors that name file and line, and the HDF5 cache.
+// the chat template's generation prompt, long examples truncated or split into windows, errors
+// that name file and line, and the HDF5 cache.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -79,10 +80,66 @@ TEST_F(DatasetFixture, AlpacaPromptCompletionAndText) {
 
   data::DatasetOptions cut;
   cut.max_seq_len = 8;
+  cut.long_examples = "truncate";
   data::DatasetStats st;
   data::ExampleSet c = data::read_dataset(dir + "/t.jsonl", *tok, cut, &st);
+  ASSERT_EQ(c.size(), 1);
   EXPECT_EQ(c.length(0), 8);
   EXPECT_EQ(st.truncated, 1);
+}
+
+TEST_F(DatasetFixture, LongTextIsSplitIntoWindowsThatKeepEveryTarget) {
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += "word" + std::to_string(i * 7919 % 101) + " ";
+  const std::string path = write("long.jsonl", "{\"text\": \"" + text + "\"}\n{\"text\": \"short one\"}\n");
+  data::DatasetOptions whole;
+  whole.max_seq_len = 100000;
+  const data::ExampleSet full = data::read_dataset(path, *tok, whole);
+  ASSERT_EQ(full.size(), 2);
+  const int64_t n = full.length(0), L = 16;
+  ASSERT_GT(n, 3 * L);
+
+  data::DatasetOptions opt;  // long_examples "auto": raw text is split
+  opt.max_seq_len = L;
+  data::DatasetStats st;
+  const data::ExampleSet w = data::read_dataset(path, *tok, opt, &st);
+  EXPECT_EQ(st.split, 1);
+  EXPECT_EQ(st.truncated, 0);
+  // Windows of L tokens advancing by L - 1 (the last may be shorter), then the short example.
+  const int64_t windows = (n - 2) / (L - 1) + 1;
+  ASSERT_EQ(w.size(), windows + 1);
+  std::vector<int32_t> joined;
+  int64_t targets = 0;
+  for (int64_t e = 0; e < windows; ++e) {
+    EXPECT_LE(w.length(e), L);
+    EXPECT_GE(w.length(e), 2);
+    if (e + 1 < windows) {
+      EXPECT_EQ(w.length(e), L);
+    }
+    // Each window starts on the previous one's last token; only the first window's is new.
+    const int64_t from = w.offsets[e] + (e > 0 ? 1 : 0);
+    if (e > 0) {
+      EXPECT_EQ(w.tokens[size_t(w.offsets[e])], joined.back());
+    }
+    joined.insert(joined.end(), w.tokens.begin() + from, w.tokens.begin() + w.offsets[e + 1]);
+    for (int64_t t = w.offsets[e] + 1; t < w.offsets[e + 1]; ++t) targets += w.mask[size_t(t)];
+  }
+  EXPECT_EQ(joined, std::vector<int32_t>(full.tokens.begin(), full.tokens.begin() + n));
+  EXPECT_EQ(targets, n - 1);  // every token after the first is predicted exactly once
+  EXPECT_EQ(w.length(windows), full.length(1));
+
+  // Chat turns are truncated by default, split on request (windows without a reply are dropped).
+  std::string reply;
+  for (int i = 0; i < 60; ++i) reply += "answer" + std::to_string(i) + " ";
+  const std::string chat = write("long_chat.jsonl", R"({"messages": [{"role": "user", "content": "q"}, )"
+                                                    R"({"role": "assistant", "content": ")" + reply + "\"}]}\n");
+  data::DatasetStats cs;
+  opt.max_seq_len = 48;
+  EXPECT_EQ(data::read_dataset(chat, *tok, opt, &cs).size(), 1);
+  EXPECT_EQ(cs.truncated, 1);
+  opt.long_examples = "split";
+  EXPECT_GT(data::read_dataset(chat, *tok, opt, &cs).size(), 2);
+  EXPECT_EQ(cs.split, 1);
 }
 
 TEST_F(DatasetFixture, MalformedLinesNameFileAndLine) {
@@ -131,6 +188,9 @@ TEST_F(DatasetFixture, TokenCacheIsReusedAndInvalidated) {
   EXPECT_EQ(a.offsets, b.offsets);
   data::DatasetOptions other;
   other.max_seq_len = 4;  // a setting that changes tokens
+  data::prepare_dataset(path, dir + "/m", *tok, other, cache, nullptr, &hit);
+  EXPECT_FALSE(hit);
+  other.long_examples = "truncate";
   data::prepare_dataset(path, dir + "/m", *tok, other, cache, nullptr, &hit);
   EXPECT_FALSE(hit);
   write("c.jsonl", "{\"text\": \"alpha beta\"}\n{\"text\": \"delta\"}\n");  // the data changes
