@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "core/autograd.h"
 #include "core/error.h"
@@ -83,6 +84,13 @@ std::string Engine::check(const Request& r) const {
   if (int64_t(r.prompt.size()) + r.max_tokens > cfg_.max_model_len)
     return "this model's maximum context length is " + std::to_string(cfg_.max_model_len) + " tokens; the prompt has " +
            std::to_string(r.prompt.size()) + " and max_tokens asks for " + std::to_string(r.max_tokens) + " more";
+  if (r.min_tokens < 0 || r.min_tokens > r.max_tokens)
+    return "min_tokens (" + std::to_string(r.min_tokens) + ") must be between 0 and max_tokens (" +
+           std::to_string(r.max_tokens) + ")";
+  for (auto [t, b] : r.sampling.logit_bias)
+    if (t < 0 || t >= V || !std::isfinite(b))
+      return "logit_bias token id " + std::to_string(t) + " is outside the vocabulary [0, " + std::to_string(V) +
+             ") or its bias is not finite";
   if (r.adapter < 0 || r.adapter > lora_.size()) return "unknown adapter";
   return "";
 }
@@ -241,6 +249,13 @@ void Engine::run_chunks(const std::vector<ScheduledChunk>& chunks_in) {
     float* row = logits + m * V;
     if (l.req.logprobs >= 0) raw[size_t(m)].assign(row, row + V);
     apply_penalties(row, V, l.req.sampling, l.req.prompt, l.output);
+    if (int64_t(l.output.size()) < l.req.min_tokens) {  // vLLM's min_tokens: no token that would end it
+      if (!l.req.ignore_eos)
+        for (int64_t t : eos_ids_)
+          if (t >= 0 && t < V) row[t] = -INFINITY;
+      for (int64_t t : l.req.stop_token_ids)
+        if (t >= 0 && t < V) row[t] = -INFINITY;
+    }
     drawn[size_t(m)] = sample_token(row, V, l.req.sampling, l.rng);
   }
   for (int64_t m = 0; m < M; ++m)

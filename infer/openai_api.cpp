@@ -12,7 +12,8 @@ using json = nlohmann::json;
 const std::set<std::string> kCommon = {"model", "max_tokens", "temperature", "top_p", "top_k", "min_p", "n",
                                        "stream", "stream_options", "stop", "seed", "presence_penalty",
                                        "frequency_penalty", "repetition_penalty", "logprobs", "user",
-                                       "ignore_eos", "stop_token_ids", "skip_special_tokens"};
+                                       "ignore_eos", "stop_token_ids", "skip_special_tokens", "logit_bias",
+                                       "min_tokens"};
 const std::set<std::string> kCompletionOnly = {"prompt", "echo"};
 const std::set<std::string> kChatOnly = {"messages", "max_completion_tokens", "top_logprobs"};
 
@@ -175,6 +176,27 @@ ApiRequest parse_request(Endpoint kind, const std::string& body_text, const Engi
     for (auto& x : q.stop)
       if (x.size() > 1024) throw ApiError(400, "stop strings are limited to 1024 bytes", "stop");
   }
+  if (body.contains("logit_bias") && !body["logit_bias"].is_null()) {
+    // OpenAI's shape: {"token id": bias in [-100, 100]}; the ids are of this model's tokenizer.
+    const json& lb = body["logit_bias"];
+    if (!lb.is_object()) throw ApiError(400, "'logit_bias' must be an object of token id -> bias", "logit_bias");
+    if (lb.size() > 1024) throw ApiError(400, "'logit_bias' is limited to 1024 tokens", "logit_bias");
+    for (auto& [k, v] : lb.items()) {
+      size_t used = 0;
+      long long id = -1;
+      try {
+        id = std::stoll(k, &used);
+      } catch (const std::exception&) {
+      }
+      if (used != k.size() || k.empty() || id < 0 || id >= vocab)
+        throw ApiError(400, "'logit_bias' key '" + k + "' is not a token id of this model (0 to " +
+                                std::to_string(vocab - 1) + ")", "logit_bias");
+      if (!v.is_number() || !(v.get<double>() >= -100 && v.get<double>() <= 100))
+        throw ApiError(400, "'logit_bias' values must be numbers between -100 and 100", "logit_bias");
+      s.logit_bias.emplace_back(int64_t(id), float(v.get<double>()));
+    }
+  }
+  q.min_tokens = integer(body, "min_tokens", 0, INT32_MAX, 0);
   q.ignore_eos = boolean(body, "ignore_eos", false);
   q.skip_special_tokens = boolean(body, "skip_special_tokens", true);
   if (body.contains("stop_token_ids") && !body["stop_token_ids"].is_null()) {

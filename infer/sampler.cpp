@@ -55,6 +55,8 @@ void apply_penalties(float* logits, int64_t V, const SamplingParams& p, const st
     for (auto [t, c] : count)
       if (t >= 0 && t < V) logits[t] -= float(p.frequency_penalty * double(c) + p.presence_penalty);
   }
+  for (auto [t, b] : p.logit_bias)
+    if (t >= 0 && t < V) logits[t] += b;
 }
 
 int64_t sample_token(const float* logits, int64_t V, const SamplingParams& p, Rng& rng) {

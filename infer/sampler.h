@@ -1,4 +1,5 @@
-// Choosing the next token from logits. Order: penalties, temperature, top-k, top-p, min-p, draw.
+// Choosing the next token from logits. Order: penalties, logit bias, temperature, top-k, top-p,
+// min-p, draw.
 // Each request owns a generator seeded by its seed, and a draw uses exactly one uniform number,
 // so a seeded request gives the same tokens whatever else shares its batch.
 #pragma once
@@ -16,6 +17,7 @@ struct SamplingParams {
   double repetition_penalty = 1.0;   // > 1: tokens of the prompt or output become less likely (HF rule)
   double presence_penalty = 0.0;     // OpenAI: minus this once for every token already generated
   double frequency_penalty = 0.0;    // OpenAI: minus this times the token's count in the output
+  std::vector<std::pair<int64_t, float>> logit_bias;  // OpenAI: (token, added to its logit); -100 bans it
   uint64_t seed = 0;
 };
 
@@ -36,8 +38,8 @@ struct Rng {
 int64_t sample_token(const float* logits, int64_t V, const SamplingParams& p, Rng& rng);
 int64_t argmax(const float* logits, int64_t V);
 
-// Repetition, presence and frequency penalties applied in place (vLLM's semantics: repetition
-// over prompt and output tokens, presence/frequency over output tokens only).
+// Repetition, presence and frequency penalties, then the logit bias, applied in place (vLLM's
+// semantics: repetition over prompt and output tokens, presence/frequency over output tokens only).
 void apply_penalties(float* logits, int64_t V, const SamplingParams& p, const std::vector<int64_t>& prompt,
                      const std::vector<int64_t>& output);
 

@@ -98,6 +98,9 @@ bad_values = {
     "stop_token_ids": ["x", [-1], [1.5], [10 ** 9]],
     "echo": ["no", 2],
     "user": [5, []],
+    "logit_bias": ["x", [1], {"abc": 1}, {"-1": 1}, {"1.5": 1}, {"999999999": 1}, {"5": 101}, {"5": "1"},
+                   {str(i): 1 for i in range(1025)}],
+    "min_tokens": [-1, "2", 1.5, 10 ** 6],
 }
 for field, values in bad_values.items():
     for v in values:
@@ -120,7 +123,7 @@ for field, values in chat_bad.items():
 expect_4xx("top_logprobs without logprobs", post("/v1/chat/completions", json.dumps({**chat, "top_logprobs": 2})), 400)
 
 # 3. Unknown fields and fields of the other endpoint.
-for field in ["frobnicate", "best_of", "logit_bias", "suffix", "tools", "functions", "response_format", "messages",
+for field in ["frobnicate", "best_of", "suffix", "tools", "functions", "response_format", "messages",
               "prompt_logprobs", "guided_json", "", "__proto__", "max-tokens", "Model", "MODEL", "temperature ",
               "n\u0000", "extra_body", "top_a", "mirostat"]:
     body = dict(valid)

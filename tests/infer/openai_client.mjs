@@ -108,6 +108,19 @@ assert.equal(clp.choices[0].logprobs.tokens.length, 3);
 assert.equal(Object.keys(clp.choices[0].logprobs.top_logprobs[0]).length > 0, true);
 checks += 3;
 
+// logit_bias (+100 makes one token win every draw, a different token for another id) and min_tokens.
+const biased = async (id) => (await client.completions.create({ model, prompt, max_tokens: 4, temperature: 0, logprobs: 0,
+  ignore_eos: true, logit_bias: { [id]: 100 } })).choices[0].logprobs.tokens;
+const [t5, t9] = await Promise.all([biased(5), biased(9)]);
+ok(t5.length === 4 && t5.every((t) => t === t5[0]), "logit_bias +100 repeats one token");
+ok(t9[0] !== t5[0], "another biased id gives another token");
+// Token 5 is forced and is a stop token: one token, unless min_tokens holds it back.
+const stopAt5 = (min_tokens) => client.completions.create({ model, prompt, max_tokens: 6, temperature: 0,
+  logit_bias: { 5: 100 }, stop_token_ids: [5], min_tokens });
+const [quick, held] = await Promise.all([stopAt5(0), stopAt5(6)]);
+ok(quick.usage.completion_tokens === 1 && quick.choices[0].finish_reason === "stop", "forced stop token ends at once");
+ok(held.usage.completion_tokens === 6 && held.choices[0].finish_reason === "length", "min_tokens holds it back");
+
 // Errors in OpenAI's shape.
 await expectError(404, () => client.completions.create({ model: "no-such-model", prompt: "x" }), "model");
 await expectError(400, () => client.completions.create({ model, prompt: "x", temperature: 9 }), "temperature");

@@ -252,6 +252,42 @@ TEST_F(EngineTest, StopStringsEndTheTextAndAreNeverEmitted) {
   EXPECT_EQ(cut.text.find(stop), std::string::npos);
 }
 
+TEST_F(EngineTest, MinTokensHoldsBackStopTokensAndLogitBiasSteersTheDraw) {
+  auto e = make_engine();
+  const Request r = greedy(13, 10, 12);
+  const auto full = run(*e, {r})[0];
+  ASSERT_EQ(full.tokens.size(), 12u);
+  // The first greedy token as a stop id ends the request at once; min_tokens 5 forbids it for
+  // the first five draws (the model then takes its next best), not after.
+  Request stop = r;
+  stop.stop_token_ids = {full.tokens[0]};
+  const auto early = run(*e, {stop})[0];
+  EXPECT_EQ(early.tokens, std::vector<int64_t>{full.tokens[0]});
+  EXPECT_EQ(early.finish, "stop");
+  stop.min_tokens = 5;
+  const auto held = run(*e, {stop})[0];
+  ASSERT_GE(held.tokens.size(), 5u);
+  for (size_t i = 0; i < 5; ++i) EXPECT_NE(held.tokens[i], full.tokens[0]) << i;
+  if (held.finish == "stop") {
+    EXPECT_EQ(held.tokens.back(), full.tokens[0]);
+  }
+  // logit_bias: -100 bans the greedy choice, +100 forces another token everywhere.
+  Request ban = r;
+  ban.sampling.logit_bias = {{full.tokens[0], -100.0f}};
+  EXPECT_NE(run(*e, {ban})[0].tokens[0], full.tokens[0]);
+  Request force = r;
+  const int64_t forced = (full.tokens[0] + 7) % model_->config().vocab_size;
+  force.sampling.logit_bias = {{forced, 100.0f}};
+  EXPECT_EQ(run(*e, {force})[0].tokens, std::vector<int64_t>(12, forced));
+  // Checked before anything runs.
+  Request bad = r;
+  bad.min_tokens = 13;
+  EXPECT_NE(e->check(bad).find("min_tokens"), std::string::npos);
+  bad = r;
+  bad.sampling.logit_bias = {{model_->config().vocab_size, 1.0f}};
+  EXPECT_NE(e->check(bad).find("logit_bias"), std::string::npos);
+}
+
 TEST(StopMatcher, CatchesStopsSplitAcrossPiecesAndHoldsBackOnlyWhatItMust) {
   StopMatcher m({"</end>", "xyz"});
   bool hit = false;

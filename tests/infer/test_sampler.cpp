@@ -24,6 +24,11 @@ TEST(Sampler, PenaltiesFollowTheRepetitionPresenceAndFrequencyRules) {
   EXPECT_FLOAT_EQ(l[2], 0.5f - 0.5f - 2 * 0.25f);   // output twice: repetition, presence, 2x frequency
   EXPECT_FLOAT_EQ(l[3], 0.25f - 0.5f - 0.25f);
   EXPECT_FLOAT_EQ(l[4], 3.0f);                      // unseen: untouched
+  // The logit bias is added after the penalties (so a repetition penalty never scales it).
+  p.logit_bias = {{0, 1.5f}, {4, -100.0f}};
+  apply_penalties(l.data(), 5, p, {0, 1}, {2, 2, 3});
+  EXPECT_FLOAT_EQ(l[0], 0.5f + 1.5f);
+  EXPECT_FLOAT_EQ(l[4], 3.0f - 100.0f);
 }
 
 std::set<int64_t> drawn(const std::vector<float>& l, const SamplingParams& p, int n = 2000) {

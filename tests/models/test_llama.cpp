@@ -130,7 +130,9 @@ TEST_P(LlamaParity, ColumnMajorWeightsForServingKeepLogitsAndSavedFiles) {
   auto model = models::load_model(dir);
   model->store_weights_transposed();  // what the serving engine does on the CPU
   for (auto& [name, m] : model->named_modules())
-    if (auto lin = std::dynamic_pointer_cast<nn::Linear>(m)) EXPECT_EQ(lin->weight.stride(0), 1) << name;
+    if (auto lin = std::dynamic_pointer_cast<nn::Linear>(m)) {
+      EXPECT_EQ(lin->weight.stride(0), 1) << name;
+    }
   EXPECT_EQ(model->lm_head_weight().stride(0), 1) << "the LM head (the embedding when tied)";
   NoGradGuard ng;
   EXPECT_LE(rel_error(model->forward(get("ids")).to_float_vector(), get("logits").to_float_vector()), 1e-4);
@@ -151,7 +153,9 @@ TEST_P(LlamaParity, PackedWeightsForDecodeKeepLogits) {
   model->store_weights_transposed();  // what the serving engine does on the CPU
   model->pack_for_decode();
   for (auto& [name, m] : model->named_modules())
-    if (auto lin = std::dynamic_pointer_cast<nn::Linear>(m)) EXPECT_TRUE(lin->packed.defined()) << name;
+    if (auto lin = std::dynamic_pointer_cast<nn::Linear>(m)) {
+      EXPECT_TRUE(lin->packed.defined()) << name;
+    }
   NoGradGuard ng;
   // One sequence of 40 tokens: 40 rows, within the packed path's limit, through every layer and
   // the LM head (tied or not).
@@ -163,8 +167,9 @@ TEST_P(LlamaParity, PackedWeightsForDecodeKeepLogits) {
   const Tensor unpacked = bf16_model->forward(ids);
   bf16_model->pack_for_decode();
   for (auto& [name, m] : bf16_model->named_modules())
-    if (auto lin = std::dynamic_pointer_cast<nn::Linear>(m))
+    if (auto lin = std::dynamic_pointer_cast<nn::Linear>(m)) {
       EXPECT_EQ(lin->packed.defined(), cpu::packed_bf16_fast()) << name << " (bf16)";
+    }
   const Tensor packed = bf16_model->forward(ids);
   EXPECT_EQ(packed.dtype(), DType::BF16);
   EXPECT_LE(rel_error(packed.to_float_vector(), want.contiguous().to_float_vector()), 4e-2);
