@@ -16,6 +16,10 @@ Tensor& Module::register_parameter(const std::string& name, Tensor t, bool requi
   return params_.back().second;
 }
 
+void Module::drop_parameter(const std::string& name) {
+  std::erase_if(params_, [&](const auto& p) { return p.first == name; });
+}
+
 void Module::collect(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out) const {
   for (auto& [n, p] : params_) out.emplace_back(prefix + n, p);
   for (auto& [n, m] : children_) m->collect(prefix + n + ".", out);
@@ -135,6 +139,9 @@ Tensor Linear::forward(const Tensor& x) const {
   } else if (split == Split::Rows) {
     y = tp->reduce(linear(x, weight));      // partial sums over this rank's input features
     if (bias.defined()) y = add(y, bias);   // once, after the sum
+  } else if (quantized) {
+    y = quantized->linear(x);
+    if (bias.defined()) y = add(y, bias);
   } else if (use_packed(packed, x)) {
     y = linear_packed(x, packed, out_features, bias);
   } else {
@@ -143,6 +150,14 @@ Tensor Linear::forward(const Tensor& x) const {
   if (!adapter) return y;
   Tensor delta = adapter->forward(x);
   return delta.defined() ? add(y, delta) : y;
+}
+
+void Linear::quantize(std::shared_ptr<const QuantizedWeight> q) {
+  FORGE_CHECK(split == Split::None, "a Linear split for tensor parallelism cannot be quantised");
+  quantized = std::move(q);
+  weight = Tensor();
+  packed = Tensor();
+  drop_parameter("weight");
 }
 
 void Linear::pack() {

@@ -36,6 +36,7 @@ class Module {
 
  protected:
   Tensor& register_parameter(const std::string& name, Tensor t, bool requires_grad = true);
+  void drop_parameter(const std::string& name);  // no longer a parameter (nor held by the module)
   template <class M>
   std::shared_ptr<M> register_module(const std::string& name, std::shared_ptr<M> m) {
     children_.emplace_back(name, m);
@@ -84,6 +85,15 @@ struct LinearAdapter {
   virtual Tensor forward(const Tensor& x) = 0;  // the delta added to W x (undefined: none)
 };
 
+// A frozen weight kept in a compressed form (QLoRA's NF4, peft/nf4.h): it computes x W^T itself,
+// with a gradient for x only, and can give back the full weight.
+struct QuantizedWeight {
+  virtual ~QuantizedWeight() = default;
+  virtual Tensor linear(const Tensor& x) const = 0;  // x [..., in] -> [..., out] in x's dtype
+  virtual Tensor dequantize(DType dtype) const = 0;  // [out, in]
+  virtual int64_t nbytes() const = 0;                // what it holds in memory
+};
+
 class Linear : public Module {
  public:
   // PyTorch's init: weight and bias uniform in +-1/sqrt(in_features).
@@ -94,6 +104,8 @@ class Linear : public Module {
   Tensor weight;  // [out, in]
   Tensor bias;    // [out] or undefined (not split under Split::Rows)
   std::shared_ptr<LinearAdapter> adapter;
+  // Set (and `weight` released) when the frozen base weight is quantised (QLoRA).
+  std::shared_ptr<const QuantizedWeight> quantized;
   Split split = Split::None;  // with tp set: in/out_features and weight are this rank's part
   std::shared_ptr<const TensorParallel> tp;
   // Inference twin of a weight on the CPU (pack_linear_weight), used when use_packed says so
@@ -102,6 +114,8 @@ class Linear : public Module {
   Tensor packed;
   static constexpr int64_t kPackedRows = 64;
   void pack();  // makes `packed` when the weight is packable and not split
+  // Computes with q from now on and lets the full weight go (it leaves the parameters too).
+  void quantize(std::shared_ptr<const QuantizedWeight> q);
 };
 
 // A weight that gets a packed decode twin: f32 on the CPU, or bf16 where the CPU kernel is built

@@ -42,7 +42,7 @@ std::vector<Field> fields(Recipe& r) {
       {"data.shuffle", Kind::Bool, &r.data.shuffle, {}},
       {"data.skip_malformed", Kind::Bool, &r.data.skip_malformed, {}},
       {"data.cache", Kind::Bool, &r.data.cache, {}},
-      {"peft.method", Kind::Str, &r.peft.method, {"lora", "none"}},
+      {"peft.method", Kind::Str, &r.peft.method, {"lora", "qlora", "none"}},
       {"peft.r", Kind::Int, &r.peft.r, {}},
       {"peft.alpha", Kind::Float, &r.peft.alpha, {}},
       {"peft.dropout", Kind::Float, &r.peft.dropout, {}},
@@ -193,6 +193,8 @@ void validate(const Recipe& r, const std::function<std::string(const std::string
   for (auto [k, v] : {std::pair{"parallel.dp", r.parallel.dp}, {"parallel.tp", r.parallel.tp}, {"parallel.pp", r.parallel.pp}})
     need(v >= 1, k, "must be at least 1");
   need(r.parallel.zero >= 0 && r.parallel.zero <= 3, "parallel.zero", "must be 0, 1, 2 or 3");
+  need(r.peft.method != "qlora" || r.parallel.tp == 1, "parallel.tp",
+       "must be 1 with peft.method qlora (NF4 weights are not split across ranks)");
   need(r.parallel.timeout_s >= 0, "parallel.timeout_s", "must not be negative (0: wait forever)");
   need(r.parallel.bucket_mb > 0, "parallel.bucket_mb", "must be positive");
   need(r.checkpoint.every >= 0, "checkpoint.every", "must not be negative");

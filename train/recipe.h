@@ -33,7 +33,7 @@ struct Recipe {
   } data;
 
   struct Peft {
-    std::string method = "lora";  // lora | none (full finetune)
+    std::string method = "lora";  // lora | qlora (LoRA on an NF4-quantised base) | none (full finetune)
     int64_t r = 8;
     double alpha = 16.0;
     double dropout = 0.0;

@@ -26,6 +26,7 @@
 #include "parallel/pipeline.h"
 #include "parallel/zero3.h"
 #include "peft/adapter_io.h"
+#include "peft/nf4.h"
 #include "train/checkpoint.h"
 #include "train/stop_request.h"
 #include "train/datasets.h"
@@ -182,10 +183,11 @@ TrainSummary run_training(const Recipe& r) {
   model->checkpoint_layers = r.train.activation_checkpointing || (r.parallel.zero == 3 && r.parallel.dp > 1);
   model->train(true);
 
+  const int64_t n_params = model->num_parameters();  // before QLoRA takes the linear weights out
   // Trainable parameters: the adapters (LoRA) or every weight (full finetune).
   std::unique_ptr<peft::LoraModel> lora;
   NamedParams trainable;
-  if (r.peft.method == "lora") {
+  if (r.peft.method == "lora" || r.peft.method == "qlora") {
     peft::LoraConfig lc;
     lc.r = r.peft.r;
     lc.alpha = r.peft.alpha;
@@ -196,6 +198,12 @@ TrainSummary run_training(const Recipe& r) {
     lc.base_model_name_or_path = fs::absolute(r.model.path).lexically_normal().string();
     lora = std::make_unique<peft::LoraModel>(peft::apply_lora(*model, lc, uint64_t(r.train.seed)));
     trainable = lora->named_parameters();
+    if (r.peft.method == "qlora") {  // after the adapters are sized from the full weights
+      const auto [before, after] = peft::quantize_nf4(*model);
+      if (lead)
+        std::fprintf(stderr, "forge train: QLoRA: linear weights quantised to NF4, %.1f MiB -> %.1f MiB\n",
+                     double(before) / (1 << 20), double(after) / (1 << 20));
+    }
   } else {
     for (auto& [n, p] : model->named_parameters()) {
       p.requires_grad_(true);
@@ -204,7 +212,6 @@ TrainSummary run_training(const Recipe& r) {
   }
   int64_t n_trainable = 0;
   for (auto& [n, p] : trainable) n_trainable += p.numel();
-  const int64_t n_params = model->num_parameters();
   // This rank's part: its tensor-parallel shard of its pipeline stage's layers (all of it with
   // tp = pp = 1). Trainable below means trained on this rank.
   parallel::ModelParallel mp(mesh, *model, lora.get());

@@ -66,7 +66,9 @@ TEST_F(LoraParity, MergedWeightsGiveTheAdapterLogits) {
   peft::merge_lora(*model, lora);
   EXPECT_TRUE(lora.adapters.empty());
   for (auto& [n, m] : model->named_modules())
-    if (auto lin = std::dynamic_pointer_cast<nn::Linear>(m)) EXPECT_FALSE(lin->adapter) << n;
+    if (auto lin = std::dynamic_pointer_cast<nn::Linear>(m)) {
+      EXPECT_FALSE(lin->adapter) << n;
+    }
   EXPECT_LE(rel_error(model->forward(ref.at("ids")), with_adapter), 5e-5);  // f32 sums in another order
 }
 
