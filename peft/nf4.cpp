@@ -114,7 +114,6 @@ std::pair<int64_t, int64_t> quantize_nf4(nn::Module& model) {
   for (auto& [name, m] : model.named_modules()) {
     auto lin = std::dynamic_pointer_cast<nn::Linear>(m);
     if (!lin || !lin->weight.defined() || name == "lm_head" || name.ends_with(".lm_head")) continue;
-    FORGE_CHECK(lin->split == nn::Split::None, "qlora: ", name, " is split for tensor parallelism (use parallel.tp=1)");
     before += lin->weight.nbytes();
     auto q = std::make_shared<Nf4Weight>(lin->weight);
     after += q->nbytes();
