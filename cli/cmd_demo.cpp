@@ -102,13 +102,13 @@ double accuracy(Model& m, const Batch& b, const Tensor& inv_freq) {
 }  // namespace
 
 int cmd_demo(const Args& args) {
+  check_flags(args, {"--steps="});
   if (has_flag(args, "--help")) {
     std::printf(
         "usage: forge demo [--steps N]\n  trains a tiny attention model to copy patterns within packed documents\n"
         "  and prints held-out next-token accuracy before and after\n");
     return 0;
   }
-  check_flags(args, {"--steps="});
   const int steps = int(int_flag(args, "--steps", 300, 1, 1 << 24));
   manual_seed(1234);
   Model model;

@@ -21,7 +21,8 @@ std::string strip(const std::string& s) {
 }  // namespace
 
 int cmd_eval(const Args& args) {
-  if (has_flag(args, "--help") || has_flag(args, "-h")) {
+  check_flags(args, {"--model=", "--data=", "--adapter=", "--max-tokens=", "--show="});
+  if (has_flag(args, "--help")) {
     std::printf(
         "usage: forge eval --model DIR --data FILE.jsonl [--adapter DIR] [--max-tokens N] [--show N]\n\n"
         "Generates a greedy answer for every row and prints the exact-match accuracy (answers compared\n"
@@ -30,7 +31,6 @@ int cmd_eval(const Args& args) {
         "prompt. --adapter applies a PEFT LoRA adapter without merging. --show prints N examples.\n");
     return 0;
   }
-  check_flags(args, {"--model=", "--data=", "--adapter=", "--max-tokens=", "--show="});
   const std::string dir = required_flag(args, "--model", "DIR");
   const std::string path = required_flag(args, "--data", "FILE.jsonl");
   const int64_t max_tokens = int_flag(args, "--max-tokens", 32, 1);

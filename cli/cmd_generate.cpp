@@ -17,6 +17,9 @@
 namespace forge::cli {
 
 int cmd_generate(const Args& args) {
+  check_flags(args, {"--model=", "--prompt=", "--chat", "--system=", "--max-tokens=", "--temperature=", "--top-p=",
+                     "--top-k=", "--min-p=", "--repetition-penalty=", "--seed=", "--stop=", "--ignore-eos", "--lora=",
+                     "--dtype=", "--kv-cache-dtype="});
   if (has_flag(args, "--help")) {
     std::printf(
         "usage: forge generate --model DIR [--prompt TEXT | --prompt -] [--chat [--system TEXT]]\n"
@@ -30,9 +33,6 @@ int cmd_generate(const Args& args) {
         "a PEFT adapter. Uses the serving engine (paged KV cache), so results equal `forge serve`'s.\n");
     return 0;
   }
-  check_flags(args, {"--model=", "--prompt=", "--chat", "--system=", "--max-tokens=", "--temperature=", "--top-p=",
-                     "--top-k=", "--min-p=", "--repetition-penalty=", "--seed=", "--stop=", "--ignore-eos", "--lora=",
-                     "--dtype=", "--kv-cache-dtype="});
   const std::string dir = required_flag(args, "--model", "DIR");
   std::string prompt = flag_value(args, "--prompt", "");
   if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());

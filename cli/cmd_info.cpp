@@ -10,11 +10,11 @@
 namespace forge::cli {
 
 int cmd_info(const Args& args) {
+  check_flags(args, {});
   if (has_flag(args, "--help")) {
     std::printf("usage: forge info\n  prints CPU threads, the GEMM backend and the CUDA devices this build sees\n");
     return 0;
   }
-  check_flags(args, {});
   std::printf("forge 0.1\n");
   std::printf("cpu threads:  %d\n", omp_get_max_threads());
   std::printf("gemm backend: %s (override with FORGE_GEMM)\n", cpu::gemm_backend_name(cpu::gemm_backend()));

@@ -11,6 +11,8 @@
 namespace forge::cli {
 
 int cmd_init_model(const Args& args) {
+  check_flags(args, {"--out=", "--arch=", "--preset=", "--dtype=", "--tokenizer=", "--seed=", "--init-std=",
+                     "--max-shard-mb="});
   if (has_flag(args, "--help")) {
     std::printf(
         "usage: forge init-model --out DIR [--arch llama|mistral|qwen2] [--preset NAME] [--dtype f32|bf16]\n"
@@ -21,8 +23,6 @@ int cmd_init_model(const Args& args) {
         "follows them.\n");
     return 0;
   }
-  check_flags(args, {"--out=", "--arch=", "--preset=", "--dtype=", "--tokenizer=", "--seed=", "--init-std=",
-                     "--max-shard-mb="});
   const std::string out = required_flag(args, "--out", "DIR");
   train::InitModelOptions o;
   o.arch = flag_value(args, "--arch", "llama");

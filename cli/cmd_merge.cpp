@@ -11,7 +11,8 @@
 namespace forge::cli {
 
 int cmd_merge(const Args& args) {
-  if (has_flag(args, "--help") || has_flag(args, "-h")) {
+  check_flags(args, {"--base=", "--adapter=", "--out=", "--max-shard-mb="});
+  if (has_flag(args, "--help")) {
     std::printf(
         "usage: forge merge --base DIR --adapter DIR --out DIR [--max-shard-mb N]\n\n"
         "Merges a LoRA adapter (PEFT layout, from forge train or elsewhere) into its base model:\n"
@@ -20,7 +21,6 @@ int cmd_merge(const Args& args) {
         "model.safetensors.index.json), generation_config.json and the tokenizer files.\n");
     return 0;
   }
-  check_flags(args, {"--base=", "--adapter=", "--out=", "--max-shard-mb="});
   const std::string base = required_flag(args, "--base", "DIR");
   const std::string adapter = required_flag(args, "--adapter", "DIR");
   const std::string out = required_flag(args, "--out", "DIR");

@@ -33,6 +33,10 @@ int64_t parse_size(const std::string& s, const char* flag) {
 }  // namespace
 
 int cmd_serve(const Args& args) {
+  check_flags(args, {"--model=", "--host=", "--port=", "--served-name=", "--lora=", "--api-key=", "--dtype=",
+                     "--kv-cache-memory=", "--kv-cache-dtype=", "--max-model-len=", "--max-num-seqs=",
+                     "--max-num-batched-tokens=", "--block-size=", "--no-prefix-caching", "--max-lora-rank=",
+                     "--max-body-bytes=", "--request-timeout="});
   if (has_flag(args, "--help")) {
     std::printf(
         "usage: forge serve --model DIR [--host H] [--port P] [--served-name NAME] [--lora NAME=DIR ...]\n"
@@ -50,10 +54,6 @@ int cmd_serve(const Args& args) {
         "SIGTERM or Ctrl-C: running requests finish, new ones get 503, then the server exits.\n");
     return 0;
   }
-  check_flags(args, {"--model=", "--host=", "--port=", "--served-name=", "--lora=", "--api-key=", "--dtype=",
-                     "--kv-cache-memory=", "--kv-cache-dtype=", "--max-model-len=", "--max-num-seqs=",
-                     "--max-num-batched-tokens=", "--block-size=", "--no-prefix-caching", "--max-lora-rank=",
-                     "--max-body-bytes=", "--request-timeout="});
   const std::string dir = required_flag(args, "--model", "DIR");
   const std::string dt = flag_value(args, "--dtype", "");
   infer::EngineConfig ec;

@@ -11,6 +11,7 @@
 namespace forge::cli {
 
 int cmd_template(const Args& args) {
+  check_flags(args, {"--model="});
   if (has_flag(args, "--help")) {
     std::printf(
         "usage: forge template --model DIR < conversation.json\n\n"
@@ -18,7 +19,6 @@ int cmd_template(const Args& args) {
         "(other keys, e.g. \"tools\", are passed to the template). Prints the rendered text, nothing added.\n");
     return 0;
   }
-  check_flags(args, {"--model="});
   const std::string dir = required_flag(args, "--model", "DIR");
   auto tok = data::Tokenizer::from_dir(dir);
   std::string in((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());

@@ -12,6 +12,7 @@ namespace forge::cli {
 using json = nlohmann::json;
 
 int cmd_tokenize(const Args& args) {
+  check_flags(args, {"--model=", "--no-special", "--jsonl", "--decode", "--skip-special"});
   if (has_flag(args, "--help")) {
     std::printf(
         "usage: forge tokenize --model DIR [--no-special] [--jsonl] [--decode [--skip-special]]\n\n"
@@ -21,7 +22,6 @@ int cmd_tokenize(const Args& args) {
         "--jsonl, one per line) and prints the text.\n");
     return 0;
   }
-  check_flags(args, {"--model=", "--no-special", "--jsonl", "--decode", "--skip-special"});
   const std::string dir = required_flag(args, "--model", "DIR");
   auto tok = data::Tokenizer::from_dir(dir);
   const bool special = !has_flag(args, "--no-special"), jsonl = has_flag(args, "--jsonl");

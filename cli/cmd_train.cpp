@@ -9,7 +9,7 @@
 namespace forge::cli {
 
 int cmd_train(const Args& args) {
-  if (args.empty() || has_flag(args, "--help") || has_flag(args, "-h")) {
+  if (args.empty() || has_flag(args, "--help")) {
     std::printf(
         "usage: forge train RECIPE.yaml [section.key=value ...] [--check]\n\n"
         "Finetunes a model as the recipe says (LoRA or full), writing into output.dir: metrics.jsonl,\n"

@@ -7,13 +7,51 @@
 
 namespace forge::cli {
 
+namespace {
+// The options of the last check_flags call ("--name=" takes a value), so that the lookups below
+// know which arguments are values: `--prompt --stop --stop x` has one --stop, whose value is x.
+std::vector<std::string>& layout() {
+  static std::vector<std::string> options;
+  return options;
+}
+
+bool takes_value(const std::string& name) {
+  const auto& o = layout();
+  return std::find(o.begin(), o.end(), name + "=") != o.end();
+}
+
+// Calls f(name, value, has_value) for each argument that is not an option's value (a value is
+// never read as an option; other arguments come with has_value false).
+// Without a layout, an option takes the next argument as its value only when it is `wanted`.
+template <class F>
+void each_option(const Args& args, const std::string& wanted, F f) {
+  const bool known = !layout().empty();
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    const size_t eq = a.rfind("--", 0) == 0 ? a.find('=') : std::string::npos;
+    if (a.rfind("--", 0) != 0) {
+      f(a, std::string(), false);  // a positional argument, or -h
+    } else if (eq != std::string::npos) {
+      f(a.substr(0, eq), a.substr(eq + 1), true);
+    } else if ((known ? takes_value(a) : a == wanted) && i + 1 < args.size()) {
+      f(a, args[i + 1], true);
+      ++i;
+    } else {
+      f(a, std::string(), false);
+    }
+  }
+}
+}  // namespace
+
 void check_flags(const Args& args, const std::vector<std::string>& options, int max_positional) {
+  layout() = options;
+  layout().push_back("--help");
+  if (has_flag(args, "--help")) return;  // the help, whatever else is there
   int positional = 0;
   std::vector<std::string> names;
   for (auto& o : options) names.push_back(o.back() == '=' ? o.substr(0, o.size() - 1) : o);
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    if (a == "--help" || a == "-h") continue;
     if (a.rfind("--", 0) != 0) {
       if (max_positional >= 0 && ++positional > max_positional)
         throw Error("unexpected argument '" + a + "' (options start with --; --help lists them)");
@@ -23,23 +61,28 @@ void check_flags(const Args& args, const std::vector<std::string>& options, int 
     const std::string name = a.substr(0, eq);
     auto it = std::find(names.begin(), names.end(), name);
     if (it == names.end()) throw Error("unknown option '" + name + "'" + did_you_mean(name, names) + "; --help lists them");
-    const bool takes_value = options[size_t(it - names.begin())].back() == '=';
-    if (!takes_value && eq != std::string::npos) throw Error(name + " takes no value");
-    if (takes_value && eq == std::string::npos) {
+    const bool value = options[size_t(it - names.begin())].back() == '=';
+    if (!value && eq != std::string::npos) throw Error(name + " takes no value");
+    if (value && eq == std::string::npos) {
       if (i + 1 == args.size()) throw Error(name + " needs a value");
       ++i;  // the value may itself start with "--" (a prompt, a stop string)
     }
   }
 }
 
-bool has_flag(const Args& args, const std::string& flag) { return std::find(args.begin(), args.end(), flag) != args.end(); }
+bool has_flag(const Args& args, const std::string& flag) {
+  bool found = false;
+  each_option(args, "", [&](const std::string& name, const std::string&, bool has_value) {
+    found |= (name == flag || (flag == "--help" && name == "-h")) && !has_value;
+  });
+  return found;
+}
 
 std::vector<std::string> flag_values(const Args& args, const std::string& name) {
   std::vector<std::string> out;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == name && i + 1 < args.size()) out.push_back(args[++i]);
-    else if (args[i].rfind(name + "=", 0) == 0) out.push_back(args[i].substr(name.size() + 1));
-  }
+  each_option(args, name, [&](const std::string& n, const std::string& v, bool has_value) {
+    if (n == name && has_value) out.push_back(v);
+  });
   return out;
 }
 

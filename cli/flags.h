@@ -12,9 +12,11 @@ using Args = std::vector<std::string>;
 // The options a subcommand takes: "--name" for a switch, "--name=" for one followed by a value
 // (--help is always allowed), and up to max_positional other arguments (-1: any number). Throws for
 // any other "--" argument, with the closest known name, a value option given last without its
-// value, or one positional argument too many.
+// value, or one positional argument too many; nothing when --help or -h is there. Call it first:
+// the lookups below then know which arguments are values (`--stop --max-tokens` is a stop string).
 void check_flags(const Args& args, const std::vector<std::string>& options, int max_positional = 0);
-// True if args contain flag (e.g. "--json").
+// True if args contain flag (e.g. "--json") other than as an option's value; "--help" also
+// matches "-h".
 bool has_flag(const Args& args, const std::string& flag);
 // Value after `--name` (or `--name=value`), or fallback.
 std::string flag_value(const Args& args, const std::string& name, const std::string& fallback);
