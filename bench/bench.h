@@ -25,10 +25,12 @@ int bench_infer(const std::string& preset, const std::string& dtype, bool json, 
 // Streamed completions through the HTTP server at concurrency 1, 8, 32: tokens/s, TTFT, ITL.
 int bench_serve(const std::string& preset, const std::string& dtype, const std::string& kv_dtype, bool json,
                 int rounds, bool http);
-// LoRA adapters of bench train: rank (alpha = 2 x rank) and target modules (or "all-linear").
+// LoRA adapters of bench train: rank (alpha = 2 x rank) and target modules (or "all-linear");
+// qlora: the base's linear weights (all but the output layer) in NF4, as peft.method qlora.
 struct LoraShape {
   int64_t r = 8;
   std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
+  bool qlora = false;
 };
 // Training steps (forward + loss + backward + AdamW), full or LoRA, on device "cpu" or "cuda[:N]":
 // tokens/s, model FLOP/s, MFU against a measured GEMM ceiling, peak memory.

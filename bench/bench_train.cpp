@@ -4,19 +4,22 @@
 // Prints tokens/s, model FLOP/s and their share of the device's measured GEMM ceiling (MFU), and
 // peak memory.
 #include <omp.h>
-#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 
 #include "bench/bench.h"
 #include "core/autograd.h"
+#include "core/cpu_allocator.h"
 #include "core/random.h"
+#include "core/process_memory.h"
 #include "core/storage.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "models/llama.h"
 #include "models/presets.h"
 #include "peft/lora.h"
+#include "peft/nf4.h"
 #include "train/optimizer.h"
 
 namespace forge::bench {
@@ -57,12 +60,18 @@ int bench_train(const std::string& preset, bool lora, const std::string& dtype_n
   models::ModelConfig c = models::preset_config("llama", preset);
   c.max_position_embeddings = std::max(c.max_position_embeddings, seq);
   const DType dt = dtype_from_name(dtype_name);
-  models::CausalLM model(c, dt);
+  std::optional<models::CausalLM> made;
+  {
+    nn::SkipInitGuard no_init;  // init_weights sets every parameter
+    made.emplace(c, dt);
+  }
+  models::CausalLM& model = *made;
   model.init_weights(0.02, 1234);
   // Every base weight but the input embedding's is a matmul operand (a tied embedding is the LM head).
   const int64_t matmul_params = model.num_parameters() - (c.tie_word_embeddings ? 0 : c.vocab_size * c.hidden_size);
   train::NamedParams params;
   std::unique_ptr<peft::LoraModel> adapters;
+  int64_t nf4_bytes = 0;  // QLoRA's base weights, held outside tensors
   if (lora) {
     peft::LoraConfig lc;
     lc.r = lora_shape.r;
@@ -70,6 +79,7 @@ int bench_train(const std::string& preset, bool lora, const std::string& dtype_n
     lc.target_modules = lora_shape.targets;
     adapters = std::make_unique<peft::LoraModel>(peft::apply_lora(model, lc, 1));
     params = adapters->named_parameters();
+    if (lora_shape.qlora) nf4_bytes = peft::quantize_nf4(model).second;
   } else {
     params = model.named_parameters();
   }
@@ -87,17 +97,19 @@ int bench_train(const std::string& preset, bool lora, const std::string& dtype_n
     opt.step();
     opt.zero_grad();
   };
+  // Blocks freed while the model was made (QLoRA's replaced weights) would stay resident in the
+  // allocator's keep; a model loaded by forge train never has them.
+  cpu_alloc::empty_cache();
   step();  // warm-up: optimiser state, GEMM plans
   sync(dev);
   reset_cpu_bytes_peak();
+  reset_peak_rss();  // peak RSS of the timed steps, without the model's construction
   const auto t0 = std::chrono::steady_clock::now();
   for (int s = 0; s < steps; ++s) step();
   sync(dev);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
   const std::string shape = preset + " B" + std::to_string(batch) + " T" + std::to_string(seq);
-  const std::string name = lora ? "train.lora" : "train.full";
+  const std::string name = lora_shape.qlora ? "train.qlora" : lora ? "train.lora" : "train.full";
   const int threads = omp_get_max_threads();
   const std::string where = dev.is_cuda() ? device_name : "cpu";
   const double tok_s = double(batch * seq * steps) / secs;
@@ -116,7 +128,8 @@ int bench_train(const std::string& preset, bool lora, const std::string& dtype_n
   else
     report({name + ".peak_tensor_memory", shape, dtype_name, where, "MiB", threads, double(cpu_bytes_peak()) / (1 << 20)},
            json);
-  report({name + ".peak_rss", shape, dtype_name, where, "MiB", threads, double(ru.ru_maxrss) / 1024.0}, json);
+  if (nf4_bytes) report({name + ".nf4_weights", shape, dtype_name, where, "MiB", threads, double(nf4_bytes) / (1 << 20)}, json);
+  report({name + ".peak_rss", shape, dtype_name, where, "MiB", threads, double(peak_rss_bytes()) / (1 << 20)}, json);
   return 0;
 }
 

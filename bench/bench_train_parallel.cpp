@@ -5,7 +5,6 @@
 // (default 1, or 4 with pp > 1 so the pipeline has work in flight). Prints tokens/s over the steps after the
 // first, and each rank's peak CPU tensor memory during them.
 #include <omp.h>
-#include <sys/resource.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -15,6 +14,7 @@
 #include "bench/bench.h"
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/process_memory.h"
 #include "core/random.h"
 #include "parallel/comm.h"
 #include "train/init_model.h"
@@ -101,10 +101,8 @@ int bench_train_parallel(const std::string& preset, bool lora, const std::string
   // memory-mapped from the checkpoint are not tensor allocations: see peak RSS), and peak RSS.
   const size_t n = size_t(world.size());
   std::vector<double> peaks(2 * n, 0.0);
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
   peaks[size_t(world.rank())] = s.steady_peak_bytes / double(1 << 20);
-  peaks[n + size_t(world.rank())] = double(ru.ru_maxrss) / 1024.0;
+  peaks[n + size_t(world.rank())] = double(peak_rss_bytes()) / (1 << 20);
   peaks = world.sum(peaks);
   if (world.rank() != 0) return 0;
   const std::string shape = preset + " B" + std::to_string(batch) + " T" + std::to_string(seq) + " " +

@@ -3,6 +3,7 @@
 
 #include "bench/bench.h"
 #include "cli/commands.h"
+#include "core/error.h"
 
 namespace forge::cli {
 
@@ -13,7 +14,7 @@ int cmd_bench(const Args& args) {
         "       forge bench infer [--preset stories15M|gqa-60M|stories110M|tiny] [--dtype f32|bf16] [--json]\n"
         "       forge bench serve [--preset stories15M|stories110M|...] [--dtype f32|bf16] [--kv-cache-dtype bf16|f32]\n"
         "                         [--rounds 3] [--no-http] [--json]\n"
-        "       forge bench train [--preset P] [--lora] [--dtype f32|bf16] [--batch 8] [--seq 256] [--steps 3]\n"
+        "       forge bench train [--preset P] [--lora|--qlora] [--dtype f32|bf16] [--batch 8] [--seq 256] [--steps 3]\n"
         "                         [--device cpu|cuda[:N]] [--lora-r 8] [--lora-targets q_proj,k_proj,v_proj,o_proj|all-linear] [--json]\n"
         "                         [--parallel 1|dp2|tp2|pp2|dp2xtp2|...] [--micro-batches K] [--zero 0-3]   (under mpirun -np N)\n\n"
         "  ops      GEMM GFLOP/s (f32 per CPU backend, bf16) at 1024^3 and Llama shapes (MxKxN), as A B\n"
@@ -30,7 +31,7 @@ int cmd_bench(const Args& args) {
         "           levels run in turn --rounds times, each printing its median round, and the ratio\n"
         "           conc 32 / conc 1 (per round too); --no-http drives the engine directly\n"
         "  train    training steps (forward + cross-entropy + backward + AdamW) on a random model: full\n"
-        "           finetune, or --lora (r 8, alpha 16 on q,k,v,o); tokens/s, model TFLOP/s, MFU (against a\n"
+        "           finetune, --lora (r 8, alpha 16 on q,k,v,o), or --qlora (the same on an NF4 base); tokens/s, model TFLOP/s, MFU (against a\n"
         "           square GEMM timed on the same device and dtype), peak tensor memory, peak RSS\n"
         "           --parallel MESH: the real trainer under that mesh (1: one process); tokens/s over the\n"
         "           steps after the first and every rank's peak tensor memory; the global batch is cut into\n"
@@ -48,7 +49,7 @@ int cmd_bench(const Args& args) {
   else if (args[0] == "infer") check_flags(args, common, 1);
   else if (args[0] == "serve") check_flags(args, with({"--kv-cache-dtype=", "--rounds=", "--no-http"}), 1);
   else if (args[0] == "train")
-    check_flags(args, with({"--lora", "--batch=", "--seq=", "--steps=", "--device=", "--lora-r=", "--lora-targets=",
+    check_flags(args, with({"--lora", "--qlora", "--batch=", "--seq=", "--steps=", "--device=", "--lora-r=", "--lora-targets=",
                             "--parallel=", "--micro-batches=", "--zero="}), 1);
   const int64_t quick_or_3 = has_flag(args, "--quick") ? 1 : 3;
   if (args[0] == "ops") return bench::bench_ops(has_flag(args, "--json"), has_flag(args, "--quick"));
@@ -60,7 +61,8 @@ int cmd_bench(const Args& args) {
                               flag_value(args, "--kv-cache-dtype", "bf16"), has_flag(args, "--json"),
                               int(int_flag(args, "--rounds", quick_or_3, 1, 1000)),
                               !has_flag(args, "--no-http"));
-  if (args[0] == "train" && !flag_value(args, "--parallel", "").empty())
+  if (args[0] == "train" && !flag_value(args, "--parallel", "").empty()) {
+    FORGE_CHECK(!has_flag(args, "--qlora"), "bench train: --qlora runs in one process, without --parallel");
     return bench::bench_train_parallel(flag_value(args, "--preset", "stories15M"), has_flag(args, "--lora"),
                                        flag_value(args, "--dtype", "f32"), int_flag(args, "--batch", 8, 1, 1 << 20),
                                        int_flag(args, "--seq", 256, 2, 1 << 24),
@@ -68,11 +70,13 @@ int cmd_bench(const Args& args) {
                                        flag_value(args, "--parallel", "1"),
                                        int_flag(args, "--micro-batches", 0, 0, 1 << 20),
                                        int_flag(args, "--zero", 0, 0, 3), has_flag(args, "--json"));
+  }
   if (args[0] == "train") {
     bench::LoraShape ls;
     ls.r = int_flag(args, "--lora-r", 8, 1, 1 << 16);
     ls.targets = flag_list(args, "--lora-targets", ls.targets);
-    return bench::bench_train(flag_value(args, "--preset", "stories15M"), has_flag(args, "--lora"),
+    ls.qlora = has_flag(args, "--qlora");
+    return bench::bench_train(flag_value(args, "--preset", "stories15M"), has_flag(args, "--lora") || ls.qlora,
                               flag_value(args, "--dtype", "f32"), int_flag(args, "--batch", 8, 1, 1 << 20),
                               int_flag(args, "--seq", 256, 2, 1 << 24),
                               int(int_flag(args, "--steps", quick_or_3, 1, 1 << 20)),

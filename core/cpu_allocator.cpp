@@ -115,6 +115,10 @@ Block allocate(size_t bytes) {
     std::lock_guard<std::mutex> g(c.mu);
     auto it = c.by_size.lower_bound(n);
     if (it != c.by_size.end() && it->first / 5 * 4 <= n) {  // at most 5/4 of the request
+      // Of the blocks of that size, the one freed last: its pages are resident and warm. The
+      // first would cycle through every kept block and make them all resident (a loaded model's
+      // replaced, never-touched weights among them: 2 GB more RSS on a 1B QLoRA run).
+      it = std::prev(c.by_size.upper_bound(it->first));
       const Block b = it->second->block;
       c.lru.erase(it->second);
       c.by_size.erase(it);

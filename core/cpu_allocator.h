@@ -14,7 +14,8 @@ struct Block {
 };
 
 // 64-byte aligned. A kept block serves a request whose block size (64 KiB granules, whole huge
-// pages from 4 MiB) is at most its size and at least 4/5 of it.
+// pages from 4 MiB) is at most its size and at least 4/5 of it; of equal blocks, the one freed
+// last (its pages are resident and warm).
 Block allocate(size_t bytes);
 void release(Block b);
 

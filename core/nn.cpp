@@ -119,8 +119,20 @@ int64_t Module::num_parameters(bool trainable_only) const {
   return n;
 }
 
+namespace {
+thread_local bool skip_init = false;
+}
+SkipInitGuard::SkipInitGuard() : prev_(skip_init) { skip_init = true; }
+SkipInitGuard::~SkipInitGuard() { skip_init = prev_; }
+bool SkipInitGuard::active() { return skip_init; }
+
 Linear::Linear(int64_t in, int64_t out, bool with_bias, DType dtype, Generator* gen)
     : in_features(in), out_features(out) {
+  if (skip_init) {
+    weight = register_parameter("weight", Tensor::empty({out, in}, dtype));
+    if (with_bias) bias = register_parameter("bias", Tensor::empty({out}, dtype));
+    return;
+  }
   double bound = 1.0 / std::sqrt(double(std::max<int64_t>(in, 1)));
   Tensor w = Tensor::empty({out, in}, DType::F32);
   uniform_(w, -bound, bound, gen);
@@ -196,6 +208,10 @@ Tensor Embedding::forward(const Tensor& ids) const {
 }
 
 Embedding::Embedding(int64_t num, int64_t dim, DType dtype, Generator* gen) {
+  if (skip_init) {
+    weight = register_parameter("weight", Tensor::empty({num, dim}, dtype));
+    return;
+  }
   Tensor w = randn({num, dim}, DType::F32, gen);
   weight = register_parameter("weight", w.to(dtype));
 }

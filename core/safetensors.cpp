@@ -149,8 +149,21 @@ Tensor SafetensorsFile::tensor(const std::string& name) const {
     if (nbytes) std::memcpy(t.raw_data(), p, nbytes);
     return t;
   }
+  std::shared_ptr<Storage> storage = live_[name].lock();
+  if (!storage) {
+    // Drops the pages only this tensor's bytes cover; MAP_PRIVATE keeps the file itself intact.
+    auto release = [map = map_, p, nbytes](void*) {
+      const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+      const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+      const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + nbytes) / page * page;
+      if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+    };
+    storage = Storage::wrap(const_cast<char*>(p), nbytes, Device::cpu(),
+                            std::shared_ptr<void>(const_cast<char*>(p), release));
+    live_[name] = storage;
+  }
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = Storage::wrap(const_cast<char*>(p), nbytes, Device::cpu(), map_);
+  impl->storage = storage;
   impl->shape = e.shape;
   impl->strides = contiguous_strides(e.shape);
   impl->dtype = e.dtype;

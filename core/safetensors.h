@@ -25,7 +25,11 @@ class SafetensorsFile {
   std::vector<std::string> names() const;  // sorted
   bool contains(const std::string& name) const { return entries_.count(name) > 0; }
   const SafetensorsEntry& entry(const std::string& name) const;
-  // A CPU tensor over the mapped bytes (no copy when the data is aligned for its dtype).
+  // A CPU tensor over the mapped bytes (no copy when the data is aligned for its dtype). Asked
+  // again while one is alive, it returns a view of the same memory. When the last view is gone,
+  // the whole pages inside its bytes leave this process's resident memory (MADV_DONTNEED; the
+  // file stays mapped for the others): a weight replaced after loading (QLoRA's NF4, a dtype
+  // change) then stops costing memory.
   Tensor tensor(const std::string& name) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
@@ -35,6 +39,7 @@ class SafetensorsFile {
   const char* data_ = nullptr;  // start of the data section
   std::map<std::string, SafetensorsEntry> entries_;
   std::map<std::string, std::string> metadata_;
+  mutable std::map<std::string, std::weak_ptr<Storage>> live_;  // views handed out, by name
 };
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;

@@ -56,7 +56,11 @@ std::shared_ptr<CausalLM> load_llama2c(const std::string& path) {
     p += n;
     return q;
   };
-  auto model = std::make_shared<CausalLM>(c, DType::F32);
+  std::shared_ptr<CausalLM> model;
+  {
+    nn::SkipInitGuard no_init;  // every weight is copied in below
+    model = std::make_shared<CausalLM>(c, DType::F32);
+  }
   NoGradGuard ng;
   auto put = [](const Tensor& dst, const float* src) {
     std::memcpy(dst.raw_data(), src, size_t(dst.numel()) * sizeof(float));

@@ -16,6 +16,7 @@
 #include "core/autograd.h"
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/process_memory.h"
 #include "core/progress.h"
 #include "core/storage.h"
 #include "data/packing.h"
@@ -530,6 +531,10 @@ TrainSummary run_training(const Recipe& r) {
     for (auto& [k, v] : zero ? zero->state_dict() : opt->state_dict()) bytes += double(v.nbytes());
     std::fprintf(stderr, "forge train: rank %d holds %.3f MiB of trainable weights and optimiser state\n",
                    world.rank(), bytes / double(1 << 20));
+    // The process's high-water mark: tensors of the steps after the first, and resident memory
+    // (which also counts the blocks the CPU allocator keeps for reuse, FORGE_CPU_CACHE_MB).
+    std::fprintf(stderr, "forge train: rank %d peak memory: %.0f MiB of tensors, %.0f MiB resident\n", world.rank(),
+                 sum.steady_peak_bytes / double(1 << 20), double(peak_rss_bytes()) / (1 << 20));
   }
   if (shards) shards->gather_all();
   mp.gather_to_rank0();

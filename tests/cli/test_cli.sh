@@ -55,6 +55,14 @@ done
   fail "bench train failed"
 mfu=$(grep '"train.lora.mfu"' "$dir/bench" | sed 's/.*"value":\([0-9.e+-]*\).*/\1/')
 awk -v m="$mfu" 'BEGIN { exit !(m > 0 && m <= 100) }' || fail "bench train MFU '$mfu': $(cat "$dir/bench")"
+# --qlora: the same on an NF4 base, whose weights are reported:
+# stories15M: 22.8 MiB of linear weights in f32 -> 2.9 MiB.
+"$forge" bench train --preset stories15M --batch 1 --seq 32 --steps 1 --qlora --json >"$dir/bench" ||
+  fail "bench train --qlora failed"
+nf4=$(grep '"train.qlora.nf4_weights"' "$dir/bench" | sed 's/.*"value":\([0-9.e+-]*\).*/\1/')
+awk -v m="$nf4" 'BEGIN { exit !(m > 2.5 && m < 3.5) }' || fail "bench train --qlora NF4 MiB '$nf4': $(cat "$dir/bench")"
+if "$forge" bench train --qlora --parallel dp2 2>"$dir/err"; then fail "--qlora --parallel accepted"; fi
+grep -q "without --parallel" "$dir/err" || fail "unclear --qlora --parallel error: $(cat "$dir/err")"
 if ! command -v nvidia-smi >/dev/null; then  # no GPU here: --device cuda is a clear error
   if "$forge" bench train --preset tiny --device cuda 2>"$dir/err"; then fail "--device cuda ran without a GPU"; fi
   grep -q "device cuda" "$dir/err" || fail "unclear --device cuda error: $(cat "$dir/err")"
@@ -97,4 +105,11 @@ refused "unknown option '--no-bos'" tokenize --model "$dir/m" --no-bos
 refused "unexpected argument 'now'" info now
 # A value may itself start with "--" (a prompt, a stop string); --name=value works as well.
 "$forge" generate --model "$dir/m" --prompt "--x" --stop "--y" --max-tokens=2 > /dev/null 2>&1 || fail "--prompt --x refused"
+# A value that is itself an option's name stays a value: the stop string "--max-tokens", then
+# --max-tokens 3 (this read "--max-tokens" as the number before); a prompt "-h" is no help.
+"$forge" generate --model "$dir/m" --prompt hi --stop --max-tokens --max-tokens 3 --temperature 0 >"$dir/out" 2>"$dir/err" ||
+  fail "--stop --max-tokens refused: $(cat "$dir/err")"
+grep -q "3 generated" "$dir/err" || fail "--max-tokens 3 after --stop --max-tokens not read: $(cat "$dir/err")"
+"$forge" generate --model "$dir/m" --prompt -h --max-tokens 2 >"$dir/out" 2>&1 || fail "--prompt -h refused"
+grep -q usage "$dir/out" && fail "--prompt -h printed the help"
 echo "cli: all checks passed"

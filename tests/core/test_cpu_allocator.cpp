@@ -44,6 +44,26 @@ TEST_F(CpuAllocator, AFreedLargeBlockServesTheNextRequestOfItsSize) {
   cpu_alloc::release(b);
 }
 
+// Of several kept blocks of one size, the one freed last serves: the others stay untouched (and,
+// if they never were, not resident) instead of every one being cycled through.
+TEST_F(CpuAllocator, TheMostRecentlyFreedOfEqualBlocksServesFirst) {
+  cpu_alloc::Block a = cpu_alloc::allocate(4 * MiB), b = cpu_alloc::allocate(4 * MiB),
+                   c = cpu_alloc::allocate(4 * MiB);
+  cpu_alloc::release(a);
+  cpu_alloc::release(b);
+  cpu_alloc::release(c);
+  for (int i = 0; i < 5; ++i) {
+    cpu_alloc::Block d = cpu_alloc::allocate(4 * MiB);
+    EXPECT_EQ(d.ptr, c.ptr) << "round " << i;
+    cpu_alloc::release(d);
+  }
+  cpu_alloc::Block x = cpu_alloc::allocate(4 * MiB), y = cpu_alloc::allocate(4 * MiB);
+  EXPECT_EQ(x.ptr, c.ptr);
+  EXPECT_EQ(y.ptr, b.ptr);
+  cpu_alloc::release(x);
+  cpu_alloc::release(y);
+}
+
 TEST_F(CpuAllocator, BestFitTakesAtMostFiveQuartersOfTheRequest) {
   cpu_alloc::Block big = cpu_alloc::allocate(4 * MiB);
   cpu_alloc::release(big);

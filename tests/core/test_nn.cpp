@@ -1,6 +1,8 @@
 // nn modules: dotted names, state dicts with clear errors, dtype moves, Linear == linear op.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "core/autograd.h"
 #include "core/nn.h"
 #include "tests/support/op_table.h"
@@ -87,6 +89,33 @@ TEST(Nn, ColumnMajorWeightsGiveTheSameLinearAndEmbedding) {
   emb.to(DType::BF16);  // a bf16 table, column-major again: 2-byte elements on the strided path
   emb.weight.set_data(emb.weight.t().contiguous().t());
   EXPECT_EQ(test::compare(emb.forward(ids), want_emb.to(DType::BF16), 0), "");
+}
+
+// Under SkipInitGuard, Linear and Embedding weights are left unfilled (a model about to be loaded);
+// without it they are initialised; the guard nests and restores.
+TEST(Nn, SkipInitGuardLeavesWeightsUnfilledAndRestores) {
+  EXPECT_FALSE(nn::SkipInitGuard::active());
+  {
+    nn::SkipInitGuard outer;
+    {
+      nn::SkipInitGuard inner;
+      EXPECT_TRUE(nn::SkipInitGuard::active());
+    }
+    EXPECT_TRUE(nn::SkipInitGuard::active());
+    nn::Linear lin(64, 32, true);
+    nn::Embedding emb(16, 8);
+    EXPECT_EQ(lin.weight.shape(), (Shape{32, 64}));
+    EXPECT_EQ(lin.bias.shape(), (Shape{32}));
+    EXPECT_EQ(emb.weight.shape(), (Shape{16, 8}));
+  }
+  EXPECT_FALSE(nn::SkipInitGuard::active());
+  nn::Linear lin(64, 32, true);
+  const std::vector<float> w = lin.weight.to_float_vector();
+  float lo = 1, hi = -1;
+  for (float x : w) lo = std::min(lo, x), hi = std::max(hi, x);
+  EXPECT_LT(lo, -0.1f);  // uniform in +-1/8
+  EXPECT_GT(hi, 0.1f);
+  EXPECT_LE(hi, 0.125f);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/process_memory.h"
 #include "core/random.h"
 #include "core/safetensors.h"
 
@@ -142,4 +143,32 @@ TEST(Safetensors, ShardedDirectoryMapsEachTensorToItsFile) {
   write_file_atomic(dir + "/model.safetensors.index.json", idx);
   EXPECT_THROW(WeightFiles{dir}, Error);
   fs::remove_all(dir);
+}
+
+// A tensor over the mapped file is one view per name while it lives; once let go, the pages it
+// read leave the process's resident memory although the file stays mapped for the others.
+TEST(Safetensors, ALetGoTensorGivesItsPagesBack) {
+  const int64_t n = 16 << 20;  // 64 MiB of f32
+  Tensor big = Tensor::empty({n});
+  big.fill_(1.5);
+  const std::string p = tmp_path("forge_st_pages.safetensors");
+  save_safetensors(p, {{"big", big}, {"small", Tensor::ones({4})}});
+  big = Tensor();
+  SafetensorsFile f(p);
+  Tensor small = f.tensor("small");  // keeps the mapping alive throughout
+  const size_t before = rss_bytes();
+  {
+    Tensor t = f.tensor("big");
+    EXPECT_EQ(f.tensor("big").raw_data(), t.raw_data());  // the same memory while t lives
+    double s = 0;
+    const float* x = t.data<float>();
+    for (int64_t i = 0; i < n; i += 1024) s += x[i];  // touch every page
+    EXPECT_EQ(s, 1.5 * double(n / 1024));
+    EXPECT_GT(rss_bytes(), before + (48u << 20)) << "reading the tensor should make its pages resident";
+  }
+  EXPECT_LT(rss_bytes(), before + (8u << 20)) << "the let-go tensor's pages should have left";
+  EXPECT_EQ(small.to_float_vector(), std::vector<float>(4, 1.0f));
+  Tensor again = f.tensor("big");  // a fresh view reads the file again
+  EXPECT_EQ(again.data<float>()[n - 1], 1.5f);
+  fs::remove(p);
 }

@@ -3,7 +3,9 @@
 // gradient equal x W'^T and gout W' of the oracle's dequantised W'.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdlib>
+#include <vector>
 
 #include "core/autograd.h"
 #include "core/hdf5_io.h"
@@ -68,5 +70,31 @@ TEST_P(Nf4Parity, LinearForwardAndInputGradientEqualTheOracle) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Nf4Parity, ::testing::Values("small", "tail", "double"));
+
+// Values at and one float step either side of every midpoint between two levels (where a fast
+// nearest-level search can round the wrong way) get the level a plain argmin over the table
+// gives, the first of two equally close ones.
+TEST(Nf4Levels, NearestLevelAtMidpointsIsTheArgmin) {
+  const float levels[16] = {-1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
+                            -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
+                            0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f,
+                            0.33791524171829224f, 0.44070982933044434f, 0.5626170039176941f,
+                            0.7229568362236023f, 1.0f};
+  std::vector<float> v;
+  for (int k = 0; k < 15; ++k) {
+    const float m = 0.5f * (levels[k] + levels[k + 1]);
+    v.push_back(1.0f);  // each block's absmax is 1, so a value is its own scaled value
+    for (float x : {std::nextafter(m, -2.0f), m, std::nextafter(m, 2.0f), levels[k], levels[k + 1]}) v.push_back(x);
+  }
+  v.resize(128, 0.25f);  // two whole blocks of 64
+  Tensor w = Tensor::from_vector(v, {2, 64});
+  peft::Nf4Weight q(w);
+  for (size_t i = 0; i < v.size(); ++i) {
+    int best = 0;
+    for (int k = 1; k < 16; ++k)
+      if (std::fabs(v[i] - levels[k]) < std::fabs(v[i] - levels[best])) best = k;
+    EXPECT_EQ(q.code(int64_t(i)), best) << "value " << v[i] << " at " << i;
+  }
+}
 
 }  // namespace
