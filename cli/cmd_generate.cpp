@@ -18,19 +18,20 @@ namespace forge::cli {
 
 int cmd_generate(const Args& args) {
   check_flags(args, {"--model=", "--prompt=", "--chat", "--system=", "--max-tokens=", "--temperature=", "--top-p=",
-                     "--top-k=", "--min-p=", "--repetition-penalty=", "--seed=", "--stop=", "--ignore-eos", "--lora=",
+                     "--top-k=", "--min-p=", "--repetition-penalty=", "--seed=", "--stop=", "--ignore-eos", "--json", "--lora=",
                      "--dtype=", "--kv-cache-dtype="});
   if (has_flag(args, "--help")) {
     std::printf(
         "usage: forge generate --model DIR [--prompt TEXT | --prompt -] [--chat [--system TEXT]]\n"
         "                      [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--min-p P]\n"
-        "                      [--repetition-penalty R] [--seed S] [--stop TEXT ...] [--ignore-eos]\n"
+        "                      [--repetition-penalty R] [--seed S] [--stop TEXT ...] [--ignore-eos] [--json]\n"
         "                      [--lora DIR] [--dtype f32|bf16] [--kv-cache-dtype bf16|f32]\n\n"
         "Generates until an end-of-sequence id of generation_config.json / config.json (with --chat also\n"
         "the tokenizer's eos token, e.g. Llama 3's <|eot_id|>), a --stop string, or --max-tokens (default\n"
         "128). --chat renders the prompt as a user message with the model's chat template. --temperature 0\n"
         "is greedy; an empty prompt starts from the BOS token alone. --prompt - reads stdin. --lora applies\n"
-        "a PEFT adapter. Uses the serving engine (paged KV cache), so results equal `forge serve`'s.\n");
+        "a PEFT adapter. --json is JSON mode (the output is a JSON object; ends when it closes). Uses the\n"
+        "serving engine (paged KV cache), so results equal `forge serve`'s.\n");
     return 0;
   }
   const std::string dir = required_flag(args, "--model", "DIR");
@@ -52,6 +53,7 @@ int cmd_generate(const Args& args) {
   req.sampling.repetition_penalty = number_flag(args, "--repetition-penalty", 1.0, 1e-6, 100);
   req.seed = uint64_t(int_flag(args, "--seed", 0));
   req.ignore_eos = has_flag(args, "--ignore-eos");
+  req.json_object = has_flag(args, "--json");
   req.stop = flag_values(args, "--stop");
 
   if (has_flag(args, "--chat")) {

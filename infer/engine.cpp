@@ -26,6 +26,7 @@ struct Engine::Live {
   StopMatcher stops;
   std::vector<int64_t> output;
   bool scheduled = false;
+  std::optional<JsonMatcher> json;  // JSON mode: what the output has read so far
 };
 
 Engine::Engine(std::shared_ptr<models::CausalLM> model, std::shared_ptr<data::Tokenizer> tok,
@@ -104,6 +105,7 @@ int64_t Engine::add(Request r, EventFn fn) {
   l->seq = std::make_shared<SeqState>();
   l->seq->adapter = r.adapter;
   l->seq->tokens = r.prompt;
+  if (r.json_object) l->json.emplace();
   l->req = std::move(r);
   std::lock_guard<std::mutex> g(mu_);
   l->id = l->seq->id = next_id_++;
@@ -177,6 +179,10 @@ void Engine::emit_token(Live& l, int64_t token, const float* logits) {
   bool hit = false;
   ev.text = l.stops.push(l.dec.push(token), &hit);
   if (hit) return finish(l, "stop", ev, /*flush_text=*/false);  // the rest is cut off with the stop string
+  if (l.json) {  // the mask let only this token's bytes through, so they continue the JSON
+    l.json->feed(token_texts_[size_t(token)]);
+    if (l.json->done()) return finish(l, "stop", ev);
+  }
   l.seq->tokens.push_back(token);
   if (int64_t(l.output.size()) >= l.req.max_tokens || int64_t(l.seq->tokens.size()) >= cfg_.max_model_len)
     return finish(l, "length", ev);
@@ -243,6 +249,8 @@ void Engine::run_chunks(const std::vector<ScheduledChunk>& chunks_in) {
   const int64_t M = int64_t(rows_of.size());
   std::vector<int64_t> drawn(static_cast<size_t>(M));
   std::vector<std::vector<float>> raw(static_cast<size_t>(M));
+  for (Live* l : rows_of)
+    if (l->json && token_texts_.empty()) token_texts_ = token_texts(*tok_, V);
 #pragma omp parallel for schedule(dynamic) if (M > 1)
   for (int64_t m = 0; m < M; ++m) {
     Live& l = *rows_of[size_t(m)];
@@ -255,6 +263,12 @@ void Engine::run_chunks(const std::vector<ScheduledChunk>& chunks_in) {
           if (t >= 0 && t < V) row[t] = -INFINITY;
       for (int64_t t : l.req.stop_token_ids)
         if (t >= 0 && t < V) row[t] = -INFINITY;
+    }
+    if (l.json) {  // JSON mode: every token that would break the JSON is out
+      std::vector<uint8_t> ok;
+      allowed_tokens(*l.json, token_texts_, ok);
+      for (int64_t t = 0; t < V; ++t)
+        if (!ok[size_t(t)]) row[t] = -INFINITY;
     }
     drawn[size_t(m)] = sample_token(row, V, l.req.sampling, l.rng);
   }

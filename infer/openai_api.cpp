@@ -13,7 +13,7 @@ const std::set<std::string> kCommon = {"model", "max_tokens", "temperature", "to
                                        "stream", "stream_options", "stop", "seed", "presence_penalty",
                                        "frequency_penalty", "repetition_penalty", "logprobs", "user",
                                        "ignore_eos", "stop_token_ids", "skip_special_tokens", "logit_bias",
-                                       "min_tokens"};
+                                       "min_tokens", "response_format"};
 const std::set<std::string> kCompletionOnly = {"prompt", "echo"};
 const std::set<std::string> kChatOnly = {"messages", "max_completion_tokens", "top_logprobs"};
 
@@ -195,6 +195,22 @@ ApiRequest parse_request(Endpoint kind, const std::string& body_text, const Engi
         throw ApiError(400, "'logit_bias' values must be numbers between -100 and 100", "logit_bias");
       s.logit_bias.emplace_back(int64_t(id), float(v.get<double>()));
     }
+  }
+  if (body.contains("response_format") && !body["response_format"].is_null()) {
+    // {"type": "text"} or {"type": "json_object"} (JSON mode); schemas are not enforced yet.
+    const json& rf = body["response_format"];
+    if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())
+      throw ApiError(400, "'response_format' must be an object with a 'type'", "response_format");
+    const std::string type = rf["type"].get<std::string>();
+    if (type == "json_schema")
+      throw ApiError(400, "'response_format' type 'json_schema' is not supported; 'json_object' gives JSON mode",
+                     "response_format");
+    if (type != "text" && type != "json_object")
+      throw ApiError(400, "'response_format' type must be 'text' or 'json_object', got '" + type + "'",
+                     "response_format");
+    for (auto& [k, v] : rf.items())
+      if (k != "type") throw ApiError(400, "'response_format' has an unknown field '" + k + "'", "response_format");
+    q.json_object = type == "json_object";
   }
   q.min_tokens = integer(body, "min_tokens", 0, INT32_MAX, 0);
   q.ignore_eos = boolean(body, "ignore_eos", false);

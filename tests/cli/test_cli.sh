@@ -41,6 +41,14 @@ s2=$("$forge" generate --model "$dir/m" --prompt "x" --temperature 0.8 --top-p 0
 "$forge" generate --model "$dir/m" --prompt "" --max-tokens 4 2>"$dir/err" >/dev/null || fail "empty prompt failed"
 grep -q "1 prompt tokens" "$dir/err" || fail "empty prompt did not start from BOS alone: $(cat "$dir/err")"
 "$forge" generate --model "$dir/m" --chat --prompt "Hi" --max-tokens 4 >/dev/null 2>&1 || fail "chat failed"
+# --json: JSON mode, the output starts an object (ending "stop" only once it closes).
+"$forge" generate --model "$dir/m" --prompt "Hi" --json --max-tokens 24 --seed 5 >"$dir/out" 2>"$dir/err" ||
+  fail "--json failed: $(cat "$dir/err")"
+[ "$(tr -d ' \t\r\n' <"$dir/out" | head -c 1)" = "{" ] || fail "--json output is no JSON object: $(cat "$dir/out")"
+if grep -q "finish: stop" "$dir/err"; then
+  python3 -c 'import json, sys; assert isinstance(json.load(open(sys.argv[1])), dict)' "$dir/out" ||
+    fail "--json finished but does not parse: $(cat "$dir/out")"
+fi
 
 # bench serve on the tiny preset (a second or so): every level of both rounds through HTTP and
 # straight into the engine, tokens/s and the ratio reported.

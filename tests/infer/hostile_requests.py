@@ -101,6 +101,8 @@ bad_values = {
     "logit_bias": ["x", [1], {"abc": 1}, {"-1": 1}, {"1.5": 1}, {"999999999": 1}, {"5": 101}, {"5": "1"},
                    {str(i): 1 for i in range(1025)}],
     "min_tokens": [-1, "2", 1.5, 10 ** 6],
+    "response_format": ["json", {}, {"type": 1}, {"type": "xml"}, {"type": "json_schema", "json_schema": {}},
+                        {"type": "json_object", "schema": {}}],
 }
 for field, values in bad_values.items():
     for v in values:

@@ -121,6 +121,24 @@ const [quick, held] = await Promise.all([stopAt5(0), stopAt5(6)]);
 ok(quick.usage.completion_tokens === 1 && quick.choices[0].finish_reason === "stop", "forced stop token ends at once");
 ok(held.usage.completion_tokens === 6 && held.choices[0].finish_reason === "length", "min_tokens holds it back");
 
+// JSON mode: the output is an object's prefix, and a finished one parses (nudged toward closing,
+// as a random model rarely would). A schema is refused rather than ignored.
+// The served model sits beside the expected-output file (test_serve.sh's $dir/tiny).
+const vocab = JSON.parse(fs.readFileSync(path.join(path.dirname(expectFile), "tiny", "tokenizer.json"), "utf8")).model.vocab;
+const tokenId = (text) => vocab[text];
+const jsonChat = (seed) => client.chat.completions.create({ model, messages: [{ role: "user", content: "JSON please" }],
+  max_tokens: 96, temperature: 1, seed, response_format: { type: "json_object" },
+  logit_bias: Object.fromEntries(["}", "\"", ":"].map((c) => [tokenId(c), 4])) });
+const jsonOut = await Promise.all([1, 2, 3, 4].map(jsonChat));
+const closedJson = jsonOut.filter((r) => r.choices[0].finish_reason === "stop");
+ok(closedJson.length >= 2, `JSON mode: ${closedJson.length} of 4 objects closed`);
+for (const r of closedJson) {
+  const parsed = JSON.parse(r.choices[0].message.content);
+  ok(typeof parsed === "object" && !Array.isArray(parsed), "JSON mode gives an object");
+}
+await expectError(400, () => client.chat.completions.create({ model, messages: [{ role: "user", content: "x" }],
+  response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "object" } } } }), "response_format");
+
 // Errors in OpenAI's shape.
 await expectError(404, () => client.completions.create({ model: "no-such-model", prompt: "x" }), "model");
 await expectError(400, () => client.completions.create({ model, prompt: "x", temperature: 9 }), "temperature");

@@ -4,12 +4,14 @@
 #include <gtest/gtest.h>
 
 #include <latch>
+#include <nlohmann/json.hpp>
 #include <map>
 #include <thread>
 
 #include "core/autograd.h"
 #include "infer/engine.h"
 #include "infer/generate.h"
+#include "infer/json_grammar.h"
 #include "infer/stop_strings.h"
 #include "kernels/cpu/packed_gemm.h"
 #include "models/pretrained.h"
@@ -286,6 +288,41 @@ TEST_F(EngineTest, MinTokensHoldsBackStopTokensAndLogitBiasSteersTheDraw) {
   bad = r;
   bad.sampling.logit_bias = {{model_->config().vocab_size, 1.0f}};
   EXPECT_NE(e->check(bad).find("logit_bias"), std::string::npos);
+}
+
+// JSON mode on a random model: whatever it draws, every output is a JSON object's prefix; one
+// that ends "stop" closed its object and parses; the same without JSON mode is not JSON at all.
+TEST_F(EngineTest, JsonModeOutputsAreJsonObjects) {
+  auto e = make_engine();
+  std::vector<Request> reqs;
+  for (int i = 0; i < 12; ++i) {
+    Request r = greedy(i, 6, 96);
+    r.sampling.temperature = 1.0;
+    r.seed = uint64_t(100 + i);
+    r.json_object = true;
+    // Nudges toward the structural tokens so that some objects close within 96 tokens.
+    for (const char* t : {"}", "\"", ":", "1"})
+      if (int64_t id = tok_->token_to_id(t); id >= 0) r.sampling.logit_bias.emplace_back(id, 4.0f);
+    reqs.push_back(r);
+  }
+  int closed = 0;
+  for (const Result& res : run(*e, reqs)) {
+    JsonMatcher m;
+    EXPECT_TRUE(m.feed(res.text)) << res.text;
+    if (res.finish == "stop") {
+      ++closed;
+      EXPECT_TRUE(m.done()) << res.text;
+      EXPECT_NO_THROW(EXPECT_TRUE(nlohmann::json::parse(res.text).is_object())) << res.text;
+    } else {
+      EXPECT_EQ(res.finish, "length");
+      EXPECT_FALSE(m.done()) << res.text;
+    }
+  }
+  EXPECT_GE(closed, 3) << "of 12 requests";
+  Request plain = reqs[0];
+  plain.json_object = false;
+  JsonMatcher m;
+  EXPECT_FALSE(m.feed(run(*e, {plain})[0].text)) << "a random model should not write JSON unasked";
 }
 
 TEST(StopMatcher, CatchesStopsSplitAcrossPiecesAndHoldsBackOnlyWhatItMust) {
