@@ -7,7 +7,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <optional>
 
 #include "bench/bench.h"
 #include "core/autograd.h"
@@ -60,11 +59,7 @@ int bench_train(const std::string& preset, bool lora, const std::string& dtype_n
   models::ModelConfig c = models::preset_config("llama", preset);
   c.max_position_embeddings = std::max(c.max_position_embeddings, seq);
   const DType dt = dtype_from_name(dtype_name);
-  std::optional<models::CausalLM> made;
-  {
-    nn::SkipInitGuard no_init;  // init_weights sets every parameter
-    made.emplace(c, dt);
-  }
+  auto made = models::CausalLM::unfilled(c, dt);
   models::CausalLM& model = *made;
   model.init_weights(0.02, 1234);
   // Every base weight but the input embedding's is a matmul operand (a tied embedding is the LM head).

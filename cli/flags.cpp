@@ -50,24 +50,18 @@ void check_flags(const Args& args, const std::vector<std::string>& options, int 
   int positional = 0;
   std::vector<std::string> names;
   for (auto& o : options) names.push_back(o.back() == '=' ? o.substr(0, o.size() - 1) : o);
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a.rfind("--", 0) != 0) {
+  // The same walk as the lookups: a value (which may start with "--": a prompt, a stop string)
+  // is never checked as an option.
+  each_option(args, "", [&](const std::string& name, const std::string&, bool has_value) {
+    if (name.rfind("--", 0) != 0) {
       if (max_positional >= 0 && ++positional > max_positional)
-        throw Error("unexpected argument '" + a + "' (options start with --; --help lists them)");
-      continue;
+        throw Error("unexpected argument '" + name + "' (options start with --; --help lists them)");
+      return;
     }
-    const size_t eq = a.find('=');
-    const std::string name = a.substr(0, eq);
-    auto it = std::find(names.begin(), names.end(), name);
-    if (it == names.end()) throw Error("unknown option '" + name + "'" + did_you_mean(name, names) + "; --help lists them");
-    const bool value = options[size_t(it - names.begin())].back() == '=';
-    if (!value && eq != std::string::npos) throw Error(name + " takes no value");
-    if (value && eq == std::string::npos) {
-      if (i + 1 == args.size()) throw Error(name + " needs a value");
-      ++i;  // the value may itself start with "--" (a prompt, a stop string)
-    }
-  }
+    if (std::find(names.begin(), names.end(), name) == names.end())
+      throw Error("unknown option '" + name + "'" + did_you_mean(name, names) + "; --help lists them");
+    if (has_value != takes_value(name)) throw Error(name + (has_value ? " takes no value" : " needs a value"));
+  });
 }
 
 bool has_flag(const Args& args, const std::string& flag) {

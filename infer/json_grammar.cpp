@@ -35,12 +35,9 @@ bool JsonMatcher::start_value(unsigned char c) {
   return true;
 }
 
-// After a value: the close of its container or a ',' (the top-level object's close ends it all).
+// After a value (always inside a container: the top level is an object): a ',' or the
+// container's close; the top-level object's close ends it all.
 bool JsonMatcher::after_value(unsigned char c) {
-  if (stack_.empty()) {
-    mode_ = Mode::Done;
-    return false;  // nothing may follow the whole object
-  }
   if (c == ',') {
     mode_ = stack_.back() == '{' ? Mode::Key : Mode::Value;
     return true;
@@ -65,18 +62,9 @@ bool JsonMatcher::feed(unsigned char c) {
     case Mode::Value:
       return start_value(c);
     case Mode::ValueOrClose:
-      if (c == ']') {
-        stack_.pop_back();
-        mode_ = stack_.empty() ? Mode::Done : Mode::AfterValue;
-        return true;
-      }
-      return start_value(c);
+      return c == ']' ? after_value(c) : start_value(c);
     case Mode::KeyOrClose:
-      if (c == '}') {
-        stack_.pop_back();
-        mode_ = stack_.empty() ? Mode::Done : Mode::AfterValue;
-        return true;
-      }
+      if (c == '}') return after_value(c);
       [[fallthrough]];
     case Mode::Key:
       if (c != '"') return false;
@@ -97,7 +85,7 @@ bool JsonMatcher::feed(unsigned char c) {
         return true;
       }
       if (c == '"') {
-        mode_ = key_ ? Mode::Colon : (stack_.empty() ? Mode::Done : Mode::AfterValue);
+        mode_ = key_ ? Mode::Colon : Mode::AfterValue;
         return true;
       }
       if (c == '\\') mode_ = Mode::Escape;
@@ -140,7 +128,6 @@ bool JsonMatcher::feed(unsigned char c) {
       }
       // The number is complete and c belongs to what follows it.
       mode_ = Mode::AfterValue;
-      ws_ = 0;
       return feed(c);
     }
     case Mode::Literal:

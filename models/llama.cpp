@@ -102,6 +102,11 @@ Decoder::Decoder(const ModelConfig& c, DType dtype) {
   norm = register_module("norm", std::make_shared<nn::RMSNorm>(c.hidden_size, c.rms_norm_eps, dtype));
 }
 
+std::shared_ptr<CausalLM> CausalLM::unfilled(const ModelConfig& c, DType dtype) {
+  nn::SkipInitGuard no_init;
+  return std::make_shared<CausalLM>(c, dtype);
+}
+
 CausalLM::CausalLM(const ModelConfig& c, DType dtype) : cfg(c), dtype_(dtype) {
   model = register_module("model", std::make_shared<Decoder>(c, dtype));
   if (!c.tie_word_embeddings)

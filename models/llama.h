@@ -78,6 +78,9 @@ class Decoder : public nn::Module {
 class CausalLM : public nn::Module {
  public:
   explicit CausalLM(const ModelConfig& c, DType dtype = DType::F32);
+  // The same with every Linear and Embedding weight left unfilled (nn::SkipInitGuard), for
+  // loaders and init_weights, which set each one.
+  static std::shared_ptr<CausalLM> unfilled(const ModelConfig& c, DType dtype);
   // ids [B, T] -> final hidden states [B, T, C] (after the last norm).
   Tensor hidden_states(const Tensor& ids, const ForwardOptions& opt = {});
   // The pieces of hidden_states, for pipeline stages: the embedding, layers [begin, end) (pos

@@ -56,11 +56,7 @@ std::shared_ptr<CausalLM> load_llama2c(const std::string& path) {
     p += n;
     return q;
   };
-  std::shared_ptr<CausalLM> model;
-  {
-    nn::SkipInitGuard no_init;  // every weight is copied in below
-    model = std::make_shared<CausalLM>(c, DType::F32);
-  }
+  auto model = CausalLM::unfilled(c, DType::F32);  // every weight is copied in below
   NoGradGuard ng;
   auto put = [](const Tensor& dst, const float* src) {
     std::memcpy(dst.raw_data(), src, size_t(dst.numel()) * sizeof(float));

@@ -32,11 +32,7 @@ std::string list_names(const std::vector<std::string>& v) {
 std::shared_ptr<CausalLM> load_model(const std::string& dir, std::optional<DType> dtype, Device device) {
   ModelConfig cfg = load_config(dir);
   const DType dt = dtype.value_or(cfg.dtype);
-  std::shared_ptr<CausalLM> model;
-  {
-    nn::SkipInitGuard no_init;  // every parameter is loaded below
-    model = std::make_shared<CausalLM>(cfg, dt);
-  }
+  auto model = CausalLM::unfilled(cfg, dt);  // every parameter is loaded below
   WeightFiles files(dir);
 
   std::vector<std::string> missing, unexpected, mismatched;

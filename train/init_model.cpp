@@ -3,7 +3,6 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <optional>
 
 #include "core/file_util.h"
 #include "data/make_tokenizer.h"
@@ -32,11 +31,7 @@ models::ModelConfig init_random_model(const std::string& out, const InitModelOpt
     c.eos_token_ids = {t.eos_id, t.eot_id};
   }
   std::remove((out + "/generation_config.json").c_str());  // save_model writes a fresh one
-  std::optional<models::CausalLM> made;
-  {
-    nn::SkipInitGuard no_init;  // init_weights sets every parameter
-    made.emplace(c, c.dtype);
-  }
+  auto made = models::CausalLM::unfilled(c, c.dtype);
   models::CausalLM& model = *made;
   model.init_weights(o.init_std, o.seed);
   models::save_model(model, out, o.max_shard_bytes);
