@@ -9,7 +9,7 @@ DEB_PACKAGES := g++ make cmake pkg-config git \
   libeigen3-dev libhdf5-dev hdf5-tools libyaml-cpp-dev nlohmann-json3-dev \
   libgtest-dev libgmock-dev libopenmpi-dev openmpi-bin \
   libopenblas-openmp-dev libdnnl-dev libpcre2-dev libicu-dev \
-  python3 python3-numpy python3-torch python3-h5py python3-jinja2
+  python3 python3-numpy python3-torch python3-h5py python3-jinja2 python3-jsonschema
 
 .PHONY: all deps build test test-gpu gpu-bundle quickstart bench clean
 

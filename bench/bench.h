@@ -25,6 +25,9 @@ int bench_infer(const std::string& preset, const std::string& dtype, bool json, 
 // Streamed completions through the HTTP server at concurrency 1, 8, 32: tokens/s, TTFT, ITL.
 int bench_serve(const std::string& preset, const std::string& dtype, const std::string& kv_dtype, bool json,
                 int rounds, bool http);
+// Guided JSON's token mask over the tokenizer of model_dir: ms per sequence and step in the
+// states a document goes through (JSON mode and a schema), and the vocabulary index's build time.
+int bench_json(const std::string& model_dir, bool json, bool quick);
 // LoRA adapters of bench train: rank (alpha = 2 x rank) and target modules (or "all-linear");
 // qlora: the base's linear weights (all but the output layer) in NF4, as peft.method qlora.
 struct LoraShape {

@@ -16,7 +16,8 @@ int cmd_bench(const Args& args) {
         "                         [--rounds 3] [--no-http] [--json]\n"
         "       forge bench train [--preset P] [--lora|--qlora] [--dtype f32|bf16] [--batch 8] [--seq 256] [--steps 3]\n"
         "                         [--device cpu|cuda[:N]] [--lora-r 8] [--lora-targets q_proj,k_proj,v_proj,o_proj|all-linear] [--json]\n"
-        "                         [--parallel 1|dp2|tp2|pp2|dp2xtp2|...] [--micro-batches K] [--zero 0-3]   (under mpirun -np N)\n\n"
+        "                         [--parallel 1|dp2|tp2|pp2|dp2xtp2|...] [--micro-batches K] [--zero 0-3]   (under mpirun -np N)\n"
+        "       forge bench json --model DIR [--json] [--quick]\n\n"
         "  ops      GEMM GFLOP/s (f32 per CPU backend, bf16) at 1024^3 and Llama shapes (MxKxN), as A B\n"
         "           (gemm) and A W^T (linear); a stories15M decode step's linear layers at 32 sequences,\n"
         "           weights stored [out, in] and column-major; causal attention fwd+bwd ms at B8 H8 D64, T 256\n"
@@ -36,6 +37,9 @@ int cmd_bench(const Args& args) {
         "           --parallel MESH: the real trainer under that mesh (1: one process); tokens/s over the\n"
         "           steps after the first and every rank's peak tensor memory; the global batch is cut into\n"
         "           K micro-batches (default 1; 4 with pp > 1)\n"
+        "  json     guided JSON's token mask over DIR's tokenizer: ms per sequence and step in JSON mode\n"
+        "           (object start, a value, inside a string, inside a number) and under a schema (a key,\n"
+        "           an enum), and the vocabulary index's one-off build\n"
         "Threads: OMP_NUM_THREADS (default: all cores). GEMM backend: FORGE_GEMM=onednn|openblas|eigen.\n");
     return args.empty() ? 1 : 0;
   }
@@ -46,6 +50,7 @@ int cmd_bench(const Args& args) {
     return more;
   };
   if (args[0] == "ops") check_flags(args, {"--json", "--quick"}, 1);
+  else if (args[0] == "json") check_flags(args, {"--json", "--quick", "--model="}, 1);
   else if (args[0] == "infer") check_flags(args, common, 1);
   else if (args[0] == "serve") check_flags(args, with({"--kv-cache-dtype=", "--rounds=", "--no-http"}), 1);
   else if (args[0] == "train")
@@ -53,6 +58,8 @@ int cmd_bench(const Args& args) {
                             "--parallel=", "--micro-batches=", "--zero="}), 1);
   const int64_t quick_or_3 = has_flag(args, "--quick") ? 1 : 3;
   if (args[0] == "ops") return bench::bench_ops(has_flag(args, "--json"), has_flag(args, "--quick"));
+  if (args[0] == "json")
+    return bench::bench_json(required_flag(args, "--model", "DIR"), has_flag(args, "--json"), has_flag(args, "--quick"));
   if (args[0] == "infer")
     return bench::bench_infer(flag_value(args, "--preset", "stories15M"), flag_value(args, "--dtype", "f32"),
                               has_flag(args, "--json"), has_flag(args, "--quick") ? 1 : 3);
@@ -82,7 +89,7 @@ int cmd_bench(const Args& args) {
                               int(int_flag(args, "--steps", quick_or_3, 1, 1 << 20)),
                               flag_value(args, "--device", "cpu"), ls, has_flag(args, "--json"));
   }
-  std::fprintf(stderr, "forge bench: unknown benchmark '%s' (available: ops, infer, serve, train)\n", args[0].c_str());
+  std::fprintf(stderr, "forge bench: unknown benchmark '%s' (available: ops, infer, serve, train, json)\n", args[0].c_str());
   return 2;
 }
 

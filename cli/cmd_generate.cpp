@@ -3,6 +3,7 @@
 // decoded; statistics go to stderr.
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -18,20 +19,22 @@ namespace forge::cli {
 
 int cmd_generate(const Args& args) {
   check_flags(args, {"--model=", "--prompt=", "--chat", "--system=", "--max-tokens=", "--temperature=", "--top-p=",
-                     "--top-k=", "--min-p=", "--repetition-penalty=", "--seed=", "--stop=", "--ignore-eos", "--json", "--lora=",
+                     "--top-k=", "--min-p=", "--repetition-penalty=", "--seed=", "--stop=", "--ignore-eos", "--json", "--json-schema=",
+                     "--lora=",
                      "--dtype=", "--kv-cache-dtype="});
   if (has_flag(args, "--help")) {
     std::printf(
         "usage: forge generate --model DIR [--prompt TEXT | --prompt -] [--chat [--system TEXT]]\n"
         "                      [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--min-p P]\n"
-        "                      [--repetition-penalty R] [--seed S] [--stop TEXT ...] [--ignore-eos] [--json]\n"
-        "                      [--lora DIR] [--dtype f32|bf16] [--kv-cache-dtype bf16|f32]\n\n"
+        "                      [--repetition-penalty R] [--seed S] [--stop TEXT ...] [--ignore-eos]\n"
+        "                      [--json | --json-schema FILE] [--lora DIR] [--dtype f32|bf16] [--kv-cache-dtype bf16|f32]\n\n"
         "Generates until an end-of-sequence id of generation_config.json / config.json (with --chat also\n"
         "the tokenizer's eos token, e.g. Llama 3's <|eot_id|>), a --stop string, or --max-tokens (default\n"
         "128). --chat renders the prompt as a user message with the model's chat template. --temperature 0\n"
         "is greedy; an empty prompt starts from the BOS token alone. --prompt - reads stdin. --lora applies\n"
-        "a PEFT adapter. --json is JSON mode (the output is a JSON object; ends when it closes). Uses the\n"
-        "serving engine (paged KV cache), so results equal `forge serve`'s.\n");
+        "a PEFT adapter. --json is JSON mode (the output is a JSON object; ends when it closes);\n"
+        "--json-schema holds the output to a JSON Schema (the subset of docs/serving.md). Uses the serving\n"
+        "engine (paged KV cache), so results equal `forge serve`'s.\n");
     return 0;
   }
   const std::string dir = required_flag(args, "--model", "DIR");
@@ -53,7 +56,19 @@ int cmd_generate(const Args& args) {
   req.sampling.repetition_penalty = number_flag(args, "--repetition-penalty", 1.0, 1e-6, 100);
   req.seed = uint64_t(int_flag(args, "--seed", 0));
   req.ignore_eos = has_flag(args, "--ignore-eos");
-  req.json_object = has_flag(args, "--json");
+  FORGE_CHECK(!has_flag(args, "--json") || !has_flag(args, "--json-schema"), "--json and --json-schema: give one");
+  if (has_flag(args, "--json")) req.json_schema = infer::JsonSchema::any_object();
+  if (const std::string path = flag_value(args, "--json-schema", ""); !path.empty()) {
+    std::ifstream in(path);
+    FORGE_CHECK(in, "--json-schema: cannot read ", path);
+    const nlohmann::json schema = nlohmann::json::parse(in, nullptr, false);
+    FORGE_CHECK(!schema.is_discarded(), "--json-schema: ", path, " is not valid JSON");
+    try {
+      req.json_schema = infer::JsonSchema::compile(schema);
+    } catch (const Error& e) {
+      throw Error("--json-schema " + path + ": " + e.what());
+    }
+  }
   req.stop = flag_values(args, "--stop");
 
   if (has_flag(args, "--chat")) {

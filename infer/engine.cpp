@@ -26,7 +26,7 @@ struct Engine::Live {
   StopMatcher stops;
   std::vector<int64_t> output;
   bool scheduled = false;
-  std::optional<JsonMatcher> json;  // JSON mode: what the output has read so far
+  std::optional<JsonMatcher> json;  // guided JSON: what the output has read so far
 };
 
 Engine::Engine(std::shared_ptr<models::CausalLM> model, std::shared_ptr<data::Tokenizer> tok,
@@ -105,7 +105,7 @@ int64_t Engine::add(Request r, EventFn fn) {
   l->seq = std::make_shared<SeqState>();
   l->seq->adapter = r.adapter;
   l->seq->tokens = r.prompt;
-  if (r.json_object) l->json.emplace();
+  if (r.json_schema) l->json.emplace(r.json_schema);
   l->req = std::move(r);
   std::lock_guard<std::mutex> g(mu_);
   l->id = l->seq->id = next_id_++;
@@ -180,7 +180,7 @@ void Engine::emit_token(Live& l, int64_t token, const float* logits) {
   ev.text = l.stops.push(l.dec.push(token), &hit);
   if (hit) return finish(l, "stop", ev, /*flush_text=*/false);  // the rest is cut off with the stop string
   if (l.json) {  // the mask let only this token's bytes through, so they continue the JSON
-    l.json->feed(token_texts_[size_t(token)]);
+    l.json->feed(token_bytes_.texts[size_t(token)]);
     if (l.json->done()) return finish(l, "stop", ev);
   }
   l.seq->tokens.push_back(token);
@@ -250,7 +250,7 @@ void Engine::run_chunks(const std::vector<ScheduledChunk>& chunks_in) {
   std::vector<int64_t> drawn(static_cast<size_t>(M));
   std::vector<std::vector<float>> raw(static_cast<size_t>(M));
   for (Live* l : rows_of)
-    if (l->json && token_texts_.empty()) token_texts_ = token_texts(*tok_, V);
+    if (l->json && token_bytes_.texts.empty()) token_bytes_ = token_bytes(*tok_, V);
 #pragma omp parallel for schedule(dynamic) if (M > 1)
   for (int64_t m = 0; m < M; ++m) {
     Live& l = *rows_of[size_t(m)];
@@ -264,9 +264,15 @@ void Engine::run_chunks(const std::vector<ScheduledChunk>& chunks_in) {
       for (int64_t t : l.req.stop_token_ids)
         if (t >= 0 && t < V) row[t] = -INFINITY;
     }
-    if (l.json) {  // JSON mode: every token that would break the JSON is out
+    if (l.json) {  // guided JSON: every token that would break the document is out
       std::vector<uint8_t> ok;
-      allowed_tokens(*l.json, token_texts_, ok);
+      allowed_tokens(*l.json, token_bytes_, ok);
+      // A whole document that more could still extend (a top-level number) may end at eos, and so
+      // may one that no token continues (a schema nested past the matcher's depth).
+      const bool stuck = std::find(ok.begin(), ok.end(), 1) == ok.end();
+      if ((l.json->complete() && !l.req.ignore_eos) || stuck)
+        for (int64_t t : eos_ids_)
+          if (t >= 0 && t < V) ok[size_t(t)] = 1;
       for (int64_t t = 0; t < V; ++t)
         if (!ok[size_t(t)]) row[t] = -INFINITY;
     }

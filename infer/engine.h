@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "data/tokenizer.h"
-#include "infer/json_grammar.h"
+#include "infer/token_mask.h"
 #include "infer/sampler.h"
 #include "infer/scheduler.h"
 #include "models/llama.h"
@@ -35,8 +35,9 @@ struct Request {
   bool skip_special_tokens = true;
   int64_t logprobs = -1;            // -1: none; k >= 0: the chosen token's logprob and the top k
   int64_t adapter = 0;              // 0: base model; i: the i-th added LoRA adapter
-  bool json_object = false;         // JSON mode: only tokens that keep the output a JSON object's
-                                    // prefix; ends ("stop") when the object closes
+  // Guided JSON (JSON mode is the schema of any object): only tokens that keep the output a prefix
+  // of a document the schema admits; ends ("stop") when nothing more may follow.
+  std::shared_ptr<const JsonSchema> json_schema;
 };
 
 // Streamed to the request's callback on the engine thread, at most one per step.
@@ -127,7 +128,7 @@ class Engine {
   std::unique_ptr<Scheduler> sched_;
   peft::MultiLora lora_;
   std::map<int64_t, std::unique_ptr<Live>> live_;  // engine thread only
-  std::vector<std::string> token_texts_;            // JSON mode's token bytes, made on first use
+  TokenBytes token_bytes_;                          // guided JSON's vocabulary, made on first use
   Rng seed_rng_;
 
   mutable std::mutex mu_;  // guards inbox_, aborts_, counters_, next_id_

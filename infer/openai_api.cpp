@@ -45,6 +45,29 @@ bool boolean(const json& body, const char* key, bool fallback) {
   return body[key].get<bool>();
 }
 
+// response_format {"type": "json_schema", "json_schema": {...}}: the schema, compiled.
+std::shared_ptr<const JsonSchema> response_schema(const json& rf) {
+  const char* param = "response_format.json_schema";
+  if (!rf.contains("json_schema") || !rf["json_schema"].is_object())
+    throw ApiError(400, "'response_format' of type 'json_schema' needs a 'json_schema' object", param);
+  const json& js = rf["json_schema"];
+  for (auto& [k, v] : js.items()) {
+    if (k == "name" || k == "description") {
+      if (!v.is_string()) throw ApiError(400, "'" + std::string(param) + "." + k + "' must be a string", param);
+    } else if (k == "strict") {
+      if (!v.is_boolean() && !v.is_null()) throw ApiError(400, std::string("'") + param + ".strict' must be a boolean", param);
+    } else if (k != "schema") {
+      throw ApiError(400, "'" + std::string(param) + "' has an unknown field '" + k + "'", param);
+    }
+  }
+  if (!js.contains("schema")) throw ApiError(400, std::string("'") + param + ".schema' is required", param);
+  try {
+    return JsonSchema::compile(js["schema"]);
+  } catch (const Error& e) {
+    throw ApiError(400, std::string(param) + ".schema: " + e.what(), param);
+  }
+}
+
 std::vector<int64_t> token_list(const json& v, const char* param, int64_t vocab) {
   std::vector<int64_t> out;
   for (auto& t : v) {
@@ -197,20 +220,20 @@ ApiRequest parse_request(Endpoint kind, const std::string& body_text, const Engi
     }
   }
   if (body.contains("response_format") && !body["response_format"].is_null()) {
-    // {"type": "text"} or {"type": "json_object"} (JSON mode); schemas are not enforced yet.
+    // {"type": "text"}, {"type": "json_object"} (JSON mode) or {"type": "json_schema", "json_schema":
+    // {"name", "description", "schema", "strict"}} (structured outputs; strict or not, it is held).
     const json& rf = body["response_format"];
     if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())
       throw ApiError(400, "'response_format' must be an object with a 'type'", "response_format");
     const std::string type = rf["type"].get<std::string>();
-    if (type == "json_schema")
-      throw ApiError(400, "'response_format' type 'json_schema' is not supported; 'json_object' gives JSON mode",
-                     "response_format");
-    if (type != "text" && type != "json_object")
-      throw ApiError(400, "'response_format' type must be 'text' or 'json_object', got '" + type + "'",
+    if (type != "text" && type != "json_object" && type != "json_schema")
+      throw ApiError(400, "'response_format' type must be 'text', 'json_object' or 'json_schema', got '" + type + "'",
                      "response_format");
     for (auto& [k, v] : rf.items())
-      if (k != "type") throw ApiError(400, "'response_format' has an unknown field '" + k + "'", "response_format");
-    q.json_object = type == "json_object";
+      if (k != "type" && (k != "json_schema" || type != "json_schema"))
+        throw ApiError(400, "'response_format' has an unknown field '" + k + "'", "response_format");
+    if (type == "json_object") q.json_schema = JsonSchema::any_object();
+    if (type == "json_schema") q.json_schema = response_schema(rf);
   }
   q.min_tokens = integer(body, "min_tokens", 0, INT32_MAX, 0);
   q.ignore_eos = boolean(body, "ignore_eos", false);

@@ -50,6 +50,24 @@ if grep -q "finish: stop" "$dir/err"; then
     fail "--json finished but does not parse: $(cat "$dir/out")"
 fi
 
+# --json-schema FILE: the output is held to the schema (a bounded one, so it finishes); a schema
+# it cannot hold is refused naming the file and the keyword.
+echo '{"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"enum": [1, 2, 3]}},
+       "required": ["ok", "n"], "additionalProperties": false}' >"$dir/schema.json"
+"$forge" generate --model "$dir/m" --prompt "Hi" --json-schema "$dir/schema.json" --max-tokens 200 --seed 5 \
+  >"$dir/out" 2>"$dir/err" || fail "--json-schema failed: $(cat "$dir/err")"
+grep -q "finish: stop" "$dir/err" || fail "--json-schema did not finish: $(cat "$dir/out")"
+python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert sorted(d) == ["n", "ok"] and d["n"] in (1, 2, 3)' \
+  "$dir/out" || fail "--json-schema output does not follow the schema: $(cat "$dir/out")"
+echo '{"type": "string", "pattern": "^a"}' >"$dir/bad_schema.json"
+"$forge" generate --model "$dir/m" --prompt "Hi" --json-schema "$dir/bad_schema.json" 2>"$dir/err" >/dev/null &&
+  fail "--json-schema took a pattern"
+grep -q "bad_schema.json: #: 'pattern' is not supported" "$dir/err" || fail "--json-schema error: $(cat "$dir/err")"
+
+# bench json: the mask's cost in every state it reports.
+"$forge" bench json --model "$dir/m" --quick --json >"$dir/bench" || fail "bench json failed"
+[ "$(grep -c '"name":"json.mask.' "$dir/bench")" = 6 ] || fail "bench json: $(cat "$dir/bench")"
+
 # bench serve on the tiny preset (a second or so): every level of both rounds through HTTP and
 # straight into the engine, tokens/s and the ratio reported.
 for via in "" --no-http; do

@@ -102,7 +102,20 @@ bad_values = {
                    {str(i): 1 for i in range(1025)}],
     "min_tokens": [-1, "2", 1.5, 10 ** 6],
     "response_format": ["json", {}, {"type": 1}, {"type": "xml"}, {"type": "json_schema", "json_schema": {}},
-                        {"type": "json_object", "schema": {}}],
+                        {"type": "json_object", "schema": {}}, {"type": "json_schema"},
+                        {"type": "json_schema", "json_schema": {"schema": {"type": "integer", "minimum": 1}}},
+                        {"type": "json_schema", "json_schema": {"schema": {"type": "nope"}}},
+                        {"type": "json_schema", "json_schema": {"schema": {"$ref": "#/x"}}},
+                        {"type": "json_schema", "json_schema": {"schema": {"$ref": "#"}}},
+                        {"type": "json_schema", "json_schema": {"schema": False}},
+                        {"type": "json_schema", "json_schema": {"schema": 5}},
+                        {"type": "json_schema", "json_schema": {"name": 3, "schema": {}}},
+                        {"type": "json_schema", "json_schema": {"schema": {}, "strict": "yes"}},
+                        {"type": "json_schema", "json_schema": {"schema": {}, "extra": 1}},
+                        {"type": "json_schema", "json_schema": {"schema": {"enum": []}}},
+                        {"type": "json_schema", "json_schema": {"schema": {"minLength": -1}}},
+                        {"type": "json_schema", "json_schema": {"schema": {"properties": {"a": {}}, "required": ["b"]}}},
+                        {"type": "json_schema", "json_schema": {"schema": {"items": {"items": {"items": 7}}}}}],
 }
 for field, values in bad_values.items():
     for v in values:

@@ -122,7 +122,7 @@ ok(quick.usage.completion_tokens === 1 && quick.choices[0].finish_reason === "st
 ok(held.usage.completion_tokens === 6 && held.choices[0].finish_reason === "length", "min_tokens holds it back");
 
 // JSON mode: the output is an object's prefix, and a finished one parses (nudged toward closing,
-// as a random model rarely would). A schema is refused rather than ignored.
+// as a random model rarely would).
 // The served model sits beside the expected-output file (test_serve.sh's $dir/tiny).
 const vocab = JSON.parse(fs.readFileSync(path.join(path.dirname(expectFile), "tiny", "tokenizer.json"), "utf8")).model.vocab;
 const tokenId = (text) => vocab[text];
@@ -136,8 +136,29 @@ for (const r of closedJson) {
   const parsed = JSON.parse(r.choices[0].message.content);
   ok(typeof parsed === "object" && !Array.isArray(parsed), "JSON mode gives an object");
 }
+
+// Structured outputs through the SDK's parse() helper: every output parses and follows the schema
+// (bounded, so a random model finishes within max_tokens).
+const weather = { type: "object", properties: {
+  city: { type: "string", enum: ["Paris", "Rome", "Oslo"] }, rain: { type: "boolean" },
+  temps: { type: "array", items: { type: "integer", enum: [10, 20, 30] }, maxItems: 3 },
+  note: { anyOf: [{ type: "string", maxLength: 8 }, { type: "null" }] } },
+  required: ["city", "rain", "temps", "note"], additionalProperties: false };
+const structured = await Promise.all([1, 2, 3, 4].map((seed) => client.beta.chat.completions.parse({ model,
+  messages: [{ role: "user", content: "Weather?" }], max_tokens: 230, temperature: 1, seed,
+  response_format: { type: "json_schema", json_schema: { name: "weather", schema: weather, strict: true } },
+  logit_bias: Object.fromEntries(["}", "\"", ","].map((c) => [tokenId(c), 4])) })));
+for (const r of structured) {
+  const p = r.choices[0].message.parsed;
+  ok(r.choices[0].finish_reason === "stop" && Object.keys(p).length === 4 && ["Paris", "Rome", "Oslo"].includes(p.city) &&
+     typeof p.rain === "boolean" && Array.isArray(p.temps) && p.temps.length <= 3 &&
+     p.temps.every((t) => [10, 20, 30].includes(t)) && (p.note === null || [...p.note].length <= 8),
+     `structured output follows its schema: ${r.choices[0].message.content}`);
+}
+// A schema the server cannot hold is refused, not ignored.
 await expectError(400, () => client.chat.completions.create({ model, messages: [{ role: "user", content: "x" }],
-  response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "object" } } } }), "response_format");
+  response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "string", pattern: "^a" } } } }),
+  "response_format.json_schema");
 
 // Errors in OpenAI's shape.
 await expectError(404, () => client.completions.create({ model: "no-such-model", prompt: "x" }), "model");

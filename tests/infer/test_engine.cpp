@@ -11,7 +11,7 @@
 #include "core/autograd.h"
 #include "infer/engine.h"
 #include "infer/generate.h"
-#include "infer/json_grammar.h"
+#include "infer/json_matcher.h"
 #include "infer/stop_strings.h"
 #include "kernels/cpu/packed_gemm.h"
 #include "models/pretrained.h"
@@ -299,7 +299,7 @@ TEST_F(EngineTest, JsonModeOutputsAreJsonObjects) {
     Request r = greedy(i, 6, 96);
     r.sampling.temperature = 1.0;
     r.seed = uint64_t(100 + i);
-    r.json_object = true;
+    r.json_schema = JsonSchema::any_object();
     // Nudges toward the structural tokens so that some objects close within 96 tokens.
     for (const char* t : {"}", "\"", ":", "1"})
       if (int64_t id = tok_->token_to_id(t); id >= 0) r.sampling.logit_bias.emplace_back(id, 4.0f);
@@ -307,7 +307,7 @@ TEST_F(EngineTest, JsonModeOutputsAreJsonObjects) {
   }
   int closed = 0;
   for (const Result& res : run(*e, reqs)) {
-    JsonMatcher m;
+    JsonMatcher m(JsonSchema::any_object());
     EXPECT_TRUE(m.feed(res.text)) << res.text;
     if (res.finish == "stop") {
       ++closed;
@@ -320,9 +320,42 @@ TEST_F(EngineTest, JsonModeOutputsAreJsonObjects) {
   }
   EXPECT_GE(closed, 3) << "of 12 requests";
   Request plain = reqs[0];
-  plain.json_object = false;
-  JsonMatcher m;
+  plain.json_schema = nullptr;
+  JsonMatcher m(JsonSchema::any_object());
   EXPECT_FALSE(m.feed(run(*e, {plain})[0].text)) << "a random model should not write JSON unasked";
+}
+
+// Structured outputs on a random model: every finished output parses and has the schema's keys,
+// types and lengths, whatever the model would have drawn.
+TEST_F(EngineTest, JsonSchemaOutputsFollowTheSchema) {
+  auto e = make_engine();
+  auto schema = JsonSchema::compile(nlohmann::json::parse(R"({"type": "object", "properties": {
+      "name": {"type": "string", "maxLength": 4}, "n": {"type": "integer"}, "ok": {"type": "boolean"},
+      "tag": {"enum": ["x", "yz"]}}, "required": ["name", "n", "ok", "tag"], "additionalProperties": false})"));
+  std::vector<Request> reqs;
+  for (int i = 0; i < 10; ++i) {
+    Request r = greedy(i, 6, 128);
+    r.sampling.temperature = 1.0;
+    r.seed = uint64_t(200 + i);
+    r.json_schema = schema;
+    for (const char* t : {"}", "\"", ","})
+      if (int64_t id = tok_->token_to_id(t); id >= 0) r.sampling.logit_bias.emplace_back(id, 4.0f);
+    reqs.push_back(r);
+  }
+  int closed = 0;
+  for (const Result& res : run(*e, reqs)) {
+    if (res.finish != "stop") continue;
+    ++closed;
+    const nlohmann::json j = nlohmann::json::parse(res.text);
+    ASSERT_EQ(j.size(), 4u) << res.text;
+    ASSERT_TRUE(j["name"].is_string()) << res.text;
+    const std::string name = j["name"].get<std::string>();
+    EXPECT_LE(std::count_if(name.begin(), name.end(), [](char c) { return (c & 0xc0) != 0x80; }), 4) << res.text;
+    EXPECT_TRUE(j["n"].is_number_integer()) << res.text;
+    EXPECT_TRUE(j["ok"].is_boolean()) << res.text;
+    EXPECT_TRUE(j["tag"] == "x" || j["tag"] == "yz") << res.text;
+  }
+  EXPECT_GE(closed, 5) << "of 10 requests";
 }
 
 TEST(StopMatcher, CatchesStopsSplitAcrossPiecesAndHoldsBackOnlyWhatItMust) {

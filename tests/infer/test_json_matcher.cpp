@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "infer/json_grammar.h"
+#include "infer/token_mask.h"
 
 namespace forge::infer {
 namespace {
@@ -14,7 +14,7 @@ using json = nlohmann::json;
 
 // Where the matcher first refuses s (s.size() when it takes all of it).
 size_t accepted_bytes(std::string_view s, JsonMatcher* out = nullptr) {
-  JsonMatcher m;
+  JsonMatcher m(JsonSchema::any_object());
   for (size_t i = 0; i < s.size(); ++i)
     if (!m.feed(static_cast<unsigned char>(s[i]))) return i;
   if (out) *out = m;
@@ -22,7 +22,7 @@ size_t accepted_bytes(std::string_view s, JsonMatcher* out = nullptr) {
 }
 
 bool whole_object(std::string_view s) {
-  JsonMatcher m;
+  JsonMatcher m(JsonSchema::any_object());
   return accepted_bytes(s, &m) == s.size() && m.done();
 }
 
@@ -54,7 +54,7 @@ json random_value(std::mt19937& g, int depth) {
   }
 }
 
-TEST(JsonGrammar, HandWrittenCases) {
+TEST(JsonMatcherAnyObject, HandWrittenCases) {
   for (const char* ok : {"{}", "{ }", R"({"a":1})", R"({"a": [1, 2.5e-3, -0, true, false, null, "x\u00e9\n"]})",
                          "{\n  \"k\": {\"n\": {}}\n}", R"({"": ""})", R"({"a":-1.5E+10})"})
     EXPECT_TRUE(whole_object(ok)) << ok;
@@ -75,7 +75,7 @@ TEST(JsonGrammar, HandWrittenCases) {
   EXPECT_EQ(accepted_bytes("{" + std::string(40, '\n') + "}"), 33u);
 }
 
-TEST(JsonGrammar, AgreesWithAJsonParser) {
+TEST(JsonMatcherAnyObject, AgreesWithAJsonParser) {
   std::mt19937 g(11);
   int parsed = 0, refused = 0;
   for (int i = 0; i < 3000; ++i) {
@@ -84,7 +84,7 @@ TEST(JsonGrammar, AgreesWithAJsonParser) {
     const std::string s = o.dump(g() % 2 ? -1 : 2);
     ASSERT_TRUE(whole_object(s)) << s;
     for (size_t n = 0; n < s.size(); ++n) {  // no proper prefix is refused or complete
-      JsonMatcher m;
+      JsonMatcher m(JsonSchema::any_object());
       ASSERT_EQ(accepted_bytes(s.substr(0, n), &m), n) << s.substr(0, n);
       ASSERT_FALSE(m.done()) << s.substr(0, n);
     }
@@ -113,13 +113,13 @@ TEST(JsonGrammar, AgreesWithAJsonParser) {
   EXPECT_GT(refused, 1000);
 }
 
-TEST(JsonGrammar, TokenMaskIsWhatTheMatcherTakes) {
+TEST(JsonMatcherAnyObject, TokenMaskIsWhatTheMatcherTakes) {
   const std::vector<std::string> texts = {"{", "{\"", "\"", "a", "\":", " 1", "}", "}}", "", ",\"b", "1.", "e5",
                                           "true", "tr", "\n"};
   std::vector<uint8_t> allowed;
-  JsonMatcher m;
+  JsonMatcher m(JsonSchema::any_object());
   ASSERT_TRUE(m.feed(std::string_view("{\"x\":")));
-  allowed_tokens(m, texts, allowed);
+  allowed_tokens(m, index_tokens(texts), allowed);
   for (size_t t = 0; t < texts.size(); ++t) {
     JsonMatcher c = m;
     const bool want = !texts[t].empty() && c.feed(texts[t]);
