@@ -1,9 +1,11 @@
 // OpenAI request parsing and response pieces (see openai_api.h).
 #include "infer/openai_api.h"
 
+#include <random>
 #include <set>
 
 #include "data/chat_template.h"
+#include "infer/tool_calls.h"
 
 namespace forge::infer {
 namespace {
@@ -15,7 +17,8 @@ const std::set<std::string> kCommon = {"model", "max_tokens", "temperature", "to
                                        "ignore_eos", "stop_token_ids", "skip_special_tokens", "logit_bias",
                                        "min_tokens", "response_format"};
 const std::set<std::string> kCompletionOnly = {"prompt", "echo"};
-const std::set<std::string> kChatOnly = {"messages", "max_completion_tokens", "top_logprobs"};
+const std::set<std::string> kChatOnly = {"messages", "max_completion_tokens", "top_logprobs", "tools", "tool_choice",
+                                         "parallel_tool_calls"};
 
 double number(const json& body, const char* key, double lo, double hi, double fallback) {
   if (!body.contains(key) || body[key].is_null()) return fallback;
@@ -96,11 +99,12 @@ std::vector<std::vector<int64_t>> completion_prompts(const json& p, const data::
   return out;
 }
 
-std::vector<int64_t> chat_prompt(const json& messages, const data::Tokenizer& tok) {
+// messages come in their key order (templates print tool-call arguments as given).
+std::vector<int64_t> chat_prompt(const data::ojson& messages, const data::Tokenizer& tok, const data::ojson& tools) {
   if (!messages.is_array() || messages.empty()) throw ApiError(400, "'messages' must be a non-empty list", "messages");
   data::ojson msgs = data::ojson::array();
   for (size_t i = 0; i < messages.size(); ++i) {
-    const json& m = messages[i];
+    const data::ojson& m = messages[i];
     const std::string where = "messages[" + std::to_string(i) + "]";
     if (!m.is_object()) throw ApiError(400, where + " must be an object", where);
     if (!m.contains("role") || !m["role"].is_string())
@@ -110,10 +114,11 @@ std::vector<int64_t> chat_prompt(const json& messages, const data::Tokenizer& to
       throw ApiError(400, where + ".role '" + role + "' is not one of system, developer, user, assistant, tool",
                      where + ".role");
     for (auto& [k, v] : m.items())
-      if (k != "role" && k != "content" && k != "name")
+      if (k != "role" && k != "content" && k != "name" && !(k == "tool_calls" && role == "assistant") &&
+          !(k == "tool_call_id" && role == "tool"))
         throw ApiError(400, where + ": unsupported field '" + k + "'", where + "." + k);
     std::string text;
-    const json c = m.value("content", json());
+    const data::ojson c = m.value("content", data::ojson());
     if (c.is_string()) {
       text = c.get<std::string>();
     } else if (c.is_array()) {  // content parts: text only
@@ -125,13 +130,23 @@ std::vector<int64_t> chat_prompt(const json& messages, const data::Tokenizer& to
     } else if (!(c.is_null() && role == "assistant")) {
       throw ApiError(400, where + ".content must be a string or a list of text parts", where + ".content");
     }
-    msgs.push_back({{"role", role == "developer" ? "system" : role}, {"content", text}});
+    data::ojson msg = {{"role", role == "developer" ? "system" : role}, {"content", text}};
+    if (m.contains("tool_calls") && !m["tool_calls"].is_null())
+      msg["tool_calls"] = template_tool_calls(m["tool_calls"], where);
+    if (m.contains("tool_call_id")) {
+      if (!m["tool_call_id"].is_string())
+        throw ApiError(400, where + ".tool_call_id must be a string", where + ".tool_call_id");
+      msg["tool_call_id"] = m["tool_call_id"].get<std::string>();
+    }
+    msgs.push_back(msg);
   }
   if (tok.chat_template().empty())
     throw ApiError(400, "this model has no chat template; use /v1/completions", "messages");
   std::string rendered;
   try {
-    rendered = data::apply_chat_template(tok, msgs, true);
+    data::ojson extra = data::ojson::object();
+    if (!tools.is_null()) extra["tools"] = tools;  // as transformers passes them
+    rendered = data::apply_chat_template(tok, msgs, true, extra);
   } catch (const std::exception& e) {
     throw ApiError(400, std::string("the chat template rejected the messages: ") + e.what(), "messages");
   }
@@ -144,6 +159,13 @@ std::string error_body(const std::string& message, const std::string& type, cons
   json e = {{"message", message}, {"type", type}, {"param", param.empty() ? json() : json(param)},
             {"code", code.empty() ? json() : json(code)}};
   return dump(json{{"error", e}});
+}
+
+std::string random_id(const char* prefix) {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  char b[40];
+  std::snprintf(b, sizeof(b), "%s-%016llx", prefix, static_cast<unsigned long long>(rng()));
+  return b;
 }
 
 std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
@@ -252,7 +274,12 @@ ApiRequest parse_request(Endpoint kind, const std::string& body_text, const Engi
     q.logprobs = integer(body, "logprobs", 0, 20, -1);
   } else {
     if (!body.contains("messages")) throw ApiError(400, "'messages' is required", "messages");
-    r.prompts = {chat_prompt(body["messages"], tok)};
+    const bool guided = q.json_schema != nullptr;
+    const data::ojson ordered = data::ojson::parse(body_text);
+    r.tools = parse_tools(body, ordered, q);
+    if (guided && r.tools.mode != ToolChoice::None)
+      throw ApiError(400, "'response_format' and a 'tool_choice' that calls a function: give one", "tool_choice");
+    r.prompts = {chat_prompt(ordered.value("messages", data::ojson()), tok, r.tools.tools)};
     const bool lp = boolean(body, "logprobs", false);
     const int64_t top = integer(body, "top_logprobs", 0, 20, 0);
     if (body.contains("top_logprobs") && !body["top_logprobs"].is_null() && !lp)

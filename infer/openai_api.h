@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "infer/engine.h"
+#include "infer/tool_calls.h"
 
 namespace forge::infer {
 
@@ -34,6 +35,7 @@ struct ApiRequest {
   bool stream = false, include_usage = false;
   bool echo = false;
   bool default_max_tokens = false;  // max_tokens not given: each prompt gets what its context leaves (capped)
+  ToolChoice tools;                 // chat: the function calls the output is held to, if any
 };
 
 // Parses and validates a body; throws ApiError naming the field (400) or the model (404).
@@ -45,6 +47,9 @@ ApiRequest parse_request(Endpoint kind, const std::string& body, const Engine& e
 nlohmann::json chat_logprobs(const data::Tokenizer& tok, const std::vector<TokenLogprob>& lp);
 nlohmann::json completion_logprobs(const data::Tokenizer& tok, const std::vector<TokenLogprob>& lp,
                                    size_t text_offset);
+
+// "prefix-" and 16 random hex digits (response and tool-call ids).
+std::string random_id(const char* prefix);
 
 // JSON text that never throws on odd bytes (invalid UTF-8 becomes U+FFFD).
 std::string dump(const nlohmann::json& j);

@@ -19,13 +19,6 @@ double seconds() { return std::chrono::duration<double>(Clock::now().time_since_
 const std::vector<double> kLatencyBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                              0.5,   1,      2.5,   5,    10,    30,   60};
 
-std::string random_id(const char* prefix) {
-  static thread_local std::mt19937_64 rng{std::random_device{}()};
-  char b[40];
-  std::snprintf(b, sizeof(b), "%s-%016llx", prefix, static_cast<unsigned long long>(rng()));
-  return b;
-}
-
 // Events of one HTTP request's sequences, handed from the engine thread to the handler thread.
 struct Channel {
   std::mutex mu;
@@ -228,21 +221,33 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
         c.cached = ev.cached_tokens;
         e2e_.observe(t - arrival);
       }
+      // Tool calls stream once whole: the text is held and sent as calls when it ends.
+      const bool held = ar.tools.mode != ToolChoice::None;
+      if (held) c.text += ev.text;
       if (ar.stream) {
         json lp = nullptr;
         if (want_lp && !ev.logprobs.empty())
           lp = chat ? chat_logprobs(engine_.tokenizer(), ev.logprobs)
                     : completion_logprobs(engine_.tokenizer(), ev.logprobs, c.text_offset);
         c.text_offset += ev.text.size();
+        json delta = ev.text.empty() || held ? json::object() : json{{"content", ev.text}};
+        if (held && ev.finished) {
+          json msg = chat_message(ar.tools, c.text, c.finish);
+          msg.erase("role");
+          if (msg["content"].is_null()) {
+            msg.erase("content");
+            for (size_t k = 0; k < msg["tool_calls"].size(); ++k) msg["tool_calls"][k]["index"] = k;
+          }
+          delta = msg;
+        }
         json fin = ev.finished ? json(c.finish) : json();
         // One chunk per token step, even when the detokenizer holds text back (partial UTF-8, a
         // possible stop string), so clients can count tokens and time them.
-        json ch_json = chat ? json{{"index", index}, {"delta", ev.text.empty() ? json::object() : json{{"content", ev.text}}},
-                                   {"logprobs", lp}, {"finish_reason", fin}}
+        json ch_json = chat ? json{{"index", index}, {"delta", delta}, {"logprobs", lp}, {"finish_reason", fin}}
                             : json{{"index", index}, {"text", ev.text}, {"logprobs", lp}, {"finish_reason", fin}};
         if (!send_event(chunk(json::array({ch_json})))) return abort_all();
       } else {
-        c.text += ev.text;
+        if (!held) c.text += ev.text;
         c.logprobs.insert(c.logprobs.end(), ev.logprobs.begin(), ev.logprobs.end());
       }
     }
@@ -273,7 +278,7 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
     json lp = nullptr;
     if (want_lp) lp = chat ? chat_logprobs(engine_.tokenizer(), c.logprobs) : completion_logprobs(engine_.tokenizer(), c.logprobs, 0);
     if (chat)
-      out.push_back({{"index", i}, {"message", {{"role", "assistant"}, {"content", c.text}}}, {"logprobs", lp},
+      out.push_back({{"index", i}, {"message", chat_message(ar.tools, c.text, c.finish)}, {"logprobs", lp},
                      {"finish_reason", c.finish}});
     else
       out.push_back({{"index", i}, {"text", c.text}, {"logprobs", lp}, {"finish_reason", c.finish}});

@@ -31,6 +31,7 @@ TEST(ChatTemplate, RendersByteIdenticallyToJinja2) {
     data::JinjaTemplate tpl(t["template"].get<std::string>(), name);
     for (auto& c : t["cases"]) {
       ojson vars = {{"messages", c["messages"]}, {"add_generation_prompt", c["add_generation_prompt"]}};
+      if (c.contains("tools")) vars["tools"] = c["tools"];
       for (auto& [k, v] : t["tokens"].items())
         if (!v.is_null()) vars[k] = v;
       if (c.contains("error")) {

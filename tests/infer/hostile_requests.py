@@ -129,12 +129,34 @@ chat_bad = {
     "top_logprobs": [-1, 21, "2"],
     "max_completion_tokens": [0, -5, "7"],
     "logprobs": ["yes", 3],
+    "tools": ["x", {}, [1], [{}], [{"type": "function"}], [{"type": "retrieval", "function": {"name": "f"}}],
+              [{"type": "function", "function": {}}], [{"type": "function", "function": {"name": "a b"}}],
+              [{"type": "function", "function": {"name": "f" * 65}}],
+              [{"type": "function", "function": {"name": "f", "parameters": "x"}}],
+              [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "minProperties": 1}}}],
+              [{"type": "function", "function": {"name": "f", "extra": 1}}],
+              [{"type": "function", "function": {"name": "f"}}, {"type": "function", "function": {"name": "f"}}],
+              [{"type": "function", "function": {"name": "f"}}] * 129],
+    "tool_choice": ["required", "auto", 5, {"type": "function"}, {"type": "function", "function": {"name": 1}}],
+    "parallel_tool_calls": ["no"],
 }
 for field, values in chat_bad.items():
     for v in values:
         body = dict(chat)
         body[field] = v
         expect_4xx(f"chat {field}={v!r}"[:80], post("/v1/chat/completions", json.dumps(body)))
+f_tool = [{"type": "function", "function": {"name": "f"}}]
+for choice in [None, "auto", "bogus", {"type": "function", "function": {"name": "g"}}]:
+    expect_4xx(f"tool_choice {choice!r} with tools", post("/v1/chat/completions", json.dumps(
+        {**chat, "tools": f_tool, **({} if choice is None else {"tool_choice": choice})})), 400)
+expect_4xx("tool_choice with response_format", post("/v1/chat/completions", json.dumps(
+    {**chat, "tools": f_tool, "tool_choice": "required", "response_format": {"type": "json_object"}})), 400)
+expect_4xx("tool_calls on a user message", post("/v1/chat/completions", json.dumps(
+    {**chat, "messages": [{"role": "user", "content": "x", "tool_calls": []}]})), 400)
+expect_4xx("tool_calls not a list", post("/v1/chat/completions", json.dumps(
+    {**chat, "messages": [{"role": "assistant", "content": None, "tool_calls": {}}, {"role": "user", "content": "x"}]})), 400)
+expect_4xx("tool_call_id not a string", post("/v1/chat/completions", json.dumps(
+    {**chat, "messages": [{"role": "tool", "content": "x", "tool_call_id": 5}]})), 400)
 expect_4xx("top_logprobs without logprobs", post("/v1/chat/completions", json.dumps({**chat, "top_logprobs": 2})), 400)
 
 # 3. Unknown fields and fields of the other endpoint.

@@ -155,6 +155,56 @@ for (const r of structured) {
      p.temps.every((t) => [10, 20, 30].includes(t)) && (p.note === null || [...p.note].length <= 8),
      `structured output follows its schema: ${r.choices[0].message.content}`);
 }
+// Function calling: a named function or "required" holds the output to the parameters, and the
+// reply carries tool_calls (streamed once whole); a conversation with the calls and their results
+// goes back in; "auto" (the default with tools) and unknown functions are refused.
+const tools = [
+  { type: "function", function: { name: "get_weather", description: "Weather in a city", parameters: {
+    type: "object", properties: { city: { enum: ["Paris", "Rome"] }, unit: { enum: ["C", "F"] } },
+    required: ["city", "unit"], additionalProperties: false } } },
+  { type: "function", function: { name: "now", description: "The time" } }];
+const toolBias = Object.fromEntries(["}", "]", "\"", ","].map((c) => [tokenId(c), 4]));
+const named = await client.chat.completions.create({ model, messages: [{ role: "user", content: "Weather?" }],
+  max_tokens: 200, temperature: 1, seed: 3, tools, logit_bias: toolBias,
+  tool_choice: { type: "function", function: { name: "get_weather" } } });
+const call = named.choices[0].message.tool_calls?.[0];
+const args = call && JSON.parse(call.function.arguments);
+ok(named.choices[0].finish_reason === "stop" && named.choices[0].message.content === null &&
+   call.type === "function" && call.function.name === "get_weather" && call.id.startsWith("call") &&
+   ["Paris", "Rome"].includes(args.city) && ["C", "F"].includes(args.unit) && Object.keys(args).length === 2,
+   `named tool call: ${JSON.stringify(named.choices[0].message)}`);
+const required = await client.chat.completions.create({ model, messages: [{ role: "user", content: "Act" }],
+  max_tokens: 230, temperature: 1, seed: 4, tools, tool_choice: "required", logit_bias: toolBias });
+const calls = required.choices[0].message.tool_calls ?? [];
+ok(required.choices[0].finish_reason === "tool_calls" && calls.length >= 1 &&
+   calls.every((c) => ["get_weather", "now"].includes(c.function.name) && typeof JSON.parse(c.function.arguments) === "object"),
+   `required tool calls: ${JSON.stringify(required.choices[0].message)}`);
+const single = await client.chat.completions.create({ model, messages: [{ role: "user", content: "Act" }],
+  max_tokens: 230, temperature: 1, seed: 4, tools, tool_choice: "required", parallel_tool_calls: false, logit_bias: toolBias });
+ok((single.choices[0].message.tool_calls ?? []).length === 1, "parallel_tool_calls false: one call");
+const toolStream = await client.chat.completions.create({ model, messages: [{ role: "user", content: "Weather?" }],
+  max_tokens: 200, temperature: 1, seed: 3, tools, logit_bias: toolBias, stream: true,
+  tool_choice: { type: "function", function: { name: "get_weather" } } });
+let streamedArgs = "", streamedName = "", streamedFinish = null;
+for await (const chunk of toolStream) {
+  const d = chunk.choices[0]?.delta ?? {};
+  for (const tc of d.tool_calls ?? []) {
+    streamedName += tc.function?.name ?? "";
+    streamedArgs += tc.function?.arguments ?? "";
+  }
+  streamedFinish = chunk.choices[0]?.finish_reason ?? streamedFinish;
+}
+ok(streamedName === "get_weather" && streamedArgs === call.function.arguments && streamedFinish === "stop",
+   "streamed tool call equals the whole one (same seed)");
+const roundTrip = await client.chat.completions.create({ model, max_tokens: 4, tools, tool_choice: "none", messages: [
+  { role: "user", content: "Weather?" }, { role: "assistant", content: null, tool_calls: [call] },
+  { role: "tool", tool_call_id: call.id, content: "{\"temp\": 21}" }] });
+ok(typeof roundTrip.choices[0].message.content === "string", "tool results go back in");
+await expectError(400, () => client.chat.completions.create({ model, messages: [{ role: "user", content: "x" }], tools }),
+  "tool_choice");
+await expectError(400, () => client.chat.completions.create({ model, messages: [{ role: "user", content: "x" }], tools,
+  tool_choice: { type: "function", function: { name: "nope" } } }), "tool_choice");
+
 // A schema the server cannot hold is refused, not ignored.
 await expectError(400, () => client.chat.completions.create({ model, messages: [{ role: "user", content: "x" }],
   response_format: { type: "json_schema", json_schema: { name: "x", schema: { type: "string", pattern: "^a" } } } }),

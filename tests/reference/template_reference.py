@@ -44,6 +44,15 @@ CONVERSATIONS = [
      {"role": "tool", "content": "{\"temp\": 21}"}, {"role": "user", "content": "thanks"}],
 ]
 
+# Function tools as OpenAI sends them (and transformers passes them to templates as `tools`), given
+# with the first conversation and the tool-call one.
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+                                           "parameters": {"type": "object", "properties": {
+                                               "city": {"type": "string"}, "unit": {"enum": ["C", "F"]}},
+                                               "required": ["city"]}}},
+         {"type": "function", "function": {"name": "now", "description": "The time", "parameters": {}}}]
+WITH_TOOLS = [0, 7]
+
 # (name, template source, special tokens)
 def templates(modules):
     out = []
@@ -64,10 +73,13 @@ def main():
     for name, src, tok, tok_dir in templates(modules):
         t = env.from_string(src)
         cases = []
-        for conv in CONVERSATIONS:
+        for i, conv in enumerate(CONVERSATIONS + [CONVERSATIONS[i] for i in WITH_TOOLS]):
+            tools = TOOLS if i >= len(CONVERSATIONS) else None
             for gen in (False, True):
                 variables = dict(messages=conv, add_generation_prompt=gen, **{k: v for k, v in tok.items() if v})
                 case = {"messages": conv, "add_generation_prompt": gen}
+                if tools:
+                    variables["tools"] = case["tools"] = tools
                 try:
                     case["output"] = t.render(**variables)
                 except Exception as e:  # the C++ renderer must fail too
