@@ -65,7 +65,7 @@ int64_t JsonMatcher::string_room() const {
   const Frame& f = branches_[0].stack.back();
   if (f.esc || f.hex || f.cont) return -1;
   if (f.kind == Kind::String) return f.node->max_length - f.count;
-  return f.kind == Kind::Object && f.key && f.free_key ? SchemaNode::kUnbounded : -1;
+  return f.kind == Kind::Object && f.key && f.node->additional >= 0 ? SchemaNode::kUnbounded : -1;
 }
 
 // A value has ended: its container moves on.
@@ -97,8 +97,6 @@ JsonMatcher::Result JsonMatcher::start_value(Branch& b, unsigned char c) {
       if (!(n.types & SchemaNode::Object) || b.stack.size() > kMaxDepth) return Fail;
       f.kind = Kind::Object;
       f.step = KeyOrClose;
-      f.lits = &n.keys;
-      f.free_key = n.additional >= 0;
       return Ok;
     case '[':
       if (!(n.types & SchemaNode::Array) || b.stack.size() > kMaxDepth) return Fail;
@@ -121,7 +119,6 @@ JsonMatcher::Result JsonMatcher::start_value(Branch& b, unsigned char c) {
       if (!(c == '-' || is_digit(c)) || !(n.types & (SchemaNode::Integer | SchemaNode::Number))) return Fail;
       f.kind = Kind::Number;
       f.step = NumStart;
-      f.integer = !(n.types & SchemaNode::Number);
       return number_step(b, c);
   }
 }
@@ -180,13 +177,14 @@ bool JsonMatcher::string_step(Frame& f, unsigned char c, bool* closed) {
 JsonMatcher::Result JsonMatcher::object_step(Branch& b, unsigned char c) {
   Frame& f = b.stack.back();
   const SchemaNode& n = *f.node;
+  const bool free_key = n.additional >= 0;  // any string, not only a declared key
   auto unseen_in = [&f](uint32_t lo, uint32_t hi) {
     for (uint32_t i = lo; i < hi; ++i)
-      if (!(f.seen[i / 64] >> (i % 64) & 1)) return true;
+      if (!f.has_seen(i)) return true;
     return false;
   };
   if (f.key) {
-    if (!f.free_key) {  // declared keys only: their texts, quotes included, byte by byte
+    if (!free_key) {  // declared keys only: their texts, quotes included, byte by byte
       if (!narrow(n.keys, f.lit_lo, f.lit_hi, f.lit_pos, c) || !unseen_in(f.lit_lo, f.lit_hi)) return Fail;
       if (n.keys[f.lit_lo].size() == ++f.lit_pos) f.key = false, f.key_index = int32_t(f.lit_lo), f.step = Colon;
       return Ok;
@@ -207,7 +205,7 @@ JsonMatcher::Result JsonMatcher::object_step(Branch& b, unsigned char c) {
   b.ws = 0;
   auto close = [&] {
     for (size_t i = 0; i < n.required.size(); ++i)
-      if (n.required[i] && !(f.seen[i / 64] >> (i % 64) & 1)) return Fail;
+      if (n.required[i] && !f.has_seen(i)) return Fail;
     return finish_value(b);
   };
   switch (f.step) {
@@ -221,7 +219,7 @@ JsonMatcher::Result JsonMatcher::object_step(Branch& b, unsigned char c) {
       f.high_surrogate = false;
       f.lit_lo = 0, f.lit_hi = uint32_t(n.keys.size()), f.lit_pos = 0;
       f.lit_alive = narrow(n.keys, f.lit_lo, f.lit_hi, f.lit_pos++, c);
-      return f.free_key || (f.lit_alive && unseen_in(f.lit_lo, f.lit_hi)) ? Ok : Fail;
+      return free_key || (f.lit_alive && unseen_in(f.lit_lo, f.lit_hi)) ? Ok : Fail;
     case Colon: {
       if (c != ':') return Fail;
       const int32_t child = f.key_index >= 0 ? n.key_nodes[size_t(f.key_index)] : n.additional;
@@ -232,7 +230,7 @@ JsonMatcher::Result JsonMatcher::object_step(Branch& b, unsigned char c) {
     }
     default:  // AfterMember
       if (c == '}') return close();
-      if (c != ',' || !(f.free_key || unseen_in(0, uint32_t(n.keys.size())))) return Fail;
+      if (c != ',' || !(free_key || unseen_in(0, uint32_t(n.keys.size())))) return Fail;
       f.step = KeyNext;
       return Ok;
   }
@@ -254,7 +252,7 @@ JsonMatcher::Result JsonMatcher::array_step(Branch& b, unsigned char c) {
 
 JsonMatcher::Result JsonMatcher::number_step(Branch& b, unsigned char c) {
   Frame& f = b.stack.back();
-  const bool digit = is_digit(c);
+  const bool digit = is_digit(c), integer = !(f.node->types & SchemaNode::Number);  // no fraction or exponent
   auto to = [&f](NumberStep s) {
     f.step = s;
     return Ok;
@@ -265,7 +263,7 @@ JsonMatcher::Result JsonMatcher::number_step(Branch& b, unsigned char c) {
       [[fallthrough]];
     case Minus:
       if (!digit) return Fail;
-      if (c == '0' && f.integer) return finish_value(b);  // an integer 0 is over: nothing may follow
+      if (c == '0' && integer) return finish_value(b);  // an integer 0 is over: nothing may follow
       return to(c == '0' ? Zero : Int);
     case Dot:
       return digit ? to(Frac) : Fail;
@@ -279,8 +277,8 @@ JsonMatcher::Result JsonMatcher::number_step(Branch& b, unsigned char c) {
     default:  // Int, Frac, Exp
       if (digit) return Ok;
   }
-  if (!f.integer && f.step != Exp && (c == 'e' || c == 'E')) return to(E);
-  if (!f.integer && f.step != Frac && f.step != Exp && c == '.') return to(Dot);
+  if (!integer && f.step != Exp && (c == 'e' || c == 'E')) return to(E);
+  if (!integer && f.step != Frac && f.step != Exp && c == '.') return to(Dot);
   // The number is complete and c belongs to what follows it (at the top level nothing may).
   if (b.stack.size() == 1) return Fail;
   finish_value(b);

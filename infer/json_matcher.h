@@ -48,12 +48,10 @@ class JsonMatcher {
   // One value being read. Containers stay on the stack while their members are read.
   struct Frame {
     const SchemaNode* node = nullptr;
-    const std::vector<std::string>* lits = nullptr;  // Literal; an Object's declared keys
+    const std::vector<std::string>* lits = nullptr;  // Literal: the candidate texts
     Kind kind = Kind::Value;
     uint8_t step = 0;      // Object/Array: where in the container; Number: where in the number
     bool key = false;      // Object: reading a key (String: the key's string state below)
-    bool free_key = false; // the key is any string, not only a declared one
-    bool integer = false;  // Number: no fraction or exponent
     bool lit_alive = false;
     uint8_t esc = 0, hex = 0, cont = 0, lo = 0x80, hi = 0xbf;  // string: escape, \u digits, UTF-8
     bool high_surrogate = false;
@@ -62,6 +60,7 @@ class JsonMatcher {
     int32_t key_index = -1;
     int64_t count = 0;     // Array: items; String: characters
     uint64_t seen[2] = {0, 0};  // Object: declared keys written
+    bool has_seen(size_t key) const { return seen[key / 64] >> (key % 64) & 1; }
     bool operator==(const Frame&) const = default;
   };
   struct Branch {

@@ -88,13 +88,12 @@ class SchemaCompiler {
       }
       constraints.push_back(k);
     }
-    auto alone = [&](const char* key, std::initializer_list<const char*> also) {
+    auto alone = [&](const char* key, const char* also = "") {  // key takes no other constraint but `also`
       for (const std::string& k : constraints)
-        if (k != key && std::find_if(also.begin(), also.end(), [&](const char* a) { return k == a; }) == also.end())
-          throw Error(at + ": '" + k + "' alongside '" + key + "' is not supported");
+        if (k != key && k != also) throw Error(at + ": '" + k + "' alongside '" + key + "' is not supported");
     };
     if (j.contains("$ref")) {
-      alone("$ref", {});
+      alone("$ref");
       const json& ref = j["$ref"];
       FORGE_CHECK(ref.is_string() && ref.get<std::string>().rfind('#', 0) == 0, at,
                   ": '$ref' must point into this schema ('#/...'), got ", ref.dump());
@@ -108,7 +107,7 @@ class SchemaCompiler {
       return alias(j, *t, target, depth);
     }
     if (j.contains("allOf")) {
-      alone("allOf", {});
+      alone("allOf");
       const json& all = j["allOf"];
       FORGE_CHECK(all.is_array() && all.size() == 1, at, ": 'allOf' is supported with exactly one schema");
       return alias(j, all[0], at + "/allOf/0", depth);
@@ -120,7 +119,7 @@ class SchemaCompiler {
     SchemaNode n;
     for (const char* u : {"anyOf", "oneOf"}) {
       if (!j.contains(u)) continue;
-      alone(u, {});
+      alone(u);
       const json& alts = j[u];
       FORGE_CHECK(alts.is_array() && !alts.empty(), at, ": '", u, "' must be a non-empty array of schemas");
       for (size_t i = 0; i < alts.size(); ++i)
@@ -141,7 +140,7 @@ class SchemaCompiler {
     }
     if (j.contains("enum") || j.contains("const")) {
       const bool is_enum = j.contains("enum");
-      alone(is_enum ? "enum" : "const", {"type"});
+      alone(is_enum ? "enum" : "const", "type");
       const json values = is_enum ? j["enum"] : json::array({j["const"]});
       FORGE_CHECK(values.is_array() && !values.empty(), at, ": 'enum' must be a non-empty array");
       for (const json& v : values)

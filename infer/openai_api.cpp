@@ -64,11 +64,7 @@ std::shared_ptr<const JsonSchema> response_schema(const json& rf) {
     }
   }
   if (!js.contains("schema")) throw ApiError(400, std::string("'") + param + ".schema' is required", param);
-  try {
-    return JsonSchema::compile(js["schema"]);
-  } catch (const Error& e) {
-    throw ApiError(400, std::string(param) + ".schema: " + e.what(), param);
-  }
+  return compile_schema(js["schema"], std::string(param) + ".schema", param);
 }
 
 std::vector<int64_t> token_list(const json& v, const char* param, int64_t vocab) {
@@ -159,6 +155,14 @@ std::string error_body(const std::string& message, const std::string& type, cons
   json e = {{"message", message}, {"type", type}, {"param", param.empty() ? json() : json(param)},
             {"code", code.empty() ? json() : json(code)}};
   return dump(json{{"error", e}});
+}
+
+std::shared_ptr<const JsonSchema> compile_schema(const json& schema, const std::string& where, const std::string& param) {
+  try {
+    return JsonSchema::compile(schema);
+  } catch (const Error& e) {
+    throw ApiError(400, where + ": " + e.what(), param);
+  }
 }
 
 std::string random_id(const char* prefix) {

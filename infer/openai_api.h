@@ -48,6 +48,11 @@ nlohmann::json chat_logprobs(const data::Tokenizer& tok, const std::vector<Token
 nlohmann::json completion_logprobs(const data::Tokenizer& tok, const std::vector<TokenLogprob>& lp,
                                    size_t text_offset);
 
+// A schema of the request (response_format, tool parameters) compiled, or a 400 naming param whose
+// message is "where: why".
+std::shared_ptr<const JsonSchema> compile_schema(const nlohmann::json& schema, const std::string& where,
+                                                 const std::string& param);
+
 // "prefix-" and 16 random hex digits (response and tool-call ids).
 std::string random_id(const char* prefix);
 

@@ -189,6 +189,8 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
                                            {"logprobs", nullptr}, {"finish_reason", nullptr}}}))))
         return abort_all();
 
+  // Tool calls stream once whole: the text is held and sent as calls when it ends.
+  const bool held = ar.tools.mode != ToolChoice::None;
   size_t done = 0;
   while (done < choices.size()) {
     std::deque<std::pair<size_t, Event>> batch;
@@ -221,8 +223,6 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
         c.cached = ev.cached_tokens;
         e2e_.observe(t - arrival);
       }
-      // Tool calls stream once whole: the text is held and sent as calls when it ends.
-      const bool held = ar.tools.mode != ToolChoice::None;
       if (held) c.text += ev.text;
       if (ar.stream) {
         json lp = nullptr;

@@ -2,28 +2,18 @@
 
 #include <algorithm>
 
+#include "data/unicode.h"
+
 namespace forge::infer {
 namespace {
-// Characters in s when it is plain string content, else -1.
+// Characters in s when it is plain string content (valid UTF-8 with no byte a JSON string treats
+// specially), else -1.
 int32_t plain_characters(const std::string& s) {
+  if (!data::utf8_valid(s)) return -1;
   int32_t chars = 0;
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t len = 1;
-    if (c < 0x80) {
-      if (c < 0x20 || c == '"' || c == '\\' || c == 0x7f) return -1;
-    } else {
-      len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-      if (len == 0 || i + len > s.size()) return -1;
-      const unsigned char c1 = static_cast<unsigned char>(s[i + 1]);
-      const unsigned char lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80;
-      const unsigned char hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
-      if (c1 < lo || c1 > hi) return -1;
-      for (size_t k = 2; k < len; ++k)
-        if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return -1;
-    }
-    i += len;
-    ++chars;
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == '"' || c == '\\') return -1;
+    chars += (c & 0xc0) != 0x80;  // each character has one byte that is no continuation byte
   }
   return chars;
 }

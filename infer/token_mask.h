@@ -18,8 +18,8 @@ struct TokenBytes {
   std::vector<std::string> texts;
   std::vector<int32_t> by_first;          // tokens with bytes, ordered by their first byte...
   std::array<int32_t, 257> first_start{};  // ...those starting with byte b: [first_start[b], first_start[b + 1])
-  // Tokens that are plain string content (printable ASCII but '"' and '\', or whole UTF-8
-  // characters) with their character counts; the others have some byte a string treats specially.
+  // Tokens that are plain string content (whole UTF-8 characters, no control character, '"' or
+  // '\') with their character counts; the others have some byte a string treats specially.
   std::vector<int32_t> plain, plain_chars, special;
 };
 

@@ -29,13 +29,6 @@ void move_refs(json& s, const std::string& at) {
   }
 }
 
-std::shared_ptr<const JsonSchema> compile(const json& schema, const std::string& param) {
-  try {
-    return JsonSchema::compile(schema);
-  } catch (const Error& e) {
-    throw ApiError(400, param + ": " + e.what(), param);
-  }
-}
 }  // namespace
 
 ToolChoice parse_tools(const json& body, const nlohmann::ordered_json& ordered, Request& q) {
@@ -47,7 +40,12 @@ ToolChoice parse_tools(const json& body, const nlohmann::ordered_json& ordered, 
     parallel = body["parallel_tool_calls"].get<bool>();
   }
   const bool has_tools = body.contains("tools") && !body["tools"].is_null();
-  std::vector<std::pair<std::string, json>> fns;  // name, parameters
+  struct Function {
+    std::string name;
+    json parameters;
+    std::shared_ptr<const JsonSchema> schema;  // the parameters compiled
+  };
+  std::vector<Function> fns;
   if (has_tools) {
     const json& tools = body["tools"];
     if (!tools.is_array() || tools.size() > 128) throw ApiError(400, "'tools' must be a list of at most 128 tools", "tools");
@@ -78,8 +76,8 @@ ToolChoice parse_tools(const json& body, const nlohmann::ordered_json& ordered, 
       if (!names.insert(name).second) throw ApiError(400, where + ": a second function named '" + name + "'", where);
       // No parameters: a function of none, as OpenAI reads it.
       const json params = f.contains("parameters") ? f["parameters"] : json{{"type", "object"}, {"properties", json::object()}};
-      compile(params, where + ".function.parameters");  // refused here, naming the tool, if it cannot be held
-      fns.emplace_back(name, params);
+      const std::string param = where + ".function.parameters";  // refused here, naming the tool
+      fns.push_back({name, params, compile_schema(params, param, param)});
     }
     t.tools = ordered["tools"];
   }
@@ -96,17 +94,17 @@ ToolChoice parse_tools(const json& body, const nlohmann::ordered_json& ordered, 
     // vLLM's shape: a list of {"name", "parameters"} objects, each naming one of the functions.
     json alts = json::array();
     for (size_t i = 0; i < fns.size(); ++i) {
-      json params = fns[i].second;
+      json params = fns[i].parameters;
       move_refs(params, "/items/anyOf/" + std::to_string(i) + "/properties/parameters");
       alts.push_back({{"type", "object"},
-                      {"properties", {{"name", {{"const", fns[i].first}}}, {"parameters", params}}},
+                      {"properties", {{"name", {{"const", fns[i].name}}}, {"parameters", params}}},
                       {"required", {"name", "parameters"}},
                       {"additionalProperties", false}});
     }
     json schema = {{"type", "array"}, {"minItems", 1}, {"items", {{"anyOf", alts}}}};
     if (!parallel) schema["maxItems"] = 1;
     t.mode = ToolChoice::Required;
-    q.json_schema = compile(schema, "tools");
+    q.json_schema = compile_schema(schema, "tools", "tools");
     return t;
   }
   if (!choice.is_object() || choice.value("type", json()) != "function" || !choice.contains("function") ||
@@ -114,10 +112,10 @@ ToolChoice parse_tools(const json& body, const nlohmann::ordered_json& ordered, 
     throw ApiError(400, "'tool_choice' must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", "
                         "\"function\": {\"name\": ...}}", "tool_choice");
   t.name = choice["function"]["name"].get<std::string>();
-  for (auto& [name, params] : fns)
-    if (name == t.name) {
+  for (const Function& f : fns)
+    if (f.name == t.name) {
       t.mode = ToolChoice::Named;
-      q.json_schema = compile(params, "tools");
+      q.json_schema = f.schema;
       return t;
     }
   throw ApiError(400, "'tool_choice' names the function '" + t.name + "', which is not in 'tools'", "tool_choice");

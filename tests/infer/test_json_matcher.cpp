@@ -7,18 +7,15 @@
 #include <random>
 
 #include "infer/token_mask.h"
+#include "tests/infer/json_match.h"
 
 namespace forge::infer {
 namespace {
 using json = nlohmann::json;
 
-// Where the matcher first refuses s (s.size() when it takes all of it).
+// Where JSON mode first refuses s (s.size() when it takes all of it).
 size_t accepted_bytes(std::string_view s, JsonMatcher* out = nullptr) {
-  JsonMatcher m(JsonSchema::any_object());
-  for (size_t i = 0; i < s.size(); ++i)
-    if (!m.feed(static_cast<unsigned char>(s[i]))) return i;
-  if (out) *out = m;
-  return s.size();
+  return json_test::accepted_bytes(JsonMatcher(JsonSchema::any_object()), s, out);
 }
 
 bool whole_object(std::string_view s) {

@@ -13,26 +13,16 @@
 #include "core/error.h"
 #include "infer/json_matcher.h"
 #include "infer/token_mask.h"
+#include "tests/infer/json_match.h"
 #include "tests/support/test_util.h"
 
 namespace forge::infer {
 namespace {
 using json = nlohmann::json;
+using json_test::accepted_bytes;
+using json_test::takes_whole;
 
 std::shared_ptr<const JsonSchema> schema(const char* text) { return JsonSchema::compile(json::parse(text)); }
-
-// Where the matcher first refuses s (s.size() when it takes all of it).
-size_t accepted_bytes(const JsonMatcher& start, std::string_view s, JsonMatcher* out = nullptr) {
-  JsonMatcher m = start;
-  for (size_t i = 0; i < s.size(); ++i)
-    if (!m.feed(static_cast<unsigned char>(s[i]))) return i;
-  if (out) *out = m;
-  return s.size();
-}
-bool takes_whole(std::shared_ptr<const JsonSchema> s, std::string_view text) {
-  JsonMatcher m(s);
-  return accepted_bytes(m, text, &m) == text.size() && m.complete();
-}
 
 std::string compile_error(const char* text) {
   try {

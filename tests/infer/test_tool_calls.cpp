@@ -5,15 +5,11 @@
 #include "infer/json_matcher.h"
 #include "infer/openai_api.h"
 #include "infer/tool_calls.h"
+#include "tests/infer/json_match.h"
 
 namespace forge::infer {
 namespace {
 using json = nlohmann::json;
-
-bool takes_whole(const Request& q, std::string_view text) {
-  JsonMatcher m(q.json_schema);
-  return m.feed(text) && m.complete();
-}
 
 const char* kBody = R"({"tools": [
   {"type": "function", "function": {"name": "tree", "parameters": {"$ref": "#/$defs/node", "$defs": {"node": {
@@ -27,12 +23,12 @@ TEST(ToolCalls, RequiredHoldsAListOfCallsToTheGivenFunctions) {
   Request q;
   const ToolChoice t = parse_tools(body, nlohmann::ordered_json::parse(kBody), q);
   ASSERT_EQ(t.mode, ToolChoice::Required);
-  EXPECT_TRUE(takes_whole(q, R"([{"name": "tree", "parameters": {"v": 1, "kids": [{"v": 2, "kids": []}]}}])"));
-  EXPECT_TRUE(takes_whole(q, R"([{"name": "now", "parameters": {}}, {"name": "tree", "parameters": {"v": 3}}])"));
-  EXPECT_FALSE(takes_whole(q, R"([])"));                                             // at least one call
-  EXPECT_FALSE(takes_whole(q, R"([{"name": "now", "parameters": {"x": 1}}])"));      // now takes nothing
-  EXPECT_FALSE(takes_whole(q, R"([{"name": "tree", "parameters": {"kids": []}}])"));  // v is required
-  EXPECT_FALSE(takes_whole(q, R"([{"name": "other", "parameters": {}}])"));
+  EXPECT_TRUE(json_test::takes_whole(q.json_schema, R"([{"name": "tree", "parameters": {"v": 1, "kids": [{"v": 2, "kids": []}]}}])"));
+  EXPECT_TRUE(json_test::takes_whole(q.json_schema, R"([{"name": "now", "parameters": {}}, {"name": "tree", "parameters": {"v": 3}}])"));
+  EXPECT_FALSE(json_test::takes_whole(q.json_schema, R"([])"));                                             // at least one call
+  EXPECT_FALSE(json_test::takes_whole(q.json_schema, R"([{"name": "now", "parameters": {"x": 1}}])"));      // now takes nothing
+  EXPECT_FALSE(json_test::takes_whole(q.json_schema, R"([{"name": "tree", "parameters": {"kids": []}}])"));  // v is required
+  EXPECT_FALSE(json_test::takes_whole(q.json_schema, R"([{"name": "other", "parameters": {}}])"));
   std::string finish = "stop";
   const json msg = chat_message(t, R"([{"name": "tree", "parameters": {"v": 1}}, {"name": "now", "parameters": {}}])", finish);
   EXPECT_EQ(finish, "tool_calls");
@@ -53,8 +49,8 @@ TEST(ToolCalls, ANamedFunctionHoldsItsArguments) {
   Request q;
   const ToolChoice t = parse_tools(body, nlohmann::ordered_json::parse(body.dump()), q);
   ASSERT_EQ(t.mode, ToolChoice::Named);
-  EXPECT_TRUE(takes_whole(q, R"({"v": 5, "kids": [{"v": 6}]})"));
-  EXPECT_FALSE(takes_whole(q, R"({"kids": []})"));
+  EXPECT_TRUE(json_test::takes_whole(q.json_schema, R"({"v": 5, "kids": [{"v": 6}]})"));
+  EXPECT_FALSE(json_test::takes_whole(q.json_schema, R"({"kids": []})"));
   std::string finish = "stop";
   const json msg = chat_message(t, R"({"v": 5})", finish);
   EXPECT_EQ(finish, "stop");  // as OpenAI answers a named function
