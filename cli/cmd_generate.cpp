@@ -3,13 +3,13 @@
 // decoded; statistics go to stderr.
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/file_util.h"
 #include "data/chat_template.h"
 #include "data/tokenizer.h"
 #include "infer/engine.h"
@@ -59,10 +59,7 @@ int cmd_generate(const Args& args) {
   FORGE_CHECK(!has_flag(args, "--json") || !has_flag(args, "--json-schema"), "--json and --json-schema: give one");
   if (has_flag(args, "--json")) req.json_schema = infer::JsonSchema::any_object();
   if (const std::string path = flag_value(args, "--json-schema", ""); !path.empty()) {
-    std::ifstream in(path);
-    FORGE_CHECK(in, "--json-schema: cannot read ", path);
-    const nlohmann::json schema = nlohmann::json::parse(in, nullptr, false);
-    FORGE_CHECK(!schema.is_discarded(), "--json-schema: ", path, " is not valid JSON");
+    const nlohmann::json schema = read_json_file(path);  // names the file if unreadable or not JSON
     try {
       req.json_schema = infer::JsonSchema::compile(schema);
     } catch (const Error& e) {
