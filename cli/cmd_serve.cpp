@@ -36,13 +36,14 @@ int cmd_serve(const Args& args) {
   check_flags(args, {"--model=", "--host=", "--port=", "--served-name=", "--lora=", "--api-key=", "--dtype=",
                      "--kv-cache-memory=", "--kv-cache-dtype=", "--max-model-len=", "--max-num-seqs=",
                      "--max-num-batched-tokens=", "--block-size=", "--no-prefix-caching", "--max-lora-rank=",
-                     "--max-body-bytes=", "--request-timeout="});
+                     "--max-body-bytes=", "--request-timeout=", "--tool-call-parser="});
   if (has_flag(args, "--help")) {
     std::printf(
         "usage: forge serve --model DIR [--host H] [--port P] [--served-name NAME] [--lora NAME=DIR ...]\n"
         "                   [--api-key KEY] [--dtype f32|bf16] [--kv-cache-memory SIZE] [--kv-cache-dtype bf16|f32]\n"
         "                   [--max-model-len N] [--max-num-seqs N] [--max-num-batched-tokens N] [--block-size N]\n"
-        "                   [--no-prefix-caching] [--max-lora-rank R] [--max-body-bytes SIZE] [--request-timeout S]\n\n"
+        "                   [--no-prefix-caching] [--max-lora-rank R] [--max-body-bytes SIZE] [--request-timeout S]\n"
+        "                   [--tool-call-parser auto|hermes|llama3_json|none]\n\n"
         "OpenAI-compatible API: /v1/chat/completions, /v1/completions, /v1/models, /health, /metrics.\n"
         "Binds 127.0.0.1:8000 unless told otherwise (--port 0 picks a free port; the address is printed).\n"
         "The model's id is the directory's name unless --served-name; each --lora NAME=DIR serves a PEFT\n"
@@ -51,6 +52,9 @@ int cmd_serve(const Args& args) {
         "--block-size tokens (16), stored in --kv-cache-dtype (default bf16, whatever the model's dtype; f32\n"
         "doubles its size and reproduces a f32 model's contiguous attention exactly); --max-model-len\n"
         "defaults to the model's context capped to what it holds.\n"
+        "tool_choice \"auto\" reads calls in the model's format: hermes (<tool_call> tags: Qwen, Hermes) or\n"
+        "llama3_json (a bare JSON object: Llama 3.1+); auto (the default) takes it from the chat template.\n"
+        "A call the model opens is held to the functions' schemas, so it always parses.\n"
         "SIGTERM or Ctrl-C: running requests finish, new ones get 503, then the server exits.\n");
     return 0;
   }
@@ -74,6 +78,8 @@ int cmd_serve(const Args& args) {
   so.served_name = flag_value(args, "--served-name", "");
   if (so.served_name.empty()) so.served_name = std::filesystem::path(dir).lexically_normal().filename().string();
   if (so.served_name.empty()) so.served_name = std::filesystem::absolute(dir).parent_path().filename().string();
+  const std::string parser = flag_value(args, "--tool-call-parser", "auto");
+  if (parser != "auto") infer::tool_format_named(parser);  // a wrong name fails before the model loads
   std::vector<std::pair<std::string, std::string>> loras;
   for (const std::string& v : flag_values(args, "--lora")) {
     const size_t eq = v.find('=');
@@ -90,6 +96,7 @@ int cmd_serve(const Args& args) {
 
   auto model = models::load_model(dir, dt.empty() ? std::nullopt : std::optional<DType>(dtype_from_name(dt)));
   auto tok = data::Tokenizer::from_dir(dir);
+  so.tool_format = parser == "auto" ? infer::detect_tool_format(tok->chat_template()) : infer::tool_format_named(parser);
   infer::Engine engine(model, tok, models::stop_token_ids(dir, model->config()), ec);
   for (auto& [name, adir] : loras) {
     FORGE_CHECK(name != so.served_name, "--lora name '", name, "' is the base model's name");
@@ -106,6 +113,8 @@ int cmd_serve(const Args& args) {
   std::fprintf(stderr, "forge serve: model '%s' (%s) with %zu adapter(s); KV cache %lld blocks of %lld tokens, max model len %lld\n",
                so.served_name.c_str(), dir.c_str(), loras.size(), (long long)(engine.num_blocks() - 1),
                (long long)ec.block_size, (long long)engine.max_model_len());
+  if (so.tool_format != infer::ToolFormat::None)
+    std::fprintf(stderr, "forge serve: tool calls in the %s format\n", infer::tool_format_name(so.tool_format));
   std::fprintf(stderr, "forge serve: listening on http://%s:%d\n", so.http.host.c_str(), server.port());
   std::fflush(stderr);
   // The engine runs on this thread, the one that loaded the model (see Engine::run); signals are

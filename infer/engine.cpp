@@ -27,6 +27,7 @@ struct Engine::Live {
   std::vector<int64_t> output;
   bool scheduled = false;
   std::optional<JsonMatcher> json;  // guided JSON: what the output has read so far
+  std::optional<ToolGuide> tools;   // tool calls in free text: where the output is
 };
 
 Engine::Engine(std::shared_ptr<models::CausalLM> model, std::shared_ptr<data::Tokenizer> tok,
@@ -106,6 +107,7 @@ int64_t Engine::add(Request r, EventFn fn) {
   l->seq->adapter = r.adapter;
   l->seq->tokens = r.prompt;
   if (r.json_schema) l->json.emplace(r.json_schema);
+  if (r.tool_tag) l->tools.emplace(r.tool_tag);
   l->req = std::move(r);
   std::lock_guard<std::mutex> g(mu_);
   l->id = l->seq->id = next_id_++;
@@ -183,6 +185,10 @@ void Engine::emit_token(Live& l, int64_t token, const float* logits) {
     l.json->feed(token_bytes_.texts[size_t(token)]);
     if (l.json->done()) return finish(l, "stop", ev);
   }
+  if (l.tools) {  // free text, or a call that the mask kept well formed
+    l.tools->feed(token_bytes_.texts[size_t(token)]);
+    if (l.tools->closed()) return finish(l, "stop", ev);
+  }
   l.seq->tokens.push_back(token);
   if (int64_t(l.output.size()) >= l.req.max_tokens || int64_t(l.seq->tokens.size()) >= cfg_.max_model_len)
     return finish(l, "length", ev);
@@ -250,7 +256,7 @@ void Engine::run_chunks(const std::vector<ScheduledChunk>& chunks_in) {
   std::vector<int64_t> drawn(static_cast<size_t>(M));
   std::vector<std::vector<float>> raw(static_cast<size_t>(M));
   for (Live* l : rows_of)
-    if (l->json && token_bytes_.texts.empty()) token_bytes_ = token_bytes(*tok_, V);
+    if ((l->json || l->tools) && token_bytes_.texts.empty()) token_bytes_ = token_bytes(*tok_, V);
 #pragma omp parallel for schedule(dynamic) if (M > 1)
   for (int64_t m = 0; m < M; ++m) {
     Live& l = *rows_of[size_t(m)];
@@ -264,13 +270,15 @@ void Engine::run_chunks(const std::vector<ScheduledChunk>& chunks_in) {
       for (int64_t t : l.req.stop_token_ids)
         if (t >= 0 && t < V) row[t] = -INFINITY;
     }
-    if (l.json) {  // guided JSON: every token that would break the document is out
+    const bool in_call = l.tools && l.tools->constrained();
+    if (l.json || in_call) {  // guided JSON: every token that would break the document (or call) is out
       std::vector<uint8_t> ok;
-      allowed_tokens(*l.json, token_bytes_, ok);
+      if (l.json) allowed_tokens(*l.json, token_bytes_, ok);
+      else l.tools->allowed(token_bytes_, ok);
       // A whole document that more could still extend (a top-level number) may end at eos, and so
       // may one that no token continues (a schema nested past the matcher's depth).
       const bool stuck = std::find(ok.begin(), ok.end(), 1) == ok.end();
-      if ((l.json->complete() && !l.req.ignore_eos) || stuck)
+      if ((l.json && l.json->complete() && !l.req.ignore_eos) || stuck)
         for (int64_t t : eos_ids_)
           if (t >= 0 && t < V) ok[size_t(t)] = 1;
       for (int64_t t = 0; t < V; ++t)

@@ -16,6 +16,7 @@
 
 #include "data/tokenizer.h"
 #include "infer/token_mask.h"
+#include "infer/tool_guide.h"
 #include "infer/sampler.h"
 #include "infer/scheduler.h"
 #include "models/llama.h"
@@ -38,6 +39,9 @@ struct Request {
   // Guided JSON (JSON mode is the schema of any object): only tokens that keep the output a prefix
   // of a document the schema admits; ends ("stop") when nothing more may follow.
   std::shared_ptr<const JsonSchema> json_schema;
+  // Tool calls in free text ("auto"): a call the model opens is held to the tag's schema and end;
+  // the request ends ("stop") once the tag's max_calls are written.
+  std::shared_ptr<const ToolTag> tool_tag;
 };
 
 // Streamed to the request's callback on the engine thread, at most one per step.

@@ -175,7 +175,8 @@ std::string random_id(const char* prefix) {
 std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
 ApiRequest parse_request(Endpoint kind, const std::string& body_text, const Engine& engine,
-                         const std::function<int64_t(const std::string&)>& resolve_model) {
+                         const std::function<int64_t(const std::string&)>& resolve_model,
+                         ToolFormat tool_format) {
   json body;
   try {
     body = json::parse(body_text);
@@ -280,7 +281,7 @@ ApiRequest parse_request(Endpoint kind, const std::string& body_text, const Engi
     if (!body.contains("messages")) throw ApiError(400, "'messages' is required", "messages");
     const bool guided = q.json_schema != nullptr;
     const data::ojson ordered = data::ojson::parse(body_text);
-    r.tools = parse_tools(body, ordered, q);
+    r.tools = parse_tools(body, ordered, q, tool_format);
     if (guided && r.tools.mode != ToolChoice::None)
       throw ApiError(400, "'response_format' and a 'tool_choice' that calls a function: give one", "tool_choice");
     r.prompts = {chat_prompt(ordered.value("messages", data::ojson()), tok, r.tools.tools)};

@@ -34,6 +34,8 @@ struct Choice {
   double last_token_time = 0;
   bool started = false;
   size_t text_offset = 0;
+  std::unique_ptr<ToolCallParser> calls;  // streamed "auto" tool choice: reads calls out of the text
+  int64_t calls_sent = 0;
 };
 }  // namespace
 
@@ -146,7 +148,8 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
   const bool chat = kind == Endpoint::chat;
   if (req.header("content-type").rfind("application/json", 0) != 0)
     throw ApiError(415, "Content-Type must be application/json");
-  ApiRequest ar = parse_request(kind, req.body, engine_, [this](const std::string& m) { return resolve_model(m); });
+  ApiRequest ar = parse_request(kind, req.body, engine_, [this](const std::string& m) { return resolve_model(m); },
+                                opt_.tool_format);
   ++in_flight_;
   struct Guard {
     std::atomic<int>& n;
@@ -189,8 +192,12 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
                                            {"logprobs", nullptr}, {"finish_reason", nullptr}}}))))
         return abort_all();
 
-  // Tool calls stream once whole: the text is held and sent as calls when it ends.
-  const bool held = ar.tools.mode != ToolChoice::None;
+  // Tool calls stream once whole: under a named or required choice the text is held and sent as
+  // calls when it ends; under "auto" content streams until a call opens and each call is sent once
+  // its text is complete.
+  const bool held = ar.tools.mode == ToolChoice::Named || ar.tools.mode == ToolChoice::Required;
+  if (ar.stream && ar.tools.mode == ToolChoice::Auto)
+    for (Choice& c : choices) c.calls = std::make_unique<ToolCallParser>(ar.tools.format, ar.tools.names);
   size_t done = 0;
   while (done < choices.size()) {
     std::deque<std::pair<size_t, Event>> batch;
@@ -231,6 +238,19 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
                     : completion_logprobs(engine_.tokenizer(), ev.logprobs, c.text_offset);
         c.text_offset += ev.text.size();
         json delta = ev.text.empty() || held ? json::object() : json{{"content", ev.text}};
+        if (c.calls) {
+          std::string content;
+          std::vector<ParsedCall> calls;
+          c.calls->push(ev.text, content, calls);
+          if (ev.finished) c.calls->finish(content, calls);
+          delta = content.empty() ? json::object() : json{{"content", content}};
+          for (const ParsedCall& pc : calls) {
+            json tc = tool_call_json(pc.name, pc.arguments);
+            tc["index"] = c.calls_sent++;
+            delta["tool_calls"].push_back(tc);
+          }
+          if (ev.finished && c.calls_sent > 0 && c.finish == "stop") c.finish = "tool_calls";
+        }
         if (held && ev.finished) {
           json msg = chat_message(ar.tools, c.text, c.finish);
           msg.erase("role");

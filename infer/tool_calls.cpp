@@ -29,9 +29,24 @@ void move_refs(json& s, const std::string& at) {
   }
 }
 
+// One call as an anyOf over the functions: {"name": its name, key: its parameters}, with each
+// parameters schema's $refs moved to where it now sits (under `at`, the anyOf's place).
+json call_schema(const std::vector<std::pair<std::string, json>>& fns, const char* key, const std::string& at) {
+  json alts = json::array();
+  for (size_t i = 0; i < fns.size(); ++i) {
+    json params = fns[i].second;
+    move_refs(params, at + "/" + std::to_string(i) + "/properties/" + key);
+    alts.push_back({{"type", "object"},
+                    {"properties", {{"name", {{"const", fns[i].first}}}, {key, params}}},
+                    {"required", {"name", key}},
+                    {"additionalProperties", false}});
+  }
+  return {{"anyOf", alts}};
+}
+
 }  // namespace
 
-ToolChoice parse_tools(const json& body, const nlohmann::ordered_json& ordered, Request& q) {
+ToolChoice parse_tools(const json& body, const nlohmann::ordered_json& ordered, Request& q, ToolFormat format) {
   ToolChoice t;
   bool parallel = true;
   if (body.contains("parallel_tool_calls") && !body["parallel_tool_calls"].is_null()) {
@@ -86,22 +101,25 @@ ToolChoice parse_tools(const json& body, const nlohmann::ordered_json& ordered, 
                           : json(has_tools ? "auto" : "none");
   if (choice == "none") return t;
   if (!has_tools) throw ApiError(400, "'tool_choice' needs 'tools'", "tool_choice");
-  if (choice == "auto")
-    throw ApiError(400, "'tool_choice' \"auto\" needs a parser of this model's tool-call format, which forge serve "
-                        "does not have; give \"required\", \"none\" or {\"type\": \"function\", \"function\": "
-                        "{\"name\": ...}} (the default with tools is \"auto\")", "tool_choice");
+  std::vector<std::pair<std::string, json>> signatures;
+  for (const Function& f : fns) signatures.emplace_back(f.name, f.parameters);
+  if (choice == "auto") {
+    if (format == ToolFormat::None)
+      throw ApiError(400, "'tool_choice' \"auto\" needs the model's tool-call format, and this model's chat template "
+                          "shows none that forge knows (Hermes <tool_call> tags, Llama 3 JSON): start forge serve with "
+                          "--tool-call-parser hermes|llama3_json, or give \"required\", \"none\" or {\"type\": "
+                          "\"function\", \"function\": {\"name\": ...}} (the default with tools is \"auto\")",
+                     "tool_choice");
+    t.mode = ToolChoice::Auto;
+    t.format = format;
+    for (const Function& f : fns) t.names.insert(f.name);
+    const json call = call_schema(signatures, arguments_key(format), "/anyOf");
+    q.tool_tag = tool_tag(format, compile_schema(call, "tools", "tools"), parallel ? 0 : 1);
+    return t;
+  }
   if (choice == "required") {
     // vLLM's shape: a list of {"name", "parameters"} objects, each naming one of the functions.
-    json alts = json::array();
-    for (size_t i = 0; i < fns.size(); ++i) {
-      json params = fns[i].parameters;
-      move_refs(params, "/items/anyOf/" + std::to_string(i) + "/properties/parameters");
-      alts.push_back({{"type", "object"},
-                      {"properties", {{"name", {{"const", fns[i].name}}}, {"parameters", params}}},
-                      {"required", {"name", "parameters"}},
-                      {"additionalProperties", false}});
-    }
-    json schema = {{"type", "array"}, {"minItems", 1}, {"items", {{"anyOf", alts}}}};
+    json schema = {{"type", "array"}, {"minItems", 1}, {"items", call_schema(signatures, "parameters", "/items/anyOf")}};
     if (!parallel) schema["maxItems"] = 1;
     t.mode = ToolChoice::Required;
     q.json_schema = compile_schema(schema, "tools", "tools");
@@ -140,22 +158,36 @@ nlohmann::ordered_json template_tool_calls(const nlohmann::ordered_json& calls, 
   return out;
 }
 
+json tool_call_json(const std::string& name, const std::string& arguments) {
+  std::string id = random_id("call");
+  id[4] = '_';  // OpenAI's "call_..."
+  return json{{"id", id}, {"type", "function"}, {"function", {{"name", name}, {"arguments", arguments}}}};
+}
+
 json chat_message(const ToolChoice& t, const std::string& text, std::string& finish) {
   json msg = {{"role", "assistant"}, {"content", text}};
   if (t.mode == ToolChoice::None) return msg;
-  auto call = [](const std::string& name, const std::string& args) {
-    std::string id = random_id("call");
-    id[4] = '_';  // OpenAI's "call_..."
-    return json{{"id", id}, {"type", "function"}, {"function", {{"name", name}, {"arguments", args}}}};
-  };
   json calls = json::array();
+  if (t.mode == ToolChoice::Auto) {
+    ToolCallParser p(t.format, t.names);
+    std::string content;
+    std::vector<ParsedCall> parsed;
+    p.push(text, content, parsed);
+    p.finish(content, parsed);
+    if (parsed.empty()) return msg;
+    for (const ParsedCall& c : parsed) calls.push_back(tool_call_json(c.name, c.arguments));
+    msg["content"] = content.empty() ? json() : json(content);
+    msg["tool_calls"] = calls;
+    if (finish == "stop") finish = "tool_calls";
+    return msg;
+  }
   if (t.mode == ToolChoice::Named) {
     if (finish != "stop") return msg;  // cut short: the arguments would not parse
-    calls.push_back(call(t.name, text));
+    calls.push_back(tool_call_json(t.name, text));
   } else {
     const json list = json::parse(text, nullptr, false);
     if (list.is_discarded() || !list.is_array()) return msg;
-    for (const json& c : list) calls.push_back(call(c["name"].get<std::string>(), c["parameters"].dump()));
+    for (const json& c : list) calls.push_back(tool_call_json(c["name"].get<std::string>(), c["parameters"].dump()));
     finish = "tool_calls";
   }
   msg["content"] = nullptr;

