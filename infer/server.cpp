@@ -36,6 +36,7 @@ struct Choice {
   size_t text_offset = 0;
   std::unique_ptr<ToolCallParser> calls;  // streamed "auto" tool choice: reads calls out of the text
   int64_t calls_sent = 0;
+  bool started_call = false;  // streamed named function: its id and name are sent
 };
 }  // namespace
 
@@ -192,10 +193,11 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
                                            {"logprobs", nullptr}, {"finish_reason", nullptr}}}))))
         return abort_all();
 
-  // Tool calls stream once whole: under a named or required choice the text is held and sent as
-  // calls when it ends; under "auto" content streams until a call opens and each call is sent once
-  // its text is complete.
-  const bool held = ar.tools.mode == ToolChoice::Named || ar.tools.mode == ToolChoice::Required;
+  // Tool calls: a named function's arguments stream as they come (the text is the arguments), as
+  // OpenAI streams them; under "required" the text is held and sent as calls when it ends; under
+  // "auto" content streams until a call opens and each call is sent once its text is complete.
+  const bool named = ar.tools.mode == ToolChoice::Named;
+  const bool held = named || ar.tools.mode == ToolChoice::Required;
   if (ar.stream && ar.tools.mode == ToolChoice::Auto)
     for (Choice& c : choices) c.calls = std::make_unique<ToolCallParser>(ar.tools.format, ar.tools.names);
   size_t done = 0;
@@ -251,7 +253,13 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
           }
           if (ev.finished && c.calls_sent > 0 && c.finish == "stop") c.finish = "tool_calls";
         }
-        if (held && ev.finished) {
+        if (named && (!ev.text.empty() || !c.started_call)) {
+          json tc = c.started_call ? json{{"function", {{"arguments", ev.text}}}} : tool_call_json(ar.tools.name, ev.text);
+          tc["index"] = 0;
+          delta = {{"tool_calls", json::array({tc})}};
+          c.started_call = true;
+        }
+        if (held && !named && ev.finished) {
           json msg = chat_message(ar.tools, c.text, c.finish);
           msg.erase("role");
           if (msg["content"].is_null()) {

@@ -156,7 +156,7 @@ for (const r of structured) {
      `structured output follows its schema: ${r.choices[0].message.content}`);
 }
 // Function calling: a named function or "required" holds the output to the parameters, and the
-// reply carries tool_calls (streamed once whole); a conversation with the calls and their results
+// reply carries tool_calls (a named function's arguments stream in fragments); a conversation with the calls and their results
 // goes back in; "auto" (the default with tools) and unknown functions are refused.
 const tools = [
   { type: "function", function: { name: "get_weather", description: "Weather in a city", parameters: {
@@ -185,17 +185,20 @@ ok((single.choices[0].message.tool_calls ?? []).length === 1, "parallel_tool_cal
 const toolStream = await client.chat.completions.create({ model, messages: [{ role: "user", content: "Weather?" }],
   max_tokens: 200, temperature: 1, seed: 3, tools, logit_bias: toolBias, stream: true,
   tool_choice: { type: "function", function: { name: "get_weather" } } });
-let streamedArgs = "", streamedName = "", streamedFinish = null;
+let streamedArgs = "", streamedName = "", streamedFinish = null, fragments = 0, callIds = new Set();
 for await (const chunk of toolStream) {
   const d = chunk.choices[0]?.delta ?? {};
   for (const tc of d.tool_calls ?? []) {
     streamedName += tc.function?.name ?? "";
     streamedArgs += tc.function?.arguments ?? "";
+    fragments += tc.function?.arguments ? 1 : 0;
+    if (tc.id) callIds.add(tc.id);
   }
   streamedFinish = chunk.choices[0]?.finish_reason ?? streamedFinish;
 }
-ok(streamedName === "get_weather" && streamedArgs === call.function.arguments && streamedFinish === "stop",
-   "streamed tool call equals the whole one (same seed)");
+ok(streamedName === "get_weather" && streamedArgs === call.function.arguments && streamedFinish === "stop" &&
+   callIds.size === 1, "streamed tool call equals the whole one (same seed)");
+ok(fragments > 3, `a named function's arguments stream as they are written (${fragments} fragments)`);
 const roundTrip = await client.chat.completions.create({ model, max_tokens: 4, tools, tool_choice: "none", messages: [
   { role: "user", content: "Weather?" }, { role: "assistant", content: null, tool_calls: [call] },
   { role: "tool", tool_call_id: call.id, content: "{\"temp\": 21}" }] });
