@@ -31,8 +31,10 @@ const char* tool_format_name(ToolFormat f) {
 
 ToolFormat detect_tool_format(const std::string& t) {
   if (t.find(kBegin) != std::string::npos) return ToolFormat::Hermes;
-  // Llama 3.1's template writes a call as '{"name": "' + name + '", "parameters": ' + arguments.
-  if (t.find("\"parameters\"") != std::string::npos && t.find("tool_calls") != std::string::npos)
+  // Llama 3.1+ templates write a call as '{"name": "' + name + '", "parameters": ' + arguments, in
+  // Llama 3's headers (Mistral's, which also print "parameters", have none).
+  if (t.find("\"parameters\"") != std::string::npos && t.find("tool_calls") != std::string::npos &&
+      t.find("<|start_header_id|>") != std::string::npos)
     return ToolFormat::Llama3Json;
   return ToolFormat::None;
 }

@@ -193,7 +193,10 @@ TEST(ToolCallParser, Llama3BareJson) {
 
 TEST(ToolCallParser, FormatsFromChatTemplates) {
   EXPECT_EQ(detect_tool_format("{{- '<tool_call>\\n' }}{{ tool_call | tojson }}"), ToolFormat::Hermes);
-  EXPECT_EQ(detect_tool_format("{%- elif 'tool_calls' in message %}{{- '\"parameters\": ' }}"), ToolFormat::Llama3Json);
+  EXPECT_EQ(detect_tool_format("{%- elif 'tool_calls' in message %}<|start_header_id|>{{- '\"parameters\": ' }}"),
+            ToolFormat::Llama3Json);
+  EXPECT_EQ(detect_tool_format("{%- elif 'tool_calls' in message %}[TOOL_CALLS]{{- '\"parameters\": ' }}"),
+            ToolFormat::None);  // Mistral's
   EXPECT_EQ(detect_tool_format("{% for m in messages %}<|im_start|>{{ m.content }}{% endfor %}"), ToolFormat::None);
   EXPECT_EQ(tool_format_named("hermes"), ToolFormat::Hermes);
   EXPECT_THROW(tool_format_named("mistral"), Error);
