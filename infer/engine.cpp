@@ -179,7 +179,8 @@ void Engine::emit_token(Live& l, int64_t token, const float* logits) {
       std::find(l.req.stop_token_ids.begin(), l.req.stop_token_ids.end(), token) != l.req.stop_token_ids.end();
   if (is_eos || is_stop_id) return finish(l, "stop", ev);
   bool hit = false;
-  ev.text = l.stops.push(l.dec.push(token), &hit);
+  // Stop strings count from min_tokens on, as vLLM checks none before.
+  ev.text = l.stops.push(l.dec.push(token), &hit, int64_t(l.output.size()) >= l.req.min_tokens);
   if (hit) return finish(l, "stop", ev, /*flush_text=*/false);  // the rest is cut off with the stop string
   if (l.json) {  // the mask let only this token's bytes through, so they continue the JSON
     l.json->feed(token_bytes_.texts[size_t(token)]);

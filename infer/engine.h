@@ -29,7 +29,7 @@ struct Request {
   SamplingParams sampling;          // sampling.seed is used only when `seed` is set
   std::optional<uint64_t> seed;     // unset: the engine draws one
   int64_t max_tokens = 16;
-  int64_t min_tokens = 0;           // eos and stop_token_ids cannot be drawn before this many tokens
+  int64_t min_tokens = 0;           // eos and stop_token_ids cannot be drawn, nor stop strings end it, before this many tokens
   std::vector<std::string> stop;    // stop strings: generation ends before them, never emitted
   std::vector<int64_t> stop_token_ids;
   bool ignore_eos = false;

@@ -11,8 +11,10 @@ class StopMatcher {
   StopMatcher() = default;
   explicit StopMatcher(std::vector<std::string> stops);
   // Adds newly decoded text and returns what is safe to emit. When a stop string appears, *hit is
-  // set, the returned text ends right before it, and everything after it is dropped.
-  std::string push(const std::string& text, bool* hit);
+  // set, the returned text ends right before it, and everything after it is dropped. Unarmed
+  // (before min_tokens, as vLLM does) nothing stops, and once armed only a stop string that ends in
+  // text pushed armed counts.
+  std::string push(const std::string& text, bool* hit, bool armed = true);
   // End of generation: the held-back text (after adding tail), cut at a stop string if one appears.
   std::string flush(const std::string& tail);
 
@@ -20,6 +22,7 @@ class StopMatcher {
   std::vector<std::string> stops_;
   size_t longest_ = 0;
   std::string held_;
+  size_t unarmed_ = 0;  // held_'s leading bytes that were pushed unarmed
 };
 
 }  // namespace forge::infer

@@ -274,6 +274,16 @@ TEST_F(EngineTest, MinTokensHoldsBackStopTokensAndLogitBiasSteersTheDraw) {
   if (held.finish == "stop") {
     EXPECT_EQ(held.tokens.back(), full.tokens[0]);
   }
+  // A stop string of the first token's text ends the request at its first token; with min_tokens 5
+  // it cannot end it before the fifth.
+  Request stop_text = r;
+  stop_text.stop = {full.text.substr(0, 1)};
+  ASSERT_FALSE(stop_text.stop[0].empty());
+  EXPECT_LE(run(*e, {stop_text})[0].tokens.size(), 1u);
+  stop_text.min_tokens = 5;
+  const auto late = run(*e, {stop_text})[0];
+  EXPECT_GE(late.tokens.size(), 5u);
+  EXPECT_EQ(late.text.substr(0, 1), stop_text.stop[0]) << "the stop string before min_tokens stays text";
   // logit_bias: -100 bans the greedy choice, +100 forces another token everywhere.
   Request ban = r;
   ban.sampling.logit_bias = {{full.tokens[0], -100.0f}};
@@ -424,6 +434,24 @@ TEST(StopMatcher, CatchesStopsSplitAcrossPiecesAndHoldsBackOnlyWhatItMust) {
   StopMatcher utf({"abcd"});
   EXPECT_EQ(utf.push("x\xC3\xA9", &hit), "") << "never split a UTF-8 character";
   EXPECT_EQ(utf.flush(""), "x\xC3\xA9");
+}
+
+// Before min_tokens no stop string counts (vLLM checks none); after, only one that ends in text
+// pushed since, including one that began before.
+TEST(StopMatcher, UnarmedTextStopsNothing) {
+  bool hit = false;
+  StopMatcher m({"ab"});
+  EXPECT_EQ(m.push("xab", &hit, /*armed=*/false), "xa");
+  EXPECT_FALSE(hit);
+  EXPECT_EQ(m.push("cab", &hit), "bc");  // the old "ab" is text; the new one stops
+  EXPECT_TRUE(hit);
+  StopMatcher straddle({"ab"});
+  EXPECT_EQ(straddle.push("xa", &hit, false), "x");
+  EXPECT_EQ(straddle.push("b", &hit), "");
+  EXPECT_TRUE(hit);
+  StopMatcher never({"ab"});
+  EXPECT_EQ(never.push("ab", &hit, false), "a");
+  EXPECT_EQ(never.flush(""), "b");  // ends while unarmed text alone holds the stop string
 }
 
 TEST_F(EngineTest, LogprobsAreTheLogSoftmaxOfTheModel) {
