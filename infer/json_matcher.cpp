@@ -5,7 +5,6 @@
 
 namespace forge::infer {
 namespace {
-bool is_ws(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 int hex_value(unsigned char c) {
   if (is_digit(c)) return c - '0';
@@ -201,7 +200,7 @@ JsonMatcher::Result JsonMatcher::object_step(Branch& b, unsigned char c) {
     f.key_index = f.lit_alive && n.keys[f.lit_lo].size() == f.lit_pos ? int32_t(f.lit_lo) : -1;
     return f.key_index < 0 || unseen_in(f.lit_lo, f.lit_lo + 1) ? Ok : Fail;  // a declared key once only
   }
-  if (is_ws(c)) return whitespace(b);
+  if (is_json_space(c)) return whitespace(b);
   b.ws = 0;
   auto close = [&] {
     for (size_t i = 0; i < n.required.size(); ++i)
@@ -239,7 +238,7 @@ JsonMatcher::Result JsonMatcher::object_step(Branch& b, unsigned char c) {
 JsonMatcher::Result JsonMatcher::array_step(Branch& b, unsigned char c) {
   Frame& f = b.stack.back();
   const SchemaNode& n = *f.node;
-  if (is_ws(c)) return whitespace(b);
+  if (is_json_space(c)) return whitespace(b);
   b.ws = 0;
   if (c == ']') return f.count >= n.min_items ? finish_value(b) : Fail;
   if (f.step == AfterItem && c != ',') return Fail;
@@ -304,7 +303,7 @@ JsonMatcher::Result JsonMatcher::step(Branch& b, unsigned char c) {
   Frame& f = b.stack.back();
   switch (f.kind) {
     case Kind::Value:
-      if (is_ws(c)) return whitespace(b);
+      if (is_json_space(c)) return whitespace(b);
       b.ws = 0;
       return start_value(b, c);
     case Kind::Object: return object_step(b, c);
@@ -341,7 +340,7 @@ bool JsonMatcher::feed(unsigned char c) {
   for (size_t i = 0; i < branches_.size(); ++i) {
     Result r;
     do {
-      if (!is_ws(c) && !branches_[i].stack.empty()) expand_unions(i);
+      if (!is_json_space(c) && !branches_[i].stack.empty()) expand_unions(i);
       r = step(branches_[i], c);
     } while (r == Refeed);
     branches_[i].dead = r == Fail;

@@ -15,6 +15,9 @@
 
 namespace forge::infer {
 
+// JSON's whitespace (RFC 8259): space, tab, line feed, carriage return.
+inline bool is_json_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
 class JsonMatcher {
  public:
   static constexpr int kMaxWhitespace = 32;  // bytes in a row outside strings: a model could pad for ever

@@ -35,7 +35,6 @@ struct Choice {
   bool started = false;
   size_t text_offset = 0;
   std::unique_ptr<ToolCallParser> calls;  // streamed "auto" tool choice: reads calls out of the text
-  int64_t calls_sent = 0;
   bool started_call = false;  // streamed named function: its id and name are sent
 };
 }  // namespace
@@ -246,12 +245,12 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
           c.calls->push(ev.text, content, calls);
           if (ev.finished) c.calls->finish(content, calls);
           delta = content.empty() ? json::object() : json{{"content", content}};
-          for (const ParsedCall& pc : calls) {
-            json tc = tool_call_json(pc.name, pc.arguments);
-            tc["index"] = c.calls_sent++;
+          for (size_t k = 0; k < calls.size(); ++k) {  // indices count every call of the reply
+            json tc = tool_call_json(calls[k].name, calls[k].arguments);
+            tc["index"] = c.calls->calls() - int64_t(calls.size() - k);
             delta["tool_calls"].push_back(tc);
           }
-          if (ev.finished && c.calls_sent > 0 && c.finish == "stop") c.finish = "tool_calls";
+          if (ev.finished && c.calls->calls() > 0 && c.finish == "stop") c.finish = "tool_calls";
         }
         if (named && (!ev.text.empty() || !c.started_call)) {
           json tc = c.started_call ? json{{"function", {{"arguments", ev.text}}}} : tool_call_json(ar.tools.name, ev.text);

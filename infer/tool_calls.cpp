@@ -29,15 +29,21 @@ void move_refs(json& s, const std::string& at) {
   }
 }
 
+struct Function {
+  std::string name;
+  json parameters;
+  std::shared_ptr<const JsonSchema> schema;  // the parameters compiled
+};
+
 // One call as an anyOf over the functions: {"name": its name, key: its parameters}, with each
 // parameters schema's $refs moved to where it now sits (under `at`, the anyOf's place).
-json call_schema(const std::vector<std::pair<std::string, json>>& fns, const char* key, const std::string& at) {
+json call_schema(const std::vector<Function>& fns, const char* key, const std::string& at) {
   json alts = json::array();
   for (size_t i = 0; i < fns.size(); ++i) {
-    json params = fns[i].second;
+    json params = fns[i].parameters;
     move_refs(params, at + "/" + std::to_string(i) + "/properties/" + key);
     alts.push_back({{"type", "object"},
-                    {"properties", {{"name", {{"const", fns[i].first}}}, {key, params}}},
+                    {"properties", {{"name", {{"const", fns[i].name}}}, {key, params}}},
                     {"required", {"name", key}},
                     {"additionalProperties", false}});
   }
@@ -55,16 +61,11 @@ ToolChoice parse_tools(const json& body, const nlohmann::ordered_json& ordered, 
     parallel = body["parallel_tool_calls"].get<bool>();
   }
   const bool has_tools = body.contains("tools") && !body["tools"].is_null();
-  struct Function {
-    std::string name;
-    json parameters;
-    std::shared_ptr<const JsonSchema> schema;  // the parameters compiled
-  };
   std::vector<Function> fns;
+  std::set<std::string> names;
   if (has_tools) {
     const json& tools = body["tools"];
     if (!tools.is_array() || tools.size() > 128) throw ApiError(400, "'tools' must be a list of at most 128 tools", "tools");
-    std::set<std::string> names;
     for (size_t i = 0; i < tools.size(); ++i) {
       const std::string where = "tools[" + std::to_string(i) + "]";
       const json& tool = tools[i];
@@ -101,8 +102,6 @@ ToolChoice parse_tools(const json& body, const nlohmann::ordered_json& ordered, 
                           : json(has_tools ? "auto" : "none");
   if (choice == "none") return t;
   if (!has_tools) throw ApiError(400, "'tool_choice' needs 'tools'", "tool_choice");
-  std::vector<std::pair<std::string, json>> signatures;
-  for (const Function& f : fns) signatures.emplace_back(f.name, f.parameters);
   if (choice == "auto") {
     if (format == ToolFormat::None)
       throw ApiError(400, "'tool_choice' \"auto\" needs the model's tool-call format, and this model's chat template "
@@ -112,14 +111,14 @@ ToolChoice parse_tools(const json& body, const nlohmann::ordered_json& ordered, 
                      "tool_choice");
     t.mode = ToolChoice::Auto;
     t.format = format;
-    for (const Function& f : fns) t.names.insert(f.name);
-    const json call = call_schema(signatures, arguments_key(format), "/anyOf");
+    t.names = std::move(names);
+    const json call = call_schema(fns, arguments_key(format), "/anyOf");
     q.tool_tag = tool_tag(format, compile_schema(call, "tools", "tools"), parallel ? 0 : 1);
     return t;
   }
   if (choice == "required") {
     // vLLM's shape: a list of {"name", "parameters"} objects, each naming one of the functions.
-    json schema = {{"type", "array"}, {"minItems", 1}, {"items", call_schema(signatures, "parameters", "/items/anyOf")}};
+    json schema = {{"type", "array"}, {"minItems", 1}, {"items", call_schema(fns, "parameters", "/items/anyOf")}};
     if (!parallel) schema["maxItems"] = 1;
     t.mode = ToolChoice::Required;
     q.json_schema = compile_schema(schema, "tools", "tools");

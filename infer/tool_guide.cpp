@@ -2,12 +2,22 @@
 
 namespace forge::infer {
 namespace {
-bool space(unsigned char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
-
 int64_t nonspace(std::string_view s) {
   int64_t n = 0;
-  for (unsigned char c : s) n += !space(c);
+  for (unsigned char c : s) n += !is_json_space(c);
   return n;
+}
+
+// One byte after a call's document: whitespace before the end tag, or the tag's next byte. False
+// when c is neither (or the tag is already whole).
+bool end_step(const std::string& end, size_t& pos, int& space, unsigned char c) {
+  if (pos == 0 && is_json_space(c) && space < ToolGuide::kMaxEndWhitespace) {
+    ++space;
+    return true;
+  }
+  if (pos == end.size() || c != static_cast<unsigned char>(end[pos])) return false;
+  ++pos;
+  return true;
 }
 }  // namespace
 
@@ -21,7 +31,7 @@ void ToolGuide::feed(unsigned char c) {
       const std::string& begin = tag_->begin;
       tail_.push_back(char(c));
       if (tail_.size() > begin.size()) tail_.erase(0, tail_.size() - begin.size());
-      nonspace_ += !space(c);
+      nonspace_ += !is_json_space(c);
       if (tail_ == begin && (!tag_->at_start || nonspace_ == nonspace(begin))) open_call();
       return;
     }
@@ -37,13 +47,8 @@ void ToolGuide::feed(unsigned char c) {
       }
       return;
     case Phase::End:
-      if (end_pos_ == 0 && space(c) && end_space_ < kMaxEndWhitespace) {
-        ++end_space_;
-      } else if (c == static_cast<unsigned char>(tag_->end[end_pos_])) {
-        if (++end_pos_ == tag_->end.size()) call_written();
-      } else {
-        phase_ = Phase::Text;
-      }
+      if (!end_step(tag_->end, end_pos_, end_space_, c)) phase_ = Phase::Text;
+      else if (end_pos_ == tag_->end.size()) call_written();
       return;
     case Phase::Closed:
       return;
@@ -80,15 +85,10 @@ void ToolGuide::allowed(const TokenBytes& v, std::vector<uint8_t>& allowed) cons
     for (int32_t k = v.first_start[size_t(b)]; k < v.first_start[size_t(b + 1)]; ++k) {
       const int32_t t = v.by_first[size_t(k)];
       size_t pos = end_pos_;
-      int sp = end_space_;
+      int space = end_space_;
       bool ok = true;
-      for (unsigned char c : v.texts[size_t(t)]) {
-        if (pos == end.size()) ok = false;  // past the end tag
-        else if (pos == 0 && space(c) && sp < kMaxEndWhitespace) ++sp;
-        else if (c == static_cast<unsigned char>(end[pos])) ++pos;
-        else ok = false;
-        if (!ok) break;
-      }
+      for (unsigned char c : v.texts[size_t(t)])
+        if (!(ok = end_step(end, pos, space, c))) break;  // (nothing may follow the whole tag)
       if (ok) allowed[size_t(t)] = 1;
     }
   }

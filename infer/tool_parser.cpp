@@ -8,8 +8,6 @@ namespace forge::infer {
 namespace {
 constexpr std::string_view kBegin = "<tool_call>", kEnd = "</tool_call>";
 
-bool space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
-
 // Bytes at the end of s that could be the start of tag.
 size_t partial_tag(std::string_view s, std::string_view tag) {
   for (size_t n = std::min(s.size(), tag.size() - 1); n > 0; --n)
@@ -77,12 +75,12 @@ bool ToolCallParser::parse_call(std::string_view body, std::vector<ParsedCall>& 
 
 void ToolCallParser::text(std::string_view s, std::string& content) {
   if (after_call_) {  // whitespace right after a call is the call's
-    while (!s.empty() && space(s.front())) s.remove_prefix(1);
+    while (!s.empty() && is_json_space(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
     if (s.empty()) return;
     after_call_ = false;
   }
   size_t body = s.size();
-  while (body > 0 && space(s[body - 1])) --body;
+  while (body > 0 && is_json_space(static_cast<unsigned char>(s[body - 1]))) --body;
   if (body == 0) {
     space_ += s;
     return;

@@ -73,6 +73,11 @@ class EngineTest : public ::testing::Test {
     r.ignore_eos = true;
     return r;
   }
+  // Raises the logits of these texts' tokens by 4, so a random model closes guided JSON sooner.
+  void nudge(Request& r, std::initializer_list<const char*> texts) const {
+    for (const char* t : texts)
+      if (int64_t id = tok_->token_to_id(t); id >= 0) r.sampling.logit_bias.emplace_back(id, 4.0f);
+  }
   static std::string dir_;
   std::shared_ptr<models::CausalLM> model_;
   std::shared_ptr<data::Tokenizer> tok_;
@@ -312,8 +317,7 @@ TEST_F(EngineTest, JsonModeOutputsAreJsonObjects) {
     r.seed = uint64_t(100 + i);
     r.json_schema = JsonSchema::any_object();
     // Nudges toward the structural tokens so that some objects close within 96 tokens.
-    for (const char* t : {"}", "\"", ":", "1"})
-      if (int64_t id = tok_->token_to_id(t); id >= 0) r.sampling.logit_bias.emplace_back(id, 4.0f);
+    nudge(r, {"}", "\"", ":", "1"});
     reqs.push_back(r);
   }
   int closed = 0;
@@ -349,8 +353,7 @@ TEST_F(EngineTest, JsonSchemaOutputsFollowTheSchema) {
     r.sampling.temperature = 1.0;
     r.seed = uint64_t(200 + i);
     r.json_schema = schema;
-    for (const char* t : {"}", "\"", ","})
-      if (int64_t id = tok_->token_to_id(t); id >= 0) r.sampling.logit_bias.emplace_back(id, 4.0f);
+    nudge(r, {"}", "\"", ","});
     reqs.push_back(r);
   }
   int closed = 0;
@@ -390,8 +393,7 @@ TEST_F(EngineTest, AutoToolCallsAreHeldOnceOpened) {
     r.seed = uint64_t(300 + i);
     r.tool_tag = tag;
     r.sampling.logit_bias = {{brace, 30.0f}};
-    for (const char* t : {"}", "\"", ","})
-      if (int64_t id = tok_->token_to_id(t); id >= 0) r.sampling.logit_bias.emplace_back(id, 4.0f);
+    nudge(r, {"}", "\"", ","});
     reqs.push_back(r);
   }
   int called = 0;

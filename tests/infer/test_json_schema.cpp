@@ -239,7 +239,9 @@ TEST(TokenMask, EqualsTryingEveryToken) {
           ASSERT_EQ(allowed[t], want ? 1 : 0) << c["name"] << " after '" << doc.substr(0, i) << "': token '"
                                               << texts[t] << "'";
         }
-        if (i < doc.size()) ASSERT_TRUE(m.feed(static_cast<unsigned char>(doc[i])));
+        if (i < doc.size()) {
+          ASSERT_TRUE(m.feed(static_cast<unsigned char>(doc[i])));
+        }
       }
     }
   }

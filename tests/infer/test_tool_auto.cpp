@@ -104,18 +104,17 @@ TEST(ToolGuide, AfterTheDocumentOnlyWhitespaceAndTheEndTagMayCome) {
   ToolGuide g(tag_for(ToolFormat::Hermes));
   g.feed("<tool_call>\n{\"name\": \"now\", \"arguments\": {}}");
   ASSERT_TRUE(g.constrained());
-  std::vector<uint8_t> ok;
-  g.allowed(v, ok);
-  std::set<std::string> allowed;
-  for (size_t t = 0; t < ok.size(); ++t)
-    if (ok[t]) allowed.insert(v.texts[t]);
-  EXPECT_EQ(allowed, (std::set<std::string>{"</tool_call>", "</", "<", "\n", " ", "\n\n"}));
+  auto allowed = [&] {
+    std::vector<uint8_t> ok;
+    g.allowed(v, ok);
+    std::set<std::string> texts;
+    for (size_t t = 0; t < ok.size(); ++t)
+      if (ok[t]) texts.insert(v.texts[t]);
+    return texts;
+  };
+  EXPECT_EQ(allowed(), (std::set<std::string>{"</tool_call>", "</", "<", "\n", " ", "\n\n"}));
   g.feed("\n</");
-  g.allowed(v, ok);
-  allowed.clear();
-  for (size_t t = 0; t < ok.size(); ++t)
-    if (ok[t]) allowed.insert(v.texts[t]);
-  EXPECT_EQ(allowed, (std::set<std::string>{"tool_", "t"}));
+  EXPECT_EQ(allowed(), (std::set<std::string>{"tool_", "t"}));
   g.feed("tool_call>");
   EXPECT_FALSE(g.constrained());
   EXPECT_EQ(g.calls(), 1);
