@@ -28,6 +28,7 @@ struct Engine::Live {
   bool scheduled = false;
   std::optional<JsonMatcher> json;  // guided JSON: what the output has read so far
   std::optional<ToolGuide> tools;   // tool calls in free text: where the output is
+  std::optional<ReasoningSplitter> think;  // guided output of a reasoning model: where the answer starts
 };
 
 Engine::Engine(std::shared_ptr<models::CausalLM> model, std::shared_ptr<data::Tokenizer> tok,
@@ -108,6 +109,7 @@ int64_t Engine::add(Request r, EventFn fn) {
   l->seq->tokens = r.prompt;
   if (r.json_schema) l->json.emplace(r.json_schema);
   if (r.tool_tag) l->tools.emplace(r.tool_tag);
+  if (r.reasoning && (r.json_schema || r.tool_tag)) l->think = r.reasoning;
   l->req = std::move(r);
   std::lock_guard<std::mutex> g(mu_);
   l->id = l->seq->id = next_id_++;
@@ -182,13 +184,22 @@ void Engine::emit_token(Live& l, int64_t token, const float* logits) {
   // Stop strings count from min_tokens on, as vLLM checks none before.
   ev.text = l.stops.push(l.dec.push(token), &hit, int64_t(l.output.size()) >= l.req.min_tokens);
   if (hit) return finish(l, "stop", ev, /*flush_text=*/false);  // the rest is cut off with the stop string
-  if (l.json) {  // the mask let only this token's bytes through, so they continue the JSON
-    l.json->feed(token_bytes_.texts[size_t(token)]);
-    if (l.json->done()) return finish(l, "stop", ev);
-  }
-  if (l.tools) {  // free text, or a call that the mask kept well formed
-    l.tools->feed(token_bytes_.texts[size_t(token)]);
-    if (l.tools->closed()) return finish(l, "stop", ev);
+  if (l.json || l.tools) {
+    // Guides read the answer only: a reasoning model's thinking is free.
+    std::string_view bytes = token_bytes_.texts[size_t(token)];
+    std::string thought, answer;
+    if (l.think) {
+      l.think->push(bytes, thought, answer);
+      bytes = answer;
+    }
+    if (l.json) {  // the mask let only this token's bytes through, so they continue the JSON
+      l.json->feed(bytes);
+      if (l.json->done()) return finish(l, "stop", ev);
+    }
+    if (l.tools) {  // free text, or a call that the mask kept well formed
+      l.tools->feed(bytes);
+      if (l.tools->closed()) return finish(l, "stop", ev);
+    }
   }
   l.seq->tokens.push_back(token);
   if (int64_t(l.output.size()) >= l.req.max_tokens || int64_t(l.seq->tokens.size()) >= cfg_.max_model_len)
@@ -256,8 +267,11 @@ void Engine::run_chunks(const std::vector<ScheduledChunk>& chunks_in) {
   const int64_t M = int64_t(rows_of.size());
   std::vector<int64_t> drawn(static_cast<size_t>(M));
   std::vector<std::vector<float>> raw(static_cast<size_t>(M));
-  for (Live* l : rows_of)
+  for (Live* l : rows_of) {
     if ((l->json || l->tools) && token_bytes_.texts.empty()) token_bytes_ = token_bytes(*tok_, V);
+    if (l->think && think_closers_.empty())
+      think_closers_ = tokens_with_byte(token_bytes_, uint8_t(ReasoningSplitter::kEnd.back()));
+  }
 #pragma omp parallel for schedule(dynamic) if (M > 1)
   for (int64_t m = 0; m < M; ++m) {
     Live& l = *rows_of[size_t(m)];
@@ -271,8 +285,18 @@ void Engine::run_chunks(const std::vector<ScheduledChunk>& chunks_in) {
       for (int64_t t : l.req.stop_token_ids)
         if (t >= 0 && t < V) row[t] = -INFINITY;
     }
+    const bool thinking = l.think && !l.think->answering();
     const bool in_call = l.tools && l.tools->constrained();
-    if (l.json || in_call) {  // guided JSON: every token that would break the document (or call) is out
+    if (thinking && l.json) {  // reasoning before a guided answer: it may not end before the answer
+      std::vector<uint8_t> ok;
+      reasoning_allowed(*l.think, *l.json, token_bytes_, think_closers_, ok);
+      for (int64_t t : eos_ids_)
+        if (t >= 0 && t < V) ok[size_t(t)] = 0;
+      for (int64_t t : l.req.stop_token_ids)
+        if (t >= 0 && t < V) ok[size_t(t)] = 0;
+      for (int64_t t = 0; t < V; ++t)
+        if (!ok[size_t(t)]) row[t] = -INFINITY;
+    } else if (l.json || in_call) {  // guided JSON: every token that would break the document (or call) is out
       std::vector<uint8_t> ok;
       if (l.json) allowed_tokens(*l.json, token_bytes_, ok);
       else l.tools->allowed(token_bytes_, ok);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "data/tokenizer.h"
+#include "infer/reasoning.h"
 #include "infer/token_mask.h"
 #include "infer/tool_guide.h"
 #include "infer/sampler.h"
@@ -42,6 +43,9 @@ struct Request {
   // Tool calls in free text ("auto"): a call the model opens is held to the tag's schema and end;
   // the request ends ("stop") once the tag's max_calls are written.
   std::shared_ptr<const ToolTag> tool_tag;
+  // A reasoning model's reply, where its prompt left it: guided JSON and tool calls hold only the
+  // answer after the reasoning (nothing when unset).
+  std::optional<ReasoningSplitter> reasoning;
 };
 
 // Streamed to the request's callback on the engine thread, at most one per step.
@@ -133,6 +137,7 @@ class Engine {
   peft::MultiLora lora_;
   std::map<int64_t, std::unique_ptr<Live>> live_;  // engine thread only
   TokenBytes token_bytes_;                          // guided JSON's vocabulary, made on first use
+  std::vector<int32_t> think_closers_;              // tokens that may end reasoning, made on first use
   Rng seed_rng_;
 
   mutable std::mutex mu_;  // guards inbox_, aborts_, counters_, next_id_

@@ -18,7 +18,7 @@ const std::set<std::string> kCommon = {"model", "max_tokens", "temperature", "to
                                        "min_tokens", "response_format"};
 const std::set<std::string> kCompletionOnly = {"prompt", "echo"};
 const std::set<std::string> kChatOnly = {"messages", "max_completion_tokens", "top_logprobs", "tools", "tool_choice",
-                                         "parallel_tool_calls"};
+                                         "parallel_tool_calls", "chat_template_kwargs"};
 
 double number(const json& body, const char* key, double lo, double hi, double fallback) {
   if (!body.contains(key) || body[key].is_null()) return fallback;
@@ -95,8 +95,10 @@ std::vector<std::vector<int64_t>> completion_prompts(const json& p, const data::
   return out;
 }
 
-// messages come in their key order (templates print tool-call arguments as given).
-std::vector<int64_t> chat_prompt(const data::ojson& messages, const data::Tokenizer& tok, const data::ojson& tools) {
+// The chat prompt's text. messages come in their key order (templates print tool-call arguments as
+// given); kwargs are chat_template_kwargs (e.g. Qwen 3's enable_thinking).
+std::string chat_prompt(const data::ojson& messages, const data::Tokenizer& tok, const data::ojson& tools,
+                        const data::ojson& kwargs) {
   if (!messages.is_array() || messages.empty()) throw ApiError(400, "'messages' must be a non-empty list", "messages");
   data::ojson msgs = data::ojson::array();
   for (size_t i = 0; i < messages.size(); ++i) {
@@ -111,7 +113,8 @@ std::vector<int64_t> chat_prompt(const data::ojson& messages, const data::Tokeni
                      where + ".role");
     for (auto& [k, v] : m.items())
       if (k != "role" && k != "content" && k != "name" && !(k == "tool_calls" && role == "assistant") &&
-          !(k == "tool_call_id" && role == "tool"))
+          !(k == "tool_call_id" && role == "tool") &&
+          !((k == "reasoning" || k == "reasoning_content") && role == "assistant"))
         throw ApiError(400, where + ": unsupported field '" + k + "'", where + "." + k);
     std::string text;
     const data::ojson c = m.value("content", data::ojson());
@@ -129,6 +132,15 @@ std::vector<int64_t> chat_prompt(const data::ojson& messages, const data::Tokeni
     data::ojson msg = {{"role", role == "developer" ? "system" : role}, {"content", text}};
     if (m.contains("tool_calls") && !m["tool_calls"].is_null())
       msg["tool_calls"] = template_tool_calls(m["tool_calls"], where);
+    // A reasoning model's earlier thinking, as vLLM (`reasoning`) or DeepSeek (`reasoning_content`)
+    // return it; templates read reasoning_content (Qwen 3 shows it for turns after the last query).
+    for (const char* k : {"reasoning", "reasoning_content"}) {
+      if (!m.contains(k) || m[k].is_null()) continue;
+      if (!m[k].is_string()) throw ApiError(400, where + "." + k + " must be a string", where + "." + k);
+      if (msg.contains("reasoning_content") && msg["reasoning_content"] != m[k])
+        throw ApiError(400, where + ": 'reasoning' and 'reasoning_content' differ; give one", where + "." + k);
+      msg["reasoning_content"] = m[k].get<std::string>();
+    }
     if (m.contains("tool_call_id")) {
       if (!m["tool_call_id"].is_string())
         throw ApiError(400, where + ".tool_call_id must be a string", where + ".tool_call_id");
@@ -138,15 +150,22 @@ std::vector<int64_t> chat_prompt(const data::ojson& messages, const data::Tokeni
   }
   if (tok.chat_template().empty())
     throw ApiError(400, "this model has no chat template; use /v1/completions", "messages");
-  std::string rendered;
+  data::ojson extra = data::ojson::object();
+  if (!kwargs.is_null()) {
+    if (!kwargs.is_object()) throw ApiError(400, "'chat_template_kwargs' must be an object", "chat_template_kwargs");
+    for (auto& [k, v] : kwargs.items()) {
+      if (k == "messages" || k == "tools" || k == "add_generation_prompt")
+        throw ApiError(400, "'chat_template_kwargs' may not set '" + k + "' (the request's own field sets it)",
+                       "chat_template_kwargs");
+      extra[k] = v;
+    }
+  }
+  if (!tools.is_null()) extra["tools"] = tools;  // as transformers passes them
   try {
-    data::ojson extra = data::ojson::object();
-    if (!tools.is_null()) extra["tools"] = tools;  // as transformers passes them
-    rendered = data::apply_chat_template(tok, msgs, true, extra);
+    return data::apply_chat_template(tok, msgs, true, extra);
   } catch (const std::exception& e) {
     throw ApiError(400, std::string("the chat template rejected the messages: ") + e.what(), "messages");
   }
-  return tok.encode(rendered, false);  // the template wrote the special tokens
 }
 }  // namespace
 
@@ -176,7 +195,7 @@ std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, json::
 
 ApiRequest parse_request(Endpoint kind, const std::string& body_text, const Engine& engine,
                          const std::function<int64_t(const std::string&)>& resolve_model,
-                         ToolFormat tool_format) {
+                         ToolFormat tool_format, ReasoningFormat reasoning) {
   json body;
   try {
     body = json::parse(body_text);
@@ -284,7 +303,10 @@ ApiRequest parse_request(Endpoint kind, const std::string& body_text, const Engi
     r.tools = parse_tools(body, ordered, q, tool_format);
     if (guided && r.tools.mode != ToolChoice::None)
       throw ApiError(400, "'response_format' and a 'tool_choice' that calls a function: give one", "tool_choice");
-    r.prompts = {chat_prompt(ordered.value("messages", data::ojson()), tok, r.tools.tools)};
+    const std::string text = chat_prompt(ordered.value("messages", data::ojson()), tok, r.tools.tools,
+                                         ordered.value("chat_template_kwargs", data::ojson()));
+    r.prompts = {tok.encode(text, false)};  // the template wrote the special tokens
+    if (reasoning == ReasoningFormat::Think) q.reasoning.emplace(ReasoningSplitter::after_prompt(text));
     const bool lp = boolean(body, "logprobs", false);
     const int64_t top = integer(body, "top_logprobs", 0, 20, 0);
     if (body.contains("top_logprobs") && !body["top_logprobs"].is_null() && !lp)

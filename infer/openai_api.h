@@ -40,10 +40,12 @@ struct ApiRequest {
 
 // Parses and validates a body; throws ApiError naming the field (400) or the model (404).
 // resolve_model maps the `model` field to an adapter index (-1: unknown); tool_format is the
-// model's tool-call format ("auto" tool choice).
+// model's tool-call format ("auto" tool choice); with a reasoning format, a chat request's
+// base.reasoning is set where its prompt leaves the reply.
 ApiRequest parse_request(Endpoint kind, const std::string& body, const Engine& engine,
                          const std::function<int64_t(const std::string&)>& resolve_model,
-                         ToolFormat tool_format = ToolFormat::None);
+                         ToolFormat tool_format = ToolFormat::None,
+                         ReasoningFormat reasoning = ReasoningFormat::None);
 
 // Token strings and logprobs in each endpoint's format.
 nlohmann::json chat_logprobs(const data::Tokenizer& tok, const std::vector<TokenLogprob>& lp);

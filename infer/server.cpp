@@ -6,6 +6,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 
 #include "infer/openai_api.h"
@@ -36,7 +37,16 @@ struct Choice {
   size_t text_offset = 0;
   std::unique_ptr<ToolCallParser> calls;  // streamed "auto" tool choice: reads calls out of the text
   bool started_call = false;  // streamed named function: its id and name are sent
+  std::optional<ReasoningSplitter> think;  // a reasoning model's reply: thinking apart from the answer
+  std::string reasoning;
 };
+
+// A chat message or delta's reasoning, under both names clients read: vLLM's `reasoning` and
+// DeepSeek's `reasoning_content`.
+void put_reasoning(json& j, const std::string& r) {
+  j["reasoning"] = r.empty() ? json() : json(r);
+  j["reasoning_content"] = j["reasoning"];
+}
 }  // namespace
 
 Server::Server(Engine& engine, ServerOptions opt)
@@ -149,7 +159,7 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
   if (req.header("content-type").rfind("application/json", 0) != 0)
     throw ApiError(415, "Content-Type must be application/json");
   ApiRequest ar = parse_request(kind, req.body, engine_, [this](const std::string& m) { return resolve_model(m); },
-                                opt_.tool_format);
+                                opt_.tool_format, opt_.reasoning);
   ++in_flight_;
   struct Guard {
     std::atomic<int>& n;
@@ -167,6 +177,7 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
       if (q.seed && ar.n > 1) *q.seed += uint64_t(j);  // distinct, reproducible choices
       const size_t index = choices.size();
       choices.emplace_back();
+      choices.back().think = q.reasoning;
       if (ar.echo) choices.back().text = engine_.tokenizer().decode(q.prompt, true);
       ids.push_back(engine_.add(std::move(q), [ch, index](const Event& ev) {
         std::lock_guard<std::mutex> g(ch->mu);
@@ -231,18 +242,26 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
         c.cached = ev.cached_tokens;
         e2e_.observe(t - arrival);
       }
-      if (held) c.text += ev.text;
+      // A reasoning model's thinking goes apart; the rest of the chat path sees only the answer.
+      std::string text = ev.text, thought;
+      if (c.think) {
+        text.clear();
+        c.think->push(ev.text, thought, text);
+        if (ev.finished) c.think->finish(thought, text);
+        c.reasoning += thought;
+      }
+      if (held) c.text += text;
       if (ar.stream) {
         json lp = nullptr;
         if (want_lp && !ev.logprobs.empty())
           lp = chat ? chat_logprobs(engine_.tokenizer(), ev.logprobs)
                     : completion_logprobs(engine_.tokenizer(), ev.logprobs, c.text_offset);
         c.text_offset += ev.text.size();
-        json delta = ev.text.empty() || held ? json::object() : json{{"content", ev.text}};
+        json delta = text.empty() || held ? json::object() : json{{"content", text}};
         if (c.calls) {
           std::string content;
           std::vector<ParsedCall> calls;
-          c.calls->push(ev.text, content, calls);
+          c.calls->push(text, content, calls);
           if (ev.finished) c.calls->finish(content, calls);
           delta = content.empty() ? json::object() : json{{"content", content}};
           for (size_t k = 0; k < calls.size(); ++k) {  // indices count every call of the reply
@@ -252,8 +271,10 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
           }
           if (ev.finished && c.calls->calls() > 0 && c.finish == "stop") c.finish = "tool_calls";
         }
-        if (named && (!ev.text.empty() || !c.started_call)) {
-          json tc = c.started_call ? json{{"function", {{"arguments", ev.text}}}} : tool_call_json(ar.tools.name, ev.text);
+        // The call's id and name go first, with the answer's first text (or at once without reasoning).
+        const bool call_due = !c.started_call && (!c.think || c.think->answering() || ev.finished);
+        if (named && (!text.empty() || call_due)) {
+          json tc = c.started_call ? json{{"function", {{"arguments", text}}}} : tool_call_json(ar.tools.name, text);
           tc["index"] = 0;
           delta = {{"tool_calls", json::array({tc})}};
           c.started_call = true;
@@ -267,6 +288,7 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
           }
           delta = msg;
         }
+        if (!thought.empty()) put_reasoning(delta, thought);
         json fin = ev.finished ? json(c.finish) : json();
         // One chunk per token step, even when the detokenizer holds text back (partial UTF-8, a
         // possible stop string), so clients can count tokens and time them.
@@ -274,7 +296,7 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
                             : json{{"index", index}, {"text", ev.text}, {"logprobs", lp}, {"finish_reason", fin}};
         if (!send_event(chunk(json::array({ch_json})))) return abort_all();
       } else {
-        if (!held) c.text += ev.text;
+        if (!held) c.text += text;
         c.logprobs.insert(c.logprobs.end(), ev.logprobs.begin(), ev.logprobs.end());
       }
     }
@@ -304,9 +326,11 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
     Choice& c = choices[i];
     json lp = nullptr;
     if (want_lp) lp = chat ? chat_logprobs(engine_.tokenizer(), c.logprobs) : completion_logprobs(engine_.tokenizer(), c.logprobs, 0);
-    if (chat)
-      out.push_back({{"index", i}, {"message", chat_message(ar.tools, c.text, c.finish)}, {"logprobs", lp},
-                     {"finish_reason", c.finish}});
+    if (chat) {
+      json msg = chat_message(ar.tools, c.text, c.finish);
+      if (c.think) put_reasoning(msg, c.reasoning);
+      out.push_back({{"index", i}, {"message", msg}, {"logprobs", lp}, {"finish_reason", c.finish}});
+    }
     else
       out.push_back({{"index", i}, {"text", c.text}, {"logprobs", lp}, {"finish_reason", c.finish}});
   }

