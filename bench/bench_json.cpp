@@ -1,11 +1,13 @@
 // `forge bench json`: what guided JSON decoding costs per sequence and step, the token mask in
-// the states a document goes through, over a real tokenizer's vocabulary.
+// the states a document goes through (and while a reasoning model thinks before it), over a real
+// tokenizer's vocabulary.
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "bench/bench.h"
 #include "core/error.h"
+#include "infer/reasoning.h"
 #include "infer/token_mask.h"
 
 namespace forge::bench {
@@ -39,6 +41,20 @@ int bench_json(const std::string& model_dir, bool json, bool quick) {
     for (uint8_t a : allowed) n += a;
     report({"json.mask." + std::string(s.label), shape + " ok " + std::to_string(n), "", "", "ms", 1, t * 1e3},
            json);
+  }
+  // Before the answer of a reasoning model: at the start (the reply may open <think>) and inside.
+  const auto closers = infer::tokens_with_byte(vocab, uint8_t(infer::ReasoningSplitter::kEnd.back()));
+  const infer::JsonMatcher m(schema);
+  using Phase = infer::ReasoningSplitter::Phase;
+  for (Phase p : {Phase::Start, Phase::Inside}) {
+    const infer::ReasoningSplitter s(p);
+    const double t = time_median([&] { infer::reasoning_allowed(s, m, vocab, closers, allowed); }, quick ? 1 : 5,
+                                 quick ? 0.0 : 0.5);
+    int64_t n = 0;
+    for (uint8_t a : allowed) n += a;
+    report({std::string("json.mask.reasoning.") + (p == Phase::Start ? "start" : "inside"),
+            shape + " ok " + std::to_string(n) + " closers " + std::to_string(closers.size()), "", "", "ms", 1,
+            t * 1e3}, json);
   }
   return 0;
 }
