@@ -20,24 +20,28 @@ namespace forge::cli {
 int cmd_generate(const Args& args) {
   check_flags(args, {"--model=", "--prompt=", "--chat", "--system=", "--max-tokens=", "--temperature=", "--top-p=",
                      "--top-k=", "--min-p=", "--repetition-penalty=", "--seed=", "--stop=", "--ignore-eos", "--json", "--json-schema=",
-                     "--lora=",
+                     "--lora=", "--generation-config=",
                      "--dtype=", "--kv-cache-dtype="});
   if (has_flag(args, "--help")) {
     std::printf(
         "usage: forge generate --model DIR [--prompt TEXT | --prompt -] [--chat [--system TEXT]]\n"
         "                      [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--min-p P]\n"
         "                      [--repetition-penalty R] [--seed S] [--stop TEXT ...] [--ignore-eos]\n"
-        "                      [--json | --json-schema FILE] [--lora DIR] [--dtype f32|bf16] [--kv-cache-dtype bf16|f32]\n\n"
+        "                      [--json | --json-schema FILE] [--lora DIR] [--dtype f32|bf16] [--kv-cache-dtype bf16|f32]\n"
+        "                      [--generation-config auto|none|DIR]\n\n"
         "Generates until an end-of-sequence id of generation_config.json / config.json (with --chat also\n"
         "the tokenizer's eos token, e.g. Llama 3's <|eot_id|>), a --stop string, or --max-tokens (default\n"
         "128). --chat renders the prompt as a user message with the model's chat template. --temperature 0\n"
         "is greedy; an empty prompt starts from the BOS token alone. --prompt - reads stdin. --lora applies\n"
         "a PEFT adapter. --json is JSON mode (the output is a JSON object; ends when it closes);\n"
         "--json-schema holds the output to a JSON Schema (the subset of docs/serving.md). Uses the serving\n"
-        "engine (paged KV cache), so results equal `forge serve`'s.\n");
+        "engine (paged KV cache), so results equal `forge serve`'s. Sampling flags left out take the model's\n"
+        "generation_config.json (temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens), as\n"
+        "forge serve does; --generation-config none gives the defaults above.\n");
     return 0;
   }
   const std::string dir = required_flag(args, "--model", "DIR");
+  const models::GenerationDefaults g = models::generation_defaults(flag_value(args, "--generation-config", "auto"), dir);
   std::string prompt = flag_value(args, "--prompt", "");
   if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   const std::string dt = flag_value(args, "--dtype", "");
@@ -47,13 +51,13 @@ int cmd_generate(const Args& args) {
 
   infer::Request req;
   // The ranges of the OpenAI fields `forge serve` takes (infer/openai_api.cpp).
-  req.max_tokens = int_flag(args, "--max-tokens", 128, 1);
-  req.sampling.temperature = number_flag(args, "--temperature", 1.0, 0, 2);
-  req.sampling.top_p = number_flag(args, "--top-p", 1.0, 0, 1);
+  req.max_tokens = int_flag(args, "--max-tokens", g.max_new_tokens.value_or(128), 1);
+  req.sampling.temperature = number_flag(args, "--temperature", g.temperature.value_or(1.0), 0, 2);
+  req.sampling.top_p = number_flag(args, "--top-p", g.top_p.value_or(1.0), 0, 1);
   FORGE_CHECK(req.sampling.top_p > 0, "--top-p: expected a number above 0 and at most 1, got 0");
-  req.sampling.top_k = int_flag(args, "--top-k", 0, 0);
-  req.sampling.min_p = number_flag(args, "--min-p", 0, 0, 1);
-  req.sampling.repetition_penalty = number_flag(args, "--repetition-penalty", 1.0, 1e-6, 100);
+  req.sampling.top_k = std::max<int64_t>(0, int_flag(args, "--top-k", g.top_k.value_or(0), 0));
+  req.sampling.min_p = number_flag(args, "--min-p", g.min_p.value_or(0), 0, 1);
+  req.sampling.repetition_penalty = number_flag(args, "--repetition-penalty", g.repetition_penalty.value_or(1.0), 1e-6, 100);
   req.seed = uint64_t(int_flag(args, "--seed", 0));
   req.ignore_eos = has_flag(args, "--ignore-eos");
   FORGE_CHECK(!has_flag(args, "--json") || !has_flag(args, "--json-schema"), "--json and --json-schema: give one");

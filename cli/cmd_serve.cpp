@@ -36,14 +36,16 @@ int cmd_serve(const Args& args) {
   check_flags(args, {"--model=", "--host=", "--port=", "--served-name=", "--lora=", "--api-key=", "--dtype=",
                      "--kv-cache-memory=", "--kv-cache-dtype=", "--max-model-len=", "--max-num-seqs=",
                      "--max-num-batched-tokens=", "--block-size=", "--no-prefix-caching", "--max-lora-rank=",
-                     "--max-body-bytes=", "--request-timeout=", "--tool-call-parser=", "--reasoning-parser="});
+                     "--max-body-bytes=", "--request-timeout=", "--tool-call-parser=", "--reasoning-parser=",
+                     "--generation-config="});
   if (has_flag(args, "--help")) {
     std::printf(
         "usage: forge serve --model DIR [--host H] [--port P] [--served-name NAME] [--lora NAME=DIR ...]\n"
         "                   [--api-key KEY] [--dtype f32|bf16] [--kv-cache-memory SIZE] [--kv-cache-dtype bf16|f32]\n"
         "                   [--max-model-len N] [--max-num-seqs N] [--max-num-batched-tokens N] [--block-size N]\n"
         "                   [--no-prefix-caching] [--max-lora-rank R] [--max-body-bytes SIZE] [--request-timeout S]\n"
-        "                   [--tool-call-parser auto|hermes|llama3_json|none] [--reasoning-parser auto|think|none]\n\n"
+        "                   [--tool-call-parser auto|hermes|llama3_json|none] [--reasoning-parser auto|think|none]\n"
+        "                   [--generation-config auto|none|DIR]\n\n"
         "OpenAI-compatible API: /v1/chat/completions, /v1/completions, /v1/models, /health, /metrics.\n"
         "Binds 127.0.0.1:8000 unless told otherwise (--port 0 picks a free port; the address is printed).\n"
         "The model's id is the directory's name unless --served-name; each --lora NAME=DIR serves a PEFT\n"
@@ -59,6 +61,9 @@ int cmd_serve(const Args& args) {
         "as the message's 'reasoning' (and 'reasoning_content'), apart from its content; JSON schemas and\n"
         "tool calls then hold only the answer after it. auto (the default) turns it on when the chat\n"
         "template writes <think> tags; chat_template_kwargs {\"enable_thinking\": false} turns Qwen 3's off.\n"
+        "Sampling fields a request leaves out (temperature, top_p, top_k, min_p, repetition_penalty, and\n"
+        "max_tokens from max_new_tokens) take the model's generation_config.json, as vLLM does;\n"
+        "--generation-config none uses OpenAI's defaults instead, DIR another directory's file.\n"
         "SIGTERM or Ctrl-C: running requests finish, new ones get 503, then the server exits.\n");
     return 0;
   }
@@ -85,6 +90,8 @@ int cmd_serve(const Args& args) {
   const std::string parser = flag_value(args, "--tool-call-parser", "auto");
   if (parser != "auto") infer::tool_format_named(parser);  // a wrong name fails before the model loads
   const std::string thinker = flag_value(args, "--reasoning-parser", "auto");
+  const std::string gen_flag = flag_value(args, "--generation-config", "auto");
+  so.model.sampling = models::generation_defaults(gen_flag, dir);
   if (thinker != "auto") infer::reasoning_format_named(thinker);
   std::vector<std::pair<std::string, std::string>> loras;
   for (const std::string& v : flag_values(args, "--lora")) {
@@ -102,18 +109,18 @@ int cmd_serve(const Args& args) {
 
   auto model = models::load_model(dir, dt.empty() ? std::nullopt : std::optional<DType>(dtype_from_name(dt)));
   auto tok = data::Tokenizer::from_dir(dir);
-  so.tool_format = parser == "auto" ? infer::detect_tool_format(tok->chat_template()) : infer::tool_format_named(parser);
-  so.reasoning = thinker == "auto" ? infer::detect_reasoning_format(tok->chat_template())
+  so.model.tool_format = parser == "auto" ? infer::detect_tool_format(tok->chat_template()) : infer::tool_format_named(parser);
+  so.model.reasoning = thinker == "auto" ? infer::detect_reasoning_format(tok->chat_template())
                                    : infer::reasoning_format_named(thinker);
   // The tags are read from the text, which skip_special_tokens strips of special tokens.
   for (std::string_view tag : {infer::ReasoningSplitter::kStart, infer::ReasoningSplitter::kEnd}) {
     const int64_t id = tok->token_to_id(std::string(tag));
-    if (so.reasoning == infer::ReasoningFormat::None || id < 0 || !tok->is_special(id)) continue;
+    if (so.model.reasoning == infer::ReasoningFormat::None || id < 0 || !tok->is_special(id)) continue;
     FORGE_CHECK(thinker == "auto", "--reasoning-parser: ", tag, " is a special token of this tokenizer, which "
                 "responses leave out; pass --reasoning-parser none");
     std::fprintf(stderr, "forge serve: %s is a special token here; reasoning is not returned apart\n",
                  std::string(tag).c_str());
-    so.reasoning = infer::ReasoningFormat::None;
+    so.model.reasoning = infer::ReasoningFormat::None;
   }
   infer::Engine engine(model, tok, models::stop_token_ids(dir, model->config()), ec);
   for (auto& [name, adir] : loras) {
@@ -131,9 +138,13 @@ int cmd_serve(const Args& args) {
   std::fprintf(stderr, "forge serve: model '%s' (%s) with %zu adapter(s); KV cache %lld blocks of %lld tokens, max model len %lld\n",
                so.served_name.c_str(), dir.c_str(), loras.size(), (long long)(engine.num_blocks() - 1),
                (long long)ec.block_size, (long long)engine.max_model_len());
-  if (so.tool_format != infer::ToolFormat::None)
-    std::fprintf(stderr, "forge serve: tool calls in the %s format\n", infer::tool_format_name(so.tool_format));
-  if (so.reasoning != infer::ReasoningFormat::None)
+  if (so.model.tool_format != infer::ToolFormat::None)
+    std::fprintf(stderr, "forge serve: tool calls in the %s format\n", infer::tool_format_name(so.model.tool_format));
+  if (!so.model.sampling.empty())
+    std::fprintf(stderr, "forge serve: sampling defaults from %s/generation_config.json: %s (a request's own values "
+                 "win; --generation-config none for OpenAI's)\n", (gen_flag == "auto" ? dir : gen_flag).c_str(),
+                 so.model.sampling.describe().c_str());
+  if (so.model.reasoning != infer::ReasoningFormat::None)
     std::fprintf(stderr, "forge serve: <think> reasoning returned as 'reasoning'\n");
   std::fprintf(stderr, "forge serve: listening on http://%s:%d\n", so.http.host.c_str(), server.port());
   std::fflush(stderr);

@@ -195,7 +195,7 @@ std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, json::
 
 ApiRequest parse_request(Endpoint kind, const std::string& body_text, const Engine& engine,
                          const std::function<int64_t(const std::string&)>& resolve_model,
-                         ToolFormat tool_format, ReasoningFormat reasoning) {
+                         const ModelDefaults& model) {
   json body;
   try {
     body = json::parse(body_text);
@@ -217,14 +217,15 @@ ApiRequest parse_request(Endpoint kind, const std::string& body_text, const Engi
   Request& q = r.base;
   q.adapter = r.adapter;
   SamplingParams& s = q.sampling;
-  s.temperature = number(body, "temperature", 0, 2, 1.0);
-  s.top_p = number(body, "top_p", 1e-9, 1, 1.0);
-  s.top_k = integer(body, "top_k", -1, 1 << 30, 0);
+  const models::GenerationDefaults& g = model.sampling;  // fields left out take the model's recommendation
+  s.temperature = number(body, "temperature", 0, 2, g.temperature.value_or(1.0));
+  s.top_p = number(body, "top_p", 1e-9, 1, g.top_p.value_or(1.0));
+  s.top_k = integer(body, "top_k", -1, 1 << 30, g.top_k.value_or(0));
   if (s.top_k < 0) s.top_k = 0;
-  s.min_p = number(body, "min_p", 0, 1, 0.0);
+  s.min_p = number(body, "min_p", 0, 1, g.min_p.value_or(0.0));
   s.presence_penalty = number(body, "presence_penalty", -2, 2, 0.0);
   s.frequency_penalty = number(body, "frequency_penalty", -2, 2, 0.0);
-  s.repetition_penalty = number(body, "repetition_penalty", 1e-6, 100, 1.0);
+  s.repetition_penalty = number(body, "repetition_penalty", 1e-6, 100, g.repetition_penalty.value_or(1.0));
   if (body.contains("seed") && !body["seed"].is_null())
     q.seed = uint64_t(integer(body, "seed", INT64_MIN, INT64_MAX, 0));
   r.n = integer(body, "n", 1, 16, 1);
@@ -300,13 +301,13 @@ ApiRequest parse_request(Endpoint kind, const std::string& body_text, const Engi
     if (!body.contains("messages")) throw ApiError(400, "'messages' is required", "messages");
     const bool guided = q.json_schema != nullptr;
     const data::ojson ordered = data::ojson::parse(body_text);
-    r.tools = parse_tools(body, ordered, q, tool_format);
+    r.tools = parse_tools(body, ordered, q, model.tool_format);
     if (guided && r.tools.mode != ToolChoice::None)
       throw ApiError(400, "'response_format' and a 'tool_choice' that calls a function: give one", "tool_choice");
     const std::string text = chat_prompt(ordered.value("messages", data::ojson()), tok, r.tools.tools,
                                          ordered.value("chat_template_kwargs", data::ojson()));
     r.prompts = {tok.encode(text, false)};  // the template wrote the special tokens
-    if (reasoning == ReasoningFormat::Think) q.reasoning.emplace(ReasoningSplitter::after_prompt(text));
+    if (model.reasoning == ReasoningFormat::Think) q.reasoning.emplace(ReasoningSplitter::after_prompt(text));
     const bool lp = boolean(body, "logprobs", false);
     const int64_t top = integer(body, "top_logprobs", 0, 20, 0);
     if (body.contains("top_logprobs") && !body["top_logprobs"].is_null() && !lp)
@@ -325,7 +326,9 @@ ApiRequest parse_request(Endpoint kind, const std::string& body_text, const Engi
                               std::to_string(p.size()), kind == Endpoint::chat ? "messages" : "prompt");
   }
   r.default_max_tokens = max_given < 0;
-  q.max_tokens = max_given >= 0 ? max_given : kind == Endpoint::completions ? 16 : limit;
+  // Left out: the model's max_new_tokens, else 16 for completions (OpenAI's) and the context for
+  // chat, capped per prompt to what its context leaves.
+  q.max_tokens = max_given >= 0 ? max_given : g.max_new_tokens ? *g.max_new_tokens : kind == Endpoint::completions ? 16 : limit;
   for (auto& p : r.prompts) {
     Request probe = q;
     probe.prompt = p;

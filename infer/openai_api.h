@@ -10,6 +10,7 @@
 
 #include "infer/engine.h"
 #include "infer/tool_calls.h"
+#include "models/pretrained.h"
 
 namespace forge::infer {
 
@@ -38,14 +39,20 @@ struct ApiRequest {
   ToolChoice tools;                 // chat: the function calls the output is held to, if any
 };
 
+// What the server knows of its model beyond the engine: the format it calls tools in ("auto" tool
+// choice), how it reasons (a chat request's base.reasoning is set where its prompt leaves the
+// reply), and the sampling its creator recommends for the fields a request leaves out.
+struct ModelDefaults {
+  ToolFormat tool_format = ToolFormat::None;
+  ReasoningFormat reasoning = ReasoningFormat::None;
+  models::GenerationDefaults sampling;
+};
+
 // Parses and validates a body; throws ApiError naming the field (400) or the model (404).
-// resolve_model maps the `model` field to an adapter index (-1: unknown); tool_format is the
-// model's tool-call format ("auto" tool choice); with a reasoning format, a chat request's
-// base.reasoning is set where its prompt leaves the reply.
+// resolve_model maps the `model` field to an adapter index (-1: unknown).
 ApiRequest parse_request(Endpoint kind, const std::string& body, const Engine& engine,
                          const std::function<int64_t(const std::string&)>& resolve_model,
-                         ToolFormat tool_format = ToolFormat::None,
-                         ReasoningFormat reasoning = ReasoningFormat::None);
+                         const ModelDefaults& model = {});
 
 // Token strings and logprobs in each endpoint's format.
 nlohmann::json chat_logprobs(const data::Tokenizer& tok, const std::vector<TokenLogprob>& lp);

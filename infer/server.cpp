@@ -159,7 +159,7 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
   if (req.header("content-type").rfind("application/json", 0) != 0)
     throw ApiError(415, "Content-Type must be application/json");
   ApiRequest ar = parse_request(kind, req.body, engine_, [this](const std::string& m) { return resolve_model(m); },
-                                opt_.tool_format, opt_.reasoning);
+                                opt_.model);
   ++in_flight_;
   struct Guard {
     std::atomic<int>& n;

@@ -9,7 +9,7 @@
 #include "infer/engine.h"
 #include "infer/http.h"
 #include "infer/metrics.h"
-#include "infer/reasoning.h"
+#include "infer/openai_api.h"
 #include "infer/tool_parser.h"
 
 namespace forge::infer {
@@ -19,8 +19,7 @@ struct ServerOptions {
   std::string served_name;               // the base model's id in /v1/models and requests
   std::vector<std::string> lora_names;   // adapter i+1's id
   std::string api_key;                   // empty: no auth
-  ToolFormat tool_format = ToolFormat::None;  // the model's tool-call format ("auto" tool choice)
-  ReasoningFormat reasoning = ReasoningFormat::None;  // chat replies' thinking returned apart
+  ModelDefaults model;                   // tool-call and reasoning formats, sampling defaults
 };
 
 class Server {

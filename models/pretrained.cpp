@@ -2,6 +2,7 @@
 #include "models/pretrained.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -87,6 +88,60 @@ void copy_model_files(const std::string& from, const std::string& to) {
   for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
                         "chat_template.jinja", "generation_config.json"})
     if (file_exists(from + "/" + f)) write_file_atomic(to + "/" + f, read_text_file(from + "/" + f));
+}
+
+GenerationDefaults generation_defaults(const std::string& dir) {
+  GenerationDefaults d;
+  const std::string path = dir + "/generation_config.json";
+  if (!file_exists(path)) return d;
+  const json g = read_json_file(path);
+  FORGE_CHECK(g.is_object(), path, ": expected a JSON object");
+  auto real = [&](const char* key, double lo, double hi) -> std::optional<double> {
+    if (!g.contains(key) || g[key].is_null()) return std::nullopt;
+    FORGE_CHECK(g[key].is_number(), path, ": '", key, "' must be a number, got ", g[key].dump());
+    const double x = g[key].get<double>();
+    FORGE_CHECK(x >= lo && x <= hi, path, ": '", key, "' must be between ", lo, " and ", hi, ", got ", x);
+    return x;
+  };
+  auto integer = [&](const char* key, int64_t lo) -> std::optional<int64_t> {
+    if (!g.contains(key) || g[key].is_null()) return std::nullopt;
+    FORGE_CHECK(g[key].is_number_integer() && g[key].get<int64_t>() >= lo, path, ": '", key,
+                "' must be an integer of at least ", lo, ", got ", g[key].dump());
+    return g[key].get<int64_t>();
+  };
+  // The ranges a request may give (openai_api.cpp).
+  d.temperature = real("temperature", 0, 2);
+  d.top_p = real("top_p", 1e-9, 1);
+  d.min_p = real("min_p", 0, 1);
+  d.repetition_penalty = real("repetition_penalty", 1e-6, 100);
+  d.top_k = integer("top_k", -1);
+  d.max_new_tokens = integer("max_new_tokens", 1);
+  return d;
+}
+
+GenerationDefaults generation_defaults(const std::string& choice, const std::string& model_dir) {
+  if (choice == "none") return {};
+  if (choice == "auto") return generation_defaults(model_dir);
+  FORGE_CHECK(file_exists(choice + "/generation_config.json"), "--generation-config ", choice,
+              ": no generation_config.json there (expected auto, none or a directory holding one)");
+  return generation_defaults(choice);
+}
+
+std::string GenerationDefaults::describe() const {
+  std::string out;
+  auto add = [&](const char* k, const std::string& v) { out += (out.empty() ? "" : ", ") + std::string(k) + " " + v; };
+  auto num = [](double x) {
+    char b[32];
+    std::snprintf(b, sizeof(b), "%g", x);
+    return std::string(b);
+  };
+  if (temperature) add("temperature", num(*temperature));
+  if (top_p) add("top_p", num(*top_p));
+  if (top_k) add("top_k", std::to_string(*top_k));
+  if (min_p) add("min_p", num(*min_p));
+  if (repetition_penalty) add("repetition_penalty", num(*repetition_penalty));
+  if (max_new_tokens) add("max_tokens", std::to_string(*max_new_tokens));
+  return out;
 }
 
 std::vector<int64_t> stop_token_ids(const std::string& dir, const ModelConfig& cfg) {

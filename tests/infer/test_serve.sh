@@ -35,9 +35,8 @@ if "$forge" serve --model "$dir/tiny" --lora x="$dir/sql-lora" --max-lora-rank 4
 fi
 grep -q "above the server's --max-lora-rank 4" "$dir/err.txt" || fail "rank error unclear: $(cat "$dir/err.txt")"
 
-start() {
-  "$forge" serve --model "$dir/tiny" --port 0 --api-key sekret --lora sql-lora="$dir/sql-lora" \
-    --kv-cache-memory 16M --max-body-bytes 4M --request-timeout 2 "$@" >"$dir/serve.log" 2>&1 &
+serve() {  # forge serve ARGS in the background; sets pid and port
+  "$forge" serve "$@" >"$dir/serve.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do
     port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$dir/serve.log" | grep -o '[0-9]*$' || true)
@@ -47,7 +46,8 @@ start() {
   done
   fail "forge serve did not start"
 }
-start
+serve --model "$dir/tiny" --port 0 --api-key sekret --lora sql-lora="$dir/sql-lora" \
+  --kv-cache-memory 16M --max-body-bytes 4M --request-timeout 2
 "$node" "$here/openai_client.mjs" "$modules" "http://127.0.0.1:$port/v1" sekret tiny sql-lora "$dir/expected.json" \
   || fail "openai client checks"
 "$py" "$here/hostile_requests.py" "$port" sekret tiny || fail "hostile requests"
@@ -108,6 +108,36 @@ wait $pid || fail "forge serve did not exit cleanly"
 pid=""
 grep -q "forge serve: stopped" "$dir/serve.log" || fail "no clean stop"
 
+# Sampling defaults from the model's generation_config.json (greedy, 5 new tokens here): requests
+# that leave the fields out take them, whatever their seed; their own values win; forge generate
+# takes the same.
+cp -r "$dir/tiny" "$dir/tinygen"
+"$py" -c "import json,sys; p=sys.argv[1]; g=json.load(open(p)); g.update(temperature=0.0, max_new_tokens=5); json.dump(g,open(p,'w'))" \
+  "$dir/tinygen/generation_config.json"
+serve --model "$dir/tinygen" --port 0 --kv-cache-memory 16M
+grep -q "sampling defaults from .*: temperature 0, max_tokens 5" "$dir/serve.log" || fail "no sampling defaults noted"
+offline=$("$forge" generate --model "$dir/tinygen" --prompt "Once upon" --ignore-eos)
+"$py" - "$port" "$offline" <<'PY' || fail "generation_config defaults"
+import json, sys, urllib.request
+port, offline = sys.argv[1], sys.argv[2]
+def complete(**extra):
+    body = {"model": "tinygen", "prompt": "Once upon", "ignore_eos": True, **extra}
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    c = json.load(urllib.request.urlopen(req))
+    return c["choices"][0]["text"], c["usage"]["completion_tokens"]
+a, b = complete(seed=1), complete(seed=2)
+assert a == b and a[1] == 5, (a, b)  # greedy, 5 tokens, whatever the seed
+assert a[0] == offline, (a, offline)
+assert complete(max_tokens=7)[1] == 7
+sampled = {complete(seed=s, temperature=1.0)[0] for s in range(4)}
+assert len(sampled) > 1, sampled  # the request's temperature wins
+print("generation_config defaults: ok")
+PY
+kill -TERM $pid
+wait $pid || fail "forge serve (tinygen) did not exit cleanly"
+pid=""
+
 # tool_choice "auto" on a random model with Qwen 3's real tokenizer and chat template: the server
 # takes the Hermes format from the template. (Its context is raised to fit the tools' system prompt.)
 if "$forge" serve --model "$dir/tiny" --tool-call-parser mistral --port 0 2>"$dir/err.txt"; then fail "unknown parser accepted"; fi
@@ -118,16 +148,7 @@ grep -q "reasoning-parser must be auto, think" "$dir/err.txt" || fail "reasoning
   --out "$dir/qwen" 2>/dev/null
 "$py" -c "import json,sys; p=sys.argv[1]; c=json.load(open(p)); c['max_position_embeddings']=1024; json.dump(c,open(p,'w'))" \
   "$dir/qwen/config.json"
-"$forge" serve --model "$dir/qwen" --port 0 --kv-cache-memory 32M >"$dir/serve.log" 2>&1 &
-pid=$!
-port=""
-for _ in $(seq 100); do
-  port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$dir/serve.log" | grep -o '[0-9]*$' || true)
-  [ -n "$port" ] && break
-  kill -0 $pid 2>/dev/null || fail "forge serve (qwen) exited"
-  sleep 0.1
-done
-[ -n "$port" ] || fail "forge serve (qwen) did not start"
+serve --model "$dir/qwen" --port 0 --kv-cache-memory 32M
 grep -q "tool calls in the hermes format" "$dir/serve.log" || fail "the Hermes format was not taken from the template"
 grep -q "reasoning returned as 'reasoning'" "$dir/serve.log" || fail "the reasoning parser was not taken from the template"
 added_id() {  # an added token's id in the Qwen tokenizer

@@ -237,3 +237,40 @@ TEST(LlamaConfig, UnsupportedArchitectureAndValuesAreNamed) {
   auto round = models::parse_config(models::config_to_json(c));
   EXPECT_EQ(round.hidden_size, 64);
 }
+
+// The sampling a model's creator recommends: read from generation_config.json as vLLM reads it,
+// nothing where the file says nothing, and a wrong value named with its file and key.
+TEST(GenerationConfig, SamplingDefaultsAreReadAndWrongValuesNamed) {
+  const std::string dir = forge::testing::fresh_temp_dir("forge_generation_config");
+  EXPECT_TRUE(models::generation_defaults(dir).empty()) << "no file: no defaults";
+  auto write = [&](const nlohmann::json& j) {
+    std::ofstream(dir + "/generation_config.json") << j.dump();
+  };
+  write({{"bos_token_id", 1}, {"eos_token_id", {2, 3}}});
+  EXPECT_TRUE(models::generation_defaults(dir).empty()) << "only token ids";
+  write({{"do_sample", true}, {"temperature", 0.6}, {"top_p", 0.95}, {"top_k", 20}, {"max_new_tokens", 64},
+         {"repetition_penalty", nullptr}, {"eos_token_id", 2}});
+  const models::GenerationDefaults g = models::generation_defaults(dir);
+  EXPECT_EQ(g.temperature, 0.6);
+  EXPECT_EQ(g.top_p, 0.95);
+  EXPECT_EQ(g.top_k, 20);
+  EXPECT_EQ(g.max_new_tokens, 64);
+  EXPECT_FALSE(g.min_p || g.repetition_penalty);
+  EXPECT_EQ(g.describe(), "temperature 0.6, top_p 0.95, top_k 20, max_tokens 64");
+  EXPECT_TRUE(models::generation_defaults("none", dir).empty());
+  EXPECT_EQ(models::generation_defaults("auto", dir).top_k, 20);
+  EXPECT_THROW(models::generation_defaults(dir + "/nowhere", dir), Error);
+  for (const nlohmann::json& bad : {nlohmann::json{{"temperature", "hot"}}, nlohmann::json{{"top_p", 0}},
+                                    nlohmann::json{{"top_k", 2.5}}, nlohmann::json{{"max_new_tokens", 0}},
+                                    nlohmann::json{{"temperature", 3}}}) {
+    write(bad);
+    try {
+      models::generation_defaults(dir);
+      ADD_FAILURE() << "accepted " << bad.dump();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("generation_config.json: '" + bad.begin().key() + "'"), std::string::npos)
+          << e.what();
+    }
+  }
+  fs::remove_all(dir);
+}
