@@ -32,4 +32,20 @@ std::string apply_chat_template(const Tokenizer& tok, const ojson& messages, boo
   return t->render(vars);
 }
 
+std::string continue_final_message(const std::string& rendered, const std::string& content) {
+  const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  size_t b = 0, e = content.size();
+  while (b < e && space(content[b])) ++b;
+  while (e > b && space(content[e - 1])) --e;
+  const std::string core = content.substr(b, e - b);
+  const size_t at = core.empty() ? std::string::npos : rendered.rfind(core);
+  FORGE_CHECK(at != std::string::npos, "continue_final_message: the chat template does not show the final "
+              "message's content, so there is nothing to continue");
+  // The content's trailing whitespace, when the template kept it, is part of what is continued.
+  const std::string tail = content.substr(e);
+  const size_t end = rendered.compare(at + core.size(), tail.size(), tail) == 0 ? at + core.size() + tail.size()
+                                                                                : at + core.size();
+  return rendered.substr(0, end);
+}
+
 }  // namespace forge::data

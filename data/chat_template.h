@@ -12,4 +12,10 @@ namespace forge::data {
 std::string apply_chat_template(const Tokenizer& tok, const ojson& messages, bool add_generation_prompt,
                                 const ojson& extra = ojson::object());
 
+// transformers' continue_final_message: a rendering without the generation prompt, cut right after
+// the final message's content, so that the model continues that message (an assistant reply
+// prefilled by the caller). Trailing whitespace of the content stays where the template kept it.
+// Throws when the rendering does not show the content.
+std::string continue_final_message(const std::string& rendered, const std::string& final_content);
+
 }  // namespace forge::data

@@ -18,7 +18,8 @@ const std::set<std::string> kCommon = {"model", "max_tokens", "temperature", "to
                                        "min_tokens", "response_format"};
 const std::set<std::string> kCompletionOnly = {"prompt", "echo"};
 const std::set<std::string> kChatOnly = {"messages", "max_completion_tokens", "top_logprobs", "tools", "tool_choice",
-                                         "parallel_tool_calls", "chat_template_kwargs"};
+                                         "parallel_tool_calls", "chat_template_kwargs", "add_generation_prompt",
+                                         "continue_final_message"};
 
 double number(const json& body, const char* key, double lo, double hi, double fallback) {
   if (!body.contains(key) || body[key].is_null()) return fallback;
@@ -95,10 +96,16 @@ std::vector<std::vector<int64_t>> completion_prompts(const json& p, const data::
   return out;
 }
 
-// The chat prompt's text. messages come in their key order (templates print tool-call arguments as
-// given); kwargs are chat_template_kwargs (e.g. Qwen 3's enable_thinking).
-std::string chat_prompt(const data::ojson& messages, const data::Tokenizer& tok, const data::ojson& tools,
-                        const data::ojson& kwargs) {
+struct ChatPrompt {
+  std::string text;
+  std::string final_content;  // the last message's text
+};
+
+// The chat prompt. messages come in their key order (templates print tool-call arguments as
+// given); kwargs are chat_template_kwargs (e.g. Qwen 3's enable_thinking); continue_final leaves
+// the last message open for the model to continue (vLLM's continue_final_message).
+ChatPrompt chat_prompt(const data::ojson& messages, const data::Tokenizer& tok, const data::ojson& tools,
+                       const data::ojson& kwargs, bool add_generation_prompt, bool continue_final) {
   if (!messages.is_array() || messages.empty()) throw ApiError(400, "'messages' must be a non-empty list", "messages");
   data::ojson msgs = data::ojson::array();
   for (size_t i = 0; i < messages.size(); ++i) {
@@ -161,11 +168,18 @@ std::string chat_prompt(const data::ojson& messages, const data::Tokenizer& tok,
     }
   }
   if (!tools.is_null()) extra["tools"] = tools;  // as transformers passes them
+  ChatPrompt p{"", msgs.back()["content"]};
   try {
-    return data::apply_chat_template(tok, msgs, true, extra);
+    p.text = data::apply_chat_template(tok, msgs, add_generation_prompt, extra);
   } catch (const std::exception& e) {
     throw ApiError(400, std::string("the chat template rejected the messages: ") + e.what(), "messages");
   }
+  try {
+    if (continue_final) p.text = data::continue_final_message(p.text, p.final_content);
+  } catch (const Error& e) {
+    throw ApiError(400, e.what(), "continue_final_message");
+  }
+  return p;
 }
 }  // namespace
 
@@ -304,10 +318,27 @@ ApiRequest parse_request(Endpoint kind, const std::string& body_text, const Engi
     r.tools = parse_tools(body, ordered, q, model.tool_format);
     if (guided && r.tools.mode != ToolChoice::None)
       throw ApiError(400, "'response_format' and a 'tool_choice' that calls a function: give one", "tool_choice");
-    const std::string text = chat_prompt(ordered.value("messages", data::ojson()), tok, r.tools.tools,
-                                         ordered.value("chat_template_kwargs", data::ojson()));
-    r.prompts = {tok.encode(text, false)};  // the template wrote the special tokens
-    if (model.reasoning == ReasoningFormat::Think) q.reasoning.emplace(ReasoningSplitter::after_prompt(text));
+    // vLLM's prefill fields: continue the last message instead of opening a new one.
+    const bool continue_final = boolean(body, "continue_final_message", false);
+    const bool generation_prompt = boolean(body, "add_generation_prompt", !continue_final);
+    if (continue_final && generation_prompt)
+      throw ApiError(400, "'continue_final_message' and 'add_generation_prompt' cannot both be true",
+                     "continue_final_message");
+    const ChatPrompt p = chat_prompt(ordered.value("messages", data::ojson()), tok, r.tools.tools,
+                                     ordered.value("chat_template_kwargs", data::ojson()), generation_prompt,
+                                     continue_final);
+    r.prompts = {tok.encode(p.text, false)};  // the template wrote the special tokens
+    if (model.reasoning == ReasoningFormat::Think) {
+      ReasoningSplitter::Phase phase = ReasoningSplitter::after_prompt(p.text);
+      if (continue_final && phase == ReasoningSplitter::Phase::Start && !p.final_content.empty()) {
+        // A prefilled reply already chose: it is inside the reasoning it opened, else in the answer.
+        ReasoningSplitter s;
+        std::string thought, answer;
+        s.push(p.final_content, thought, answer);
+        phase = s.phase() == ReasoningSplitter::Phase::Inside ? s.phase() : ReasoningSplitter::Phase::Content;
+      }
+      q.reasoning.emplace(phase);
+    }
     const bool lp = boolean(body, "logprobs", false);
     const int64_t top = integer(body, "top_logprobs", 0, 20, 0);
     if (body.contains("top_logprobs") && !body["top_logprobs"].is_null() && !lp)

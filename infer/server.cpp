@@ -328,7 +328,10 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
     if (want_lp) lp = chat ? chat_logprobs(engine_.tokenizer(), c.logprobs) : completion_logprobs(engine_.tokenizer(), c.logprobs, 0);
     if (chat) {
       json msg = chat_message(ar.tools, c.text, c.finish);
-      if (c.think) put_reasoning(msg, c.reasoning);
+      if (c.think) {
+        put_reasoning(msg, c.reasoning);
+        if (!c.reasoning.empty() && msg["content"] == "") msg["content"] = nullptr;  // thought, no answer (as vLLM)
+      }
       out.push_back({{"index", i}, {"message", msg}, {"logprobs", lp}, {"finish_reason", c.finish}});
     }
     else

@@ -82,3 +82,15 @@ TEST(ChatTemplate, UnsupportedConstructsAreNamed) {
   EXPECT_NE(err("{{ raise_exception('nope') }}").find("nope"), std::string::npos);
   EXPECT_NE(err("\n\n{{ 'abc'.zap() }}").find("line 3"), std::string::npos);
 }
+
+// transformers' continue_final_message: the rendering is cut right after the final message's
+// content, keeping its trailing whitespace only where the template kept it.
+TEST(ChatTemplate, ContinueFinalMessageCutsAfterTheLastContent) {
+  const std::string kept = "<|im_start|>user\nThe answer is?<|im_end|>\n<|im_start|>assistant\nThe answer is <|im_end|>\n";
+  EXPECT_EQ(data::continue_final_message(kept, "The answer is "),
+            "<|im_start|>user\nThe answer is?<|im_end|>\n<|im_start|>assistant\nThe answer is ");
+  const std::string stripped = "[INST] hi [/INST] Sure,</s>";
+  EXPECT_EQ(data::continue_final_message(stripped, " Sure, \n"), "[INST] hi [/INST] Sure,");
+  EXPECT_THROW(data::continue_final_message(kept, "not there"), Error);
+  EXPECT_THROW(data::continue_final_message(kept, " \n"), Error);  // nothing to continue
+}

@@ -140,6 +140,7 @@ chat_bad = {
     "tool_choice": ["required", "auto", 5, {"type": "function"}, {"type": "function", "function": {"name": 1}}],
     "parallel_tool_calls": ["no"],
     "chat_template_kwargs": ["x", 5, [1], {"messages": []}, {"add_generation_prompt": False}, {"tools": 1}],
+    "continue_final_message": ["yes", 1], "add_generation_prompt": ["no", 0],
 }
 for field, values in chat_bad.items():
     for v in values:

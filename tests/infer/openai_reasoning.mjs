@@ -20,7 +20,7 @@ const show = (r) => JSON.stringify(r.choices[0]);
 // Greedy with <think> pushed: the first opens the reasoning, the other 11 are its text; no answer.
 const thinking = await ask({ logit_bias: { [think]: 30 } });
 let m = thinking.choices[0].message;
-ok(m.reasoning === "<think>".repeat(11) && m.reasoning_content === m.reasoning && !m.content &&
+ok(m.reasoning === "<think>".repeat(11) && m.reasoning_content === m.reasoning && m.content === null &&
    thinking.choices[0].finish_reason === "length", `reasoning apart: ${show(thinking)}`);
 // With Qwen 3's enable_thinking false the template closes the reasoning itself: all is content.
 const off = await ask({ logit_bias: { [think]: 30 }, chat_template_kwargs: { enable_thinking: false } });
@@ -31,6 +31,22 @@ ok(m.content === "<think>".repeat(12) && m.reasoning === null && off.usage.promp
 const stray = await ask({ logit_bias: { [endThink]: 30 } });
 m = stray.choices[0].message;
 ok(m.content === "</think>".repeat(12) && m.reasoning === null, `no reasoning: ${show(stray)}`);
+
+// A prefilled reply (vLLM's continue_final_message) is continued: the prompt ends with its text,
+// as the same prompt through /v1/completions shows, and the reply is in the answer already, so a
+// <think> written now is content. A prefill that opened reasoning continues inside it.
+const prefill = (content, bias) => ask({ max_tokens: 6, logit_bias: bias, continue_final_message: true,
+  add_generation_prompt: false, messages: [...messages, { role: "assistant", content }] });
+const cont = await prefill("The answer is", { [think]: 30 });
+m = cont.choices[0].message;
+const qwenPrompt = "<|im_start|>user\nWhat is 2 + 2?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\nThe answer is";
+const same = await client.completions.create({ model, prompt: qwenPrompt, max_tokens: 6, temperature: 0,
+  logit_bias: { [think]: 30 } });
+ok(m.content === "<think>".repeat(6) && m.reasoning === null && same.choices[0].text === m.content &&
+   same.usage.prompt_tokens === cont.usage.prompt_tokens, `continued answer: ${show(cont)} vs ${JSON.stringify(same.choices[0])}`);
+const musingOn = await prefill("<think>\nLet me", { [endThink]: 30 });
+m = musingOn.choices[0].message;
+ok(m.reasoning === null && m.content === "</think>".repeat(5), `continued reasoning: ${show(musingOn)}`);
 
 // Sampled between the tags: the streamed reasoning and content equal the whole reply's.
 const mixed = { temperature: 1, max_tokens: 40, logit_bias: { [think]: 12, [endThink]: 11 } };
@@ -91,7 +107,9 @@ ok(withThought.usage.prompt_tokens > plain.usage.prompt_tokens + 5 &&
    vllmName.usage.prompt_tokens === withThought.usage.prompt_tokens,
    `reasoning in the prompt: ${plain.usage.prompt_tokens} -> ${withThought.usage.prompt_tokens}`);
 for (const bad of [{ messages: [...messages, turn({ reasoning: "a", reasoning_content: "b" }), result], tools },
-                   { chat_template_kwargs: "enable_thinking" }, { chat_template_kwargs: { messages: [] } }]) {
+                   { chat_template_kwargs: "enable_thinking" }, { chat_template_kwargs: { messages: [] } },
+                   { continue_final_message: true, add_generation_prompt: true },
+                   { continue_final_message: true, messages: [...messages, { role: "assistant", content: " " }] }]) {
   try {
     await ask(bad);
     ok(false, `accepted ${JSON.stringify(bad)}`);
