@@ -209,7 +209,7 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
   const bool named = ar.tools.mode == ToolChoice::Named;
   const bool held = named || ar.tools.mode == ToolChoice::Required;
   if (ar.stream && ar.tools.mode == ToolChoice::Auto)
-    for (Choice& c : choices) c.calls = std::make_unique<ToolCallParser>(ar.tools.format, ar.tools.names);
+    for (Choice& c : choices) c.calls = std::make_unique<ToolCallParser>(ar.tools.format, ar.tools.names, /*live=*/true);
   size_t done = 0;
   while (done < choices.size()) {
     std::deque<std::pair<size_t, Event>> batch;
@@ -264,19 +264,13 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
           c.calls->push(text, content, calls);
           if (ev.finished) c.calls->finish(content, calls);
           delta = content.empty() ? json::object() : json{{"content", content}};
-          for (size_t k = 0; k < calls.size(); ++k) {  // indices count every call of the reply
-            json tc = tool_call_json(calls[k].name, calls[k].arguments);
-            tc["index"] = c.calls->calls() - int64_t(calls.size() - k);
-            delta["tool_calls"].push_back(tc);
-          }
+          for (const ParsedCall& piece : calls) delta["tool_calls"].push_back(tool_call_piece(piece));
           if (ev.finished && c.calls->calls() > 0 && c.finish == "stop") c.finish = "tool_calls";
         }
         // The call's id and name go first, with the answer's first text (or at once without reasoning).
         const bool call_due = !c.started_call && (!c.think || c.think->answering() || ev.finished);
         if (named && (!text.empty() || call_due)) {
-          json tc = c.started_call ? json{{"function", {{"arguments", text}}}} : tool_call_json(ar.tools.name, text);
-          tc["index"] = 0;
-          delta = {{"tool_calls", json::array({tc})}};
+          delta = {{"tool_calls", json::array({tool_call_piece({0, c.started_call ? "" : ar.tools.name, text})})}};
           c.started_call = true;
         }
         if (held && !named && ev.finished) {

@@ -163,6 +163,13 @@ json tool_call_json(const std::string& name, const std::string& arguments) {
   return json{{"id", id}, {"type", "function"}, {"function", {{"name", name}, {"arguments", arguments}}}};
 }
 
+json tool_call_piece(const ParsedCall& piece) {
+  json tc = piece.name.empty() ? json{{"function", {{"arguments", piece.arguments}}}}
+                               : tool_call_json(piece.name, piece.arguments);
+  tc["index"] = piece.index;
+  return tc;
+}
+
 json chat_message(const ToolChoice& t, const std::string& text, std::string& finish) {
   json msg = {{"role", "assistant"}, {"content", text}};
   if (t.mode == ToolChoice::None) return msg;

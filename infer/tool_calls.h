@@ -37,5 +37,8 @@ nlohmann::ordered_json template_tool_calls(const nlohmann::ordered_json& calls, 
 nlohmann::json chat_message(const ToolChoice& t, const std::string& text, std::string& finish);
 // One call in a reply's tool_calls: {"id": "call_...", "type": "function", "function": {...}}.
 nlohmann::json tool_call_json(const std::string& name, const std::string& arguments);
+// A streamed delta's piece of a call, with its index: the call whole with a fresh id when the piece
+// names it (its first), else {"index", "function": {"arguments"}}.
+nlohmann::json tool_call_piece(const ParsedCall& piece);
 
 }  // namespace forge::infer

@@ -38,23 +38,28 @@ for (const r of replies) {
      `auto tool call: ${JSON.stringify(r.choices[0])}`);
 }
 
-// Streamed with the same seed: the same call, sent once whole, and no content.
+// Streamed with the same seed: the same call, its name first and then its arguments in pieces as
+// they are written (as OpenAI streams calls), and no content.
 const whole = replies[0].choices[0].message.tool_calls[0];
 const stream = await client.chat.completions.create({ model, messages, tools, max_tokens: 400, temperature: 1, seed: 1,
   logit_bias: open, parallel_tool_calls: false, stream: true });
-let name = "", args = "", content = "", finish = null, indices = [];
+let name = "", args = "", content = "", finish = null, indices = new Set(), pieces = 0, ids = 0;
 for await (const chunk of stream) {
   const d = chunk.choices[0]?.delta ?? {};
   content += d.content ?? "";
   for (const tc of d.tool_calls ?? []) {
-    indices.push(tc.index);
+    indices.add(tc.index);
+    pieces++;
+    ids += tc.id ? 1 : 0;
+    if (pieces === 1) ok(tc.id?.startsWith("call_") && tc.function?.name, `first piece names the call: ${JSON.stringify(tc)}`);
     name += tc.function?.name ?? "";
     args += tc.function?.arguments ?? "";
   }
   finish = chunk.choices[0]?.finish_reason ?? finish;
 }
 ok(name === whole.function.name && args === whole.function.arguments && content === "" && finish === "tool_calls" &&
-   indices.join() === "0", `streamed auto call ${name}(${args}) equals the whole one ${JSON.stringify(whole)}`);
+   [...indices].join() === "0" && ids === 1 && pieces > 3,
+   `streamed auto call ${name}(${args}) in ${pieces} pieces equals the whole one ${JSON.stringify(whole)}`);
 
 // Without the push the model answers in words: content, no tool_calls, and the text is the one
 // tool_choice "none" gives for the same seed (nothing is masked while no call is open).

@@ -143,21 +143,43 @@ TEST(ToolGuide, Llama3CallsAreABareObjectOpeningTheReply) {
   EXPECT_FALSE(broken.closed());
 }
 
-// Whole and streamed in every pair of pieces, the parser gives the same content and calls.
+// The calls a reply gives, pushed in the given pieces: held, or live with each call's pieces joined.
+std::vector<std::pair<std::string, std::string>> read_calls(ToolFormat f, const std::vector<std::string>& pieces,
+                                                          bool live, std::string& content) {
+  ToolCallParser p(f, {"get_weather", "now"}, live);
+  std::vector<ParsedCall> got;
+  for (const std::string& piece : pieces) p.push(piece, content, got);
+  p.finish(content, got);
+  std::vector<std::pair<std::string, std::string>> calls;
+  for (const ParsedCall& c : got) {
+    EXPECT_LE(c.index, int64_t(calls.size()));
+    if (c.index == int64_t(calls.size())) {
+      EXPECT_FALSE(c.name.empty()) << "a call's first piece names it";
+      calls.emplace_back(c.name, "");
+    } else {
+      EXPECT_TRUE(c.name.empty()) << "only the first piece names it";
+    }
+    calls[size_t(c.index)].second += c.arguments;
+  }
+  EXPECT_EQ(p.calls(), int64_t(calls.size()));
+  return calls;
+}
+
+// Whole, streamed in every pair of pieces and byte by byte, held and live: the same content and
+// calls (arguments as written).
+// (live_too false: a call broken after its name, which live stands as sent; see below.)
 void expect_parse(ToolFormat f, const std::string& text, const std::string& content,
-                  const std::vector<std::pair<std::string, std::string>>& calls) {
-  for (size_t cut = 0; cut <= text.size(); ++cut) {
-    ToolCallParser p(f, {"get_weather", "now"});
-    std::string got;
-    std::vector<ParsedCall> parsed;
-    p.push(text.substr(0, cut), got, parsed);
-    p.push(text.substr(cut), got, parsed);
-    p.finish(got, parsed);
-    ASSERT_EQ(got, content) << "split at " << cut << " of " << text;
-    ASSERT_EQ(parsed.size(), calls.size()) << text;
-    for (size_t i = 0; i < calls.size(); ++i) {
-      EXPECT_EQ(parsed[i].name, calls[i].first);
-      EXPECT_EQ(parsed[i].arguments, calls[i].second);
+                  const std::vector<std::pair<std::string, std::string>>& calls, bool live_too = true) {
+  std::vector<std::string> bytes;
+  for (char c : text) bytes.emplace_back(1, c);
+  for (bool live : {false, true}) {
+    if (live && !live_too) continue;
+    for (size_t cut = 0; cut <= text.size() + 1; ++cut) {
+      std::string got;
+      const auto parsed = cut > text.size() ? read_calls(f, bytes, live, got)
+                                            : read_calls(f, {text.substr(0, cut), text.substr(cut)}, live, got);
+      ASSERT_EQ(got, content) << "split at " << cut << " of " << text << (live ? " (live)" : "");
+      ASSERT_EQ(parsed, calls) << "split at " << cut << " of " << text << (live ? " (live)" : "");
     }
   }
 }
@@ -166,25 +188,56 @@ TEST(ToolCallParser, HermesTagsAmongText) {
   expect_parse(ToolFormat::Hermes,
                "Let me look.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"unit\": \"c\", \"city\": "
                "\"Oslo\"}}\n</tool_call>\n<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n</tool_call>",
-               "Let me look.", {{"get_weather", R"({"unit":"c","city":"Oslo"})"}, {"now", "{}"}});
+               "Let me look.", {{"get_weather", R"({"unit": "c", "city": "Oslo"})"}, {"now", "{}"}});
   // A reply in words comes out byte for byte, also with a '<' that opens no tag.
   expect_parse(ToolFormat::Hermes, "  a < b and <tool \n\n", "  a < b and <tool \n\n", {});
   // A call that does not parse or names no given function stays content as written.
   expect_parse(ToolFormat::Hermes, "<tool_call>{\"name\": \"now\", </tool_call>",
-               "<tool_call>{\"name\": \"now\", </tool_call>", {});
+               "<tool_call>{\"name\": \"now\", </tool_call>", {}, /*live_too=*/false);
   expect_parse(ToolFormat::Hermes, "<tool_call>{\"name\": \"rm\", \"arguments\": {}}</tool_call>",
                "<tool_call>{\"name\": \"rm\", \"arguments\": {}}</tool_call>", {});
-  // A call the reply ends in without its end tag is still a call; one cut short is text.
+  expect_parse(ToolFormat::Hermes, "<tool_call>[1]</tool_call> x", "<tool_call>[1]</tool_call> x", {});
+  // A call the reply ends in without its end tag is still a call.
   expect_parse(ToolFormat::Hermes, "<tool_call>\n{\"name\": \"now\", \"arguments\": {}}\n", "", {{"now", "{}"}});
   expect_parse(ToolFormat::Hermes, "<tool_call>\n{\"name\": \"no", "<tool_call>\n{\"name\": \"no", {});
   // Text after a call stays, without the whitespace that set it apart.
   expect_parse(ToolFormat::Hermes, "<tool_call>{\"name\": \"now\", \"arguments\": {}}</tool_call>\n\nDone.",
                "Done.", {{"now", "{}"}});
+  // The end tag's text inside an argument does not end the call; the name may come last; a call
+  // without arguments takes none.
+  expect_parse(ToolFormat::Hermes,
+               "<tool_call>{\"arguments\": {\"city\": \"</tool_call>\", \"unit\": [1, {\"a\": 2}]}, \"name\": "
+               "\"get_weather\"}</tool_call>",
+               "", {{"get_weather", R"({"city": "</tool_call>", "unit": [1, {"a": 2}]})"}});
+  expect_parse(ToolFormat::Hermes, "<tool_call>{\"name\": \"now\"}</tool_call>", "", {{"now", "{}"}});
+}
+
+// Live, a call goes out as it is written: its name first, then its arguments in pieces; one cut
+// short stands as sent, where the held reading gives it back as text.
+TEST(ToolCallParser, LiveCallsStreamTheirArguments) {
+  const std::string reply = "<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}</tool_call>";
+  ToolCallParser p(ToolFormat::Hermes, {"get_weather", "now"}, /*live=*/true);
+  std::string content;
+  std::vector<ParsedCall> pieces;
+  for (char c : reply) p.push(std::string(1, c), content, pieces);
+  p.finish(content, pieces);
+  ASSERT_GT(pieces.size(), 10u);
+  EXPECT_EQ(pieces[0].name, "get_weather");
+  EXPECT_EQ(pieces[0].arguments, "");  // the name is out before any argument is written
+  const std::string cut = "<tool_call>{\"name\": \"now\", \"arguments\": {\"x\": ";
+  std::string held;
+  EXPECT_TRUE(read_calls(ToolFormat::Hermes, {cut}, false, held).empty());
+  EXPECT_EQ(held, cut);
+  std::string live;
+  const auto stood = read_calls(ToolFormat::Hermes, {cut}, true, live);
+  EXPECT_EQ(live, "");
+  ASSERT_EQ(stood.size(), 1u);
+  EXPECT_EQ(stood[0], std::make_pair(std::string("now"), std::string("{\"x\": ")));
 }
 
 TEST(ToolCallParser, Llama3BareJson) {
   expect_parse(ToolFormat::Llama3Json, " {\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\", \"unit\": \"f\"}}",
-               "", {{"get_weather", R"({"city":"Paris","unit":"f"})"}});
+               "", {{"get_weather", R"({"city": "Paris", "unit": "f"})"}});
   expect_parse(ToolFormat::Llama3Json, "{\"name\": \"now\", \"arguments\": {}}", "", {{"now", "{}"}});
   expect_parse(ToolFormat::Llama3Json, "It is {warm}.", "It is {warm}.", {});
   expect_parse(ToolFormat::Llama3Json, "{not a call}", "{not a call}", {});
