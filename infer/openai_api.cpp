@@ -370,6 +370,66 @@ ApiRequest parse_request(Endpoint kind, const std::string& body_text, const Engi
   return r;
 }
 
+json tokenize(const std::string& body_text, const Engine& engine,
+              const std::function<int64_t(const std::string&)>& resolve_model, const ModelDefaults& model) {
+  const json body = json::parse(body_text, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) throw ApiError(400, "the body must be a JSON object");
+  const bool chat = body.contains("messages");
+  const std::set<std::string> known = chat ? std::set<std::string>{"model", "messages", "add_generation_prompt",
+                                                                   "continue_final_message", "add_special_tokens",
+                                                                   "chat_template_kwargs", "tools", "return_token_strs"}
+                                           : std::set<std::string>{"model", "prompt", "add_special_tokens",
+                                                                   "return_token_strs"};
+  for (auto& [k, v] : body.items())
+    if (!known.count(k)) throw ApiError(400, "unsupported field '" + k + "'", k);
+  if (body.contains("model") && (!body["model"].is_string() || resolve_model(body["model"]) < 0))
+    throw ApiError(404, "the model " + body["model"].dump() + " does not exist", "model", "invalid_request_error",
+                   "model_not_found");
+  const data::Tokenizer& tok = engine.tokenizer();
+  std::vector<int64_t> ids;
+  if (chat) {  // as a chat request renders its prompt
+    data::ojson ordered = data::ojson::parse(body_text);
+    if (ordered.contains("tools") && !ordered.contains("tool_choice")) ordered["tool_choice"] = "none";
+    Request q;
+    const ToolChoice t = parse_tools(json::parse(ordered.dump()), ordered, q, model.tool_format);
+    const bool continue_final = boolean(body, "continue_final_message", false);
+    const bool generation_prompt = boolean(body, "add_generation_prompt", !continue_final);
+    if (continue_final && generation_prompt)
+      throw ApiError(400, "'continue_final_message' and 'add_generation_prompt' cannot both be true",
+                     "continue_final_message");
+    const ChatPrompt p = chat_prompt(ordered["messages"], tok, t.tools,
+                                     ordered.value("chat_template_kwargs", data::ojson()), generation_prompt,
+                                     continue_final);
+    ids = tok.encode(p.text, boolean(body, "add_special_tokens", false));
+  } else {
+    if (!body.contains("prompt") || !body["prompt"].is_string())
+      throw ApiError(400, "'prompt' (a string) or 'messages' is required", "prompt");
+    ids = tok.encode(body["prompt"].get<std::string>(), boolean(body, "add_special_tokens", true));
+  }
+  json out = {{"count", ids.size()}, {"max_model_len", engine.max_model_len()}, {"tokens", ids},
+              {"token_strs", nullptr}};
+  if (boolean(body, "return_token_strs", false)) {
+    out["token_strs"] = json::array();
+    for (int64_t id : ids) out["token_strs"].push_back(tok.decode({id}, false, false));
+  }
+  return out;
+}
+
+json detokenize(const std::string& body_text, const Engine& engine,
+                const std::function<int64_t(const std::string&)>& resolve_model) {
+  const json body = json::parse(body_text, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) throw ApiError(400, "the body must be a JSON object");
+  for (auto& [k, v] : body.items())
+    if (k != "model" && k != "tokens") throw ApiError(400, "unsupported field '" + k + "'", k);
+  if (body.contains("model") && (!body["model"].is_string() || resolve_model(body["model"]) < 0))
+    throw ApiError(404, "the model " + body["model"].dump() + " does not exist", "model", "invalid_request_error",
+                   "model_not_found");
+  if (!body.contains("tokens") || !body["tokens"].is_array())
+    throw ApiError(400, "'tokens' must be a list of token ids", "tokens");
+  const auto ids = token_list(body["tokens"], "tokens", engine.tokenizer().vocab_size());
+  return {{"prompt", engine.tokenizer().decode(ids)}};
+}
+
 json chat_logprobs(const data::Tokenizer& tok, const std::vector<TokenLogprob>& lp) {
   auto entry = [&](int64_t id, float logprob) {
     const std::string s = tok.decode({id}, false, false);

@@ -54,6 +54,13 @@ ApiRequest parse_request(Endpoint kind, const std::string& body, const Engine& e
                          const std::function<int64_t(const std::string&)>& resolve_model,
                          const ModelDefaults& model = {});
 
+// vLLM's /tokenize ({"prompt"} or a chat request's {"messages", ...}, rendered as the chat endpoint
+// renders it) and /detokenize ({"tokens"}): the answers' JSON; ApiError on bad fields.
+nlohmann::json tokenize(const std::string& body, const Engine& engine,
+                        const std::function<int64_t(const std::string&)>& resolve_model, const ModelDefaults& model);
+nlohmann::json detokenize(const std::string& body, const Engine& engine,
+                          const std::function<int64_t(const std::string&)>& resolve_model);
+
 // Token strings and logprobs in each endpoint's format.
 nlohmann::json chat_logprobs(const data::Tokenizer& tok, const std::vector<TokenLogprob>& lp);
 nlohmann::json completion_logprobs(const data::Tokenizer& tok, const std::vector<TokenLogprob>& lp,

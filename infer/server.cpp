@@ -134,6 +134,12 @@ void Server::handle(const HttpRequest& req, HttpResponse& res) {
       data.push_back(card(opt_.served_name, ""));
       for (auto& n : opt_.lora_names) data.push_back(card(n, opt_.served_name));
       res.send(200, "application/json", dump(json{{"object", "list"}, {"data", data}}));
+    } else if (req.path == "/tokenize" || req.path == "/detokenize") {  // vLLM's
+      only("POST");
+      auto resolve = [this](const std::string& m) { return resolve_model(m); };
+      const json out = req.path == "/tokenize" ? tokenize(req.body, engine_, resolve, opt_.model)
+                                               : detokenize(req.body, engine_, resolve);
+      res.send(200, "application/json", dump(out));
     } else if (req.path == "/v1/completions" || req.path == "/v1/chat/completions") {
       only("POST");
       if (draining_) throw ApiError(503, "the server is shutting down", "", "service_unavailable");

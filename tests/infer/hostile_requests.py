@@ -161,6 +161,10 @@ for msgs in ([{"role": "user", "content": "x", "reasoning": "y"}],
              [{"role": "assistant", "content": "x", "reasoning_content": 5}, {"role": "user", "content": "y"}],
              [{"role": "assistant", "content": "x", "reasoning": "a", "reasoning_content": "b"}, {"role": "user", "content": "y"}]):
     expect_4xx(f"reasoning {msgs[0]}"[:80], post("/v1/chat/completions", json.dumps({**chat, "messages": msgs})), 400)
+for route, body in [("/tokenize", "{"), ("/tokenize", "[]"), ("/tokenize", json.dumps({"messages": "x"})),
+                    ("/tokenize", json.dumps({"prompt": "x", "add_special_tokens": "yes"})),
+                    ("/detokenize", json.dumps({"tokens": [10 ** 9]})), ("/detokenize", json.dumps({"tokens": [1.5]}))]:
+    expect_4xx(f"{route} {body}"[:80], post(route, body), 400)
 expect_4xx("tool_call_id not a string", post("/v1/chat/completions", json.dumps(
     {**chat, "messages": [{"role": "tool", "content": "x", "tool_call_id": 5}]})), 400)
 expect_4xx("top_logprobs without logprobs", post("/v1/chat/completions", json.dumps({**chat, "top_logprobs": 2})), 400)

