@@ -70,7 +70,7 @@ int64_t JsonMatcher::string_room() const {
 // A value has ended: its container moves on.
 JsonMatcher::Result JsonMatcher::finish_value(Branch& b) {
   b.stack.pop_back();
-  b.ws = 0;
+  end_whitespace(b);
   if (b.stack.empty()) return Ok;
   Frame& p = b.stack.back();
   if (p.kind == Kind::Object) {
@@ -200,8 +200,8 @@ JsonMatcher::Result JsonMatcher::object_step(Branch& b, unsigned char c) {
     f.key_index = f.lit_alive && n.keys[f.lit_lo].size() == f.lit_pos ? int32_t(f.lit_lo) : -1;
     return f.key_index < 0 || unseen_in(f.lit_lo, f.lit_lo + 1) ? Ok : Fail;  // a declared key once only
   }
-  if (is_json_space(c)) return whitespace(b);
-  b.ws = 0;
+  if (is_json_space(c)) return whitespace(b, c);
+  end_whitespace(b);
   auto close = [&] {
     for (size_t i = 0; i < n.required.size(); ++i)
       if (n.required[i] && !f.has_seen(i)) return Fail;
@@ -238,8 +238,8 @@ JsonMatcher::Result JsonMatcher::object_step(Branch& b, unsigned char c) {
 JsonMatcher::Result JsonMatcher::array_step(Branch& b, unsigned char c) {
   Frame& f = b.stack.back();
   const SchemaNode& n = *f.node;
-  if (is_json_space(c)) return whitespace(b);
-  b.ws = 0;
+  if (is_json_space(c)) return whitespace(b, c);
+  end_whitespace(b);
   if (c == ']') return f.count >= n.min_items ? finish_value(b) : Fail;
   if (f.step == AfterItem && c != ',') return Fail;
   const int32_t item = f.count < int64_t(n.prefix_items.size()) ? n.prefix_items[size_t(f.count)] : n.items;
@@ -303,8 +303,11 @@ JsonMatcher::Result JsonMatcher::step(Branch& b, unsigned char c) {
   Frame& f = b.stack.back();
   switch (f.kind) {
     case Kind::Value:
-      if (is_json_space(c)) return whitespace(b);
-      b.ws = 0;
+      // Before the document any whitespace up to kMaxWhitespace bytes: a reasoning model writes
+      // "\n\n" after </think>, and blank lines before a reply are the model's own style.
+      if (is_json_space(c) && b.stack.size() == 1) return ++b.ws <= kMaxWhitespace ? Ok : Fail;
+      if (is_json_space(c)) return whitespace(b, c);
+      end_whitespace(b);
       return start_value(b, c);
     case Kind::Object: return object_step(b, c);
     case Kind::Array: return array_step(b, c);

@@ -20,7 +20,7 @@ inline bool is_json_space(unsigned char c) { return c == ' ' || c == '\t' || c =
 
 class JsonMatcher {
  public:
-  static constexpr int kMaxWhitespace = 32;  // bytes in a row outside strings: a model could pad for ever
+  static constexpr int kMaxWhitespace = 32;  // indentation bytes after a line break (see whitespace())
   static constexpr size_t kMaxDepth = 128;   // open containers
   static constexpr size_t kMaxBranches = 64;  // anyOf readings followed at once
 
@@ -69,6 +69,7 @@ class JsonMatcher {
   struct Branch {
     std::vector<Frame> stack;  // empty: the document is complete
     uint8_t ws = 0;
+    uint8_t breaks = 0;  // line-break bytes in the stretch: 1 '\n', 2 '\r'
     bool dead = false;
     bool operator==(const Branch&) const = default;
   };
@@ -81,7 +82,20 @@ class JsonMatcher {
   Result literal_step(Branch& b, unsigned char c);
   static bool string_step(Frame& f, unsigned char c, bool* closed);
   static Result finish_value(Branch& b);
-  static Result whitespace(Branch& b) { return ++b.ws <= kMaxWhitespace ? Ok : Fail; }
+  // Whitespace between tokens is what compact and pretty-printed JSON write, as llama.cpp's JSON
+  // grammars allow: one space (or tab), then at most one line break ("\n", "\r\n") and up to
+  // kMaxWhitespace bytes of indentation. A model padding with blank lines or runs of spaces cannot.
+  static Result whitespace(Branch& b, unsigned char c) {
+    if (b.breaks == 2 && c != '\n') return Fail;  // "\r" only right before "\n"
+    if (c == '\r' || c == '\n') {
+      if (b.breaks & 1 || (c == '\r' && b.breaks)) return Fail;  // one break
+      b.breaks |= c == '\n' ? 1 : 2;
+      b.ws = 0;
+      return Ok;
+    }
+    return ++b.ws <= (b.breaks ? kMaxWhitespace : 1) ? Ok : Fail;
+  }
+  static void end_whitespace(Branch& b) { b.ws = b.breaks = 0; }
   void push_value(Branch& b, int32_t node);
   void expand_unions(size_t i);
   static bool frame_complete(const Frame& f);

@@ -67,9 +67,57 @@ TEST(JsonMatcherAnyObject, HandWrittenCases) {
   EXPECT_EQ(accepted_bytes("{\"\xc3\"}"), 3u);
   EXPECT_EQ(accepted_bytes("{\"\xa9\"}"), 2u);
   EXPECT_EQ(accepted_bytes("{\"\xc0\xaf\"}"), 2u);  // overlong
-  // Whitespace is bounded: 32 in a row, not 33.
-  EXPECT_TRUE(whole_object("{" + std::string(32, ' ') + "}"));
-  EXPECT_EQ(accepted_bytes("{" + std::string(40, '\n') + "}"), 33u);
+  // Whitespace between tokens: one space, or a line break and up to 32 bytes of indentation.
+  EXPECT_TRUE(whole_object("{\"a\": 1, \"b\": [1, 2]}"));
+  EXPECT_TRUE(whole_object("{\r\n\t\"a\": [\n    1,\n    2 \n  ]\n}"));
+  EXPECT_TRUE(whole_object("{\n" + std::string(32, ' ') + "\"a\": 1}"));
+  EXPECT_EQ(accepted_bytes("{\n" + std::string(40, ' ') + "\"a\": 1}"), 34u);
+  EXPECT_EQ(accepted_bytes("{\"a\":  1}"), 6u);
+  EXPECT_EQ(accepted_bytes("{\n  \n}"), 4u);
+  EXPECT_EQ(accepted_bytes("{\"a\":\r\r1}"), 6u);
+  EXPECT_EQ(accepted_bytes("{\"a\":\r 1}"), 6u);
+  EXPECT_TRUE(whole_object("\n\n \n{}"));  // before the document, line breaks are the model's own
+}
+
+// Every run of whitespace between tokens of s is one the matcher writes: at most one space or tab,
+// then at most one line break ("\n" or "\r\n") and up to 32 bytes of indentation after it. (Runs before
+// the document may be anything up to 32 bytes.)
+bool fits_whitespace_rule(const std::string& s) {
+  bool in_string = false, escape = false, started = false;
+  size_t i = 0;
+  while (i < s.size()) {
+    const char c = s[i];
+    if (in_string) {
+      if (escape) escape = false;
+      else if (c == '\\') escape = true;
+      else if (c == '"') in_string = false;
+      ++i;
+      continue;
+    }
+    if (!is_json_space(static_cast<unsigned char>(c))) {
+      in_string = c == '"';
+      started = true;
+      ++i;
+      continue;
+    }
+    size_t j = i;
+    while (j < s.size() && is_json_space(static_cast<unsigned char>(s[j]))) ++j;
+    const std::string run = s.substr(i, j - i);
+    i = j;
+    if (!started) {
+      if (run.size() > 32) return false;
+      continue;
+    }
+    size_t k = 0;
+    if (k < run.size() && (run[k] == ' ' || run[k] == '\t')) ++k;
+    if (k + 1 < run.size() && run[k] == '\r' && run[k + 1] == '\n') ++k;  // "\r" only right before "\n"
+    const bool broke = k < run.size() && run[k] == '\n';
+    k += broke;
+    size_t indent = 0;
+    while (k < run.size() && (run[k] == ' ' || run[k] == '\t')) ++k, ++indent;
+    if (k != run.size() || (!broke && indent > 0) || indent > 32) return false;
+  }
+  return true;
 }
 
 TEST(JsonMatcherAnyObject, AgreesWithAJsonParser) {
@@ -102,7 +150,8 @@ TEST(JsonMatcherAnyObject, AgreesWithAJsonParser) {
     } catch (const json::out_of_range&) {  // a number beyond double: valid JSON this parser refuses
       continue;
     }
-    EXPECT_EQ(whole_object(t), parser_ok) << t;
+    // (Whitespace the matcher does not write is valid JSON all the same.)
+    EXPECT_EQ(whole_object(t), parser_ok && fits_whitespace_rule(t)) << t;
     parsed += parser_ok;
     refused += !parser_ok;
   }
