@@ -43,7 +43,9 @@ void JsonMatcher::push_value(Branch& b, int32_t node) {
 }
 
 bool JsonMatcher::frame_complete(const Frame& f) {
-  if (f.kind == Kind::Number) return f.step == Zero || f.step == Int || f.step == Frac || f.step == Exp;
+  if (f.kind == Kind::Number)
+    return (f.step == Zero || f.step == Int || f.step == Frac || f.step == Exp) &&
+           (!f.node->bounded || number_in_bounds(f));
   return f.kind == Kind::Literal && (*f.lits)[f.lit_lo].size() == f.lit_pos;
 }
 
@@ -249,12 +251,72 @@ JsonMatcher::Result JsonMatcher::array_step(Branch& b, unsigned char c) {
   return first ? Refeed : Ok;  // the first item starts with c itself
 }
 
+namespace {
+__int128 pow10(int n) {
+  __int128 p = 1;
+  while (n-- > 0) p *= 10;
+  return p;
+}
+// Some value of magnitude in [a, b] that is a multiple of step, with the sign, lies in [lo, hi].
+bool meets(__int128 a, __int128 b, __int128 step, bool neg, __int128 lo, __int128 hi) {
+  __int128 l = std::max(neg ? -b : a, lo), r = std::min(neg ? -a : b, hi);
+  if (l > r) return false;
+  const __int128 q = l / step * step;  // the multiples of step from l on
+  return (q >= l ? q : q + step) <= r;
+}
+}  // namespace
+
+bool JsonMatcher::number_in_bounds(const Frame& f) {
+  const __int128 v = __int128(f.count) * SchemaNode::kNumberScale + f.frac;
+  return meets(v, v, 1, f.neg, f.node->lo, f.node->hi);
+}
+
+// The values a bounded number's prefix can still become, against its bounds: exact, since digits
+// are limited (kIntDigits, kFracDigits) and there is no exponent.
+bool JsonMatcher::number_reachable(const Frame& f) {
+  const SchemaNode& n = *f.node;
+  const __int128 S = SchemaNode::kNumberScale, m = f.count;
+  const bool decimals = n.types & SchemaNode::Number;
+  switch (f.step) {
+    case Minus:  // any value <= 0 ("-0" is 0)
+      return n.lo <= 0;
+    case Zero:  // 0, or 0.x
+      return meets(0, decimals ? S - 1 : 0, 1, f.neg, n.lo, n.hi);
+    case Int:  // m, or m followed by more digits (and, for numbers, a fraction)
+      for (int more = 0; f.digits + more <= SchemaNode::kIntDigits; ++more) {
+        const __int128 p = pow10(more), a = m * p * S;
+        if (decimals ? meets(a, (m + 1) * p * S - 1, 1, f.neg, n.lo, n.hi)
+                     : meets(a, ((m + 1) * p - 1) * S, S, f.neg, n.lo, n.hi))
+          return true;
+      }
+      return false;
+    default: {  // Dot or Frac: the fraction's next digits
+      const __int128 base = m * S + f.frac;
+      const __int128 room = f.step == Dot ? S : pow10(SchemaNode::kFracDigits - f.frac_digits);
+      return meets(base, base + room - 1, 1, f.neg, n.lo, n.hi);
+    }
+  }
+}
+
 JsonMatcher::Result JsonMatcher::number_step(Branch& b, unsigned char c) {
   Frame& f = b.stack.back();
   const bool digit = is_digit(c), integer = !(f.node->types & SchemaNode::Number);  // no fraction or exponent
+  if (f.node->bounded) {  // the value so far, and whether the bounds can still be met
+    const NumberStep was = NumberStep(f.step);
+    if (was == NumStart && c == '-') f.neg = true;
+    if (digit && (was == NumStart || was == Minus || was == Int)) {
+      if (++f.digits > SchemaNode::kIntDigits) return Fail;
+      f.count = f.count * 10 + (c - '0');
+    }
+    if (digit && (was == Dot || was == Frac)) {
+      if (++f.frac_digits > SchemaNode::kFracDigits) return Fail;
+      f.frac += (c - '0') * int64_t(pow10(SchemaNode::kFracDigits - f.frac_digits));
+    }
+    if (c == 'e' || c == 'E') return Fail;  // no exponent: it would reach any value
+  }
   auto to = [&f](NumberStep s) {
     f.step = s;
-    return Ok;
+    return !f.node->bounded || number_reachable(f) ? Ok : Fail;
   };
   switch (f.step) {
     case NumStart:
@@ -262,7 +324,10 @@ JsonMatcher::Result JsonMatcher::number_step(Branch& b, unsigned char c) {
       [[fallthrough]];
     case Minus:
       if (!digit) return Fail;
-      if (c == '0' && integer) return finish_value(b);  // an integer 0 is over: nothing may follow
+      if (c == '0' && integer) {  // an integer 0 is over: nothing may follow
+        if (f.node->bounded && !number_in_bounds(f)) return Fail;
+        return finish_value(b);
+      }
       return to(c == '0' ? Zero : Int);
     case Dot:
       return digit ? to(Frac) : Fail;
@@ -274,12 +339,12 @@ JsonMatcher::Result JsonMatcher::number_step(Branch& b, unsigned char c) {
     case Zero:
       break;
     default:  // Int, Frac, Exp
-      if (digit) return Ok;
+      if (digit) return to(NumberStep(f.step));
   }
   if (!integer && f.step != Exp && (c == 'e' || c == 'E')) return to(E);
   if (!integer && f.step != Frac && f.step != Exp && c == '.') return to(Dot);
   // The number is complete and c belongs to what follows it (at the top level nothing may).
-  if (b.stack.size() == 1) return Fail;
+  if (b.stack.size() == 1 || (f.node->bounded && !number_in_bounds(f))) return Fail;
   finish_value(b);
   return Refeed;
 }

@@ -61,7 +61,10 @@ class JsonMatcher {
     uint16_t code = 0;     // the \u escape's value so far
     uint32_t lit_lo = 0, lit_hi = 0, lit_pos = 0;  // literal candidates [lit_lo, lit_hi), bytes matched
     int32_t key_index = -1;
-    int64_t count = 0;     // Array: items; String: characters
+    int64_t count = 0;     // Array: items; String: characters; bounded Number: the integer part
+    int64_t frac = 0;      // bounded Number: the fraction in billionths
+    uint8_t digits = 0, frac_digits = 0;  // bounded Number: digits written before and after the dot
+    bool neg = false;      // bounded Number: a minus sign
     uint64_t seen[2] = {0, 0};  // Object: declared keys written
     bool has_seen(size_t key) const { return seen[key / 64] >> (key % 64) & 1; }
     bool operator==(const Frame&) const = default;
@@ -79,6 +82,8 @@ class JsonMatcher {
   Result object_step(Branch& b, unsigned char c);
   Result array_step(Branch& b, unsigned char c);
   Result number_step(Branch& b, unsigned char c);
+  static bool number_reachable(const Frame& f);  // a bounded number: some value in bounds can follow
+  static bool number_in_bounds(const Frame& f);  // a bounded number: its value now is in bounds
   Result literal_step(Branch& b, unsigned char c);
   static bool string_step(Frame& f, unsigned char c, bool* closed);
   static Result finish_value(Branch& b);

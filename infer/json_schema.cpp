@@ -1,6 +1,7 @@
 #include "infer/json_schema.h"
 
 #include <algorithm>
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <unordered_map>
@@ -19,7 +20,8 @@ const std::set<std::string> kAnnotations = {
     "discriminator"};
 const std::vector<std::string> kSupported = {
     "type", "enum", "const", "properties", "required", "additionalProperties", "items", "prefixItems", "minItems",
-    "maxItems", "minLength", "maxLength", "anyOf", "oneOf", "allOf", "$ref"};
+    "maxItems", "minLength", "maxLength", "anyOf", "oneOf", "allOf", "$ref", "minimum", "maximum", "exclusiveMinimum",
+    "exclusiveMaximum"};
 constexpr int kMaxDepth = 64;
 constexpr size_t kMaxNodes = 4096;
 
@@ -154,6 +156,7 @@ class SchemaCompiler {
     if (j.contains("minLength")) n.min_length = count_of(j, "minLength", at);
     if (j.contains("maxLength")) n.max_length = count_of(j, "maxLength", at);
     FORGE_CHECK(n.min_length <= n.max_length, at, ": 'minLength' exceeds 'maxLength'");
+    number_keywords(j, n, at);
     s_.nodes_[size_t(idx)] = std::move(n);
     return idx;
   }
@@ -166,6 +169,41 @@ class SchemaCompiler {
     aliasing_.erase(&j);
     memo_[&j] = idx;
     return idx;
+  }
+
+  // Bounds in billionths, rounded inwards (and to whole numbers for integers).
+  static void number_keywords(const json& j, SchemaNode& n, const std::string& at) {
+    const __int128 scale = SchemaNode::kNumberScale;
+    const __int128 reach = __int128(1000000000000000000LL) * scale;  // past any value kIntDigits digits write
+    n.lo = -reach;
+    n.hi = reach;
+    for (const char* k : {"minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"}) {
+      if (!j.contains(k)) continue;
+      FORGE_CHECK(j[k].is_number(), at, ": '", k, "' must be a number, got ", j[k].dump(),
+                  " (draft-4's boolean exclusiveMinimum/exclusiveMaximum are not supported)");
+      n.bounded = true;
+      long double x = std::clamp<long double>(j[k].get<long double>() * scale, -1e30L, 1e30L);
+      // A bound's double is the nearest to its decimal (0.1 is 0.1000000000000000055): snap it to
+      // the billionth it stands for.
+      if (std::fabs(x - std::nearbyint(x)) < 1e-3L) x = std::nearbyint(x);
+      const std::string key = k;
+      if (key == "minimum") n.lo = std::max(n.lo, __int128(std::ceil(x)));
+      if (key == "exclusiveMinimum") n.lo = std::max(n.lo, __int128(std::floor(x)) + 1);
+      if (key == "maximum") n.hi = std::min(n.hi, __int128(std::floor(x)));
+      if (key == "exclusiveMaximum") n.hi = std::min(n.hi, __int128(std::ceil(x)) - 1);
+    }
+    if (!n.bounded) return;
+    FORGE_CHECK(n.types & (SchemaNode::Integer | SchemaNode::Number), at,
+                ": 'minimum'/'maximum' need a schema of numbers (its 'type' has none)");
+    if (!(n.types & SchemaNode::Number)) {  // integers: whole numbers inside the bounds
+      auto floor_div = [](__int128 a, __int128 b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); };
+      n.lo = -floor_div(-n.lo, scale) * scale;
+      n.hi = floor_div(n.hi, scale) * scale;
+    }
+    n.lo = std::max(n.lo, -reach + 1);
+    n.hi = std::min(n.hi, reach - 1);
+    FORGE_CHECK(n.lo <= n.hi, at, ": no ", n.types & SchemaNode::Number ? "number" : "integer",
+                " lies within 'minimum'/'maximum' (and the exclusive bounds)");
   }
 
   void object_keywords(const json& j, SchemaNode& n, const std::string& at, int depth) {

@@ -137,20 +137,21 @@ for (const r of closedJson) {
   ok(typeof parsed === "object" && !Array.isArray(parsed), "JSON mode gives an object");
 }
 
-// Structured outputs through the SDK's parse() helper: every output parses and follows the schema
-// (bounded, so a random model finishes within max_tokens).
+// Structured outputs through the SDK's parse() helper: every output parses and follows the schema,
+// numeric bounds included (bounded, so a random model finishes within max_tokens).
 const weather = { type: "object", properties: {
   city: { type: "string", enum: ["Paris", "Rome", "Oslo"] }, rain: { type: "boolean" },
   temps: { type: "array", items: { type: "integer", enum: [10, 20, 30] }, maxItems: 3 },
-  note: { anyOf: [{ type: "string", maxLength: 8 }, { type: "null" }] } },
-  required: ["city", "rain", "temps", "note"], additionalProperties: false };
+  note: { anyOf: [{ type: "string", maxLength: 8 }, { type: "null" }] }, uv: { type: "integer", minimum: 0, maximum: 11 } },
+  required: ["city", "rain", "temps", "note", "uv"], additionalProperties: false };
 const structured = await Promise.all([1, 2, 3, 4].map((seed) => client.beta.chat.completions.parse({ model,
   messages: [{ role: "user", content: "Weather?" }], max_tokens: 230, temperature: 1, seed,
   response_format: { type: "json_schema", json_schema: { name: "weather", schema: weather, strict: true } },
   logit_bias: Object.fromEntries(["}", "\"", ","].map((c) => [tokenId(c), 4])) })));
 for (const r of structured) {
   const p = r.choices[0].message.parsed;
-  ok(r.choices[0].finish_reason === "stop" && Object.keys(p).length === 4 && ["Paris", "Rome", "Oslo"].includes(p.city) &&
+  ok(r.choices[0].finish_reason === "stop" && Object.keys(p).length === 5 && ["Paris", "Rome", "Oslo"].includes(p.city) &&
+     Number.isInteger(p.uv) && p.uv >= 0 && p.uv <= 11 &&
      typeof p.rain === "boolean" && Array.isArray(p.temps) && p.temps.length <= 3 &&
      p.temps.every((t) => [10, 20, 30].includes(t)) && (p.note === null || [...p.note].length <= 8),
      `structured output follows its schema: ${r.choices[0].message.content}`);

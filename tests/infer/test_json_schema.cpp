@@ -120,11 +120,46 @@ TEST(JsonSchemaOracle, WhatTheMatcherWritesValidates) {
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
 
+// Bounds (Pydantic's ge/gt/le/lt): a value outside is refused at the first byte that rules every
+// completion out, and one inside is taken whole. Bounded numbers are written without exponent and
+// with at most 9 fraction digits.
+TEST(JsonSchema, NumberBoundsHoldEveryPrefix) {
+  auto s = JsonSchema::compile(json::parse(R"({"type": "integer", "minimum": 1, "maximum": 5})"));
+  for (const char* ok : {"1", "3", "5"}) EXPECT_TRUE(json_test::takes_whole(s, ok)) << ok;
+  JsonMatcher m(s);
+  EXPECT_EQ(json_test::accepted_bytes(m, "0"), 0u);
+  EXPECT_EQ(json_test::accepted_bytes(m, "-1"), 0u);
+  EXPECT_EQ(json_test::accepted_bytes(m, "10"), 1u);
+  EXPECT_EQ(json_test::accepted_bytes(m, "3.0"), 1u);  // an integer has no fraction
+  s = JsonSchema::compile(json::parse(R"({"type": "number", "exclusiveMinimum": 0, "maximum": 1})"));
+  for (const char* ok : {"0.5", "1", "1.0", "0.000000001", "1.000000000"}) EXPECT_TRUE(json_test::takes_whole(s, ok)) << ok;
+  for (const char* bad : {"0", "0.0", "1.5", "2", "1.000000001", "0.5e0", "0.0000000001", "-0.5"})
+    EXPECT_FALSE(json_test::takes_whole(s, bad)) << bad;
+  s = JsonSchema::compile(json::parse(R"({"type": "array", "items": {"type": "integer", "maximum": -10}})"));
+  EXPECT_TRUE(json_test::takes_whole(s, "[-10, -11, -123456789012345678]"));
+  m = JsonMatcher(s);
+  EXPECT_EQ(json_test::accepted_bytes(m, "[-9]"), 3u);  // -9 could still become -90, but ends here
+  EXPECT_EQ(json_test::accepted_bytes(m, "[5"), 1u);
+  EXPECT_EQ(json_test::accepted_bytes(m, "[-1234567890123456789]"), 20u);  // past 18 digits
+  s = JsonSchema::compile(json::parse(R"({"type": "number", "minimum": 0.1, "maximum": 0.1})"));
+  EXPECT_TRUE(json_test::takes_whole(s, "0.1"));  // the double 0.1 stands for the decimal
+  EXPECT_TRUE(json_test::takes_whole(s, "0.100"));
+  EXPECT_FALSE(json_test::takes_whole(s, "0.11"));
+}
+
 TEST(JsonSchema, RefusesWhatItCannotHoldNamingWhere) {
   EXPECT_NE(compile_error(R"({"properties": {"a": {"type": "string", "pattern": "^x"}}})")
                 .find("#/properties/a: 'pattern' is not supported"),
             std::string::npos);
-  EXPECT_NE(compile_error(R"({"type": "integer", "minimum": 3})").find("'minimum' is not supported"), std::string::npos);
+  EXPECT_NE(compile_error(R"({"type": "integer", "multipleOf": 3})").find("'multipleOf' is not supported"), std::string::npos);
+  EXPECT_NE(compile_error(R"({"type": "integer", "minimum": 5, "maximum": 4})").find("no integer lies within"),
+            std::string::npos);
+  EXPECT_NE(compile_error(R"({"type": "integer", "minimum": 1.2, "maximum": 1.8})").find("no integer lies within"),
+            std::string::npos);
+  EXPECT_NE(compile_error(R"({"type": "number", "exclusiveMinimum": 1, "exclusiveMaximum": 1})").find("no number"),
+            std::string::npos);
+  EXPECT_NE(compile_error(R"({"type": "string", "minimum": 1})").find("need a schema of numbers"), std::string::npos);
+  EXPECT_NE(compile_error(R"({"type": "number", "exclusiveMinimum": true})").find("draft-4"), std::string::npos);
   EXPECT_NE(compile_error(R"({"type": "strin"})").find("unknown type 'strin'"), std::string::npos);
   EXPECT_NE(compile_error(R"({"$ref": "#/$defs/nope"})").find("names nothing"), std::string::npos);
   EXPECT_NE(compile_error(R"({"$ref": "http://x/y"})").find("must point into this schema"), std::string::npos);

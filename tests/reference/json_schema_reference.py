@@ -10,6 +10,7 @@
 """
 import copy
 import json
+import math
 import random
 import sys
 
@@ -93,6 +94,19 @@ SCHEMAS = {
         "definitions": {"Item": {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"],
                                  "additionalProperties": False}},
     },
+    "bounds": {  # Pydantic's Field(ge=..., le=..., gt=..., lt=...)
+        "type": "object",
+        "properties": {
+            "rating": {"type": "integer", "minimum": 1, "maximum": 5},
+            "score": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+            "temp": {"type": "number", "minimum": -40.5, "exclusiveMaximum": 60},
+            "count": {"type": "integer", "exclusiveMinimum": -3},
+            "below": {"type": ["integer", "null"], "maximum": -10},
+            "tenth": {"type": "number", "minimum": 0.1, "maximum": 0.1},
+        },
+        "required": ["rating", "score", "temp", "count", "below"],
+        "additionalProperties": False,
+    },
     "any_object": {"type": "object"},
     "anything": {},
     "number": {"type": "number"},
@@ -149,6 +163,8 @@ def draw(s, root, rnd, depth):
     t = rnd.choice(types)
     if t == "null": return None
     if t == "boolean": return rnd.random() < 0.5
+    if t in ("integer", "number") and any(k in s for k in BOUNDS):
+        return bounded_number(s, t, rnd)
     if t == "integer": return rnd.randint(-1000, 1000)
     if t == "number": return rnd.choice([rnd.randint(-50, 50), round(rnd.uniform(-1e3, 1e3), 3), rnd.uniform(-1e-4, 1e-4)])
     if t == "string":
@@ -170,6 +186,27 @@ def draw(s, root, rnd, depth):
         names += ["k" + str(i) + tail() for i in range(rnd.randint(0, 2))]
     rnd.shuffle(names)
     return {k: draw(props.get(k, extra), root, rnd, depth + 1) for k in names}
+
+
+BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+
+def bounded_number(s, t, rnd):
+    """A value within the bounds, written as the matcher writes bounded numbers: no exponent, at
+    most 9 fraction digits."""
+    lo = max(s.get("minimum", -1e3), s.get("exclusiveMinimum", -1e3))
+    hi = min(s.get("maximum", 1e3), s.get("exclusiveMaximum", 1e3))
+    ok = lambda v: (v >= s.get("minimum", v) and v <= s.get("maximum", v) and v > s.get("exclusiveMinimum", v - 1)
+                    and v < s.get("exclusiveMaximum", v + 1))
+    for _ in range(1000):
+        if t == "integer":
+            v = rnd.randint(math.ceil(lo), math.floor(hi))
+        else:
+            v = rnd.choice([lo, hi, round(rnd.uniform(lo, hi), rnd.choice([0, 1, 3, 9]))])
+            if v != 0 and abs(v) < 1e-3: continue  # Python would write an exponent
+        if ok(v):
+            return v
+    raise ValueError(f"no value for {s}")
 
 
 def write(v, rnd, style):
