@@ -43,17 +43,16 @@ int bench_json(const std::string& model_dir, bool json, bool quick) {
            json);
   }
   // Before the answer of a reasoning model: at the start (the reply may open <think>) and inside.
-  const auto closers = infer::tokens_with_byte(vocab, uint8_t(infer::ReasoningSplitter::kEnd.back()));
   const infer::JsonMatcher m(schema);
   using Phase = infer::ReasoningSplitter::Phase;
   for (Phase p : {Phase::Start, Phase::Inside}) {
     const infer::ReasoningSplitter s(p);
-    const double t = time_median([&] { infer::reasoning_allowed(s, m, vocab, closers, allowed); }, quick ? 1 : 5,
+    const double t = time_median([&] { infer::reasoning_allowed(s, m, vocab, allowed); }, quick ? 1 : 5,
                                  quick ? 0.0 : 0.5);
     int64_t n = 0;
     for (uint8_t a : allowed) n += a;
     report({std::string("json.mask.reasoning.") + (p == Phase::Start ? "start" : "inside"),
-            shape + " ok " + std::to_string(n) + " closers " + std::to_string(closers.size()), "", "", "ms", 1,
+            shape + " ok " + std::to_string(n) + " closers " + std::to_string(vocab.with_angle.size()), "", "", "ms", 1,
             t * 1e3}, json);
   }
   return 0;

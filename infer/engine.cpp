@@ -267,11 +267,8 @@ void Engine::run_chunks(const std::vector<ScheduledChunk>& chunks_in) {
   const int64_t M = int64_t(rows_of.size());
   std::vector<int64_t> drawn(static_cast<size_t>(M));
   std::vector<std::vector<float>> raw(static_cast<size_t>(M));
-  for (Live* l : rows_of) {
+  for (Live* l : rows_of)
     if ((l->json || l->tools) && token_bytes_.texts.empty()) token_bytes_ = token_bytes(*tok_, V);
-    if (l->think && think_closers_.empty())
-      think_closers_ = tokens_with_byte(token_bytes_, uint8_t(ReasoningSplitter::kEnd.back()));
-  }
 #pragma omp parallel for schedule(dynamic) if (M > 1)
   for (int64_t m = 0; m < M; ++m) {
     Live& l = *rows_of[size_t(m)];
@@ -289,7 +286,7 @@ void Engine::run_chunks(const std::vector<ScheduledChunk>& chunks_in) {
     const bool in_call = l.tools && l.tools->constrained();
     if (thinking && l.json) {  // reasoning before a guided answer: it may not end before the answer
       std::vector<uint8_t> ok;
-      reasoning_allowed(*l.think, *l.json, token_bytes_, think_closers_, ok);
+      reasoning_allowed(*l.think, *l.json, token_bytes_, ok);
       for (int64_t t : eos_ids_)
         if (t >= 0 && t < V) ok[size_t(t)] = 0;
       for (int64_t t : l.req.stop_token_ids)

@@ -137,7 +137,6 @@ class Engine {
   peft::MultiLora lora_;
   std::map<int64_t, std::unique_ptr<Live>> live_;  // engine thread only
   TokenBytes token_bytes_;                          // guided JSON's vocabulary, made on first use
-  std::vector<int32_t> think_closers_;              // tokens that may end reasoning, made on first use
   Rng seed_rng_;
 
   mutable std::mutex mu_;  // guards inbox_, aborts_, counters_, next_id_

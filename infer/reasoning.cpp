@@ -97,15 +97,9 @@ void ReasoningSplitter::finish(std::string& reasoning, std::string& content) {
   held_.clear();
 }
 
-std::vector<int32_t> tokens_with_byte(const TokenBytes& v, unsigned char c) {
-  std::vector<int32_t> out;
-  for (size_t t = 0; t < v.texts.size(); ++t)
-    if (v.texts[t].find(char(c)) != std::string::npos) out.push_back(int32_t(t));
-  return out;
-}
-
 void reasoning_allowed(const ReasoningSplitter& s, const JsonMatcher& m, const TokenBytes& v,
-                       const std::vector<int32_t>& closers, std::vector<uint8_t>& allowed) {
+                       std::vector<uint8_t>& allowed) {
+  static_assert(ReasoningSplitter::kEnd.back() == '>', "the tokens that can end reasoning are v.with_angle");
   const size_t V = v.texts.size();
   allowed.assign(V, 1);
   if (s.answering()) return;
@@ -116,7 +110,7 @@ void reasoning_allowed(const ReasoningSplitter& s, const JsonMatcher& m, const T
     return !x.answering() || answer_fits(m, answer);
   };
   if (s.phase() == ReasoningSplitter::Phase::Inside) {
-    for (int32_t t : closers) allowed[size_t(t)] = fits(v.texts[size_t(t)]);
+    for (int32_t t : v.with_angle) allowed[size_t(t)] = fits(v.texts[size_t(t)]);
     return;
   }
   // Start: a token that cannot touch the start tag (no '<', not all whitespace) begins the answer

@@ -55,14 +55,11 @@ class ReasoningSplitter {
   bool opened_ = false;
 };
 
-// Tokens of the vocabulary holding byte c (candidates that may complete a tag ending in c).
-std::vector<int32_t> tokens_with_byte(const TokenBytes& v, unsigned char c);
-
 // The mask of guided JSON while a reply is not yet answering. Inside reasoning every token may
-// come but one that ends it with an answer the matcher refuses (closers: tokens_with_byte of
-// kEnd's last byte, the only ones that can end it); at Start a token may open reasoning or begin
-// an answer the matcher takes. allowed is sized to the vocabulary; eos is the caller's to mask.
+// come but one that ends it with an answer the matcher refuses (only tokens holding '>', kEnd's
+// last byte, can end it); at Start a token may open reasoning or begin an answer the matcher
+// takes. allowed is sized to the vocabulary; eos is the caller's to mask.
 void reasoning_allowed(const ReasoningSplitter& s, const JsonMatcher& m, const TokenBytes& v,
-                       const std::vector<int32_t>& closers, std::vector<uint8_t>& allowed);
+                       std::vector<uint8_t>& allowed);
 
 }  // namespace forge::infer

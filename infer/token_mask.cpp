@@ -61,8 +61,13 @@ TokenBytes index_tokens(std::vector<std::string> texts) {
   for (int b = 0; b < 256; ++b) v.first_start[size_t(b + 1)] = v.first_start[size_t(b)] + count[size_t(b)];
   v.by_first.resize(size_t(v.first_start[256]));
   std::array<int32_t, 257> at = v.first_start;
-  for (int32_t t = 0; t < vocab_size; ++t)
-    if (!v.texts[size_t(t)].empty()) v.by_first[size_t(at[static_cast<unsigned char>(v.texts[size_t(t)][0])]++)] = t;
+  for (int32_t t = 0; t < vocab_size; ++t) {
+    const std::string& s = v.texts[size_t(t)];
+    if (s.empty()) continue;
+    v.by_first[size_t(at[static_cast<unsigned char>(s[0])]++)] = t;
+    if (s.find('}') != std::string::npos) v.with_brace.push_back(t);
+    if (s.find('>') != std::string::npos) v.with_angle.push_back(t);
+  }
   return v;
 }
 

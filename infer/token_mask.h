@@ -21,6 +21,9 @@ struct TokenBytes {
   // Tokens that are plain string content (whole UTF-8 characters, no control character, '"' or
   // '\') with their character counts; the others have some byte a string treats specially.
   std::vector<int32_t> plain, plain_chars, special;
+  // Tokens holding '}' / '>': the only ones that can close a JSON document (a tool call) or a tag
+  // (</think>) partway through, and go on past it.
+  std::vector<int32_t> with_brace, with_angle;
 };
 
 TokenBytes token_bytes(const data::Tokenizer& tok, int64_t vocab_size);

@@ -72,7 +72,25 @@ void ToolGuide::call_written() {
 }
 
 void ToolGuide::allowed(const TokenBytes& v, std::vector<uint8_t>& allowed) const {
-  if (phase_ == Phase::Call) return allowed_tokens(*call_, v, allowed);
+  if (phase_ == Phase::Call) {
+    allowed_tokens(*call_, v, allowed);
+    // A token may also close the call and go on into what follows it, as Qwen's "}}\n" and "}\n"
+    // do: the document's last bytes, then whitespace and the end tag. Only tokens holding '}' can.
+    for (int32_t t : v.with_brace) {
+      if (allowed[size_t(t)]) continue;
+      JsonMatcher m = *call_;
+      const std::string& bytes = v.texts[size_t(t)];
+      size_t i = 0;
+      while (i < bytes.size() && !m.done() && m.feed(static_cast<unsigned char>(bytes[i]))) ++i;
+      if (!m.done() || i == bytes.size()) continue;
+      size_t pos = 0;
+      int space = 0;
+      bool ok = true;
+      while (ok && i < bytes.size()) ok = end_step(tag_->end, pos, space, static_cast<unsigned char>(bytes[i++]));
+      allowed[size_t(t)] = ok;
+    }
+    return;
+  }
   allowed.assign(v.texts.size(), 0);
   if (phase_ != Phase::End) return;
   // Whitespace, then the end tag, and nothing past it: only tokens starting with one of these bytes.

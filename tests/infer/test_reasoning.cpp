@@ -98,11 +98,10 @@ auto schema() {
 
 TEST(ReasoningMask, GuidedJsonWaitsForTheThinkingToEnd) {
   const TokenBytes v = vocabulary();
-  const auto closers = tokens_with_byte(v, '>');
   const JsonMatcher m(schema());
   std::vector<uint8_t> ok;
   auto allowed = [&](const ReasoningSplitter& s, const std::string& t) {
-    reasoning_allowed(s, m, v, closers, ok);
+    reasoning_allowed(s, m, v, ok);
     return ok[size_t(id_of(v, t))] == 1;
   };
   // At the start: open the reasoning (whole or in pieces), or begin the document.
@@ -128,7 +127,6 @@ TEST(ReasoningMask, GuidedJsonWaitsForTheThinkingToEnd) {
 // end, and every walk that finishes has a reply whose content is a document the schema admits.
 TEST(ReasoningMask, RandomWalksAlwaysEndInADocument) {
   const TokenBytes v = vocabulary();
-  const auto closers = tokens_with_byte(v, '>');
   const auto sch = schema();
   std::mt19937 rng(7);
   int finished = 0, reasoned = 0;
@@ -140,7 +138,7 @@ TEST(ReasoningMask, RandomWalksAlwaysEndInADocument) {
     std::vector<uint8_t> ok;
     for (int step = 0; step < 400 && !m.done(); ++step) {
       if (s.answering()) allowed_tokens(m, v, ok);
-      else reasoning_allowed(s, m, v, closers, ok);
+      else reasoning_allowed(s, m, v, ok);
       ok[0] = 0;  // the empty token (a special token's bytes) adds nothing to a walk
       std::vector<int32_t> live;
       for (size_t t = 0; t < ok.size(); ++t)

@@ -106,8 +106,6 @@ TEST(ToolGuide, TextIsFreeUntilACallOpensThenTheCallIsHeldToItsSchema) {
 TEST(ToolGuide, AfterTheDocumentOnlyWhitespaceAndTheEndTagMayCome) {
   const TokenBytes v = vocabulary();
   ToolGuide g(tag_for(ToolFormat::Hermes));
-  g.feed("<tool_call>\n{\"name\": \"now\", \"arguments\": {}}");
-  ASSERT_TRUE(g.constrained());
   auto allowed = [&] {
     std::vector<uint8_t> ok;
     g.allowed(v, ok);
@@ -116,6 +114,14 @@ TEST(ToolGuide, AfterTheDocumentOnlyWhitespaceAndTheEndTagMayCome) {
       if (ok[t]) texts.insert(v.texts[t]);
     return texts;
   };
+  // The brace that closes the call may come with what follows it in one token ("}\n"), not with
+  // anything else.
+  g.feed("<tool_call>\n{\"name\": \"now\", \"arguments\": {}");
+  const std::set<std::string> closing = allowed();
+  EXPECT_TRUE(closing.count("}") && closing.count("}\n")) << testing::PrintToString(closing);
+  EXPECT_FALSE(closing.count("}}")) << "one brace is left to close, not two";
+  g.feed("}");
+  ASSERT_TRUE(g.constrained());
   EXPECT_EQ(allowed(), (std::set<std::string>{"</tool_call>", "</", "<", "\n", " ", "\n\n"}));
   g.feed("\n</");
   EXPECT_EQ(allowed(), (std::set<std::string>{"tool_", "t"}));
