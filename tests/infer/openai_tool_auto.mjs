@@ -1,13 +1,15 @@
 // tool_choice "auto" through the official `openai` npm client, against forge serve on a random
-// model with Qwen 3's real tokenizer and chat template (Hermes <tool_call> tags). A random model
-// rarely opens a call by itself, so logit_bias pushes its <tool_call> token; from there the server
-// holds the call to the functions' schemas, so it must parse and validate.
-// usage: node openai_tool_auto.mjs NODE_MODULES BASE_URL MODEL TOOL_CALL_TOKEN_ID
+// model with a real tokenizer and chat template: Qwen 3's (Hermes <tool_call> tags) or Llama 3's
+// with the Llama 3.1 template (a bare {"name", "parameters"} object as the whole reply). A random
+// model rarely opens a call by itself, so logit_bias pushes the token that opens one (<tool_call>,
+// or "{"); from there the server holds the call to the functions' schemas, so it must parse and
+// validate.
+// usage: node openai_tool_auto.mjs NODE_MODULES BASE_URL MODEL OPENING_TOKEN_ID [hermes|llama3_json]
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 import path from "node:path";
 
-const [nodeModules, baseURL, model, toolCallId] = process.argv.slice(2);
+const [nodeModules, baseURL, model, toolCallId, format = "hermes"] = process.argv.slice(2);
 const require = createRequire(path.join(path.resolve(nodeModules), "noop.js"));
 const OpenAI = require("openai");
 const client = new OpenAI({ baseURL, apiKey: "none", maxRetries: 0, timeout: 60000 });
@@ -69,15 +71,17 @@ ok(words.choices[0].message.tool_calls === undefined && words.choices[0].finish_
    words.choices[0].message.content === none.choices[0].message.content,
    `a reply in words: ${JSON.stringify(words.choices[0])}`);
 
-// Parallel calls: the model may open several; each one is whole and valid.
+// Parallel calls: a Hermes model may open several, each whole and valid; Llama 3's template shows
+// one call per turn, so its reply ends after one even with parallel_tool_calls left on.
 const many = await client.chat.completions.create({ model, messages, tools, max_tokens: 400, temperature: 1, seed: 9,
-  logit_bias: { [toolCallId]: 8 } });
+  logit_bias: { [toolCallId]: format === "hermes" ? 8 : 40 } });
 const calls = many.choices[0].message.tool_calls ?? [];
-ok(calls.length >= 1 && calls.every(valid), `parallel auto calls: ${JSON.stringify(many.choices[0])}`);
+ok(calls.length >= 1 && calls.every(valid) && (format === "hermes" || calls.length === 1),
+   `parallel auto calls: ${JSON.stringify(many.choices[0])}`);
 
 // The calls and their results go back in through Qwen's template.
 const back = await client.chat.completions.create({ model, tools, max_tokens: 4, messages: [...messages,
   { role: "assistant", content: null, tool_calls: [whole] },
   { role: "tool", tool_call_id: whole.id, content: "{\"temp\": 21}" }] });
 ok(typeof back.choices[0].message.content === "string" || back.choices[0].message.tool_calls, "tool results go back in");
-console.log(`openai tool auto: ${checks} checks passed`);
+console.log(`openai tool auto (${format}): ${checks} checks passed`);

