@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "data/chat_template.h"
 #include "infer/server.h"
 #include "models/pretrained.h"
 
@@ -37,7 +38,7 @@ int cmd_serve(const Args& args) {
                      "--kv-cache-memory=", "--kv-cache-dtype=", "--max-model-len=", "--max-num-seqs=",
                      "--max-num-batched-tokens=", "--block-size=", "--no-prefix-caching", "--max-lora-rank=",
                      "--max-body-bytes=", "--request-timeout=", "--tool-call-parser=", "--reasoning-parser=",
-                     "--generation-config="});
+                     "--generation-config=", "--chat-template="});
   if (has_flag(args, "--help")) {
     std::printf(
         "usage: forge serve --model DIR [--host H] [--port P] [--served-name NAME] [--lora NAME=DIR ...]\n"
@@ -45,7 +46,7 @@ int cmd_serve(const Args& args) {
         "                   [--max-model-len N] [--max-num-seqs N] [--max-num-batched-tokens N] [--block-size N]\n"
         "                   [--no-prefix-caching] [--max-lora-rank R] [--max-body-bytes SIZE] [--request-timeout S]\n"
         "                   [--tool-call-parser auto|hermes|llama3_json|none] [--reasoning-parser auto|think|none]\n"
-        "                   [--generation-config auto|none|DIR]\n\n"
+        "                   [--generation-config auto|none|DIR] [--chat-template FILE|TEMPLATE]\n\n"
         "OpenAI-compatible API: /v1/chat/completions, /v1/completions, /v1/models, /health, /metrics,\n"
         "and vLLM's /tokenize and /detokenize.\n"
         "Binds 127.0.0.1:8000 unless told otherwise (--port 0 picks a free port; the address is printed).\n"
@@ -65,6 +66,7 @@ int cmd_serve(const Args& args) {
         "Sampling fields a request leaves out (temperature, top_p, top_k, min_p, repetition_penalty, and\n"
         "max_tokens from max_new_tokens) take the model's generation_config.json, as vLLM does;\n"
         "--generation-config none uses OpenAI's defaults instead, DIR another directory's file.\n"
+        "--chat-template replaces the model's chat template (a .jinja file, or the template itself).\n"
         "SIGTERM or Ctrl-C: running requests finish, new ones get 503, then the server exits.\n");
     return 0;
   }
@@ -110,6 +112,7 @@ int cmd_serve(const Args& args) {
 
   auto model = models::load_model(dir, dt.empty() ? std::nullopt : std::optional<DType>(dtype_from_name(dt)));
   auto tok = data::Tokenizer::from_dir(dir);
+  data::override_chat_template(*tok, flag_value(args, "--chat-template", ""));
   so.model.tool_format = parser == "auto" ? infer::detect_tool_format(tok->chat_template()) : infer::tool_format_named(parser);
   so.model.reasoning = thinker == "auto" ? infer::detect_reasoning_format(tok->chat_template())
                                    : infer::reasoning_format_named(thinker);

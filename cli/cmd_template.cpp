@@ -11,16 +11,18 @@
 namespace forge::cli {
 
 int cmd_template(const Args& args) {
-  check_flags(args, {"--model="});
+  check_flags(args, {"--model=", "--chat-template="});
   if (has_flag(args, "--help")) {
     std::printf(
-        "usage: forge template --model DIR < conversation.json\n\n"
+        "usage: forge template --model DIR [--chat-template FILE|TEMPLATE] < conversation.json\n\n"
         "stdin: {\"messages\": [{\"role\": \"user\", \"content\": \"...\"}, ...], \"add_generation_prompt\": true}\n"
-        "(other keys, e.g. \"tools\", are passed to the template). Prints the rendered text, nothing added.\n");
+        "(other keys, e.g. \"tools\", are passed to the template). Prints the rendered text, nothing added.\n"
+        "The model's template (chat_template.jinja, else tokenizer_config.json's) or --chat-template's.\n");
     return 0;
   }
   const std::string dir = required_flag(args, "--model", "DIR");
   auto tok = data::Tokenizer::from_dir(dir);
+  data::override_chat_template(*tok, flag_value(args, "--chat-template", ""));
   std::string in((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   data::ojson req;
   try {

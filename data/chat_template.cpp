@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "core/error.h"
+#include "core/file_util.h"
 
 namespace forge::data {
 
@@ -30,6 +31,14 @@ std::string apply_chat_template(const Tokenizer& tok, const ojson& messages, boo
     else if (cfg[k].is_object() && cfg[k].contains("content")) vars[k] = cfg[k]["content"].get<std::string>();
   }
   return t->render(vars);
+}
+
+void override_chat_template(Tokenizer& tok, const std::string& arg) {
+  if (arg.empty()) return;
+  const bool file = arg.find("{{") == std::string::npos && arg.find("{%") == std::string::npos;
+  FORGE_CHECK(!file || file_exists(arg), "--chat-template: no file '", arg,
+              "' (give a .jinja file or the template itself)");
+  tok.set_chat_template(file ? read_text_file(arg) : arg);
 }
 
 std::string continue_final_message(const std::string& rendered, const std::string& content) {

@@ -12,6 +12,10 @@ namespace forge::data {
 std::string apply_chat_template(const Tokenizer& tok, const ojson& messages, bool add_generation_prompt,
                                 const ojson& extra = ojson::object());
 
+// vLLM's --chat-template: the text of the file `arg` names, or arg itself when no such file
+// exists (a template written inline); "" leaves the tokenizer's.
+void override_chat_template(Tokenizer& tok, const std::string& arg);
+
 // transformers' continue_final_message: a rendering without the generation prompt, cut right after
 // the final message's content, so that the model continues that message (an assistant reply
 // prefilled by the caller). Trailing whitespace of the content stays where the template kept it.

@@ -45,7 +45,11 @@ std::shared_ptr<Tokenizer> Tokenizer::from_dir(const std::string& dir) {
   const std::string path = dir + "/tokenizer.json";
   FORGE_CHECK(file_exists(path), dir, ": no tokenizer.json (Forge reads HF fast-tokenizer files)");
   json cfg = file_exists(dir + "/tokenizer_config.json") ? read_json_file(dir + "/tokenizer_config.json") : json::object();
-  return std::make_shared<Tokenizer>(read_json_file(path), cfg, path);
+  auto tok = std::make_shared<Tokenizer>(read_json_file(path), cfg, path);
+  // transformers (4.47 on) saves the template as chat_template.jinja beside the config, and reads
+  // that file first.
+  if (file_exists(dir + "/chat_template.jinja")) tok->set_chat_template(read_text_file(dir + "/chat_template.jinja"));
+  return tok;
 }
 
 Tokenizer::Tokenizer(const json& j, const json& cfg, const std::string& where) : config_(cfg) {

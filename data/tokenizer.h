@@ -48,6 +48,7 @@ class Tokenizer {
   int64_t bos_id() const { return token_to_id(bos_token_); }
   int64_t eos_id() const { return token_to_id(eos_token_); }
   const std::string& chat_template() const { return chat_template_; }
+  void set_chat_template(std::string t) { chat_template_ = std::move(t); }
   const nlohmann::json& config() const { return config_; }
 
  private:

@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 
 #include "core/error.h"
 #include "core/file_util.h"
 #include "data/chat_template.h"
 #include "data/jinja.h"
+#include "tests/support/test_util.h"
 
 using namespace forge;
 using data::ojson;
@@ -93,4 +95,31 @@ TEST(ChatTemplate, ContinueFinalMessageCutsAfterTheLastContent) {
   EXPECT_EQ(data::continue_final_message(stripped, " Sure, \n"), "[INST] hi [/INST] Sure,");
   EXPECT_THROW(data::continue_final_message(kept, "not there"), Error);
   EXPECT_THROW(data::continue_final_message(kept, " \n"), Error);  // nothing to continue
+}
+
+// Where a model's template comes from: chat_template.jinja beside the tokenizer wins over
+// tokenizer_config.json's (as transformers reads them), and --chat-template over both.
+TEST(ChatTemplate, TemplateFileAndOverride) {
+  if (reference().is_null()) GTEST_SKIP() << "FORGE_REFERENCE_DIR not set (run through ctest)";
+  std::string src;
+  for (auto& t : reference())
+    if (!t["tokenizer_dir"].is_null()) src = t["tokenizer_dir"].get<std::string>();
+  ASSERT_FALSE(src.empty());
+  const std::string dir = forge::testing::fresh_temp_dir("forge_template_file");
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    if (file_exists(src + "/" + f)) write_file_atomic(dir + "/" + f, read_text_file(src + "/" + f));
+  const std::string chatml =
+      "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+      "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+  write_file_atomic(dir + "/chat_template.jinja", chatml);
+  auto tok = data::Tokenizer::from_dir(dir);
+  EXPECT_EQ(tok->chat_template(), chatml);
+  const ojson hi = ojson::parse(R"([{"role": "user", "content": "hi"}])");
+  EXPECT_EQ(data::apply_chat_template(*tok, hi, true), "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+  data::override_chat_template(*tok, "{{ messages[0].content }}!");  // written inline
+  EXPECT_EQ(data::apply_chat_template(*tok, hi, true), "hi!");
+  data::override_chat_template(*tok, dir + "/chat_template.jinja");  // a file
+  EXPECT_EQ(tok->chat_template(), chatml);
+  EXPECT_THROW(data::override_chat_template(*tok, dir + "/nope.jinja"), Error);
+  std::filesystem::remove_all(dir);
 }

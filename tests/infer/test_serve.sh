@@ -110,11 +110,11 @@ grep -q "forge serve: stopped" "$dir/serve.log" || fail "no clean stop"
 
 # Sampling defaults from the model's generation_config.json (greedy, 5 new tokens here): requests
 # that leave the fields out take them, whatever their seed; their own values win; forge generate
-# takes the same.
+# takes the same. --chat-template replaces the model's template (ChatML here).
 cp -r "$dir/tiny" "$dir/tinygen"
 "$py" -c "import json,sys; p=sys.argv[1]; g=json.load(open(p)); g.update(temperature=0.0, max_new_tokens=5); json.dump(g,open(p,'w'))" \
   "$dir/tinygen/generation_config.json"
-serve --model "$dir/tinygen" --port 0 --kv-cache-memory 16M
+serve --model "$dir/tinygen" --port 0 --kv-cache-memory 16M --chat-template "$here/../reference/chat_templates/chatml.jinja"
 grep -q "sampling defaults from .*: temperature 0, max_tokens 5" "$dir/serve.log" || fail "no sampling defaults noted"
 offline=$("$forge" generate --model "$dir/tinygen" --prompt "Once upon" --ignore-eos)
 "$py" - "$port" "$offline" <<'PY' || fail "generation_config defaults"
@@ -132,7 +132,14 @@ assert a[0] == offline, (a, offline)
 assert complete(max_tokens=7)[1] == 7
 sampled = {complete(seed=s, temperature=1.0)[0] for s in range(4)}
 assert len(sampled) > 1, sampled  # the request's temperature wins
-print("generation_config defaults: ok")
+def post(route, body):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{route}", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    return json.load(urllib.request.urlopen(req))
+ids = post("/tokenize", {"messages": [{"role": "user", "content": "hi"}]})["tokens"]
+text = post("/detokenize", {"tokens": ids})["prompt"]
+assert text == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n", text  # --chat-template's
+print("generation_config defaults and --chat-template: ok")
 PY
 kill -TERM $pid
 wait $pid || fail "forge serve (tinygen) did not exit cleanly"
