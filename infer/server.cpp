@@ -39,6 +39,8 @@ struct Choice {
   bool started_call = false;  // streamed named function: its id and name are sent
   std::optional<ReasoningSplitter> think;  // a reasoning model's reply: thinking apart from the answer
   std::string reasoning;
+  int64_t reasoning_tokens = 0;  // tokens of the reasoning, its tags included
+  int64_t undecided_tokens = 0;  // tokens at the start that may yet open reasoning
 };
 
 // A chat message or delta's reasoning, under both names clients read: vLLM's `reasoning` and
@@ -252,7 +254,18 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
       std::string text = ev.text, thought;
       if (c.think) {
         text.clear();
+        using Phase = ReasoningSplitter::Phase;
+        const Phase before = c.think->phase();
         c.think->push(ev.text, thought, text);
+        const int64_t n = int64_t(ev.tokens.size());
+        if (before == Phase::Inside) {
+          c.reasoning_tokens += n;  // the token that ends it too
+        } else if (before == Phase::Start && c.think->phase() == Phase::Start) {
+          c.undecided_tokens += n;  // whitespace, or part of a start tag
+        } else if (before == Phase::Start) {
+          if (c.think->opened()) c.reasoning_tokens += c.undecided_tokens + n;
+          c.undecided_tokens = 0;
+        }
         if (ev.finished) c.think->finish(thought, text);
         c.reasoning += thought;
       }
@@ -301,9 +314,10 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
       }
     }
   }
-  int64_t prompt_tokens = 0, completion_tokens = 0, cached = 0;
+  int64_t prompt_tokens = 0, completion_tokens = 0, cached = 0, reasoning_tokens = 0;
   for (size_t i = 0; i < choices.size(); ++i) {
     completion_tokens += choices[i].completion_tokens;
+    reasoning_tokens += choices[i].reasoning_tokens;
     if (i % size_t(ar.n) == 0) {  // each prompt counts once, whatever n is
       prompt_tokens += choices[i].prompt_tokens;
       cached += choices[i].cached;
@@ -312,6 +326,9 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
   json usage = {{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion_tokens},
                 {"total_tokens", prompt_tokens + completion_tokens},
                 {"prompt_tokens_details", {{"cached_tokens", cached}}}};
+  // As OpenAI counts a reasoning model's thinking (the split's own tags included).
+  if (chat && opt_.model.reasoning != ReasoningFormat::None)
+    usage["completion_tokens_details"] = {{"reasoning_tokens", reasoning_tokens}};
   if (ar.stream) {
     if (ar.include_usage) {
       json u = chunk(json::array());

@@ -23,11 +23,13 @@ const thinking = await ask({ logit_bias: { [think]: 30 } });
 let m = thinking.choices[0].message;
 ok(m.reasoning === "<think>".repeat(11) && m.reasoning_content === m.reasoning && m.content === null &&
    thinking.choices[0].finish_reason === "length", `reasoning apart: ${show(thinking)}`);
+const reasoningTokens = (r) => r.usage.completion_tokens_details?.reasoning_tokens;
+ok(reasoningTokens(thinking) === 12, `all 12 tokens are reasoning: ${JSON.stringify(thinking.usage)}`);
 // With Qwen 3's enable_thinking false the template closes the reasoning itself: all is content.
 const off = await ask({ logit_bias: { [think]: 30 }, chat_template_kwargs: { enable_thinking: false } });
 m = off.choices[0].message;
-ok(m.content === "<think>".repeat(12) && m.reasoning === null && off.usage.prompt_tokens > thinking.usage.prompt_tokens,
-   `enable_thinking false: ${show(off)}`);
+ok(m.content === "<think>".repeat(12) && m.reasoning === null && off.usage.prompt_tokens > thinking.usage.prompt_tokens &&
+   reasoningTokens(off) === 0, `enable_thinking false: ${show(off)}`);
 // A reply that opens no reasoning is content byte for byte (a stray </think> included).
 const stray = await ask({ logit_bias: { [endThink]: 30 } });
 m = stray.choices[0].message;
@@ -47,13 +49,15 @@ ok(m.content === "<think>".repeat(6) && m.reasoning === null && same.choices[0].
    same.usage.prompt_tokens === cont.usage.prompt_tokens, `continued answer: ${show(cont)} vs ${JSON.stringify(same.choices[0])}`);
 const musingOn = await prefill("<think>\nLet me", { [endThink]: 30 });
 m = musingOn.choices[0].message;
-ok(m.reasoning === null && m.content === "</think>".repeat(5), `continued reasoning: ${show(musingOn)}`);
+ok(m.reasoning === null && m.content === "</think>".repeat(5) && reasoningTokens(musingOn) === 1,
+   `continued reasoning, ended by its first token: ${show(musingOn)} ${JSON.stringify(musingOn.usage)}`);
 
 // Sampled between the tags: the streamed reasoning and content equal the whole reply's.
 const mixed = { temperature: 1, max_tokens: 40, logit_bias: { [think]: 12, [endThink]: 11 } };
 let both = 0;
 for (const seed of [1, 2, 3, 4, 5, 6]) {
-  const whole = (await ask({ ...mixed, seed })).choices[0].message;
+  const reply = await ask({ ...mixed, seed });
+  const whole = reply.choices[0].message;
   const stream = await ask({ ...mixed, seed, stream: true });
   let reasoning = "", alias = "", content = "";
   for await (const chunk of stream) {
@@ -64,7 +68,11 @@ for (const seed of [1, 2, 3, 4, 5, 6]) {
   }
   ok(reasoning === (whole.reasoning ?? "") && alias === reasoning && content === (whole.content ?? ""),
      `seed ${seed}: streamed ${JSON.stringify({ reasoning, content })} vs whole ${JSON.stringify(whole)}`);
-  both += Boolean(whole.reasoning && whole.content);
+  if (whole.reasoning && whole.content) {
+    both++;
+    const rt = reasoningTokens(reply);
+    ok(rt >= 2 && rt < reply.usage.completion_tokens, `seed ${seed}: ${rt} reasoning tokens of ${reply.usage.completion_tokens}`);
+  }
 }
 ok(both >= 1, `some replies think, then answer (${both} of 6)`);
 
