@@ -257,7 +257,8 @@ __int128 pow10(int n) {
   while (n-- > 0) p *= 10;
   return p;
 }
-// Some value of magnitude in [a, b] that is a multiple of step, with the sign, lies in [lo, hi].
+// Some value of magnitude in [a, b] that is a multiple of step, with the sign, lies in [lo, hi]
+// (every such multiple can be written: the callers' ranges hold every billionth they can reach).
 bool meets(__int128 a, __int128 b, __int128 step, bool neg, __int128 lo, __int128 hi) {
   __int128 l = std::max(neg ? -b : a, lo), r = std::min(neg ? -a : b, hi);
   if (l > r) return false;
@@ -268,7 +269,7 @@ bool meets(__int128 a, __int128 b, __int128 step, bool neg, __int128 lo, __int12
 
 bool JsonMatcher::number_in_bounds(const Frame& f) {
   const __int128 v = __int128(f.count) * SchemaNode::kNumberScale + f.frac;
-  return meets(v, v, 1, f.neg, f.node->lo, f.node->hi);
+  return meets(v, v, f.node->step, f.neg, f.node->lo, f.node->hi);
 }
 
 // The values a bounded number's prefix can still become, against its bounds: exact, since digits
@@ -281,19 +282,18 @@ bool JsonMatcher::number_reachable(const Frame& f) {
     case Minus:  // any value <= 0 ("-0" is 0)
       return n.lo <= 0;
     case Zero:  // 0, or 0.x
-      return meets(0, decimals ? S - 1 : 0, 1, f.neg, n.lo, n.hi);
+      return meets(0, decimals ? S - 1 : 0, n.step, f.neg, n.lo, n.hi);
     case Int:  // m, or m followed by more digits (and, for numbers, a fraction)
       for (int more = 0; f.digits + more <= SchemaNode::kIntDigits; ++more) {
         const __int128 p = pow10(more), a = m * p * S;
-        if (decimals ? meets(a, (m + 1) * p * S - 1, 1, f.neg, n.lo, n.hi)
-                     : meets(a, ((m + 1) * p - 1) * S, S, f.neg, n.lo, n.hi))
+        if (meets(a, decimals ? (m + 1) * p * S - 1 : ((m + 1) * p - 1) * S, n.step, f.neg, n.lo, n.hi))
           return true;
       }
       return false;
     default: {  // Dot or Frac: the fraction's next digits
       const __int128 base = m * S + f.frac;
       const __int128 room = f.step == Dot ? S : pow10(SchemaNode::kFracDigits - f.frac_digits);
-      return meets(base, base + room - 1, 1, f.neg, n.lo, n.hi);
+      return meets(base, base + room - 1, n.step, f.neg, n.lo, n.hi);
     }
   }
 }

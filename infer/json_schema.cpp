@@ -6,6 +6,7 @@
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include "core/error.h"
 
@@ -21,7 +22,7 @@ const std::set<std::string> kAnnotations = {
 const std::vector<std::string> kSupported = {
     "type", "enum", "const", "properties", "required", "additionalProperties", "items", "prefixItems", "minItems",
     "maxItems", "minLength", "maxLength", "anyOf", "oneOf", "allOf", "$ref", "minimum", "maximum", "exclusiveMinimum",
-    "exclusiveMaximum"};
+    "exclusiveMaximum", "multipleOf"};
 constexpr int kMaxDepth = 64;
 constexpr size_t kMaxNodes = 4096;
 
@@ -171,7 +172,8 @@ class SchemaCompiler {
     return idx;
   }
 
-  // Bounds in billionths, rounded inwards (and to whole numbers for integers).
+  // Bounds and step in billionths; the bounds rounded inwards to multiples of the step (whole
+  // numbers for integers).
   static void number_keywords(const json& j, SchemaNode& n, const std::string& at) {
     const __int128 scale = SchemaNode::kNumberScale;
     const __int128 reach = __int128(1000000000000000000LL) * scale;  // past any value kIntDigits digits write
@@ -192,18 +194,29 @@ class SchemaCompiler {
       if (key == "maximum") n.hi = std::min(n.hi, __int128(std::floor(x)));
       if (key == "exclusiveMaximum") n.hi = std::min(n.hi, __int128(std::ceil(x)) - 1);
     }
+    n.step = n.types & SchemaNode::Number ? 1 : scale;
+    if (j.contains("multipleOf")) {
+      const json& m = j["multipleOf"];
+      FORGE_CHECK(m.is_number() && m.get<double>() > 0, at, ": 'multipleOf' must be a number above 0, got ", m.dump());
+      const long double x = m.get<long double>() * scale, r = std::nearbyint(x);
+      FORGE_CHECK(r >= 1 && std::fabs(x - r) < 1e-3L && r < 1e27L, at, ": 'multipleOf' ", m.dump(),
+                  " is not a whole number of billionths (finer steps are not supported)");
+      n.bounded = true;
+      const __int128 step = __int128(r);
+      __int128 a = n.step, b = step;  // the least common multiple of the two steps
+      while (b != 0) a = std::exchange(b, a % b);
+      n.step = n.step / a * step;
+    }
     if (!n.bounded) return;
     FORGE_CHECK(n.types & (SchemaNode::Integer | SchemaNode::Number), at,
-                ": 'minimum'/'maximum' need a schema of numbers (its 'type' has none)");
-    if (!(n.types & SchemaNode::Number)) {  // integers: whole numbers inside the bounds
-      auto floor_div = [](__int128 a, __int128 b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); };
-      n.lo = -floor_div(-n.lo, scale) * scale;
-      n.hi = floor_div(n.hi, scale) * scale;
-    }
+                ": 'minimum'/'maximum'/'multipleOf' need a schema of numbers (its 'type' has none)");
+    auto floor_div = [](__int128 a, __int128 b) { return a / b - (a % b != 0 && (a < 0) != (b < 0)); };
+    n.lo = -floor_div(-n.lo, n.step) * n.step;
+    n.hi = floor_div(n.hi, n.step) * n.step;
     n.lo = std::max(n.lo, -reach + 1);
     n.hi = std::min(n.hi, reach - 1);
     FORGE_CHECK(n.lo <= n.hi, at, ": no ", n.types & SchemaNode::Number ? "number" : "integer",
-                " lies within 'minimum'/'maximum' (and the exclusive bounds)");
+                " lies within 'minimum'/'maximum' (and the exclusive bounds, and 'multipleOf')");
   }
 
   void object_keywords(const json& j, SchemaNode& n, const std::string& at, int depth) {

@@ -39,13 +39,14 @@ struct SchemaNode {
   int32_t items = -1;
   int64_t min_items = 0, max_items = kUnbounded;
   int64_t min_length = 0, max_length = kUnbounded;  // strings, in code points (as Python counts them)
-  // Numbers with minimum / maximum / exclusiveMinimum / exclusiveMaximum: values in [lo, hi], in
-  // billionths (kNumberScale), written without exponent in at most kIntDigits integer digits and
-  // kFracDigits fraction digits, so every prefix's reachable values are known exactly.
+  // Numbers with minimum / maximum / exclusiveMinimum / exclusiveMaximum / multipleOf: multiples of
+  // step in [lo, hi], in billionths (kNumberScale), written without exponent in at most kIntDigits
+  // integer digits and kFracDigits fraction digits, so every prefix's reachable values are known
+  // exactly.
   static constexpr int kIntDigits = 18, kFracDigits = 9;
   static constexpr int64_t kNumberScale = 1000000000;
   bool bounded = false;
-  __int128 lo = 0, hi = 0;
+  __int128 lo = 0, hi = 0, step = 1;
 };
 
 class JsonSchema {

@@ -103,7 +103,7 @@ bad_values = {
     "min_tokens": [-1, "2", 1.5, 10 ** 6],
     "response_format": ["json", {}, {"type": 1}, {"type": "xml"}, {"type": "json_schema", "json_schema": {}},
                         {"type": "json_object", "schema": {}}, {"type": "json_schema"},
-                        {"type": "json_schema", "json_schema": {"schema": {"type": "integer", "multipleOf": 2}}},
+                        {"type": "json_schema", "json_schema": {"schema": {"type": "integer", "multipleOf": 0}}},
                         {"type": "json_schema", "json_schema": {"schema": {"type": "integer", "minimum": 2, "maximum": 1}}},
                         {"type": "json_schema", "json_schema": {"schema": {"type": "nope"}}},
                         {"type": "json_schema", "json_schema": {"schema": {"$ref": "#/x"}}},

@@ -141,6 +141,13 @@ TEST(JsonSchema, NumberBoundsHoldEveryPrefix) {
   EXPECT_EQ(json_test::accepted_bytes(m, "[-9]"), 3u);  // -9 could still become -90, but ends here
   EXPECT_EQ(json_test::accepted_bytes(m, "[5"), 1u);
   EXPECT_EQ(json_test::accepted_bytes(m, "[-1234567890123456789]"), 20u);  // past 18 digits
+  // multipleOf: only multiples, of an integer step or a decimal one.
+  s = JsonSchema::compile(json::parse(R"({"type": "integer", "multipleOf": 5, "minimum": 1})"));
+  for (const char* ok : {"5", "10", "1000"}) EXPECT_TRUE(json_test::takes_whole(s, ok)) << ok;
+  for (const char* bad : {"0", "3", "12", "-5"}) EXPECT_FALSE(json_test::takes_whole(s, bad)) << bad;
+  s = JsonSchema::compile(json::parse(R"({"type": "number", "multipleOf": 0.01, "maximum": 1})"));
+  for (const char* ok : {"0.25", "1", "-3.5", "0.990000000"}) EXPECT_TRUE(json_test::takes_whole(s, ok)) << ok;
+  for (const char* bad : {"0.255", "1.01", "0.001"}) EXPECT_FALSE(json_test::takes_whole(s, bad)) << bad;
   s = JsonSchema::compile(json::parse(R"({"type": "number", "minimum": 0.1, "maximum": 0.1})"));
   EXPECT_TRUE(json_test::takes_whole(s, "0.1"));  // the double 0.1 stands for the decimal
   EXPECT_TRUE(json_test::takes_whole(s, "0.100"));
@@ -151,7 +158,10 @@ TEST(JsonSchema, RefusesWhatItCannotHoldNamingWhere) {
   EXPECT_NE(compile_error(R"({"properties": {"a": {"type": "string", "pattern": "^x"}}})")
                 .find("#/properties/a: 'pattern' is not supported"),
             std::string::npos);
-  EXPECT_NE(compile_error(R"({"type": "integer", "multipleOf": 3})").find("'multipleOf' is not supported"), std::string::npos);
+  EXPECT_NE(compile_error(R"({"type": "integer", "uniqueItems": true})").find("'uniqueItems' is not supported"), std::string::npos);
+  EXPECT_NE(compile_error(R"({"type": "number", "multipleOf": 1e-12})").find("billionths"), std::string::npos);
+  EXPECT_NE(compile_error(R"({"type": "integer", "multipleOf": 4, "minimum": 5, "maximum": 7})").find("no integer lies within"),
+            std::string::npos);
   EXPECT_NE(compile_error(R"({"type": "integer", "minimum": 5, "maximum": 4})").find("no integer lies within"),
             std::string::npos);
   EXPECT_NE(compile_error(R"({"type": "integer", "minimum": 1.2, "maximum": 1.8})").find("no integer lies within"),

@@ -103,6 +103,8 @@ SCHEMAS = {
             "count": {"type": "integer", "exclusiveMinimum": -3},
             "below": {"type": ["integer", "null"], "maximum": -10},
             "tenth": {"type": "number", "minimum": 0.1, "maximum": 0.1},
+            "quarter": {"type": "number", "multipleOf": 0.25, "minimum": 0, "maximum": 10},
+            "even": {"type": "integer", "multipleOf": 2, "exclusiveMaximum": 9},
         },
         "required": ["rating", "score", "temp", "count", "below"],
         "additionalProperties": False,
@@ -188,7 +190,7 @@ def draw(s, root, rnd, depth):
     return {k: draw(props.get(k, extra), root, rnd, depth + 1) for k in names}
 
 
-BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
 
 
 def bounded_number(s, t, rnd):
@@ -197,9 +199,12 @@ def bounded_number(s, t, rnd):
     lo = max(s.get("minimum", -1e3), s.get("exclusiveMinimum", -1e3))
     hi = min(s.get("maximum", 1e3), s.get("exclusiveMaximum", 1e3))
     ok = lambda v: (v >= s.get("minimum", v) and v <= s.get("maximum", v) and v > s.get("exclusiveMinimum", v - 1)
-                    and v < s.get("exclusiveMaximum", v + 1))
+                    and v < s.get("exclusiveMaximum", v + 1) and (not step or (v / step).is_integer()))
+    step = s.get("multipleOf")
     for _ in range(1000):
-        if t == "integer":
+        if step:
+            v = rnd.randint(math.ceil(lo / step), math.floor(hi / step)) * step
+        elif t == "integer":
             v = rnd.randint(math.ceil(lo), math.floor(hi))
         else:
             v = rnd.choice([lo, hi, round(rnd.uniform(lo, hi), rnd.choice([0, 1, 3, 9]))])
