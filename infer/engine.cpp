@@ -284,28 +284,25 @@ void Engine::run_chunks(const std::vector<ScheduledChunk>& chunks_in) {
     }
     const bool thinking = l.think && !l.think->answering();
     const bool in_call = l.tools && l.tools->constrained();
+    std::vector<uint8_t> ok;  // guided output: the tokens that may come (empty: any)
+    auto mark = [&](const std::vector<int64_t>& ids, uint8_t v) {
+      for (int64_t t : ids)
+        if (t >= 0 && t < V) ok[size_t(t)] = v;
+    };
     if (thinking && l.json) {  // reasoning before a guided answer: it may not end before the answer
-      std::vector<uint8_t> ok;
       reasoning_allowed(*l.think, *l.json, token_bytes_, ok);
-      for (int64_t t : eos_ids_)
-        if (t >= 0 && t < V) ok[size_t(t)] = 0;
-      for (int64_t t : l.req.stop_token_ids)
-        if (t >= 0 && t < V) ok[size_t(t)] = 0;
-      for (int64_t t = 0; t < V; ++t)
-        if (!ok[size_t(t)]) row[t] = -INFINITY;
+      mark(eos_ids_, 0);
+      mark(l.req.stop_token_ids, 0);
     } else if (l.json || in_call) {  // guided JSON: every token that would break the document (or call) is out
-      std::vector<uint8_t> ok;
       if (l.json) allowed_tokens(*l.json, token_bytes_, ok);
       else l.tools->allowed(token_bytes_, ok);
       // A whole document that more could still extend (a top-level number) may end at eos, and so
       // may one that no token continues (a schema nested past the matcher's depth).
       const bool stuck = std::find(ok.begin(), ok.end(), 1) == ok.end();
-      if ((l.json && l.json->complete() && !l.req.ignore_eos) || stuck)
-        for (int64_t t : eos_ids_)
-          if (t >= 0 && t < V) ok[size_t(t)] = 1;
-      for (int64_t t = 0; t < V; ++t)
-        if (!ok[size_t(t)]) row[t] = -INFINITY;
+      if ((l.json && l.json->complete() && !l.req.ignore_eos) || stuck) mark(eos_ids_, 1);
     }
+    for (size_t t = 0; t < ok.size(); ++t)
+      if (!ok[t]) row[t] = -INFINITY;
     drawn[size_t(m)] = sample_token(row, V, l.req.sampling, l.rng);
   }
   for (int64_t m = 0; m < M; ++m)

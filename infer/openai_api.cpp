@@ -99,13 +99,23 @@ std::vector<std::vector<int64_t>> completion_prompts(const json& p, const data::
 struct ChatPrompt {
   std::string text;
   std::string final_content;  // the last message's text
+  bool continued = false;     // the last message is left open (continue_final_message)
 };
 
-// The chat prompt. messages come in their key order (templates print tool-call arguments as
-// given); kwargs are chat_template_kwargs (e.g. Qwen 3's enable_thinking); continue_final leaves
-// the last message open for the model to continue (vLLM's continue_final_message).
-ChatPrompt chat_prompt(const data::ojson& messages, const data::Tokenizer& tok, const data::ojson& tools,
-                       const data::ojson& kwargs, bool add_generation_prompt, bool continue_final) {
+// The chat prompt of a chat body (ordered: the same body keeping key order; templates print
+// tool-call arguments as given): its messages, chat_template_kwargs (e.g. Qwen 3's
+// enable_thinking), and vLLM's add_generation_prompt / continue_final_message (prefill: the model
+// continues the last message instead of opening a new one). tools: for the template.
+ChatPrompt chat_prompt(const json& body, const data::ojson& ordered, const data::Tokenizer& tok,
+                       const data::ojson& tools) {
+  ChatPrompt p;
+  p.continued = boolean(body, "continue_final_message", false);
+  const bool add_generation_prompt = boolean(body, "add_generation_prompt", !p.continued);
+  if (p.continued && add_generation_prompt)
+    throw ApiError(400, "'continue_final_message' and 'add_generation_prompt' cannot both be true",
+                   "continue_final_message");
+  const data::ojson messages = ordered.value("messages", data::ojson());
+  const data::ojson kwargs = ordered.value("chat_template_kwargs", data::ojson());
   if (!messages.is_array() || messages.empty()) throw ApiError(400, "'messages' must be a non-empty list", "messages");
   data::ojson msgs = data::ojson::array();
   for (size_t i = 0; i < messages.size(); ++i) {
@@ -168,18 +178,41 @@ ChatPrompt chat_prompt(const data::ojson& messages, const data::Tokenizer& tok, 
     }
   }
   if (!tools.is_null()) extra["tools"] = tools;  // as transformers passes them
-  ChatPrompt p{"", msgs.back()["content"]};
+  p.final_content = msgs.back()["content"];
   try {
     p.text = data::apply_chat_template(tok, msgs, add_generation_prompt, extra);
   } catch (const std::exception& e) {
     throw ApiError(400, std::string("the chat template rejected the messages: ") + e.what(), "messages");
   }
   try {
-    if (continue_final) p.text = data::continue_final_message(p.text, p.final_content);
+    if (p.continued) p.text = data::continue_final_message(p.text, p.final_content);
   } catch (const Error& e) {
     throw ApiError(400, e.what(), "continue_final_message");
   }
   return p;
+}
+
+// Where a reasoning model's reply to p starts: as the prompt leaves it, but a prefilled reply
+// already chose: it is inside the reasoning it opened, else in the answer.
+ReasoningSplitter::Phase reply_phase(const ChatPrompt& p) {
+  const ReasoningSplitter::Phase phase = ReasoningSplitter::after_prompt(p.text);
+  if (!p.continued || phase != ReasoningSplitter::Phase::Start || p.final_content.empty()) return phase;
+  ReasoningSplitter s;
+  std::string thought, answer;
+  s.push(p.final_content, thought, answer);
+  return s.phase() == ReasoningSplitter::Phase::Inside ? s.phase() : ReasoningSplitter::Phase::Content;
+}
+
+// /tokenize and /detokenize: the body, an object of only the given fields whose model (optional
+// there) is one that is served.
+void check_route_body(const json& body, const std::set<std::string>& fields,
+                      const std::function<int64_t(const std::string&)>& resolve_model) {
+  if (body.is_discarded() || !body.is_object()) throw ApiError(400, "the body must be a JSON object");
+  for (auto& [k, v] : body.items())
+    if (!fields.count(k)) throw ApiError(400, "unsupported field '" + k + "'", k);
+  if (body.contains("model") && (!body["model"].is_string() || resolve_model(body["model"]) < 0))
+    throw ApiError(404, "the model " + body["model"].dump() + " does not exist", "model", "invalid_request_error",
+                   "model_not_found");
 }
 }  // namespace
 
@@ -318,27 +351,9 @@ ApiRequest parse_request(Endpoint kind, const std::string& body_text, const Engi
     r.tools = parse_tools(body, ordered, q, model.tool_format);
     if (guided && r.tools.mode != ToolChoice::None)
       throw ApiError(400, "'response_format' and a 'tool_choice' that calls a function: give one", "tool_choice");
-    // vLLM's prefill fields: continue the last message instead of opening a new one.
-    const bool continue_final = boolean(body, "continue_final_message", false);
-    const bool generation_prompt = boolean(body, "add_generation_prompt", !continue_final);
-    if (continue_final && generation_prompt)
-      throw ApiError(400, "'continue_final_message' and 'add_generation_prompt' cannot both be true",
-                     "continue_final_message");
-    const ChatPrompt p = chat_prompt(ordered.value("messages", data::ojson()), tok, r.tools.tools,
-                                     ordered.value("chat_template_kwargs", data::ojson()), generation_prompt,
-                                     continue_final);
+    const ChatPrompt p = chat_prompt(body, ordered, tok, r.tools.tools);
     r.prompts = {tok.encode(p.text, false)};  // the template wrote the special tokens
-    if (model.reasoning == ReasoningFormat::Think) {
-      ReasoningSplitter::Phase phase = ReasoningSplitter::after_prompt(p.text);
-      if (continue_final && phase == ReasoningSplitter::Phase::Start && !p.final_content.empty()) {
-        // A prefilled reply already chose: it is inside the reasoning it opened, else in the answer.
-        ReasoningSplitter s;
-        std::string thought, answer;
-        s.push(p.final_content, thought, answer);
-        phase = s.phase() == ReasoningSplitter::Phase::Inside ? s.phase() : ReasoningSplitter::Phase::Content;
-      }
-      q.reasoning.emplace(phase);
-    }
+    if (model.reasoning == ReasoningFormat::Think) q.reasoning.emplace(reply_phase(p));
     const bool lp = boolean(body, "logprobs", false);
     const int64_t top = integer(body, "top_logprobs", 0, 20, 0);
     if (body.contains("top_logprobs") && !body["top_logprobs"].is_null() && !lp)
@@ -373,33 +388,21 @@ ApiRequest parse_request(Endpoint kind, const std::string& body_text, const Engi
 json tokenize(const std::string& body_text, const Engine& engine,
               const std::function<int64_t(const std::string&)>& resolve_model, const ModelDefaults& model) {
   const json body = json::parse(body_text, nullptr, false);
-  if (body.is_discarded() || !body.is_object()) throw ApiError(400, "the body must be a JSON object");
-  const bool chat = body.contains("messages");
-  const std::set<std::string> known = chat ? std::set<std::string>{"model", "messages", "add_generation_prompt",
-                                                                   "continue_final_message", "add_special_tokens",
-                                                                   "chat_template_kwargs", "tools", "return_token_strs"}
-                                           : std::set<std::string>{"model", "prompt", "add_special_tokens",
-                                                                   "return_token_strs"};
-  for (auto& [k, v] : body.items())
-    if (!known.count(k)) throw ApiError(400, "unsupported field '" + k + "'", k);
-  if (body.contains("model") && (!body["model"].is_string() || resolve_model(body["model"]) < 0))
-    throw ApiError(404, "the model " + body["model"].dump() + " does not exist", "model", "invalid_request_error",
-                   "model_not_found");
+  const bool chat = body.is_object() && body.contains("messages");
+  check_route_body(body, chat ? std::set<std::string>{"model", "messages", "add_generation_prompt", "continue_final_message",
+                                                      "add_special_tokens", "chat_template_kwargs", "tools",
+                                                      "return_token_strs"}
+                              : std::set<std::string>{"model", "prompt", "add_special_tokens", "return_token_strs"},
+                   resolve_model);
   const data::Tokenizer& tok = engine.tokenizer();
   std::vector<int64_t> ids;
   if (chat) {  // as a chat request renders its prompt
-    data::ojson ordered = data::ojson::parse(body_text);
-    if (ordered.contains("tools") && !ordered.contains("tool_choice")) ordered["tool_choice"] = "none";
+    const data::ojson ordered = data::ojson::parse(body_text);
+    json with_choice = body;  // the tools only go to the template: no tool_choice is asked for
+    if (body.contains("tools")) with_choice["tool_choice"] = "none";
     Request q;
-    const ToolChoice t = parse_tools(json::parse(ordered.dump()), ordered, q, model.tool_format);
-    const bool continue_final = boolean(body, "continue_final_message", false);
-    const bool generation_prompt = boolean(body, "add_generation_prompt", !continue_final);
-    if (continue_final && generation_prompt)
-      throw ApiError(400, "'continue_final_message' and 'add_generation_prompt' cannot both be true",
-                     "continue_final_message");
-    const ChatPrompt p = chat_prompt(ordered["messages"], tok, t.tools,
-                                     ordered.value("chat_template_kwargs", data::ojson()), generation_prompt,
-                                     continue_final);
+    const ToolChoice t = parse_tools(with_choice, ordered, q, model.tool_format);
+    const ChatPrompt p = chat_prompt(body, ordered, tok, t.tools);
     ids = tok.encode(p.text, boolean(body, "add_special_tokens", false));
   } else {
     if (!body.contains("prompt") || !body["prompt"].is_string())
@@ -418,12 +421,7 @@ json tokenize(const std::string& body_text, const Engine& engine,
 json detokenize(const std::string& body_text, const Engine& engine,
                 const std::function<int64_t(const std::string&)>& resolve_model) {
   const json body = json::parse(body_text, nullptr, false);
-  if (body.is_discarded() || !body.is_object()) throw ApiError(400, "the body must be a JSON object");
-  for (auto& [k, v] : body.items())
-    if (k != "model" && k != "tokens") throw ApiError(400, "unsupported field '" + k + "'", k);
-  if (body.contains("model") && (!body["model"].is_string() || resolve_model(body["model"]) < 0))
-    throw ApiError(404, "the model " + body["model"].dump() + " does not exist", "model", "invalid_request_error",
-                   "model_not_found");
+  check_route_body(body, {"model", "tokens"}, resolve_model);
   if (!body.contains("tokens") || !body["tokens"].is_array())
     throw ApiError(400, "'tokens' must be a list of token ids", "tokens");
   const auto ids = token_list(body["tokens"], "tokens", engine.tokenizer().vocab_size());

@@ -41,6 +41,28 @@ struct Choice {
   std::string reasoning;
   int64_t reasoning_tokens = 0;  // tokens of the reasoning, its tags included
   int64_t undecided_tokens = 0;  // tokens at the start that may yet open reasoning
+
+  // An event's text: a reasoning model's thinking goes apart (into thought and `reasoning`, its
+  // tokens counted); the answer is returned.
+  std::string split(const Event& ev, std::string& thought) {
+    if (!think) return ev.text;
+    using Phase = ReasoningSplitter::Phase;
+    const Phase before = think->phase();
+    std::string answer;
+    think->push(ev.text, thought, answer);
+    const int64_t n = int64_t(ev.tokens.size());
+    if (before == Phase::Inside) {
+      reasoning_tokens += n;  // the token that ends it too
+    } else if (before == Phase::Start && think->phase() == Phase::Start) {
+      undecided_tokens += n;  // whitespace, or part of a start tag
+    } else if (before == Phase::Start) {
+      if (think->opened()) reasoning_tokens += undecided_tokens + n;
+      undecided_tokens = 0;
+    }
+    if (ev.finished) think->finish(thought, answer);
+    reasoning += thought;
+    return answer;
+  }
 };
 
 // A chat message or delta's reasoning, under both names clients read: vLLM's `reasoning` and
@@ -250,25 +272,8 @@ void Server::generate(int endpoint, const HttpRequest& req, HttpResponse& res, d
         c.cached = ev.cached_tokens;
         e2e_.observe(t - arrival);
       }
-      // A reasoning model's thinking goes apart; the rest of the chat path sees only the answer.
-      std::string text = ev.text, thought;
-      if (c.think) {
-        text.clear();
-        using Phase = ReasoningSplitter::Phase;
-        const Phase before = c.think->phase();
-        c.think->push(ev.text, thought, text);
-        const int64_t n = int64_t(ev.tokens.size());
-        if (before == Phase::Inside) {
-          c.reasoning_tokens += n;  // the token that ends it too
-        } else if (before == Phase::Start && c.think->phase() == Phase::Start) {
-          c.undecided_tokens += n;  // whitespace, or part of a start tag
-        } else if (before == Phase::Start) {
-          if (c.think->opened()) c.reasoning_tokens += c.undecided_tokens + n;
-          c.undecided_tokens = 0;
-        }
-        if (ev.finished) c.think->finish(thought, text);
-        c.reasoning += thought;
-      }
+      std::string thought;
+      const std::string text = c.split(ev, thought);  // the rest of the chat path sees only the answer
       if (held) c.text += text;
       if (ar.stream) {
         json lp = nullptr;

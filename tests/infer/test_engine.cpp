@@ -73,6 +73,13 @@ class EngineTest : public ::testing::Test {
     r.ignore_eos = true;
     return r;
   }
+  // Request i sampled at temperature 1 with its own seed (guided-output tests draw many of these).
+  Request sampled(int i, int max_tokens, uint64_t seed) const {
+    Request r = greedy(i, 6, max_tokens);
+    r.sampling.temperature = 1.0;
+    r.seed = seed;
+    return r;
+  }
   // Raises the logits of these texts' tokens by 4, so a random model closes guided JSON sooner.
   void nudge(Request& r, std::initializer_list<const char*> texts) const {
     for (const char* t : texts)
@@ -312,9 +319,7 @@ TEST_F(EngineTest, JsonModeOutputsAreJsonObjects) {
   auto e = make_engine();
   std::vector<Request> reqs;
   for (int i = 0; i < 12; ++i) {
-    Request r = greedy(i, 6, 96);
-    r.sampling.temperature = 1.0;
-    r.seed = uint64_t(100 + i);
+    Request r = sampled(i, 96, uint64_t(100 + i));
     r.json_schema = JsonSchema::any_object();
     // Nudges toward the structural tokens so that some objects close within 96 tokens.
     nudge(r, {"}", "\"", ":", "1"});
@@ -349,9 +354,7 @@ TEST_F(EngineTest, JsonSchemaOutputsFollowTheSchema) {
       "tag": {"enum": ["x", "yz"]}}, "required": ["name", "n", "ok", "tag"], "additionalProperties": false})"));
   std::vector<Request> reqs;
   for (int i = 0; i < 10; ++i) {
-    Request r = greedy(i, 6, 128);
-    r.sampling.temperature = 1.0;
-    r.seed = uint64_t(200 + i);
+    Request r = sampled(i, 128, uint64_t(200 + i));
     r.json_schema = schema;
     nudge(r, {"}", "\"", ","});
     reqs.push_back(r);
@@ -388,9 +391,7 @@ TEST_F(EngineTest, AutoToolCallsAreHeldOnceOpened) {
   ASSERT_GE(brace, 0);
   std::vector<Request> reqs;
   for (int i = 0; i < 8; ++i) {
-    Request r = greedy(i, 6, 200);
-    r.sampling.temperature = 1.0;
-    r.seed = uint64_t(300 + i);
+    Request r = sampled(i, 200, uint64_t(300 + i));
     r.tool_tag = tag;
     r.sampling.logit_bias = {{brace, 30.0f}};
     nudge(r, {"}", "\"", ","});
