@@ -117,6 +117,13 @@ void paged_kv_write(const Tensor& k_cache, const Tensor& v_cache, const Tensor& 
 Tensor paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const PagedBatch& b,
                        std::optional<double> scale = std::nullopt);
 
+// ---- quantised weights (ops/quant.cpp); no autograd ------------------------------------------
+// QLoRA's NF4 weight (kernels/cpu/nf4.h) as a dense [rows, cols] tensor in dtype (f32 or bf16), on
+// the device of its parts: codes u8 [ceil(n / 2)], absmax_q [n / 64 blocks] (int8 bits in u8),
+// factor f32 [blocks / 256].
+Tensor nf4_dequantize(const Tensor& codes, const Tensor& absmax_q, const Tensor& factor, float mean,
+                      const Shape& shape, DType dtype);
+
 // ---- joining and splitting (ops/join.cpp) ------------------------------------------------------
 Tensor cat(const std::vector<Tensor>& xs, int64_t dim = 0);
 Tensor stack(const std::vector<Tensor>& xs, int64_t dim = 0);

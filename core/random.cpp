@@ -1,10 +1,10 @@
 // Seeded random tensors from Philox: draw i depends only on (seed, offset, i).
 #include "core/random.h"
 
-#include <omp.h>
-
 #include "core/error.h"
-#include "kernels/philox.h"
+#include "core/ops/common.h"
+#include "kernels/cpu/random.h"
+#include "kernels/cuda/cuda_backend.h"
 
 namespace forge {
 
@@ -18,28 +18,29 @@ void manual_seed(uint64_t seed) {
 }
 
 namespace {
-// Fills a contiguous f32 CPU buffer with draws; normal uses 2 draws per block lane pair.
-void draw(float* out, int64_t n, Generator& g, bool normal) {
-  uint64_t blocks = normal ? uint64_t(n + 1) / 2 : uint64_t(n + 3) / 4;
-  uint64_t off = g.advance(blocks);
-  uint64_t seed = g.seed;
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i)
-    out[i] = normal ? philox_normal_at(seed, off, uint64_t(i)) : philox_uniform_at(seed, off, uint64_t(i));
-}
-
-Tensor drawn(const Shape& shape, DType dtype, Generator* gen, bool normal, double scale, double shift) {
-  Tensor f = Tensor::empty(shape, DType::F32);
-  float* p = f.data<float>();
-  draw(p, f.numel(), gen ? *gen : default_generator(), normal);
-  if (scale != 1.0 || shift != 0.0)
-    for (int64_t i = 0; i < f.numel(); ++i) p[i] = float(p[i] * scale + shift);
+// Draws into a new f32 tensor on `device`; on the CPU scaled and shifted in double, as before.
+Tensor drawn(const Shape& shape, DType dtype, Generator* gen, bool normal, double scale, double shift,
+             Device device = Device::cpu()) {
+  Tensor f = Tensor::empty(shape, DType::F32, device);
+  const int64_t n = f.numel();
+  Generator& g = gen ? *gen : default_generator();
+  const uint64_t off = g.advance(normal ? uint64_t(n + 1) / 2 : uint64_t(n + 3) / 4);
+  detail::run_kernel(device, cpu::random_fill, cuda::random_fill, f.data<float>(), n, g.seed, off, normal);
+  if (scale != 1.0 || shift != 0.0) {
+    FORGE_CHECK(device.is_cpu(), "internal: scaled draws are made on the CPU");
+    float* p = f.data<float>();
+    for (int64_t i = 0; i < n; ++i) p[i] = float(p[i] * scale + shift);
+  }
   return dtype == DType::F32 ? f : f.to(dtype);
 }
 }  // namespace
 
-Tensor randn(const Shape& shape, DType dtype, Generator* gen) { return drawn(shape, dtype, gen, true, 1, 0); }
-Tensor rand(const Shape& shape, DType dtype, Generator* gen) { return drawn(shape, dtype, gen, false, 1, 0); }
+Tensor randn(const Shape& shape, DType dtype, Generator* gen, Device device) {
+  return drawn(shape, dtype, gen, true, 1, 0, device);
+}
+Tensor rand(const Shape& shape, DType dtype, Generator* gen, Device device) {
+  return drawn(shape, dtype, gen, false, 1, 0, device);
+}
 
 Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype, Generator* gen) {
   FORGE_CHECK(high > low, "randint: empty range [", low, ", ", high, ")");

@@ -21,9 +21,10 @@ struct Generator {
 Generator& default_generator();
 void manual_seed(uint64_t seed);
 
-// New tensors (f32 draws, cast to dtype).
-Tensor randn(const Shape& shape, DType dtype = DType::F32, Generator* gen = nullptr);
-Tensor rand(const Shape& shape, DType dtype = DType::F32, Generator* gen = nullptr);  // [0, 1)
+// New tensors (f32 draws, cast to dtype), drawn on `device` (the same bits on every device).
+Tensor randn(const Shape& shape, DType dtype = DType::F32, Generator* gen = nullptr, Device device = Device::cpu());
+Tensor rand(const Shape& shape, DType dtype = DType::F32, Generator* gen = nullptr,
+            Device device = Device::cpu());  // [0, 1)
 Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype = DType::I64,
                Generator* gen = nullptr);  // [low, high)
 

@@ -57,13 +57,6 @@ std::shared_ptr<Storage> Storage::wrap(void* ptr, size_t nbytes, Device device, 
   return s;
 }
 
-Device Device::parse(const std::string& s) {
-  if (s == "cpu") return cpu();
-  if (s == "cuda") return cuda(0);
-  if (s.rfind("cuda:", 0) == 0) return cuda(std::stoi(s.substr(5)));
-  throw Error("unknown device '" + s + "' (expected cpu, cuda or cuda:N)");
-}
-
 std::string shape_str(const Shape& s) {
   std::string r = "[";
   for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);

@@ -95,6 +95,7 @@ class CausalLM : public nn::Module {
   const Tensor& lm_head_weight() const;  // the embedding when tied
   const ModelConfig& config() const { return cfg; }
   DType dtype() const { return dtype_; }
+  Device device() const { return model->embed_tokens->weight.device(); }  // where the weights are
 
   // For serving on the CPU: every f32 Linear weight [out, in] (and a tied embedding) is re-stored
   // column-major, i.e. as W^T [in, out] contiguous behind the same [out, in] view, so x W^T reaches

@@ -62,8 +62,15 @@ std::shared_ptr<CausalLM> load_model(const std::string& dir, std::optional<DType
   if (!mismatched.empty()) err += "shape mismatches: " + list_names(mismatched) + ". ";
   FORGE_CHECK(err.empty(), dir, ": weights do not match config.json: ", err);
 
-  model->load_state_dict(sd, /*strict=*/true, /*share=*/device.is_cpu());
-  if (!device.is_cpu()) model->to(device);
+  if (device.is_cpu()) {
+    model->load_state_dict(sd, /*strict=*/true, /*share=*/true);
+    return model;
+  }
+  // Straight to the device, one tensor at a time: the mapped file's bytes (converted on the host
+  // only when the dtype differs) are copied over and the unfilled host parameter, never touched,
+  // is let go, so no full host copy of the model is made.
+  NoGradGuard ng;
+  for (auto& [name, p] : model->named_parameters()) p.set_data(sd.at(name).to(dt).to(device));
   return model;
 }
 

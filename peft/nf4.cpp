@@ -3,24 +3,17 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
 
 #include "core/autograd.h"
 #include "core/error.h"
 #include "core/ops.h"
+#include "kernels/cpu/nf4.h"
 #include "kernels/types.h"
 
 namespace forge::peft {
 namespace {
 
-// The NormalFloat4 levels of the QLoRA paper (bitsandbytes' table).
-constexpr float kLevels[16] = {-1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
-                               -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
-                               0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f,
-                               0.33791524171829224f, 0.44070982933044434f, 0.5626170039176941f,
-                               0.7229568362236023f, 1.0f};
+constexpr const float* kLevels = cpu::kNf4Levels;
 
 // Midpoints between neighbouring levels: counting those below v finds the nearest level in a
 // loop the compiler vectorises (16 compares against the table took 18 s for a 1B model).
@@ -38,28 +31,9 @@ int settle_level(float v, int c) {
   return c;
 }
 
-#if defined(__AVX512F__)
-// 16 weights from 8 code bytes: the even weight's level in each byte's high nibble.
-inline __m512 dequant16(const uint8_t* p, __m512 levels, __m512 scale) {
-  const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
-  const __m128i mask = _mm_set1_epi8(0x0f);
-  const __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), mask), lo = _mm_and_si128(b, mask);
-  const __m512i idx = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(hi, lo));
-  return _mm512_mul_ps(_mm512_permutexvar_ps(idx, levels), scale);
-}
-
-// Round to nearest even, as to_bf16 (the values are finite).
-inline __m256i to_bf16x16(__m512 v) {
-  const __m512i u = _mm512_castps_si512(v);
-  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-  const __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff)));
-  return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
-}
-#endif
-
 }  // namespace
 
-Nf4Weight::Nf4Weight(const Tensor& w) {
+Nf4Weight::Nf4Weight(const Tensor& w, Device device) {
   FORGE_CHECK(w.dim() == 2 && w.device().is_cpu(), "nf4: expected a 2-D CPU weight, got ", shape_str(w.shape()));
   out_ = w.size(0);
   in_ = w.size(1);
@@ -71,7 +45,8 @@ Nf4Weight::Nf4Weight(const Tensor& w) {
   const bf16* sh = src.dtype() == DType::BF16 ? src.data<bf16>() : nullptr;
   const int64_t n = out_ * in_, nb = (n + kBlock - 1) / kBlock, ns = (nb + kScalerBlock - 1) / kScalerBlock;
   std::vector<float> amax(size_t(nb), 0.0f);
-  codes_.assign(size_t((n + 1) / 2), 0);
+  Tensor codes = Tensor::zeros({(n + 1) / 2}, DType::U8);
+  uint8_t* cp = codes.data<uint8_t>();
 #pragma omp parallel for
   for (int64_t b = 0; b < nb; ++b) {
     const int64_t lo = b * kBlock, len = std::min(n, lo + kBlock) - lo;
@@ -87,57 +62,44 @@ Nf4Weight::Nf4Weight(const Tensor& w) {
       for (int64_t i = 0; i < kBlock; ++i) c[i] += scaled[i] > kMid[size_t(k)];
     for (int64_t i = 0; i < len; ++i) {
       const int code = settle_level(scaled[i], c[i]);
-      codes_[size_t((lo + i) / 2)] |= uint8_t(i % 2 ? code : code << 4);  // a block of 64 never splits a byte
+      cp[(lo + i) / 2] |= uint8_t(i % 2 ? code : code << 4);  // a block of 64 never splits a byte
     }
   }
   double sum = 0;
   for (float a : amax) sum += a;
   mean_ = float(sum / double(nb));
-  absmax_q_.resize(size_t(nb));
-  factor_.resize(size_t(ns));
+  Tensor absmax_q = Tensor::empty({nb}, DType::U8), factor = Tensor::empty({ns}, DType::F32);
+  int8_t* aq = reinterpret_cast<int8_t*>(absmax_q.data<uint8_t>());
+  float* fp = factor.data<float>();
   for (int64_t s = 0; s < ns; ++s) {
     const int64_t lo = s * kScalerBlock, hi = std::min(nb, lo + kScalerBlock);
     float m = 0;
     for (int64_t b = lo; b < hi; ++b) m = std::max(m, std::fabs(amax[size_t(b)] - mean_));
     const float f = m > 0 ? 256.0f / (2.0f * m) : 1.0f;
-    factor_[size_t(s)] = f;
+    fp[s] = f;
     for (int64_t b = lo; b < hi; ++b)
-      absmax_q_[size_t(b)] = int8_t(std::clamp(std::nearbyint((amax[size_t(b)] - mean_) * f), -128.0f, 127.0f));
+      aq[b] = int8_t(std::clamp(std::nearbyint((amax[size_t(b)] - mean_) * f), -128.0f, 127.0f));
   }
+  codes_ = codes.to(device);
+  absmax_q_ = absmax_q.to(device);
+  factor_ = factor.to(device);
 }
 
-float Nf4Weight::absmax(int64_t b) const { return float(absmax_q_[size_t(b)]) / factor_[size_t(b / kScalerBlock)] + mean_; }
+int Nf4Weight::code(int64_t i) const {
+  return (codes_.narrow(0, i / 2, 1).to(Device::cpu()).data<uint8_t>()[0] >> (i % 2 ? 0 : 4)) & 15;
+}
+
+float Nf4Weight::absmax(int64_t b) const {
+  const int8_t q = int8_t(absmax_q_.narrow(0, b, 1).to(Device::cpu()).data<uint8_t>()[0]);
+  return float(q) / factor_.narrow(0, b / kScalerBlock, 1).item() + mean_;
+}
 
 Tensor Nf4Weight::dequantize(DType dtype) const {
-  FORGE_CHECK(dtype == DType::F32 || dtype == DType::BF16, "nf4: dequantises to f32 or bf16, not ", dtype_name(dtype));
-  Tensor w = Tensor::empty({out_, in_}, dtype);
-  const int64_t n = out_ * in_, nb = (n + kBlock - 1) / kBlock;
-  float* f = dtype == DType::F32 ? w.data<float>() : nullptr;
-  bf16* h = dtype == DType::BF16 ? w.data<bf16>() : nullptr;
-#pragma omp parallel for if (n >= 65536)
-  for (int64_t b = 0; b < nb; ++b) {
-    const float a = absmax(b);
-    const int64_t lo = b * kBlock, hi = std::min(n, lo + kBlock);
-    int64_t i = lo;
-#if defined(__AVX512F__)
-    const __m512 levels = _mm512_loadu_ps(kLevels), scale = _mm512_set1_ps(a);
-    for (; i + 16 <= hi; i += 16) {
-      const __m512 x = dequant16(codes_.data() + i / 2, levels, scale);
-      if (f) _mm512_storeu_ps(f + i, x);
-      else _mm256_storeu_si256(reinterpret_cast<__m256i*>(h + i), to_bf16x16(x));
-    }
-#endif
-    for (; i < hi; ++i) {
-      const float x = kLevels[code(i)] * a;
-      if (f) f[i] = x;
-      else h[i] = to_bf16(x);
-    }
-  }
-  return w;
+  return nf4_dequantize(codes_, absmax_q_, factor_, mean_, {out_, in_}, dtype);
 }
 
 int64_t Nf4Weight::nbytes() const {
-  return int64_t(codes_.size() + absmax_q_.size() + factor_.size() * sizeof(float) + sizeof(float));
+  return int64_t(codes_.nbytes() + absmax_q_.nbytes() + factor_.nbytes() + sizeof(float));
 }
 
 Tensor Nf4Weight::linear(const Tensor& x) const {
@@ -146,25 +108,24 @@ Tensor Nf4Weight::linear(const Tensor& x) const {
   Tensor y;
   {
     NoGradGuard ng;
-    y = forge::linear(x, dequantize(dt).to(x.device()));
+    y = forge::linear(x, dequantize(dt));
   }
   if (needs_grad({x})) {
-    const Device dev = x.device();
-    record("nf4_linear", {x}, y, [self = shared_from_this(), dt, dev](const std::vector<Tensor>& g, const std::vector<bool>&) {
+    record("nf4_linear", {x}, y, [self = shared_from_this(), dt](const std::vector<Tensor>& g, const std::vector<bool>&) {
       // g W as linear(g, (W^T)): the GEMM path every Linear takes ([..., out] -> [..., in]).
-      return std::vector<Tensor>{forge::linear(g[0], self->dequantize(dt).to(dev).transpose(0, 1))};
+      return std::vector<Tensor>{forge::linear(g[0], self->dequantize(dt).transpose(0, 1))};
     });
   }
   return y;
 }
 
-std::pair<int64_t, int64_t> quantize_nf4(nn::Module& model) {
+std::pair<int64_t, int64_t> quantize_nf4(nn::Module& model, Device device) {
   int64_t before = 0, after = 0;
   for (auto& [name, m] : model.named_modules()) {
     auto lin = std::dynamic_pointer_cast<nn::Linear>(m);
     if (!lin || !lin->weight.defined() || name == "lm_head" || name.ends_with(".lm_head")) continue;
     before += lin->weight.nbytes();
-    auto q = std::make_shared<Nf4Weight>(lin->weight);
+    auto q = std::make_shared<Nf4Weight>(lin->weight, device);
     after += q->nbytes();
     lin->quantize(q);
   }

@@ -14,28 +14,31 @@ namespace forge::peft {
 class Nf4Weight : public nn::QuantizedWeight, public std::enable_shared_from_this<Nf4Weight> {
  public:
   static constexpr int64_t kBlock = 64, kScalerBlock = 256;
-  // w [out, in], any float dtype, on the CPU. A size that is not a multiple of the blocks ends in
-  // a shorter last block.
-  explicit Nf4Weight(const Tensor& w);
+  // w [out, in], any float dtype, on the CPU (quantised there, from the weight's own memory: no
+  // full f32 copy); the parts are then kept on `device`, where dequantize() runs. A size that is
+  // not a multiple of the blocks ends in a shorter last block.
+  explicit Nf4Weight(const Tensor& w, Device device = Device::cpu());
   // x W'^T with W' the dequantised weight, made afresh in each forward and backward so that no
   // full weight outlives the call; the gradient flows to x only.
   Tensor linear(const Tensor& x) const override;
   Tensor dequantize(DType dtype) const override;
   int64_t nbytes() const override;
-  // The level index (0-15) of weight i, and the dequantised absmax of block b (for tests).
-  int code(int64_t i) const { return (codes_[size_t(i / 2)] >> (i % 2 ? 0 : 4)) & 15; }
+  // The level index (0-15) of weight i, and the dequantised absmax of block b (for tests; each
+  // call copies from the device).
+  int code(int64_t i) const;
   float absmax(int64_t b) const;
 
  private:
   int64_t out_, in_;
-  std::vector<uint8_t> codes_;    // two levels a byte, the even index in the high nibble
-  std::vector<int8_t> absmax_q_;  // per block of 64: round((absmax - mean) * factor)
-  std::vector<float> factor_;     // per 256 blocks: 256 / (2 * max |absmax - mean|)
+  Tensor codes_;     // u8 [ceil(n / 2)]: two levels a byte, the even index in the high nibble
+  Tensor absmax_q_;  // u8 bits of int8 [blocks]: round((absmax - mean) * factor)
+  Tensor factor_;    // f32 [blocks / 256]: 256 / (2 * max |absmax - mean|)
   float mean_ = 0;
 };
 
 // Replaces the weight of every Linear of `model` but the output layer (lm_head, as bitsandbytes
-// skips it) by its NF4 form; returns how many bytes the weights took before and take now.
-std::pair<int64_t, int64_t> quantize_nf4(nn::Module& model);
+// skips it) by its NF4 form kept on `device`; returns how many bytes the weights took before and
+// take now.
+std::pair<int64_t, int64_t> quantize_nf4(nn::Module& model, Device device = Device::cpu());
 
 }  // namespace forge::peft

@@ -107,10 +107,20 @@ void SGD::update(size_t i, Tensor& p, const Tensor& g0) {
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, const std::vector<double>& weights,
                       parallel::Communicator* group) {
   NoGradGuard ng;
-  double total = 0;
+  // Each tensor's sum of squares stays on its device; all are read back in one copy and added in
+  // double on the host.
+  std::vector<Tensor> squares;
+  std::vector<double> w;
   for (size_t i = 0; i < params.size(); ++i)
-    if (params[i].grad().defined())
-      total += (weights.empty() ? 1.0 : weights[i]) * sum(square(params[i].grad().to(DType::F32))).item();
+    if (params[i].grad().defined()) {
+      squares.push_back(sum(square(params[i].grad().to(DType::F32))).reshape({1}));
+      w.push_back(weights.empty() ? 1.0 : weights[i]);
+    }
+  double total = 0;
+  if (!squares.empty()) {
+    const std::vector<float> s = cat(squares).to_float_vector();
+    for (size_t i = 0; i < s.size(); ++i) total += w[i] * double(s[i]);
+  }
   if (group && group->size() > 1) total = group->sum({total})[0];
   const double norm = std::sqrt(total);
   if (max_norm > 0 && norm > max_norm) {

@@ -30,6 +30,7 @@ std::vector<Field> fields(Recipe& r) {
   return {
       {"model.path", Kind::Str, &r.model.path, {}},
       {"model.dtype", Kind::Str, &r.model.dtype, {"f32", "bf16"}},
+      {"model.device", Kind::Str, &r.model.device, {}},
       {"model.init", Kind::Str, &r.model.init, {}},
       {"data.path", Kind::Str, &r.data.path, {}},
       {"data.format", Kind::Str, &r.data.format, {"auto", "alpaca", "chat", "prompt_completion", "text"}},
@@ -165,6 +166,11 @@ void validate(const Recipe& r, const std::function<std::string(const std::string
   need(!r.model.path.empty(), "model.path", "required (a Hugging Face model directory)");
   need(file_exists(r.model.path + "/config.json") || !r.model.init.empty(), "model.path",
        "'" + r.model.path + "' has no config.json (expected a Hugging Face model directory, or set model.init)");
+  const std::string& dev = r.model.device;
+  need(dev == "auto" || dev == "cpu" || dev == "cuda" ||
+           (dev.size() > 5 && dev.size() <= 8 && dev.rfind("cuda:", 0) == 0 &&
+            dev.find_first_not_of("0123456789", 5) == std::string::npos),
+       "model.device", "expected auto, cpu, cuda or cuda:N, got '" + dev + "'");
   need(!r.data.path.empty(), "data.path", "required (a JSONL file)");
   need(fs::is_regular_file(r.data.path), "data.path", "no such file '" + r.data.path + "'");
   need(r.data.eval_path.empty() || fs::is_regular_file(r.data.eval_path), "data.eval_path",

@@ -14,6 +14,7 @@ struct Recipe {
   struct Model {
     std::string path;            // Hugging Face model directory
     std::string dtype = "f32";   // compute dtype of the weights: f32 | bf16 (bf16 keeps f32 masters)
+    std::string device = "auto";  // auto (cuda when present) | cpu | cuda (cuda:<local rank>) | cuda:N
     std::string init;            // a preset name: make a random model (seeded by train.seed) at
                                  // `path` when it has none yet (smoke tests, cluster checks)
   } model;

@@ -14,12 +14,14 @@
 #include <nlohmann/json.hpp>
 
 #include "core/autograd.h"
+#include "core/device_stats.h"
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/process_memory.h"
 #include "core/progress.h"
 #include "core/storage.h"
 #include "data/packing.h"
+#include "kernels/cuda/cuda_backend.h"
 #include "models/pretrained.h"
 #include "parallel/grad_sync.h"
 #include "parallel/mesh.h"
@@ -31,6 +33,7 @@
 #include "train/checkpoint.h"
 #include "train/stop_request.h"
 #include "train/datasets.h"
+#include "train/device_memory.h"
 #include "train/init_model.h"
 #include "train/metrics.h"
 #include "train/optimizer.h"
@@ -59,6 +62,19 @@ std::vector<StepPlan> plan_steps(const data::Batcher& b, const Recipe& r) {
   return plan;
 }
 
+// A micro-batch as the model's device takes it: labels, positions and document ids moved once
+// (every layer reads them); ids stay on the host, where the embedding checks them before its copy.
+data::Batch on_device(data::Batch b, Device dev) {
+  if (dev.is_cpu()) return b;
+  b.labels = b.labels.to(dev);
+  b.positions = b.positions.to(dev);
+  if (b.doc_ids.defined()) b.doc_ids = b.doc_ids.to(dev);
+  return b;
+}
+
+// The summed loss of a step's micro-batches (undefined: none here), read back once.
+double read_loss(const Tensor& loss) { return loss.defined() ? loss.item() : 0.0; }
+
 // This rank's stage of the model on one micro-batch: its layers, from the ids on the first stage
 // or from the previous stage's activation `in`. Returns the activation for the next stage, or on
 // the last stage the final hidden states (ModelParallel::loss_sum takes them on).
@@ -76,7 +92,7 @@ Tensor stage_forward(models::CausalLM& model, const parallel::ModelParallel& mp,
 // mbs are phantoms: a dp rank with fewer micro-batches than the others (an empty share at an
 // epoch's end) runs them in the schedule's places, making the same gathers with no data.
 parallel::Stage make_stage(models::CausalLM& model, const parallel::ModelParallel& mp,
-                           const std::vector<data::Batch>& mbs, double scale, double* loss,
+                           const std::vector<data::Batch>& mbs, double scale, Tensor* loss,
                            parallel::ParamShards* shards = nullptr) {
   parallel::Stage st;
   st.activation_dtype = model.dtype();
@@ -94,7 +110,10 @@ parallel::Stage make_stage(models::CausalLM& model, const parallel::ModelParalle
     Tensor x = stage_forward(model, mp, b, in);
     if (!mp.last_stage()) return x;
     Tensor l = mp.loss_sum(x, b.labels);
-    *loss += l.item();
+    {
+      NoGradGuard ng;  // summed where it was computed: read back once per step, not per micro-batch
+      *loss = loss->defined() ? add(*loss, l.detach()) : l.detach().clone();
+    }
     return scale == 1.0 ? l : mul(l, scale);
   };
   return st;
@@ -107,14 +126,15 @@ double evaluate(models::CausalLM& model, peft::LoraModel* lora, const parallel::
   NoGradGuard ng;
   model.train(false);
   if (lora) lora->train(false);
-  double loss = 0, targets = 0;
+  double targets = 0;
+  Tensor loss;
   int64_t n = b.num_batches(0);
   if (max_batches > 0) n = std::min(n, max_batches);
   std::vector<data::Batch> mine;
   for (int64_t i = mesh.dp_rank(); i < n; i += mesh.shape().dp) {
     data::Batch batch = b.batch(0, i);
     targets += double(batch.targets);
-    if (batch.targets > 0) mine.push_back(std::move(batch));
+    if (batch.targets > 0) mine.push_back(on_device(batch, model.device()));
   }
   // ZeRO-3: the same gathers on every dp rank, whatever its share of batches.
   const int64_t count = shards ? int64_t(mesh.dp().reduce({double(mine.size())}, parallel::ReduceOp::Max)[0])
@@ -123,7 +143,7 @@ double evaluate(models::CausalLM& model, peft::LoraModel* lora, const parallel::
                          false);
   model.train(true);
   if (lora) lora->train(true);
-  auto total = mesh.world().sum({mp.reports() ? loss : 0.0, mp.reports() ? targets : 0.0});
+  auto total = mesh.world().sum({mp.reports() ? read_loss(loss) : 0.0, mp.reports() ? targets : 0.0});
   return total[1] > 0 ? total[0] / total[1] : NAN;
 }
 
@@ -152,6 +172,7 @@ TrainSummary run_training(const Recipe& r) {
   parallel::Mesh mesh(world, {int(r.parallel.dp), int(r.parallel.tp), int(r.parallel.pp)});
   parallel::Communicator& dp = mesh.dp();
   const bool lead = world.rank() == 0;  // writes metrics, the recipe copy and the final model
+  const Device dev = resolve_device(r.model.device, "model.device");  // before anything is loaded
   // Printed, and kept in each rank's checkpoints: resuming needs the same layout.
   const std::string layout = mesh.shape().str() + " zero " + std::to_string(r.parallel.zero) +
                              (r.parallel.pp > 1 ? " " + r.parallel.schedule : "");
@@ -162,15 +183,17 @@ TrainSummary run_training(const Recipe& r) {
     world.barrier();
     if (!lead) fn();
   };
+  if (lead && !r.model.init.empty() && !file_exists(r.model.path + "/config.json")) {
+    InitModelOptions io;
+    io.preset = r.model.init;
+    io.seed = uint64_t(r.train.seed);
+    init_random_model(r.model.path, io);
+  }
+  world.barrier();
+  check_training_fits(r, models::load_config(r.model.path), dev);  // before anything is written
   if (lead) {
     fs::create_directories(r.output.dir);
     write_file_atomic(r.output.dir + "/recipe.yaml", recipe_to_yaml(r));
-    if (!r.model.init.empty() && !file_exists(r.model.path + "/config.json")) {
-      InitModelOptions io;
-      io.preset = r.model.init;
-      io.seed = uint64_t(r.train.seed);
-      init_random_model(r.model.path, io);
-    }
   }
   world.barrier();
   manual_seed(uint64_t(r.train.seed));
@@ -179,7 +202,10 @@ TrainSummary run_training(const Recipe& r) {
   Datasets data;
   rank0_first([&] { data = load_datasets(r, *tok); });
   const DType dtype = dtype_from_name(r.model.dtype);
-  std::shared_ptr<models::CausalLM> model = models::load_model(r.model.path, dtype);
+  // QLoRA quantises the base from the memory-mapped file on the host, then moves it; the others
+  // load each weight straight to the device.
+  const bool qlora = r.peft.method == "qlora";
+  std::shared_ptr<models::CausalLM> model = models::load_model(r.model.path, dtype, qlora ? Device::cpu() : dev);
   // ZeRO-3 frees each layer's weights after its forward and gathers them again for a recompute.
   model->checkpoint_layers = r.train.activation_checkpointing || (r.parallel.zero == 3 && r.parallel.dp > 1);
   model->train(true);
@@ -199,12 +225,16 @@ TrainSummary run_training(const Recipe& r) {
     lc.base_model_name_or_path = fs::absolute(r.model.path).lexically_normal().string();
     lora = std::make_unique<peft::LoraModel>(peft::apply_lora(*model, lc, uint64_t(r.train.seed)));
     trainable = lora->named_parameters();
-    if (r.peft.method == "qlora") {  // after the adapters are sized from the full weights
-      const auto [before, after] = peft::quantize_nf4(*model);
+    if (qlora) {  // after the adapters are sized from the full weights
+      const auto [before, after] = peft::quantize_nf4(*model, dev);
+      model->to(dev);
       if (lead)
         std::fprintf(stderr, "forge train: QLoRA: linear weights quantised to NF4, %.1f MiB -> %.1f MiB\n",
                      double(before) / (1 << 20), double(after) / (1 << 20));
     }
+    NoGradGuard ng;
+    for (auto& [n, p] : trainable)  // the adapters live beside their base weights
+      if (p.device() != dev) p.set_data(p.detach().to(dev));
   } else {
     for (auto& [n, p] : model->named_parameters()) {
       p.requires_grad_(true);
@@ -224,10 +254,10 @@ TrainSummary run_training(const Recipe& r) {
     norm_weights.push_back(mp.norm_weight(n));
   }
   if (lead)
-    std::fprintf(stderr, "forge train: %s, %.2fM parameters, %s: %.3fM trainable (%.2f%%), %s, %s\n",
+    std::fprintf(stderr, "forge train: %s, %.2fM parameters, %s: %.3fM trainable (%.2f%%), %s on %s, %s\n",
                  r.model.path.c_str(), double(n_params) / 1e6, lora ? "LoRA" : "full finetune",
                  double(n_trainable) / 1e6, 100.0 * double(n_trainable) / double(n_params),
-                 r.model.dtype.c_str(), world.size() > 1 ? layout.c_str() : "one process");
+                 r.model.dtype.c_str(), dev.str().c_str(), world.size() > 1 ? layout.c_str() : "one process");
 
   // Data parallelism: a global micro-batch holds batch_size rows per dp rank; rank i takes rows
   // [i * batch_size, (i + 1) * batch_size) of it, so dp ranks see what one process with
@@ -401,6 +431,7 @@ TrainSummary run_training(const Recipe& r) {
     }
     if (signal_step == s + 1) std::raise(test_signal);
     auto t0 = Clock::now();
+    const DeviceStats stats0 = device_stats();
     // Every stage and tp rank of a dp replica builds the same rows (each stage needs the ids,
     // positions or labels); micro-batches without targets (an empty share at an epoch's end) are
     // left out, the same way on every rank of the pipeline.
@@ -410,7 +441,7 @@ TrainSummary run_training(const Recipe& r) {
       data::Batch b = batcher.batch(sp.epoch, sp.first_mb + i, dp.rank() * rows_per_rank, (dp.rank() + 1) * rows_per_rank);
       local_targets += b.targets;
       local_tokens += b.tokens;
-      if (b.targets > 0) mbs.push_back(std::move(b));
+      if (b.targets > 0) mbs.push_back(on_device(std::move(b), dev));
     }
     // The step's loss is the mean over all its target tokens (of every dp rank): each
     // micro-batch's summed loss is divided by the step's total, so accumulation, packing and data
@@ -418,12 +449,12 @@ TrainSummary run_training(const Recipe& r) {
     const auto counts = dp.sum({double(local_targets), double(local_tokens)});
     const double targets = std::max(counts[0], 1.0);
     const int64_t tokens = int64_t(counts[1]);
-    double loss = 0;
+    Tensor loss_sum;  // on the device
     // ZeRO-3: as many micro-batches as the dp rank with the most (agreed before any gather: a
     // blocking reduce inside the gathers' sequence would deadlock); the missing ones are phantoms.
     const int64_t n_mb = shards ? int64_t(dp.reduce({double(mbs.size())}, parallel::ReduceOp::Max)[0])
                                 : int64_t(mbs.size());
-    parallel::Stage stage = make_stage(*model, mp, mbs, 1.0 / targets, &loss, shards.get());
+    parallel::Stage stage = make_stage(*model, mp, mbs, 1.0 / targets, &loss_sum, shards.get());
     stage.before_backward = [&](int64_t i) {
       if (sync) sync->set_sync(i + 1 == n_mb);  // reduce once, after the last micro-batch
       if (i + 1 == n_mb) mp.tied_add_grad();    // before the embedding's hooks fire
@@ -433,7 +464,7 @@ TrainSummary run_training(const Recipe& r) {
     if (n_mb == 0) mp.tied_add_grad();
     mp.tied_send_grad();
     if (sync) sync->finish();
-    loss = world.sum({mp.reports() ? loss : 0.0})[0] / targets;
+    const double loss = world.sum({mp.reports() ? read_loss(loss_sum) : 0.0})[0] / targets;
     const double lr = lr_at(r.schedule.name, r.optim.lr, s, total, r.schedule.warmup_steps, r.schedule.min_lr_ratio);
     double norm;
     if (zero) {
@@ -465,10 +496,19 @@ TrainSummary run_training(const Recipe& r) {
     if (s == start) sum.first_loss = loss;
     sum.last_loss = loss;
     const int64_t step = s + 1;
-    if (step % r.logging.every == 0 || step == total)
-      log({{"step", step}, {"epoch", sp.epoch}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
-                     {"tokens", tokens}, {"tokens_per_s", double(tokens) / dt},
-                     {"elapsed_s", std::chrono::duration<double>(Clock::now() - t_run).count()}});
+    if (step % r.logging.every == 0 || step == total) {
+      nlohmann::json line = {{"step", step}, {"epoch", sp.epoch}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
+                             {"tokens", tokens}, {"tokens_per_s", double(tokens) / dt},
+                             {"elapsed_s", std::chrono::duration<double>(Clock::now() - t_run).count()}};
+      if (dev.is_cuda()) {  // what this step cost the host: copies each way and ops run on host copies
+        const DeviceStats d = device_stats() - stats0;
+        line["h2d"] = d.h2d;
+        line["d2h"] = d.d2h;
+        line["host_fallbacks"] = d.host_fallbacks;
+        line["device_mib"] = double(cuda::bytes_in_use(dev.index)) / (1 << 20);
+      }
+      log(line);
+    }
     if (eval_batcher && r.logging.eval_every > 0 && step % r.logging.eval_every == 0 && step < total) {
       const double el = eval_now();
       log({{"step", step}, {"eval_loss", el}, {"eval_ppl", std::exp(el)}});

@@ -1,11 +1,6 @@
 // Broadcasting, device dispatch of elementwise kernels, and cross-device copies.
 #include "core/ops/common.h"
 
-#include <cstdio>
-#include <mutex>
-#include <set>
-#include <string>
-
 #include "core/autograd.h"
 #include "core/ops.h"
 #include "kernels/cpu/elementwise.h"
@@ -125,14 +120,6 @@ Tensor sum_to(const Tensor& g, const Shape& shape) {
   if (dims.empty()) return g.reshape(shape);
   Tensor r = sum(g, dims, true);
   return r.reshape(shape);
-}
-
-void note_host_fallback(const char* op) {
-  static std::mutex mu;
-  static std::set<std::string> seen;
-  std::lock_guard<std::mutex> lock(mu);
-  if (seen.insert(op).second)
-    std::fprintf(stderr, "forge: op '%s' has no CUDA kernel yet; it runs on host copies\n", op);
 }
 
 }  // namespace forge::detail

@@ -112,9 +112,8 @@ Tensor rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq) {
 Tensor dropout(const Tensor& x, double p, bool train, Generator* gen) {
   FORGE_CHECK(p >= 0.0 && p < 1.0, "dropout: p must be in [0, 1), got ", p);
   if (!train || p == 0.0) return x;
-  Tensor u = rand(x.shape(), DType::F32, gen);
-  Tensor keep = ge(u, Tensor::scalar(p)).to(x.dtype());
-  if (!x.device().is_cpu()) keep = keep.to(x.device());
+  const Tensor u = rand(x.shape(), DType::F32, gen, x.device());  // the mask is drawn where x is
+  Tensor keep = ge(u, Tensor::scalar(p, DType::F32, x.device())).to(x.dtype());
   return mul(x, mul(keep, 1.0 / (1.0 - p)));
 }
 

@@ -57,14 +57,17 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
   const Device dev = logits.device();
   Tensor x = logits.detach().contiguous();
   Tensor t = target.to(DType::I64).to(dev).contiguous();
-  Tensor th = t.to(Device::cpu());  // for the count and the error message
   Tensor rows = Tensor::empty({N}, DType::F32, dev), lse = Tensor::empty({N}, DType::F32, dev);
   const int64_t bad = detail::run_kernel(dev, cpu::cross_entropy_fwd, cuda::cross_entropy_fwd, x.dtype(), x.raw_data(),
                                          t.data<int64_t>(), N, V, ignore_index, rows.data<float>(), lse.data<float>());
-  FORGE_CHECK(bad < 0, "cross_entropy: target ", th.data<int64_t>()[std::max<int64_t>(bad, 0)], " at row ", bad,
+  FORGE_CHECK(bad < 0, "cross_entropy: target ", t.narrow(0, std::max<int64_t>(bad, 0), 1).item(), " at row ", bad,
               " is outside [0, ", V, ") and is not ignore_index ", ignore_index);
+  // Only the mean needs the count of targets (a copy back from a device); a sum does not.
   int64_t count = 0;
-  for (int64_t n = 0; n < N; ++n) count += th.data<int64_t>()[n] != ignore_index;
+  if (reduction == Reduction::Mean) {
+    const Tensor th = t.to(Device::cpu());
+    for (int64_t n = 0; n < N; ++n) count += th.data<int64_t>()[n] != ignore_index;
+  }
 
   Tensor out;
   {
@@ -78,12 +81,11 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
   if (reduction == Reduction::Mean && count == 0) out.fill_(std::nan(""));
   if (needs_grad({logits})) {
     record("cross_entropy", {logits}, out, [x, t, lse, count, ignore_index, reduction, N, V](G g, Need) {
-      Tensor scale;
-      if (reduction == Reduction::None) scale = g[0].to(DType::F32).to(x.device()).contiguous();
-      else {
-        double s = g[0].item() / (reduction == Reduction::Mean ? double(count) : 1.0);
-        scale = Tensor::full({N}, s, DType::F32, x.device());
-      }
+      // The upstream gradient per row, kept on the device (a reduction's scalar broadcast to N).
+      Tensor scale = g[0].to(DType::F32).to(x.device());
+      if (reduction == Reduction::Mean) scale = mul(scale, 1.0 / double(count));
+      if (reduction != Reduction::None) scale = scale.reshape({1}).expand({N});
+      scale = scale.contiguous();
       Tensor dx = Tensor::empty({N, V}, x.dtype(), x.device());
       detail::run_kernel(x.device(), cpu::cross_entropy_bwd, cuda::cross_entropy_bwd, x.dtype(), x.raw_data(),
                          t.data<int64_t>(), lse.data<float>(), scale.data<float>(), N, V, ignore_index, dx.raw_data());

@@ -18,9 +18,10 @@
 
 #include "kernels/cpu/attention.h"
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/attention_dims.h"
+#include "kernels/cuda/gpu.h"
 
-namespace forge::cuda {
+namespace forge::cuda::gpu {
 namespace {
 using cpu::AttnShape;
 using cpu::AttnStrides;
@@ -249,23 +250,12 @@ __global__ void __launch_bounds__(Cfg<D>::THREADS)
 }
 
 // The head dims with a kernel.
-#define FORGE_ATTN_HEAD_DIMS(X) X(16) X(32) X(48) X(64) X(80) X(96) X(128)
 
 [[noreturn]] void unsupported(int64_t D) {
   throw std::runtime_error("CUDA attention: head dim " + std::to_string(D) +
                            " has no kernel (16, 32, 48, 64, 80, 96, 128)");
 }
 }  // namespace
-
-bool attention_supports(int64_t head_dim) {
-  switch (head_dim) {
-#define FORGE_CASE(d) case d:
-    FORGE_ATTN_HEAD_DIMS(FORGE_CASE)
-#undef FORGE_CASE
-    return true;
-    default: return false;
-  }
-}
 
 void attention_fwd(const AttnShape& s, const float* q, AttnStrides qs, const float* k, AttnStrides ks, const float* v,
                    AttnStrides vs, float* o, float* lse, int device) {
@@ -284,7 +274,7 @@ void attention_fwd(const AttnShape& s, const float* q, AttnStrides qs, const flo
 void attention_bwd(const AttnShape& s, const float* q, AttnStrides qs, const float* k, AttnStrides ks, const float* v,
                    AttnStrides vs, const float* o, const float* dout, const float* lse, float* dq, float* dk,
                    float* dv, int device) {
-  if (!attention_supports(s.D)) unsupported(s.D);
+  if (!attention_head_dim_supported(s.D)) unsupported(s.D);
   cudaStream_t st = stream_for(device);
   const int64_t rows = s.B * s.Hq * s.T;
   float* delta = static_cast<float*>(alloc(size_t(rows) * sizeof(float), device));
@@ -305,4 +295,4 @@ void attention_bwd(const AttnShape& s, const float* q, AttnStrides qs, const flo
   FORGE_CUDA_CHECK(launched);
 }
 
-}  // namespace forge::cuda
+}  // namespace forge::cuda::gpu

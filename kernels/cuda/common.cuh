@@ -12,7 +12,7 @@
       throw std::runtime_error(std::string("CUDA error: ") + cudaGetErrorString(err_) + " at " #expr); \
   } while (0)
 
-namespace forge::cuda {
+namespace forge::cuda::gpu {
 // Threads for a block that strides over n elements: n rounded up to whole warps, 32 .. cap.
 inline int block_threads(int64_t n, int cap) {
   const int64_t t = (n + 31) / 32 * 32;
@@ -21,9 +21,9 @@ inline int block_threads(int64_t n, int cap) {
 
 // The stream Forge uses on `device` (created on first use); also makes `device` current.
 cudaStream_t stream_for(int device);
-}  // namespace forge::cuda
+}  // namespace forge::cuda::gpu
 
-namespace forge::cuda {
+namespace forge::cuda::gpu {
 // Sum / max over a thread block (blockDim.x a multiple of 32, at most 1024); every thread gets the
 // result. `scratch` is 32 floats of shared memory; the calls synchronise, so call from all threads.
 __device__ __forceinline__ float warp_sum(float v) {
@@ -46,4 +46,4 @@ __device__ __forceinline__ float block_reduce(float v, float* scratch) {
 }
 __device__ __forceinline__ float block_sum(float v, float* scratch) { return block_reduce<false>(v, scratch); }
 __device__ __forceinline__ float block_max(float v, float* scratch) { return block_reduce<true>(v, scratch); }
-}  // namespace forge::cuda
+}  // namespace forge::cuda::gpu

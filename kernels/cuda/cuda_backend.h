@@ -1,6 +1,8 @@
 // The CUDA backend as core sees it: memory, copies, elementwise kernels and cuBLASLt GEMM.
-// Built from kernels/cuda/*.cu when nvcc is present; otherwise no_cuda.cpp provides the same
-// functions, which report "built without CUDA" (available() is then false).
+// kernels/cuda/dispatch.cpp serves each function from the GPU (kernels/cuda/*.cu when nvcc is
+// present, else no_cuda.cpp, which reports "built without CUDA"), or, when FORGE_SIMULATE_CUDA=N
+// is set, from N simulated devices (kernels/sim/): the CPU kernels on memory the host cannot
+// touch, so that tests run every caller's CUDA path on a machine without a GPU.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -12,7 +14,8 @@
 
 namespace forge::cuda {
 
-bool available();            // built with CUDA and at least one usable device
+bool simulated();            // FORGE_SIMULATE_CUDA is set: the devices are simulated
+bool available();            // built with CUDA and at least one usable device (or simulated)
 std::string status();        // why not, or the device names
 int device_count();
 
@@ -21,11 +24,20 @@ void* alloc(size_t nbytes, int device);
 void release(void* ptr, int device);
 size_t bytes_in_use(int device);
 size_t bytes_peak(int device);
+// The device's free and total memory as the driver sees it (a simulated device: its limit,
+// FORGE_SIMULATE_CUDA_MEMORY_MB, default 81920, less what is allocated).
+void memory_info(int device, size_t* free_bytes, size_t* total_bytes);
 
 void copy_h2d(void* dst, const void* src, size_t nbytes, int device);
 void copy_d2h(void* dst, const void* src, size_t nbytes, int device);
 void copy_d2d(void* dst, const void* src, size_t nbytes, int device);
 void synchronize(int device);
+// Copies between host and device memory since the process started, counted for real and
+// simulated devices alike (core/device_stats.h adds host fallbacks; tests hold a step to a budget).
+struct TransferStats {
+  int64_t h2d = 0, d2h = 0, d2d = 0, h2d_bytes = 0, d2h_bytes = 0;
+};
+TransferStats transfer_stats();
 // The device's stream (a cudaStream_t), for libraries that enqueue on it (NCCL).
 void* stream(int device);
 
@@ -84,4 +96,10 @@ void paged_attention(DType dt, int64_t N, int64_t Hq, int64_t Hkv, int64_t D, in
 void paged_kv_write(DType dt, int64_t N, int64_t Hkv, int64_t D, int64_t block_size, const float* k, const float* v,
                     const int64_t* slots, void* k_cache, void* v_cache, int device);
 
+// QLoRA's NF4 weights, the contract of kernels/cpu/nf4.h.
+void nf4_dequantize(const uint8_t* codes, const int8_t* absmax_q, const float* factor, float mean, int64_t n,
+                    DType dt, void* out, int device);
+
+// Seeded draws, the contract of kernels/cpu/random.h (the same bits as the CPU's).
+void random_fill(float* out, int64_t n, uint64_t seed, uint64_t offset, bool normal, int device);
 }  // namespace forge::cuda

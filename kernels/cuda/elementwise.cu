@@ -3,9 +3,9 @@
 #include <type_traits>
 
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/gpu.h"
 
-namespace forge::cuda {
+namespace forge::cuda::gpu {
 namespace {
 constexpr int kMaxDims = 12;
 
@@ -222,4 +222,4 @@ void fill(DType dt, int nd, const int64_t* shape, void* out, const int64_t* so, 
   check_launch();
 }
 
-}  // namespace forge::cuda
+}  // namespace forge::cuda::gpu

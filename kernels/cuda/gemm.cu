@@ -5,7 +5,7 @@
 #include <mutex>
 
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/gpu.h"
 
 #define FORGE_CUBLAS_CHECK(expr)                                                              \
   do {                                                                                        \
@@ -14,7 +14,7 @@
       throw std::runtime_error(std::string("cuBLASLt error ") + std::to_string(int(st_)) + " at " #expr); \
   } while (0)
 
-namespace forge::cuda {
+namespace forge::cuda::gpu {
 namespace {
 constexpr size_t kWorkspace = 32u << 20;
 
@@ -99,4 +99,4 @@ void gemm(DType dt, DType c_dt, bool ta, bool tb, int64_t M, int64_t N, int64_t 
   FORGE_CUBLAS_CHECK(ms);
 }
 
-}  // namespace forge::cuda
+}  // namespace forge::cuda::gpu

@@ -1,9 +1,9 @@
 // CUDA kernels for embedding, RMSNorm and rotary embedding: the contracts of kernels/cpu/layers.h
 // on device pointers, f32 math on any float storage, results rounded as the CPU rounds them.
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/gpu.h"
 
-namespace forge::cuda {
+namespace forge::cuda::gpu {
 namespace {
 constexpr int kThreads = 256;
 
@@ -156,4 +156,4 @@ void rope(DType dt, const void* x, int64_t B, int64_t H, int64_t T, int64_t D, i
   FORGE_CUDA_CHECK(cudaGetLastError());
 }
 
-}  // namespace forge::cuda
+}  // namespace forge::cuda::gpu

@@ -1,9 +1,10 @@
-// Linked when Forge is built without nvcc: every CUDA entry point says so.
+// Linked when Forge is built without nvcc: every GPU entry point says so (the simulated device,
+// kernels/sim/, still serves forge::cuda when FORGE_SIMULATE_CUDA is set).
 #include <stdexcept>
 
-#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/gpu.h"
 
-namespace forge::cuda {
+namespace forge::cuda::gpu {
 namespace {
 [[noreturn]] void no_cuda() {
   throw std::runtime_error("Forge was built without CUDA (nvcc was not found at configure time)");
@@ -17,6 +18,7 @@ void* alloc(size_t, int) { no_cuda(); }
 void release(void*, int) {}
 size_t bytes_in_use(int) { return 0; }
 size_t bytes_peak(int) { return 0; }
+void memory_info(int, size_t*, size_t*) { no_cuda(); }
 void copy_h2d(void*, const void*, size_t, int) { no_cuda(); }
 void copy_d2h(void*, const void*, size_t, int) { no_cuda(); }
 void copy_d2d(void*, const void*, size_t, int) { no_cuda(); }
@@ -62,7 +64,6 @@ void cross_entropy_bwd(DType, const void*, const int64_t*, const float*, const f
 void reduce_rows(cpu::ReduceOp, DType, const void*, int64_t, int64_t, float*, int) { no_cuda(); }
 void reduce_cols(cpu::ReduceOp, DType, const void*, int64_t, int64_t, float*, int) { no_cuda(); }
 
-bool attention_supports(int64_t) { return false; }
 void attention_fwd(const cpu::AttnShape&, const float*, cpu::AttnStrides, const float*, cpu::AttnStrides, const float*,
                    cpu::AttnStrides, float*, float*, int) {
   no_cuda();
@@ -80,4 +81,7 @@ void paged_kv_write(DType, int64_t, int64_t, int64_t, int64_t, const float*, con
   no_cuda();
 }
 
-}  // namespace forge::cuda
+void nf4_dequantize(const uint8_t*, const int8_t*, const float*, float, int64_t, DType, void*, int) { no_cuda(); }
+void random_fill(float*, int64_t, uint64_t, uint64_t, bool, int) { no_cuda(); }
+
+}  // namespace forge::cuda::gpu

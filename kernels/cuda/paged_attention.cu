@@ -9,10 +9,10 @@
 #include <cmath>
 
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/gpu.h"
 #include "kernels/types.h"
 
-namespace forge::cuda {
+namespace forge::cuda::gpu {
 namespace {
 constexpr int kWarps = 4;
 constexpr int kMaxPerLane = 8;  // head_dim <= 256
@@ -136,4 +136,4 @@ void paged_kv_write(DType dt, int64_t N, int64_t Hkv, int64_t D, int64_t block_s
   FORGE_CUDA_CHECK(cudaGetLastError());
 }
 
-}  // namespace forge::cuda
+}  // namespace forge::cuda::gpu

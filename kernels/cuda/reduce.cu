@@ -3,9 +3,9 @@
 #include <cstdint>
 
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/gpu.h"
 
-namespace forge::cuda {
+namespace forge::cuda::gpu {
 namespace {
 constexpr int kThreads = 256;
 
@@ -76,4 +76,4 @@ void reduce_cols(cpu::ReduceOp op, DType dt, const void* x, int64_t R, int64_t M
   FORGE_CUDA_CHECK(cudaGetLastError());
 }
 
-}  // namespace forge::cuda
+}  // namespace forge::cuda::gpu

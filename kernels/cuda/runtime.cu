@@ -4,9 +4,9 @@
 #include <vector>
 
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/gpu.h"
 
-namespace forge::cuda {
+namespace forge::cuda::gpu {
 namespace {
 constexpr int kMaxDevices = 16;
 std::mutex g_mu;
@@ -67,10 +67,23 @@ std::string status() {
   return s;
 }
 
+void memory_info(int device, size_t* free_bytes, size_t* total_bytes) {
+  stream_for(device);  // makes it current
+  FORGE_CUDA_CHECK(cudaMemGetInfo(free_bytes, total_bytes));
+}
+
 void* alloc(size_t nbytes, int device) {
   cudaStream_t s = stream_for(device);
   void* p = nullptr;
-  FORGE_CUDA_CHECK(cudaMallocAsync(&p, nbytes, s));
+  if (cudaMallocAsync(&p, nbytes, s) != cudaSuccess) {
+    cudaGetLastError();
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    throw std::runtime_error("cuda:" + std::to_string(device) + ": out of memory allocating " +
+                             std::to_string(nbytes >> 20) + " MiB (Forge holds " +
+                             std::to_string(bytes_in_use(device) >> 20) + " MiB; the device has " +
+                             std::to_string(free_b >> 20) + " MiB free of " + std::to_string(total_b >> 20) + " MiB)");
+  }
   std::lock_guard<std::mutex> lock(g_mu);
   g_sizes[p] = nbytes;
   g_in_use[device] += nbytes;
@@ -117,4 +130,4 @@ void copy_d2d(void* dst, const void* src, size_t n, int device) {
 void synchronize(int device) { FORGE_CUDA_CHECK(cudaStreamSynchronize(stream_for(device))); }
 void* stream(int device) { return stream_for(device); }
 
-}  // namespace forge::cuda
+}  // namespace forge::cuda::gpu

@@ -2,10 +2,10 @@
 // device pointers. One thread block per row; the row's log-sum-exp in one pass with an online
 // maximum, f32 throughout, so a [N, V] f32 copy of bf16 logits is never made.
 #include "kernels/cuda/common.cuh"
-#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/gpu.h"
 #include "kernels/elementwise_ops.h"
 
-namespace forge::cuda {
+namespace forge::cuda::gpu {
 namespace {
 constexpr int kThreads = 512;
 
@@ -131,4 +131,4 @@ void cross_entropy_bwd(DType dt, const void* logits, const int64_t* target, cons
   FORGE_CUDA_CHECK(cudaGetLastError());
 }
 
-}  // namespace forge::cuda
+}  // namespace forge::cuda::gpu

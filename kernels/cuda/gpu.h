@@ -1,0 +1,70 @@
+// The GPU behind kernels/cuda/cuda_backend.h: the same functions (contracts documented there),
+// implemented by kernels/cuda/*.cu, or by no_cuda.cpp ("built without CUDA") when nvcc was not
+// found. Only kernels/cuda/dispatch.cpp calls them; everything else calls forge::cuda::*, which
+// may be the simulated device instead (kernels/sim/).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "kernels/cpu/attention.h"  // AttnShape, AttnStrides
+#include "kernels/cpu/reduce.h"     // ReduceOp
+#include "kernels/elementwise_ops.h"
+
+namespace forge::cuda::gpu {
+bool available();            // built with CUDA and at least one usable device
+std::string status();        // why not, or the device names
+int device_count();
+void* alloc(size_t nbytes, int device);
+void release(void* ptr, int device);
+size_t bytes_in_use(int device);
+size_t bytes_peak(int device);
+void memory_info(int device, size_t* free_bytes, size_t* total_bytes);
+void copy_h2d(void* dst, const void* src, size_t nbytes, int device);
+void copy_d2h(void* dst, const void* src, size_t nbytes, int device);
+void copy_d2d(void* dst, const void* src, size_t nbytes, int device);
+void synchronize(int device);
+void* stream(int device);
+void unary(UnaryOp op, DType dt, int ndim, const int64_t* shape, void* out, const int64_t* so,
+           const void* x, const int64_t* sx, float s, int device);
+void binary(BinaryOp op, DType dt, int ndim, const int64_t* shape, void* out, const int64_t* so,
+            const void* a, const int64_t* sa, const void* b, const int64_t* sb, int device);
+void copy_cast(DType to, DType from, int ndim, const int64_t* shape, void* out, const int64_t* so,
+               const void* x, const int64_t* sx, int device);
+void where(DType dt, int ndim, const int64_t* shape, void* out, const int64_t* so, const uint8_t* cond,
+           const int64_t* sc, const void* a, const int64_t* sa, const void* b, const int64_t* sb, int device);
+void fill(DType dt, int ndim, const int64_t* shape, void* out, const int64_t* so, double value, int device);
+void gemm(DType dt, DType c_dt, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+          const void* A, int64_t lda, int64_t stride_a, const void* B, int64_t ldb, int64_t stride_b,
+          float beta, void* C, int64_t ldc, int64_t stride_c, int64_t batch, int device);
+void embedding_fwd(DType dt, const void* weight, int64_t s_row, int64_t s_col, const int64_t* ids, int64_t N,
+                   int64_t C, void* out, int device);
+void embedding_bwd(DType dt, const void* g, const int64_t* ids, int64_t N, int64_t C, float* gw, int device);
+void rms_norm_fwd(DType dt, const void* x, const void* w, int64_t N, int64_t C, float eps, void* y, float* rstd,
+                  int device);
+void rms_norm_bwd(DType dt, const void* x, const void* w, const float* rstd, const void* g, int64_t N, int64_t C,
+                  void* dx, float* dw, int device);
+void rope(DType dt, const void* x, int64_t B, int64_t H, int64_t T, int64_t D, int64_t sb, int64_t sh, int64_t st,
+          const int64_t* pos, int64_t pos_sb, const float* inv_freq, float sign, void* y, int device);
+void softmax_rows(DType dt, const void* x, void* y, int64_t N, int64_t V, bool log, int device);
+int64_t cross_entropy_fwd(DType dt, const void* logits, const int64_t* target, int64_t N, int64_t V, int64_t ignore,
+                          float* loss, float* lse, int device);
+void cross_entropy_bwd(DType dt, const void* logits, const int64_t* target, const float* lse, const float* scale,
+                       int64_t N, int64_t V, int64_t ignore, void* dlogits, int device);
+void reduce_rows(cpu::ReduceOp op, DType dt, const void* x, int64_t M, int64_t R, float* out, int device);
+void reduce_cols(cpu::ReduceOp op, DType dt, const void* x, int64_t R, int64_t M, float* out, int device);
+void attention_fwd(const cpu::AttnShape& s, const float* q, cpu::AttnStrides qs, const float* k, cpu::AttnStrides ks,
+                   const float* v, cpu::AttnStrides vs, float* o, float* lse, int device);
+void attention_bwd(const cpu::AttnShape& s, const float* q, cpu::AttnStrides qs, const float* k, cpu::AttnStrides ks,
+                   const float* v, cpu::AttnStrides vs, const float* o, const float* dout, const float* lse, float* dq,
+                   float* dk, float* dv, int device);
+void paged_attention(DType dt, int64_t N, int64_t Hq, int64_t Hkv, int64_t D, int64_t block_size,
+                     int64_t max_blocks, float scale, const float* q, const void* k_cache, const void* v_cache,
+                     const int32_t* block_tables, const int32_t* query_start, const int32_t* context_lens,
+                     const int32_t* row_seq, float* out, int device);
+void paged_kv_write(DType dt, int64_t N, int64_t Hkv, int64_t D, int64_t block_size, const float* k, const float* v,
+                    const int64_t* slots, void* k_cache, void* v_cache, int device);
+void nf4_dequantize(const uint8_t* codes, const int8_t* absmax_q, const float* factor, float mean, int64_t n,
+                    DType dt, void* out, int device);
+void random_fill(float* out, int64_t n, uint64_t seed, uint64_t offset, bool normal, int device);
+}  // namespace forge::cuda::gpu
