@@ -3,6 +3,8 @@
 #pragma once
 #include <functional>
 #include <string>
+
+#include "core/device.h"
 #include <vector>
 
 namespace forge::bench {
@@ -21,10 +23,10 @@ double time_median(const std::function<void()>& fn, int min_runs = 3, double bud
 // GEMM GFLOP/s (every CPU backend in f32, oneDNN in bf16) and attention fwd+bwd milliseconds.
 int bench_ops(bool json, bool quick);
 // Prefill 128 tokens and greedy-decode 128 tokens at batch 1 on a random model of `preset`.
-int bench_infer(const std::string& preset, const std::string& dtype, bool json, int repeats);
+int bench_infer(const std::string& preset, const std::string& dtype, bool json, int repeats, Device device);
 // Streamed completions through the HTTP server at concurrency 1, 8, 32: tokens/s, TTFT, ITL.
 int bench_serve(const std::string& preset, const std::string& dtype, const std::string& kv_dtype, bool json,
-                int rounds, bool http);
+                int rounds, bool http, Device device);
 // Guided JSON's token mask over the tokenizer of model_dir: ms per sequence and step in the
 // states a document goes through (JSON mode and a schema), and the vocabulary index's build time.
 int bench_json(const std::string& model_dir, bool json, bool quick);
@@ -35,10 +37,10 @@ struct LoraShape {
   std::vector<std::string> targets = {"q_proj", "k_proj", "v_proj", "o_proj"};
   bool qlora = false;
 };
-// Training steps (forward + loss + backward + AdamW), full or LoRA, on device "cpu" or "cuda[:N]":
+// Training steps (forward + loss + backward + AdamW), full or LoRA, on a device:
 // tokens/s, model FLOP/s, MFU against a measured GEMM ceiling, peak memory.
 int bench_train(const std::string& preset, bool lora, const std::string& dtype, int64_t batch, int64_t seq, int steps,
-                const std::string& device, const LoraShape& lora_shape, bool json);
+                Device device, const LoraShape& lora_shape, bool json);
 // The same through the real trainer under a dp x tp x pp mesh ("dp2", "tp2", "pp2", "dp2xtp2",
 // or "1"); run under mpirun. Tokens/s and every rank's peak tensor memory, printed by rank 0.
 int bench_train_parallel(const std::string& preset, bool lora, const std::string& dtype, int64_t batch, int64_t seq,

@@ -13,12 +13,13 @@
 
 namespace forge::bench {
 
-int bench_infer(const std::string& preset, const std::string& dtype_name, bool json, int repeats) {
+int bench_infer(const std::string& preset, const std::string& dtype_name, bool json, int repeats, Device dev) {
   models::ModelConfig c = models::preset_config("llama", preset);
   c.max_position_embeddings = std::max<int64_t>(c.max_position_embeddings, 128 + 129);  // room for the run
   const DType dt = dtype_from_name(dtype_name);
   models::CausalLM model(c, dt);
   model.init_weights(0.02, 1234);
+  model.to(dev);
   NoGradGuard ng;
   const int threads = omp_get_max_threads();
   const int64_t P = 128, N = 128;
@@ -29,15 +30,15 @@ int bench_infer(const std::string& preset, const std::string& dtype_name, bool j
   // Prefill: the whole prompt through the model into a fresh cache, logits of the last token.
   Tensor ids = Tensor::from_vector(prompt, {1, P});
   auto prefill = [&] {
-    models::KVCache cache = models::KVCache::create(c, 1, P, dt);
+    models::KVCache cache = models::KVCache::create(c, 1, P, dt, dev);
     models::ForwardOptions fo;
     fo.cache = &cache;
     fo.last_only = true;
-    model.forward(ids, fo);
+    model.forward(ids, fo).to(Device::cpu());  // the logits' copy back ends the step (a device sync)
   };
   prefill();  // warm-up
   const double t_prefill = time_median(prefill, repeats, 2.0);
-  report({"infer.prefill", shape, dtype_name, "cpu", "tok/s", threads, double(P) / t_prefill}, json);
+  report({"infer.prefill", shape, dtype_name, dev.str(), "tok/s", threads, double(P) / t_prefill}, json);
 
   // Decode: greedy, 128 new tokens; the first comes from the prefill and is not counted.
   infer::GenerateOptions opt;
@@ -48,7 +49,7 @@ int bench_infer(const std::string& preset, const std::string& dtype_name, bool j
     infer::GenerateResult res = infer::generate(model, prompt, opt);
     best = std::max(best, double(N) / res.decode_seconds);
   }
-  report({"infer.decode", shape, dtype_name, "cpu", "tok/s", threads, best}, json);
+  report({"infer.decode", shape, dtype_name, dev.str(), "tok/s", threads, best}, json);
   return 0;
 }
 

@@ -170,6 +170,7 @@ void measure_levels(infer::Engine& engine, int port, const models::ModelConfig& 
                     const std::string& preset, const std::string& dtype_name, bool json, int rounds,
                     bool http) {
   const int threads = omp_get_max_threads();
+  const std::string where = engine.device().str();
   Generator g(7);
   auto prompt = [&](int64_t i) {
     std::vector<int64_t> ids =
@@ -254,16 +255,16 @@ void measure_levels(infer::Engine& engine, int port, const models::ModelConfig& 
         preset + " P128 N128 conc" + std::to_string(levels[li]) + (http ? "" : " engine");
     if (json) {
       report(
-          {"serve.output_tok_s", shape, dtype_name, "cpu", "tok/s", threads, median_tok_s.back()},
+          {"serve.output_tok_s", shape, dtype_name, where, "tok/s", threads, median_tok_s.back()},
           true);
-      report({"serve.ttft_p50", shape, dtype_name, "cpu", "ms", threads, 1e3 * pct(ttft, 0.5)},
+      report({"serve.ttft_p50", shape, dtype_name, where, "ms", threads, 1e3 * pct(ttft, 0.5)},
              true);
-      report({"serve.ttft_p99", shape, dtype_name, "cpu", "ms", threads, 1e3 * pct(ttft, 0.99)},
+      report({"serve.ttft_p99", shape, dtype_name, where, "ms", threads, 1e3 * pct(ttft, 0.99)},
              true);
-      report({"serve.itl_p50", shape, dtype_name, "cpu", "ms", threads, 1e3 * pct(itl, 0.5)}, true);
-      report({"serve.itl_p99", shape, dtype_name, "cpu", "ms", threads, 1e3 * pct(itl, 0.99)},
+      report({"serve.itl_p50", shape, dtype_name, where, "ms", threads, 1e3 * pct(itl, 0.5)}, true);
+      report({"serve.itl_p99", shape, dtype_name, where, "ms", threads, 1e3 * pct(itl, 0.99)},
              true);
-      report({"serve.step_ms", shape, dtype_name, "cpu", "ms", threads, mid.step_ms}, true);
+      report({"serve.step_ms", shape, dtype_name, where, "ms", threads, mid.step_ms}, true);
     } else {
       std::printf("%-12s %5d %12.1f %8.1fms %8.1fms %8.1fms %8.1fms %7.0f %7.2fms\n",
                   preset.c_str(), levels[li], median_tok_s.back(), 1e3 * pct(ttft, 0.5),
@@ -283,7 +284,7 @@ void measure_levels(infer::Engine& engine, int port, const models::ModelConfig& 
   const double ratio = median_tok_s[2] / median_tok_s[0];
   if (json)
     report({"serve.conc32_over_conc1", preset + " P128 N128" + (http ? "" : " engine"), dtype_name,
-            "cpu", "x", threads, ratio},
+            where, "x", threads, ratio},
            true);
   else
     std::printf("conc 32 / conc 1: %.2fx (rounds: %s)\n", ratio, per_round.c_str());
@@ -292,12 +293,13 @@ void measure_levels(infer::Engine& engine, int port, const models::ModelConfig& 
 }  // namespace
 
 int bench_serve(const std::string& preset, const std::string& dtype_name,
-                const std::string& kv_dtype, bool json, int rounds, bool http) {
+                const std::string& kv_dtype, bool json, int rounds, bool http, Device dev) {
   models::ModelConfig c = models::preset_config("llama", preset);
   c.max_position_embeddings = std::max<int64_t>(c.max_position_embeddings, 512);
   const DType dt = dtype_from_name(dtype_name);
   auto model = std::make_shared<models::CausalLM>(c, dt);
   model->init_weights(0.02, 1234);
+  model->to(dev);
   const std::string dir =
       (std::filesystem::temp_directory_path() / "forge_bench_serve_tok").string();
   std::filesystem::create_directories(dir);

@@ -53,9 +53,7 @@ double flops_per_token(const models::ModelConfig& c, int64_t matmul_params, int6
 }  // namespace
 
 int bench_train(const std::string& preset, bool lora, const std::string& dtype_name, int64_t batch, int64_t seq,
-                int steps, const std::string& device_name, const LoraShape& lora_shape, bool json) {
-  const Device dev = Device::parse(device_name);
-  if (dev.is_cuda() && !cuda::available()) throw Error("bench train --device " + device_name + ": " + cuda::status());
+                int steps, Device dev, const LoraShape& lora_shape, bool json) {
   models::ModelConfig c = models::preset_config("llama", preset);
   c.max_position_embeddings = std::max(c.max_position_embeddings, seq);
   const DType dt = dtype_from_name(dtype_name);
@@ -74,7 +72,7 @@ int bench_train(const std::string& preset, bool lora, const std::string& dtype_n
     lc.target_modules = lora_shape.targets;
     adapters = std::make_unique<peft::LoraModel>(peft::apply_lora(model, lc, 1));
     params = adapters->named_parameters();
-    if (lora_shape.qlora) nf4_bytes = peft::quantize_nf4(model).second;
+    if (lora_shape.qlora) nf4_bytes = peft::quantize_nf4(model, dev).second;
   } else {
     params = model.named_parameters();
   }
@@ -106,7 +104,7 @@ int bench_train(const std::string& preset, bool lora, const std::string& dtype_n
   const std::string shape = preset + " B" + std::to_string(batch) + " T" + std::to_string(seq);
   const std::string name = lora_shape.qlora ? "train.qlora" : lora ? "train.lora" : "train.full";
   const int threads = omp_get_max_threads();
-  const std::string where = dev.is_cuda() ? device_name : "cpu";
+  const std::string where = dev.str();
   const double tok_s = double(batch * seq * steps) / secs;
   const double model_flops = tok_s * flops_per_token(c, matmul_params, seq, lora);
   const double ceiling = gemm_ceiling(dev, dt);

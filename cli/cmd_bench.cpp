@@ -11,11 +11,11 @@ int cmd_bench(const Args& args) {
   if (args.empty() || has_flag(args, "--help")) {
     std::printf(
         "usage: forge bench ops [--json] [--quick]\n"
-        "       forge bench infer [--preset stories15M|gqa-60M|stories110M|tiny] [--dtype f32|bf16] [--json]\n"
+        "       forge bench infer [--preset stories15M|gqa-60M|stories110M|tiny] [--dtype f32|bf16] [--device D] [--json]\n"
         "       forge bench serve [--preset stories15M|stories110M|...] [--dtype f32|bf16] [--kv-cache-dtype bf16|f32]\n"
-        "                         [--rounds 3] [--no-http] [--json]\n"
+        "                         [--rounds 3] [--no-http] [--device D] [--json]\n"
         "       forge bench train [--preset P] [--lora|--qlora] [--dtype f32|bf16] [--batch 8] [--seq 256] [--steps 3]\n"
-        "                         [--device cpu|cuda[:N]] [--lora-r 8] [--lora-targets q_proj,k_proj,v_proj,o_proj|all-linear] [--json]\n"
+        "                         [--device auto|cpu|cuda[:N]] [--lora-r 8] [--lora-targets q_proj,k_proj,v_proj,o_proj|all-linear] [--json]\n"
         "                         [--parallel 1|dp2|tp2|pp2|dp2xtp2|...] [--micro-batches K] [--zero 0-3]   (under mpirun -np N)\n"
         "       forge bench json --model DIR [--json] [--quick]\n\n"
         "  ops      GEMM GFLOP/s (f32 per CPU backend, bf16) at 1024^3 and Llama shapes (MxKxN), as A B\n"
@@ -24,6 +24,7 @@ int cmd_bench(const Args& args) {
         "           and 1024; paged-attention decode ms per layer (32 sequences of 192 tokens)\n"
         "           and prefill per layer (16 prompts of 128 tokens)\n"
         "  --json   one JSON object per measurement (name, shape, dtype, threads, value, unit)\n"
+        "  --device auto (the default: the GPU when there is one), cpu, cuda or cuda:N for infer, serve, train\n"
         "  --quick  shorter timing loops\n"
         "  infer    prefill tokens/s (128-token prompt) and greedy decode tokens/s (128 new tokens),\n"
         "           batch 1, on a random Llama model of the preset's shape (../shared/PEERS.md)\n"
@@ -51,8 +52,8 @@ int cmd_bench(const Args& args) {
   };
   if (args[0] == "ops") check_flags(args, {"--json", "--quick"}, 1);
   else if (args[0] == "json") check_flags(args, {"--json", "--quick", "--model="}, 1);
-  else if (args[0] == "infer") check_flags(args, common, 1);
-  else if (args[0] == "serve") check_flags(args, with({"--kv-cache-dtype=", "--rounds=", "--no-http"}), 1);
+  else if (args[0] == "infer") check_flags(args, with({"--device="}), 1);
+  else if (args[0] == "serve") check_flags(args, with({"--kv-cache-dtype=", "--rounds=", "--no-http", "--device="}), 1);
   else if (args[0] == "train")
     check_flags(args, with({"--lora", "--qlora", "--batch=", "--seq=", "--steps=", "--device=", "--lora-r=", "--lora-targets=",
                             "--parallel=", "--micro-batches=", "--zero="}), 1);
@@ -62,12 +63,12 @@ int cmd_bench(const Args& args) {
     return bench::bench_json(required_flag(args, "--model", "DIR"), has_flag(args, "--json"), has_flag(args, "--quick"));
   if (args[0] == "infer")
     return bench::bench_infer(flag_value(args, "--preset", "stories15M"), flag_value(args, "--dtype", "f32"),
-                              has_flag(args, "--json"), has_flag(args, "--quick") ? 1 : 3);
+                              has_flag(args, "--json"), has_flag(args, "--quick") ? 1 : 3, device_flag(args));
   if (args[0] == "serve")
     return bench::bench_serve(flag_value(args, "--preset", "stories15M"), flag_value(args, "--dtype", "f32"),
                               flag_value(args, "--kv-cache-dtype", "bf16"), has_flag(args, "--json"),
                               int(int_flag(args, "--rounds", quick_or_3, 1, 1000)),
-                              !has_flag(args, "--no-http"));
+                              !has_flag(args, "--no-http"), device_flag(args));
   if (args[0] == "train" && !flag_value(args, "--parallel", "").empty()) {
     FORGE_CHECK(!has_flag(args, "--qlora"), "bench train: --qlora runs in one process, without --parallel");
     return bench::bench_train_parallel(flag_value(args, "--preset", "stories15M"), has_flag(args, "--lora"),
@@ -87,7 +88,7 @@ int cmd_bench(const Args& args) {
                               flag_value(args, "--dtype", "f32"), int_flag(args, "--batch", 8, 1, 1 << 20),
                               int_flag(args, "--seq", 256, 2, 1 << 24),
                               int(int_flag(args, "--steps", quick_or_3, 1, 1 << 20)),
-                              flag_value(args, "--device", "cpu"), ls, has_flag(args, "--json"));
+                              device_flag(args), ls, has_flag(args, "--json"));
   }
   std::fprintf(stderr, "forge bench: unknown benchmark '%s' (available: ops, infer, serve, train, json)\n", args[0].c_str());
   return 2;

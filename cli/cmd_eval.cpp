@@ -21,21 +21,23 @@ std::string strip(const std::string& s) {
 }  // namespace
 
 int cmd_eval(const Args& args) {
-  check_flags(args, {"--model=", "--data=", "--adapter=", "--max-tokens=", "--show="});
+  check_flags(args, {"--model=", "--data=", "--adapter=", "--max-tokens=", "--show=", "--device="});
   if (has_flag(args, "--help")) {
     std::printf(
-        "usage: forge eval --model DIR --data FILE.jsonl [--adapter DIR] [--max-tokens N] [--show N]\n\n"
+        "usage: forge eval --model DIR --data FILE.jsonl [--adapter DIR] [--max-tokens N] [--show N]\n"
+        "                  [--device auto|cpu|cuda|cuda:N]\n\n"
         "Generates a greedy answer for every row and prints the exact-match accuracy (answers compared\n"
         "after trimming whitespace). Chat rows ({\"messages\": [...]}) are prompted with all messages but\n"
         "the last, which must be the assistant's reference answer; prompt/completion rows with the\n"
-        "prompt. --adapter applies a PEFT LoRA adapter without merging. --show prints N examples.\n");
+        "prompt. --adapter applies a PEFT LoRA adapter without merging. --show prints N examples.\n"
+        "--device auto (the default) runs on the GPU when there is one.\n");
     return 0;
   }
   const std::string dir = required_flag(args, "--model", "DIR");
   const std::string path = required_flag(args, "--data", "FILE.jsonl");
   const int64_t max_tokens = int_flag(args, "--max-tokens", 32, 1);
   const int64_t show = int_flag(args, "--show", 3, 0);
-  auto model = models::load_model(dir);
+  auto model = models::load_model(dir, std::nullopt, device_flag(args));
   auto tok = data::Tokenizer::from_dir(dir);
   const std::string adapter = flag_value(args, "--adapter", "");
   peft::LoraModel lora;

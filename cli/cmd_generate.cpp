@@ -21,14 +21,15 @@ int cmd_generate(const Args& args) {
   check_flags(args, {"--model=", "--prompt=", "--chat", "--system=", "--max-tokens=", "--temperature=", "--top-p=",
                      "--top-k=", "--min-p=", "--repetition-penalty=", "--seed=", "--stop=", "--ignore-eos", "--json", "--json-schema=",
                      "--lora=", "--generation-config=", "--chat-template=",
-                     "--dtype=", "--kv-cache-dtype="});
+                     "--dtype=", "--kv-cache-dtype=", "--device="});
   if (has_flag(args, "--help")) {
     std::printf(
         "usage: forge generate --model DIR [--prompt TEXT | --prompt -] [--chat [--system TEXT]]\n"
         "                      [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--min-p P]\n"
         "                      [--repetition-penalty R] [--seed S] [--stop TEXT ...] [--ignore-eos]\n"
         "                      [--json | --json-schema FILE] [--lora DIR] [--dtype f32|bf16] [--kv-cache-dtype bf16|f32]\n"
-        "                      [--generation-config auto|none|DIR] [--chat-template FILE|TEMPLATE]\n\n"
+        "                      [--generation-config auto|none|DIR] [--chat-template FILE|TEMPLATE]\n"
+        "                      [--device auto|cpu|cuda|cuda:N]\n\n"
         "Generates until an end-of-sequence id of generation_config.json / config.json (with --chat also\n"
         "the tokenizer's eos token, e.g. Llama 3's <|eot_id|>), a --stop string, or --max-tokens (default\n"
         "128). --chat renders the prompt as a user message with the model's chat template. --temperature 0\n"
@@ -38,7 +39,8 @@ int cmd_generate(const Args& args) {
         "engine (paged KV cache), so results equal `forge serve`'s. Sampling flags left out take the model's\n"
         "generation_config.json (temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens), as\n"
         "forge serve does; --generation-config none gives the defaults above. --chat-template replaces\n"
-        "the model's chat template for --chat (a .jinja file, or the template itself).\n");
+        "the model's chat template for --chat (a .jinja file, or the template itself). --device auto (the\n"
+        "default) runs on the GPU when there is one.\n");
     return 0;
   }
   const std::string dir = required_flag(args, "--model", "DIR");
@@ -46,7 +48,8 @@ int cmd_generate(const Args& args) {
   std::string prompt = flag_value(args, "--prompt", "");
   if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   const std::string dt = flag_value(args, "--dtype", "");
-  auto model = models::load_model(dir, dt.empty() ? std::nullopt : std::optional<DType>(dtype_from_name(dt)));
+  auto model = models::load_model(dir, dt.empty() ? std::nullopt : std::optional<DType>(dtype_from_name(dt)),
+                                  device_flag(args));
   auto tok = data::Tokenizer::from_dir(dir);
   data::override_chat_template(*tok, flag_value(args, "--chat-template", ""));
   const models::ModelConfig& cfg = model->config();

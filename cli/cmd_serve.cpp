@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "data/chat_template.h"
 #include "infer/server.h"
+#include "kernels/cuda/cuda_backend.h"
 #include "models/pretrained.h"
 
 namespace forge::cli {
@@ -38,7 +39,7 @@ int cmd_serve(const Args& args) {
                      "--kv-cache-memory=", "--kv-cache-dtype=", "--max-model-len=", "--max-num-seqs=",
                      "--max-num-batched-tokens=", "--block-size=", "--no-prefix-caching", "--max-lora-rank=",
                      "--max-body-bytes=", "--request-timeout=", "--tool-call-parser=", "--reasoning-parser=",
-                     "--generation-config=", "--chat-template="});
+                     "--generation-config=", "--chat-template=", "--device=", "--gpu-memory-utilization="});
   if (has_flag(args, "--help")) {
     std::printf(
         "usage: forge serve --model DIR [--host H] [--port P] [--served-name NAME] [--lora NAME=DIR ...]\n"
@@ -46,7 +47,8 @@ int cmd_serve(const Args& args) {
         "                   [--max-model-len N] [--max-num-seqs N] [--max-num-batched-tokens N] [--block-size N]\n"
         "                   [--no-prefix-caching] [--max-lora-rank R] [--max-body-bytes SIZE] [--request-timeout S]\n"
         "                   [--tool-call-parser auto|hermes|llama3_json|none] [--reasoning-parser auto|think|none]\n"
-        "                   [--generation-config auto|none|DIR] [--chat-template FILE|TEMPLATE]\n\n"
+        "                   [--generation-config auto|none|DIR] [--chat-template FILE|TEMPLATE]\n"
+        "                   [--device auto|cpu|cuda|cuda:N] [--gpu-memory-utilization F]\n\n"
         "OpenAI-compatible API: /v1/chat/completions, /v1/completions, /v1/models, /health, /metrics,\n"
         "and vLLM's /tokenize and /detokenize.\n"
         "Binds 127.0.0.1:8000 unless told otherwise (--port 0 picks a free port; the address is printed).\n"
@@ -67,6 +69,9 @@ int cmd_serve(const Args& args) {
         "max_tokens from max_new_tokens) take the model's generation_config.json, as vLLM does;\n"
         "--generation-config none uses OpenAI's defaults instead, DIR another directory's file.\n"
         "--chat-template replaces the model's chat template (a .jinja file, or the template itself).\n"
+        "--device: auto (the default) serves on the GPU when there is one. There the weights, the paged KV\n"
+        "cache and the adapters live in device memory; unless --kv-cache-memory is given, the cache takes\n"
+        "--gpu-memory-utilization (0.9) of the device less the weights and a step's activations.\n"
         "SIGTERM or Ctrl-C: running requests finish, new ones get 503, then the server exits.\n");
     return 0;
   }
@@ -74,6 +79,8 @@ int cmd_serve(const Args& args) {
   const std::string dt = flag_value(args, "--dtype", "");
   infer::EngineConfig ec;
   ec.kv_cache_bytes = parse_size(flag_value(args, "--kv-cache-memory", "1G"), "--kv-cache-memory");
+  const bool kv_given = !flag_value(args, "--kv-cache-memory", "").empty();
+  const double utilization = number_flag(args, "--gpu-memory-utilization", 0.9, 0.05, 1.0);
   ec.kv_cache_dtype = dtype_from_name(flag_value(args, "--kv-cache-dtype", "bf16"));  // checked by the engine
   ec.max_model_len = int_flag(args, "--max-model-len", 0, 0);  // 0: the model's context
   ec.max_num_seqs = int_flag(args, "--max-num-seqs", 64, 1, 1 << 20);
@@ -110,7 +117,11 @@ int cmd_serve(const Args& args) {
   sigaddset(&sigs, SIGINT);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
-  auto model = models::load_model(dir, dt.empty() ? std::nullopt : std::optional<DType>(dtype_from_name(dt)));
+  const Device dev = device_flag(args);
+  auto model = models::load_model(dir, dt.empty() ? std::nullopt : std::optional<DType>(dtype_from_name(dt)), dev);
+  const size_t weight_bytes = dev.is_cuda() ? cuda::bytes_in_use(dev.index) : 0;
+  if (dev.is_cuda() && !kv_given)
+    ec.kv_cache_bytes = infer::device_kv_cache_bytes(model->config(), ec, dev.index, utilization);
   auto tok = data::Tokenizer::from_dir(dir);
   data::override_chat_template(*tok, flag_value(args, "--chat-template", ""));
   so.model.tool_format = parser == "auto" ? infer::detect_tool_format(tok->chat_template()) : infer::tool_format_named(parser);
@@ -142,6 +153,13 @@ int cmd_serve(const Args& args) {
   std::fprintf(stderr, "forge serve: model '%s' (%s) with %zu adapter(s); KV cache %lld blocks of %lld tokens, max model len %lld\n",
                so.served_name.c_str(), dir.c_str(), loras.size(), (long long)(engine.num_blocks() - 1),
                (long long)ec.block_size, (long long)engine.max_model_len());
+  if (dev.is_cuda()) {
+    size_t free_b = 0, total_b = 0;
+    cuda::memory_info(dev.index, &free_b, &total_b);
+    std::fprintf(stderr, "forge serve: %s: weights %.0f MiB, KV cache %.0f MiB; %.0f MiB in use of %.0f MiB\n",
+                 dev.str().c_str(), double(weight_bytes) / (1 << 20), double(ec.kv_cache_bytes) / (1 << 20),
+                 double(cuda::bytes_in_use(dev.index)) / (1 << 20), double(total_b) / (1 << 20));
+  }
   if (so.model.tool_format != infer::ToolFormat::None)
     std::fprintf(stderr, "forge serve: tool calls in the %s format\n", infer::tool_format_name(so.model.tool_format));
   if (!so.model.sampling.empty())

@@ -141,4 +141,6 @@ double number_flag(const Args& args, const std::string& name, double fallback, d
   throw Error(name + ": expected " + range_text("a number", lo, hi, -HUGE_VAL, HUGE_VAL) + ", got '" + v + "'");
 }
 
+Device device_flag(const Args& args) { return resolve_device(flag_value(args, "--device", "auto"), "--device"); }
+
 }  // namespace forge::cli

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "core/device.h"
+
 namespace forge::cli {
 
 using Args = std::vector<std::string>;
@@ -32,5 +34,8 @@ int64_t int_flag(const Args& args, const std::string& name, int64_t fallback, in
                  int64_t hi = INT64_MAX);
 double number_flag(const Args& args, const std::string& name, double fallback, double lo = -HUGE_VAL,
                    double hi = HUGE_VAL);
+// --device auto|cpu|cuda|cuda:N (default auto) made concrete on this machine (core/device.h):
+// a device the machine lacks throws naming what is missing.
+Device device_flag(const Args& args);
 
 }  // namespace forge::cli

@@ -202,8 +202,9 @@ Tensor Embedding::forward(const Tensor& ids) const {
   }
   Shape ks = ids.shape();
   ks.push_back(1);
-  Tensor e = embedding(weight, Tensor::from_vector(local, ids.shape()).to(ids.device()));
-  Tensor mask = Tensor::from_vector(keep, ks).to(e.dtype()).to(ids.device());
+  // The local ids stay on the host (the embedding checks and moves them); the mask goes where e is.
+  Tensor e = embedding(weight, Tensor::from_vector(local, ids.shape()));
+  Tensor mask = Tensor::from_vector(keep, ks).to(e.dtype()).to(e.device());
   return tp->reduce(mul(e, mask));
 }
 

@@ -8,11 +8,27 @@
 #include "core/autograd.h"
 #include "core/error.h"
 #include "infer/stop_strings.h"
+#include "kernels/cuda/cuda_backend.h"
 
 namespace forge::infer {
 
 int64_t kv_bytes_per_token(const models::ModelConfig& c, DType dtype) {
   return 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim * (dtype == DType::F32 ? 4 : 2);
+}
+
+int64_t device_kv_cache_bytes(const models::ModelConfig& c, const EngineConfig& cfg, int device, double utilization) {
+  size_t free_b = 0, total_b = 0;
+  cuda::memory_info(device, &free_b, &total_b);
+  const double used = double(total_b - free_b);
+  const double reserve = double(cfg.max_num_batched_tokens) * double(6 * c.hidden_size + 3 * c.intermediate_size) * 4 +
+                         double(cfg.max_num_seqs) * double(c.vocab_size) * 8;
+  const double kv = utilization * double(total_b) - used - reserve;
+  auto mib = [](double b) { return std::to_string(int64_t(b / double(1 << 20))) + " MiB"; };
+  FORGE_CHECK(kv >= double(cfg.block_size * kv_bytes_per_token(c, cfg.kv_cache_dtype)), "cuda:", device,
+              ": no room for a KV cache: --gpu-memory-utilization ", utilization, " of ", mib(double(total_b)),
+              " is ", mib(utilization * double(total_b)), ", of which ", mib(used), " is in use (the weights) and ",
+              mib(reserve), " is kept for a step's activations (--max-num-batched-tokens, --max-num-seqs)");
+  return int64_t(kv);
 }
 
 struct Engine::Live {
@@ -248,12 +264,13 @@ void Engine::run_chunks(const std::vector<ScheduledChunk>& chunks_in) {
   models::ForwardOptions fo;
   fo.paged = &kv_;
   fo.positions = Tensor::from_vector(pos, {N}, dev);
-  Tensor h = model_->hidden_states(Tensor::from_vector(ids, {1, N}, dev), fo);  // [1, N, C]
+  // ids and the sampled rows stay on the host: the embedding checks them there, then copies once.
+  Tensor h = model_->hidden_states(Tensor::from_vector(ids, {1, N}), fo);  // [1, N, C]
   Tensor logits_t;  // [M, V] f32 on the host, sampled in place (no copy: 4 MB a step at 32 rows)
   if (!sample_rows.empty()) {
     const int64_t M = int64_t(sample_rows.size());
     // Gather the rows that draw a token (an embedding lookup is a row gather), then the LM head.
-    Tensor rows = embedding(h.view({N, h.size(2)}), Tensor::from_vector(sample_rows, {M}, dev));
+    Tensor rows = embedding(h.view({N, h.size(2)}), Tensor::from_vector(sample_rows, {M}));
     logits_t = model_->logits(rows).to(DType::F32).to(Device::cpu()).contiguous();
   }
   float* logits = logits_t.defined() ? logits_t.data<float>() : nullptr;

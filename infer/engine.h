@@ -84,6 +84,11 @@ struct EngineCounters {
 
 // KV cache bytes one token takes in a model (keys and values of every layer).
 int64_t kv_bytes_per_token(const models::ModelConfig& c, DType dtype);
+// What the KV cache gets on a GPU by default, as vLLM's --gpu-memory-utilization: that fraction of
+// the device's memory, less what is already allocated there (the weights) and a reserve for one
+// step's activations and logits (max_num_batched_tokens rows through the layers, max_num_seqs
+// rows of logits). Throws with the sizes when nothing is left.
+int64_t device_kv_cache_bytes(const models::ModelConfig& c, const EngineConfig& cfg, int device, double utilization);
 
 class Engine {
  public:
@@ -116,6 +121,7 @@ class Engine {
   double kv_usage() const { return kv_usage_.load(); }
   const EngineConfig& config() const { return cfg_; }
   int64_t max_model_len() const { return cfg_.max_model_len; }
+  Device device() const { return model_->device(); }  // where the weights and the KV cache are
   int64_t num_blocks() const { return num_blocks_; }
   const data::Tokenizer& tokenizer() const { return *tok_; }
 

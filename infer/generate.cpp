@@ -30,7 +30,8 @@ GenerateResult generate(models::CausalLM& model, const std::vector<int64_t>& pro
   res.finish_reason = "length";
 
   double t0 = now();
-  Tensor ids = Tensor::from_vector(prompt, {1, int64_t(prompt.size())}, dev);
+  // ids stay on the host: the embedding checks them there and copies them over once.
+  Tensor ids = Tensor::from_vector(prompt, {1, int64_t(prompt.size())});
   for (int64_t step = 0; step < opt.max_new_tokens; ++step) {
     std::vector<float> logits = model.forward(ids, fo).to_float_vector();
     if (step == 0) res.prefill_seconds = now() - t0;
@@ -44,7 +45,7 @@ GenerateResult generate(models::CausalLM& model, const std::vector<int64_t>& pro
       res.finish_reason = "stop";
       break;
     }
-    if (step + 1 < opt.max_new_tokens) ids = Tensor::from_vector(std::vector<int64_t>{tok}, {1, 1}, dev);
+    if (step + 1 < opt.max_new_tokens) ids = Tensor::from_vector(std::vector<int64_t>{tok}, {1, 1});
   }
   res.decode_seconds = now() - t0 - res.prefill_seconds;
   return res;

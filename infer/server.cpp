@@ -9,7 +9,9 @@
 #include <optional>
 #include <random>
 
+#include "core/device_stats.h"
 #include "infer/openai_api.h"
+#include "kernels/cuda/cuda_backend.h"
 
 namespace forge::infer {
 namespace {
@@ -120,6 +122,23 @@ std::string Server::metrics_text() const {
   out += prom_metric("forge_engine_steps_total", "counter", "Engine steps (one packed model call each)", double(c.steps));
   out += prom_metric("forge_engine_step_seconds_total", "counter", "Time the engine spent in steps (busy time)",
                      c.step_seconds);
+  if (const Device dev = engine_.device(); dev.is_cuda()) {  // the caching allocator and the copies
+    size_t free_b = 0, total_b = 0;
+    cuda::memory_info(dev.index, &free_b, &total_b);
+    const DeviceStats d = device_stats();
+    out += prom_metric("forge_device_memory_allocated_bytes", "gauge", "Device memory held by tensors",
+                       double(cuda::bytes_in_use(dev.index)));
+    out += prom_metric("forge_device_memory_peak_bytes", "gauge", "Most device memory held by tensors at once",
+                       double(cuda::bytes_peak(dev.index)));
+    out += prom_metric("forge_device_memory_reserved_bytes", "gauge",
+                       "Device memory the caching allocator holds (in use and kept for reuse)",
+                       double(cuda::bytes_reserved(dev.index)));
+    out += prom_metric("forge_device_memory_total_bytes", "gauge", "The device's memory", double(total_b));
+    out += prom_metric("forge_device_copies_to_device_total", "counter", "Host-to-device copies", double(d.h2d));
+    out += prom_metric("forge_device_copies_to_host_total", "counter", "Device-to-host copies", double(d.d2h));
+    out += prom_metric("forge_host_fallbacks_total", "counter", "Ops run on host copies for want of a CUDA kernel",
+                       double(d.host_fallbacks));
+  }
   out += ttft_.render("forge_time_to_first_token_seconds", "Time from request arrival to its first token");
   out += itl_.render("forge_inter_token_latency_seconds", "Time between consecutive tokens of a sequence");
   out += e2e_.render("forge_e2e_request_latency_seconds", "Time from arrival to the last token");

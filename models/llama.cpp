@@ -131,9 +131,10 @@ Tensor CausalLM::embed(const Tensor& ids) const {
   return model->embed_tokens->forward(ids);
 }
 
-Tensor CausalLM::run_layers(Tensor x, int64_t begin, int64_t end, const Tensor& pos, const ForwardOptions& opt) {
+Tensor CausalLM::run_layers(Tensor x, int64_t begin, int64_t end, const Tensor& pos_in, const ForwardOptions& opt) {
   if (inv_freq_.device() != x.device()) inv_freq_ = inv_freq_.to(x.device());  // once per device move
   const Tensor& inv_freq = inv_freq_;
+  const Tensor pos = pos_in.device() == x.device() ? pos_in : pos_in.to(x.device());  // once, not per rope
   for (int64_t i = begin; i < end; ++i) {
     if (checkpoint_layers && grad_enabled() && !opt.cache) {
       // Keep only the layer's input; backward runs the layer again (activation checkpointing).

@@ -53,6 +53,11 @@ class LocalCommunicator : public Communicator {
 };
 }  // namespace
 
+void Communicator::stalled(const std::string& what, int) {
+  throw Error(what + " on the " + name_ + " group at step " + std::to_string(current_step()) + " did not finish within " +
+              std::to_string(int(timeout())) + " s (a rank stalled or died)");
+}
+
 std::vector<double> Communicator::reduce(std::vector<double> v, ReduceOp op) {
   reduce_doubles(v.data(), int(v.size()), op);
   return v;

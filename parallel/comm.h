@@ -60,6 +60,16 @@ class Communicator {
   // The group of ranks with the same color, ordered by key (MPI_Comm_split).
   virtual std::unique_ptr<Communicator> split(int color, int key, const std::string& name) = 0;
 
+  // Arrival bookkeeping for collectives another backend runs for this group (NCCL under
+  // parallel/comm_device.h), so that its timeouts name the ranks that never arrived as MPI's do:
+  // arrive() as the collective starts, arrived(token) once it is done, and stalled() when it
+  // outlived the deadline (throws; on the group's first rank naming the missing ranks).
+  virtual int arrive() { return -1; }
+  virtual void arrived(int) {}
+  [[noreturn]] virtual void stalled(const std::string& what, int token);
+  // Stops the backend's work in flight after an error (NCCL: ncclCommAbort); nothing for MPI.
+  virtual void abort() {}
+
  protected:
   virtual void reduce_doubles(double* v, int n, ReduceOp op) = 0;  // in place over the group
   std::string name_;

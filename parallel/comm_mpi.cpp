@@ -102,21 +102,21 @@ class MpiCommunicator : public Communicator {
   int size() const override { return size_; }
 
   std::unique_ptr<Work> all_reduce_async(Tensor& t, ReduceOp op) override {
+    const MPI_Datatype ty = mpi_type(t, "all_reduce", true);  // a refused tensor announces no arrival
     const int tag = arrive();
     MPI_Request r;
-    check(MPI_Iallreduce(MPI_IN_PLACE, t.raw_data(), int(t.numel()), mpi_type(t, "all_reduce", true), mpi_op(op), comm_, &r),
-          "Iallreduce");
+    check(MPI_Iallreduce(MPI_IN_PLACE, t.raw_data(), int(t.numel()), ty, mpi_op(op), comm_, &r), "Iallreduce");
     return std::make_unique<MpiWork>(this, r, "all_reduce", tag, -1);
   }
   std::unique_ptr<Work> reduce_scatter_async(const Tensor& in, Tensor& out, const std::vector<int64_t>& counts) override {
     check_counts(counts, in.numel(), out.numel(), "reduce_scatter");
     FORGE_CHECK(in.dtype() == out.dtype(), "reduce_scatter: input and output dtypes differ");
     std::vector<int> c(counts.begin(), counts.end());
+    const MPI_Datatype ty = mpi_type(in, "reduce_scatter", true);
+    mpi_type(out, "reduce_scatter", true);
     const int tag = arrive();
     MPI_Request r;
-    check(MPI_Ireduce_scatter(in.raw_data(), out.raw_data(), c.data(), mpi_type(in, "reduce_scatter", true), MPI_SUM, comm_,
-                              &r),
-          "Ireduce_scatter");
+    check(MPI_Ireduce_scatter(in.raw_data(), out.raw_data(), c.data(), ty, MPI_SUM, comm_, &r), "Ireduce_scatter");
     return std::make_unique<MpiWork>(this, r, "reduce_scatter", tag, -1);
   }
   std::unique_ptr<Work> all_gather_async(const Tensor& in, Tensor& out, const std::vector<int64_t>& counts) override {
@@ -124,9 +124,10 @@ class MpiCommunicator : public Communicator {
     FORGE_CHECK(in.dtype() == out.dtype(), "all_gather: input and output dtypes differ");
     std::vector<int> c(counts.begin(), counts.end()), displ(counts.size(), 0);
     for (size_t i = 1; i < c.size(); ++i) displ[i] = displ[i - 1] + c[i - 1];
+    const MPI_Datatype ty = mpi_type(out, "all_gather");
+    mpi_type(in, "all_gather");
     const int tag = arrive();
     MPI_Request r;
-    const MPI_Datatype ty = mpi_type(out, "all_gather");
     check(MPI_Iallgatherv(in.raw_data(), c[size_t(rank_)], ty, out.raw_data(), c.data(), displ.data(), ty, comm_, &r),
           "Iallgatherv");
     return std::make_unique<MpiWork>(this, r, "all_gather", tag, -1);
@@ -143,9 +144,10 @@ class MpiCommunicator : public Communicator {
                                      src);
   }
   void broadcast(Tensor& t, int root) override {
+    const MPI_Datatype ty = mpi_type(t, "broadcast");
     const int tag = arrive();
     MPI_Request r;
-    check(MPI_Ibcast(t.raw_data(), int(t.numel()), mpi_type(t, "broadcast"), root, comm_, &r), "Ibcast");
+    check(MPI_Ibcast(t.raw_data(), int(t.numel()), ty, root, comm_, &r), "Ibcast");
     MpiWork(this, r, "broadcast", tag, -1).wait();
   }
   void barrier() override {
@@ -160,9 +162,10 @@ class MpiCommunicator : public Communicator {
     return std::make_unique<MpiCommunicator>(c, name);
   }
 
-  // Called by MpiWork when a collective is done: the first rank collects the arrivals.
-  void collect_arrivals(int tag) {
-    if (rank_ != 0) return;
+  // Called by MpiWork (or a device backend's work) when a collective is done: the first rank
+  // collects the arrivals.
+  void arrived(int tag) override {
+    if (rank_ != 0 || tag < 0) return;
     for (int p = 1; p < size_; ++p) MPI_Recv(nullptr, 0, MPI_BYTE, p, tag, arrive_, MPI_STATUS_IGNORE);
   }
   [[noreturn]] void timed_out(const std::string& what, int tag, int peer) {
@@ -183,6 +186,18 @@ class MpiCommunicator : public Communicator {
     throw Error(where + ": " + (missing.empty() ? std::string("every rank arrived, the transfer itself stalled")
                                                 : "rank " + join(missing) + " never reached it (stalled or dead)"));
   }
+  [[noreturn]] void stalled(const std::string& what, int token) override { timed_out(what, token, -1); }
+
+  // Numbers the collective and tells the first rank this rank reached it.
+  int arrive() override {
+    const int tag = int(++seq_ % 32000);
+    if (rank_ != 0) {
+      MPI_Request r;
+      check(MPI_Isend(nullptr, 0, MPI_BYTE, 0, tag, arrive_, &r), "Isend");
+      MPI_Request_free(&r);
+    }
+    return tag;
+  }
 
  protected:
   void reduce_doubles(double* v, int n, ReduceOp op) override {
@@ -193,16 +208,6 @@ class MpiCommunicator : public Communicator {
   }
 
  private:
-  // Numbers the collective and tells the first rank this rank reached it.
-  int arrive() {
-    const int tag = int(++seq_ % 32000);
-    if (rank_ != 0) {
-      MPI_Request r;
-      check(MPI_Isend(nullptr, 0, MPI_BYTE, 0, tag, arrive_, &r), "Isend");
-      MPI_Request_free(&r);
-    }
-    return tag;
-  }
   void check_counts(const std::vector<int64_t>& counts, int64_t whole, int64_t part, const char* what) const {
     FORGE_CHECK(int(counts.size()) == size_, what, ": ", counts.size(), " counts for a group of ", size_);
     int64_t total = 0;
@@ -225,7 +230,7 @@ bool MpiWork::test() {
 
 void MpiWork::finish() {
   done_ = true;
-  if (peer_ < 0) comm_->collect_arrivals(tag_);
+  if (peer_ < 0) comm_->arrived(tag_);
 }
 
 void MpiWork::wait() {

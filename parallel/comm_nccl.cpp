@@ -1,6 +1,10 @@
 // NCCL communicator (see comm_nccl.h). Work is a CUDA event recorded after the collective; waits
-// poll it against the deadline, and a communicator that times out is aborted (ncclCommAbort) so
-// no kernel is left spinning on the device.
+// poll it against the deadline and NCCL's asynchronous error, and a communicator that times out
+// or fails is aborted (ncclCommAbort) so no kernel is left spinning on the device. Collectives run
+// on the device's compute stream; sends and receives each on a stream of their own (ordered
+// after the compute stream's work so far), so a pipeline stage's send waiting for its peer never
+// holds up the receive the peer is waiting for (1F1B's crossing messages would deadlock on one
+// stream).
 #include "parallel/comm_nccl.h"
 
 #include <cuda_runtime.h>
@@ -44,9 +48,9 @@ class NcclCommunicator;
 
 class NcclWork : public Work {
  public:
-  NcclWork(NcclCommunicator* c, std::string what);
+  NcclWork(NcclCommunicator* c, std::string what, cudaStream_t on = nullptr);  // on: the compute stream
   ~NcclWork() override { cudaEventDestroy(ev_); }
-  bool test() override { return done_ || (done_ = cudaEventQuery(ev_) == cudaSuccess); }
+  bool test() override;
   void wait() override;
 
  private:
@@ -65,9 +69,15 @@ class NcclCommunicator : public Communicator {
     check(ncclCommUserRank(comm_, &rank_), "CommUserRank");
     check(ncclCommCount(comm_, &size_), "CommCount");
     stream_ = static_cast<cudaStream_t>(cuda::stream(device));
+    check(cudaStreamCreateWithFlags(&send_stream_, cudaStreamNonBlocking), "StreamCreate");
+    check(cudaStreamCreateWithFlags(&recv_stream_, cudaStreamNonBlocking), "StreamCreate");
+    check(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming), "EventCreate");
   }
   ~NcclCommunicator() override {
     if (comm_) ncclCommDestroy(comm_);
+    cudaEventDestroy(ready_);
+    cudaStreamDestroy(send_stream_);
+    cudaStreamDestroy(recv_stream_);
   }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -111,12 +121,16 @@ class NcclCommunicator : public Communicator {
     return std::make_unique<NcclWork>(this, "all_gather");
   }
   std::unique_ptr<Work> send_async(const Tensor& t, int dst, int) override {
-    check(ncclSend(t.raw_data(), size_t(t.numel()), nccl_type(t, "send"), dst, comm_, stream_), "Send");
-    return std::make_unique<NcclWork>(this, "send to rank " + std::to_string(world_ranks_.at(size_t(dst))));
+    const ncclDataType_t ty = nccl_type(t, "send");
+    after_compute(send_stream_);  // the data is written by the compute stream's work so far
+    check(ncclSend(t.raw_data(), size_t(t.numel()), ty, dst, comm_, send_stream_), "Send");
+    return std::make_unique<NcclWork>(this, "send to rank " + std::to_string(world_ranks_.at(size_t(dst))), send_stream_);
   }
   std::unique_ptr<Work> recv_async(Tensor& t, int src, int) override {
-    check(ncclRecv(t.raw_data(), size_t(t.numel()), nccl_type(t, "recv"), src, comm_, stream_), "Recv");
-    return std::make_unique<NcclWork>(this, "recv from rank " + std::to_string(world_ranks_.at(size_t(src))));
+    const ncclDataType_t ty = nccl_type(t, "recv");
+    after_compute(recv_stream_);  // the buffer was allocated on the compute stream
+    check(ncclRecv(t.raw_data(), size_t(t.numel()), ty, src, comm_, recv_stream_), "Recv");
+    return std::make_unique<NcclWork>(this, "recv from rank " + std::to_string(world_ranks_.at(size_t(src))), recv_stream_);
   }
   void broadcast(Tensor& t, int root) override {
     check(ncclBroadcast(t.raw_data(), t.raw_data(), size_t(t.numel()), nccl_type(t, "broadcast"), root, comm_, stream_),
@@ -143,9 +157,23 @@ class NcclCommunicator : public Communicator {
     for (auto& m : members) wr.push_back(m.second);
     return std::make_unique<NcclCommunicator>(c, device_, name, wr);
   }
-  [[noreturn]] void timed_out(const std::string& what) {
-    ncclCommAbort(comm_);
+  void abort() override {
+    if (comm_) ncclCommAbort(comm_);
     comm_ = nullptr;
+  }
+  // NCCL's asynchronous error (a peer gone, a network failure): abort and throw naming it.
+  void check_async(const std::string& what) {
+    if (!comm_) return;
+    ncclResult_t err = ncclSuccess;
+    ncclCommGetAsyncError(comm_, &err);
+    if (err == ncclSuccess || err == ncclInProgress) return;
+    abort();
+    throw Error("rank " + std::to_string(world_ranks_[size_t(rank_)]) + ": NCCL " + what + " on the " + name_ +
+                " group at step " + std::to_string(current_step()) + " failed: " + ncclGetErrorString(err) +
+                " (the communicator was aborted)");
+  }
+  [[noreturn]] void timed_out(const std::string& what) {
+    abort();
     throw Error("rank " + std::to_string(world_ranks_[size_t(rank_)]) + ": NCCL " + what + " on the " + name_ +
                 " group at step " + std::to_string(current_step()) + " did not finish within " +
                 std::to_string(int(timeout())) + " s (a rank stalled or died; the communicator was aborted)");
@@ -164,14 +192,29 @@ class NcclCommunicator : public Communicator {
   }
 
  private:
+  // Makes `s` wait for the work enqueued on the compute stream so far.
+  void after_compute(cudaStream_t s) {
+    check(cudaEventRecord(ready_, stream_), "EventRecord");
+    check(cudaStreamWaitEvent(s, ready_, 0), "StreamWaitEvent");
+  }
   ncclComm_t comm_;
   int device_, rank_ = 0, size_ = 1;
-  cudaStream_t stream_{};
+  cudaStream_t stream_{}, send_stream_{}, recv_stream_{};
+  cudaEvent_t ready_{};
 };
 
-NcclWork::NcclWork(NcclCommunicator* c, std::string what) : c_(c), what_(std::move(what)) {
+NcclWork::NcclWork(NcclCommunicator* c, std::string what, cudaStream_t on) : c_(c), what_(std::move(what)) {
   check(cudaEventCreateWithFlags(&ev_, cudaEventDisableTiming), "EventCreate");
-  check(cudaEventRecord(ev_, c->stream()), "EventRecord");
+  check(cudaEventRecord(ev_, on ? on : c->stream()), "EventRecord");
+}
+
+bool NcclWork::test() {
+  if (done_) return true;
+  const cudaError_t q = cudaEventQuery(ev_);
+  if (q == cudaSuccess) return done_ = true;
+  if (q != cudaErrorNotReady) check(q, "EventQuery");
+  c_->check_async(what_);
+  return false;
 }
 
 void NcclWork::wait() {

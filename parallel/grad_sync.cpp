@@ -46,7 +46,9 @@ GradSync::GradSync(Communicator& dp, std::vector<Tensor> params, Mode mode, int6
     for (int64_t p = k.first; p <= k.last; ++p) bucket_of_[size_t(p)] = buckets_.size();
     buckets_.push_back(std::move(k));
   }
-  if (mode_ == Mode::ReduceScatter) shard_grad_ = Tensor::zeros({layout_.hi - layout_.lo});
+  // Buckets and the shard live where the parameters do (a GPU: NCCL moves them).
+  device_ = params_.empty() ? Device::cpu() : params_[0].device();
+  if (mode_ == Mode::ReduceScatter) shard_grad_ = Tensor::zeros({layout_.hi - layout_.lo}, DType::F32, device_);
   self_ = std::make_shared<GradSync*>(this);
   std::weak_ptr<GradSync*> weak = self_;
   for (size_t i = 0; i < params_.size(); ++i)
@@ -72,7 +74,7 @@ void GradSync::on_ready(size_t param) {
 
 void GradSync::launch(Bucket& k) {
   NoGradGuard ng;
-  k.buf = Tensor::empty({k.b - k.a});
+  k.buf = Tensor::empty({k.b - k.a}, DType::F32, device_);
   for (int64_t p = k.first; p <= k.last; ++p) {
     const Tensor& w = params_[size_t(p)];
     Tensor dst = k.buf.narrow(0, layout_.offsets[size_t(p)] - k.a, w.numel());

@@ -68,6 +68,7 @@ class GradSync {
   size_t next_ = 0;                // next bucket to launch
   bool sync_ = true;
   Tensor shard_grad_;
+  Device device_;  // the parameters' (buckets and the shard gradient are made there)
   std::shared_ptr<GradSync*> self_;  // hooks hold a copy; cleared on destruction
 };
 

@@ -17,8 +17,9 @@ struct MeshShape {
 
 class Mesh {
  public:
-  // Throws when dp * tp * pp differs from the world's size, saying how to launch.
-  Mesh(Communicator& world, MeshShape shape);
+  // Throws when dp * tp * pp differs from the world's size, saying how to launch. On a CUDA
+  // device the dp, tp and pp groups carry device tensors over NCCL (parallel/comm_device.h).
+  Mesh(Communicator& world, MeshShape shape, Device device = Device::cpu());
   const MeshShape& shape() const { return shape_; }
   int dp_rank() const { return dp_rank_; }
   int tp_rank() const { return tp_rank_; }

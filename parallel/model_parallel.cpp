@@ -40,7 +40,7 @@ ModelParallel::ModelParallel(const Mesh& mesh, models::CausalLM& model, peft::Lo
   const bool keep_copy = pp > 1 && model.config().tie_word_embeddings && last_stage();
   NoGradGuard ng;
   for (auto& [name, p] : all_parameters(model, lora))
-    if (stage_of(name) != s && !(keep_copy && name == kEmbed)) p.set_data(Tensor::empty({0}, p.dtype()));
+    if (stage_of(name) != s && !(keep_copy && name == kEmbed)) p.set_data(Tensor::empty({0}, p.dtype(), p.device()));
 }
 
 std::pair<int64_t, int64_t> ModelParallel::layers_of_stage(int64_t s) const {
@@ -85,7 +85,7 @@ void ModelParallel::tied_send_grad() {
   if (!tied_ || !last_stage()) return;
   NoGradGuard ng;
   Tensor w = model_.model->embed_tokens->weight;  // a handle to the parameter itself
-  Tensor g = w.grad().defined() ? w.grad().contiguous() : Tensor::zeros(w.shape(), w.dtype());
+  Tensor g = w.grad().defined() ? w.grad().contiguous() : Tensor::zeros(w.shape(), w.dtype(), w.device());
   mesh_.pp().send(g, 0, kTiedGrad);
   w.set_grad(Tensor());
 }
@@ -94,7 +94,7 @@ void ModelParallel::tied_add_grad() {
   if (!tied_ || !first_stage()) return;
   NoGradGuard ng;
   Tensor w = model_.model->embed_tokens->weight;  // a handle to the parameter itself
-  Tensor g = Tensor::empty(w.shape(), w.dtype());
+  Tensor g = Tensor::empty(w.shape(), w.dtype(), w.device());
   mesh_.pp().recv(g, mesh_.shape().pp - 1, kTiedGrad);
   w.set_grad(w.grad().defined() ? add(w.grad(), g) : g);
 }
@@ -120,8 +120,8 @@ void ModelParallel::gather_to_rank0() {
     for (int t = 0; t < pieces; ++t) {
       const int src = mesh_.rank_of(0, t, st);
       if (me != 0 && me != src) continue;
-      if (me == src && me != 0) {
-        world.send(p.detach().contiguous(), 0, kGather);
+      if (me == src && me != 0) {  // through the host: the world group is MPI, and the weights go to disk
+        world.send(p.detach().to(Device::cpu()).contiguous(), 0, kGather);
         continue;
       }
       Tensor dst = sp.dim >= 0 ? full.narrow(sp.dim, t * (sp.full[size_t(sp.dim)] / pieces),

@@ -33,7 +33,7 @@ void run_pipeline(Schedule schedule, int64_t n, Communicator& pp, const Stage& s
   auto forward = [&](int64_t i) {
     Tensor in;
     if (!first) {
-      in = Tensor::empty(st.activation_shape(i), st.activation_dtype);
+      in = Tensor::empty(st.activation_shape(i), st.activation_dtype, st.activation_device);
       pp.recv(in, s - 1, kActivation);
       if (train) in.requires_grad_(true);
     }
@@ -48,7 +48,7 @@ void run_pipeline(Schedule schedule, int64_t n, Communicator& pp, const Stage& s
     Tensor& out = outputs[size_t(i)];
     Tensor g;
     if (!last) {
-      g = Tensor::empty(out.shape(), out.dtype());
+      g = Tensor::empty(out.shape(), out.dtype(), out.device());
       pp.recv(g, s + 1, kGradient);
     }
     // After the receive: the hook may wait for a message the next stage sends only once its
@@ -57,7 +57,8 @@ void run_pipeline(Schedule schedule, int64_t n, Communicator& pp, const Stage& s
     out.backward(g);
     if (!first) {
       Tensor gin = inputs[size_t(i)].grad();
-      send(gin.defined() ? gin : Tensor::zeros(inputs[size_t(i)].shape(), st.activation_dtype), s - 1, kGradient);
+      send(gin.defined() ? gin : Tensor::zeros(inputs[size_t(i)].shape(), st.activation_dtype, st.activation_device),
+           s - 1, kGradient);
     }
     inputs[size_t(i)] = outputs[size_t(i)] = Tensor();  // this micro-batch's activations go
   };

@@ -25,6 +25,7 @@ struct Stage {
   // The shape and dtype of micro-batch i's activation between stages.
   std::function<Shape(int64_t i)> activation_shape;
   DType activation_dtype = DType::F32;
+  Device activation_device;  // where activations and their gradients are received
   // Called before micro-batch i's backward, after its gradient has arrived from the next stage
   // (gradient-sync switches, tied weights).
   std::function<void(int64_t i)> before_backward;

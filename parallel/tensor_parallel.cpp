@@ -2,7 +2,8 @@
 #include "parallel/tensor_parallel.h"
 
 #include <cmath>
-#include <limits>
+#include <map>
+#include <mutex>
 
 #include "core/autograd.h"
 #include "core/error.h"
@@ -34,6 +35,17 @@ Tensor tp_reduce(const Tensor& x, Communicator& group) {
       return std::vector<Tensor>{g[0]};
     });
   return out;
+}
+
+// 0 .. V-1 as a [1, V] f32 row on `dev`, made once per size and device (a copy to the device each
+// time would cost every micro-batch one).
+Tensor columns(int64_t V, Device dev) {
+  static std::mutex mu;
+  static std::map<std::pair<int64_t, std::string>, Tensor> made;
+  std::lock_guard<std::mutex> lock(mu);
+  Tensor& t = made[{V, dev.str()}];
+  if (!t.defined()) t = Tensor::arange(V, DType::F32, dev).reshape({1, V});
+  return t;
 }
 
 // This rank's part [rank * n / size, (rank + 1) * n / size) of t along dim, as its own tensor.
@@ -118,51 +130,33 @@ Tensor vocab_parallel_cross_entropy(const Tensor& logits, const Tensor& labels, 
               "vocab_parallel_cross_entropy: logits [N, V/tp] and labels [N] expected, got ",
               shape_str(logits.shape()), " and ", shape_str(labels.shape()));
   const int64_t N = logits.size(0), V = logits.size(1);
-  Tensor z = logits.detach().to(Device::cpu()).to(DType::F32).contiguous();
-  const std::vector<int64_t> lab = labels.to(Device::cpu()).to(DType::I64).to_vector<int64_t>();
-  const float* zl = z.data<float>();
-  // Row maxima over the whole vocabulary, then sum of exponentials and the target's logit.
-  Tensor mx = Tensor::empty({N});
-  for (int64_t i = 0; i < N; ++i) {
-    float m = -std::numeric_limits<float>::infinity();
-    for (int64_t j = 0; j < V; ++j) m = std::max(m, zl[i * V + j]);
-    mx.data<float>()[i] = m;
+  const Device dev = logits.device();
+  // Tensor ops on the logits' device throughout (a GPU keeps them; the group moves [N, 1] and
+  // [N, 2]). Ids and offsets are exact in f32 (vocabularies are far below 2^24).
+  Tensor e, se, target, valid, out;
+  {
+    NoGradGuard ng;
+    const Tensor z = logits.detach().to(DType::F32).contiguous();
+    const Tensor lab = labels.to(DType::F32).to(dev).reshape({N, 1});
+    valid = ne(lab, Tensor::scalar(double(ignore_index), DType::F32, dev)).to(DType::F32);  // [N, 1]
+    // One-hot targets [N, V]: a target outside this part of the vocabulary matches no column.
+    target = eq(columns(V, dev), lab - double(vocab_start)).to(DType::F32);
+    // Row maxima over the whole vocabulary, then the sums of exponentials and the targets' logits.
+    Tensor mx = max(z, {1}, true).contiguous();  // [N, 1]
+    group.all_reduce(mx, ReduceOp::Max);
+    e = exp(sub(z, mx));
+    Tensor st = cat({sum(e, {1}, true), sum(mul(z, target), {1}, true)}, 1).contiguous();  // [N, 2]
+    group.all_reduce(st);
+    se = st.narrow(1, 0, 1);
+    out = sum(mul(sub(add(log(se), mx), st.narrow(1, 1, 1)), valid));
   }
-  group.all_reduce(mx, ReduceOp::Max);
-  Tensor st = Tensor::zeros({2, N});  // [sum exp, target logit]
-  float* se = st.data<float>();
-  float* tg = se + N;
-  const float* m = mx.data<float>();
-  for (int64_t i = 0; i < N; ++i) {
-    double s = 0;
-    for (int64_t j = 0; j < V; ++j) s += std::exp(double(zl[i * V + j] - m[i]));
-    se[i] = float(s);
-    const int64_t t = lab[size_t(i)] - vocab_start;
-    if (lab[size_t(i)] != ignore_index && t >= 0 && t < V) tg[i] = zl[i * V + t];
-  }
-  group.all_reduce(st);
-  double loss = 0;
-  for (int64_t i = 0; i < N; ++i)
-    if (lab[size_t(i)] != ignore_index) loss += std::log(double(se[i])) + double(m[i]) - double(tg[i]);
-  Tensor out = Tensor::scalar(loss, DType::F32, logits.device());
-  if (needs_grad({logits})) {
+  if (needs_grad({logits}))
     record("vocab_parallel_cross_entropy", {logits}, out,
-           [z, mx, st, lab, vocab_start, ignore_index, dtype = logits.dtype(), dev = logits.device()](
-               const std::vector<Tensor>& g, const std::vector<bool>&) {
-             const int64_t N = z.size(0), V = z.size(1);
-             const float go = float(g[0].item());
-             Tensor d = Tensor::zeros({N, V});
-             float* dz = d.data<float>();
-             const float *zl = z.data<float>(), *m = mx.data<float>(), *se = st.data<float>();
-             for (int64_t i = 0; i < N; ++i) {
-               if (lab[size_t(i)] == ignore_index) continue;
-               for (int64_t j = 0; j < V; ++j) dz[i * V + j] = go * std::exp(zl[i * V + j] - m[i]) / se[i];
-               const int64_t t = lab[size_t(i)] - vocab_start;
-               if (t >= 0 && t < V) dz[i * V + t] -= go;
-             }
-             return std::vector<Tensor>{d.to(dtype).to(dev)};
+           [e, se, target, valid, dtype = logits.dtype()](const std::vector<Tensor>& g, const std::vector<bool>&) {
+             // go (softmax - one-hot) on the rows with a target.
+             const Tensor d = mul(mul(sub(div(e, se), target), valid), g[0].to(DType::F32));
+             return std::vector<Tensor>{d.to(dtype)};
            });
-  }
   return out;
 }
 

@@ -41,8 +41,9 @@ void ParamShards::prefetch(int id) {
   Unit& u = it->second;
   // This rank's part of the unit's flat range, gathered from every rank's slice.
   const int64_t s = std::max(u.a, layout_.lo), e = std::min(u.b, layout_.hi);
-  u.send = e > s ? master_.detach().narrow(0, s - layout_.lo, e - s) : Tensor::empty({0});
-  u.buf = Tensor::empty({u.b - u.a});
+  const Device dev = master_.device();  // gathered where the masters are (a GPU: NCCL)
+  u.send = e > s ? master_.detach().narrow(0, s - layout_.lo, e - s) : Tensor::empty({0}, DType::F32, dev);
+  u.buf = Tensor::empty({u.b - u.a}, DType::F32, dev);
   u.work = comm_->all_gather_async(u.send, u.buf, layout_.counts_in(u.a, u.b));
 }
 
@@ -99,18 +100,19 @@ Tensor ParamShards::phantom(int64_t begin, int64_t end, const Tensor& in, const 
     enter(int(i), false);
     release(int(i));
   }
-  Tensor out = Tensor::zeros(out_shape, dtype);
+  Tensor out = Tensor::zeros(out_shape, dtype, master_.device());
   if (!grad_enabled()) return out;
   Tensor src = in.defined() && in.requires_grad() ? in : Tensor::zeros({1}).requires_grad_(true);
   std::weak_ptr<ParamShards*> weak = self_;
   record("zero3_phantom", {src}, out,
-         [weak, begin, end, shape = src.shape(), dt = src.dtype()](const std::vector<Tensor>&, const std::vector<bool>&) {
+         [weak, begin, end, shape = src.shape(), dt = src.dtype(), dev = src.device()](const std::vector<Tensor>&,
+                                                                                      const std::vector<bool>&) {
            if (auto s = weak.lock(); s && *s)
              for (int64_t i = end - 1; i >= begin; --i) {
                (*s)->enter(int(i), true);
                (*s)->release(int(i));
              }
-           return std::vector<Tensor>{Tensor::zeros(shape, dt)};
+           return std::vector<Tensor>{Tensor::zeros(shape, dt, dev)};
          });
   return out;
 }

@@ -145,6 +145,10 @@ LoraModel load_adapter(nn::Module& model, const std::string& dir) {
     auto a = std::make_shared<LoraAdapter>(lin->in_features, lin->out_features, r, c.scale(r), c.dropout, lora.gen.get());
     a->A.copy_(A);
     a->B.copy_(B);
+    if (lin->weight.defined() && !lin->weight.device().is_cpu()) {  // beside the base weight
+      a->A.set_data(a->A.detach().to(lin->weight.device()));
+      a->B.set_data(a->B.detach().to(lin->weight.device()));
+    }
     lin->adapter = a;
     lora.adapters.emplace_back(module, a);
   }

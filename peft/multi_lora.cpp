@@ -60,7 +60,7 @@ int64_t MultiLora::add(const std::string& dir, int64_t max_rank) {
         prev = std::make_shared<MultiLoraAdapter>(routing_);
         lin->adapter = prev;
       }
-      prev->entries[index] = Entry{a->A.detach(), a->B.detach(), a->scale};
+      prev->entries[index] = Entry{a->A.detach(), a->B.detach(), a->scale};  // on the model's device
     }
   }
   return index;

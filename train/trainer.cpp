@@ -96,6 +96,7 @@ parallel::Stage make_stage(models::CausalLM& model, const parallel::ModelParalle
                            parallel::ParamShards* shards = nullptr) {
   parallel::Stage st;
   st.activation_dtype = model.dtype();
+  st.activation_device = model.device();
   st.activation_shape = [&model, &mbs](int64_t i) {
     if (size_t(i) >= mbs.size()) return Shape{0, 1, model.config().hidden_size};
     const data::Batch& b = mbs[size_t(i)];
@@ -169,10 +170,10 @@ TrainSummary run_training(const Recipe& r) {
   // The mesh: one process is dp = tp = pp = 1; larger meshes need one process per rank.
   parallel::set_timeout(r.parallel.timeout_s);
   parallel::Communicator& world = parallel::world();
-  parallel::Mesh mesh(world, {int(r.parallel.dp), int(r.parallel.tp), int(r.parallel.pp)});
+  const Device dev = resolve_device(r.model.device, "model.device");  // before anything is loaded
+  parallel::Mesh mesh(world, {int(r.parallel.dp), int(r.parallel.tp), int(r.parallel.pp)}, dev);
   parallel::Communicator& dp = mesh.dp();
   const bool lead = world.rank() == 0;  // writes metrics, the recipe copy and the final model
-  const Device dev = resolve_device(r.model.device, "model.device");  // before anything is loaded
   // Printed, and kept in each rank's checkpoints: resuming needs the same layout.
   const std::string layout = mesh.shape().str() + " zero " + std::to_string(r.parallel.zero) +
                              (r.parallel.pp > 1 ? " " + r.parallel.schedule : "");
@@ -500,12 +501,16 @@ TrainSummary run_training(const Recipe& r) {
       nlohmann::json line = {{"step", step}, {"epoch", sp.epoch}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
                              {"tokens", tokens}, {"tokens_per_s", double(tokens) / dt},
                              {"elapsed_s", std::chrono::duration<double>(Clock::now() - t_run).count()}};
-      if (dev.is_cuda()) {  // what this step cost the host: copies each way and ops run on host copies
+      if (dev.is_cuda()) {  // what this step cost the host, on the rank it cost most: copies each way,
+                            // ops run on host copies, device memory in use
         const DeviceStats d = device_stats() - stats0;
-        line["h2d"] = d.h2d;
-        line["d2h"] = d.d2h;
-        line["host_fallbacks"] = d.host_fallbacks;
-        line["device_mib"] = double(cuda::bytes_in_use(dev.index)) / (1 << 20);
+        const std::vector<double> most = world.reduce(
+            {double(d.h2d), double(d.d2h), double(d.host_fallbacks), double(cuda::bytes_in_use(dev.index))},
+            parallel::ReduceOp::Max);
+        line["h2d"] = int64_t(most[0]);
+        line["d2h"] = int64_t(most[1]);
+        line["host_fallbacks"] = int64_t(most[2]);
+        line["device_mib"] = most[3] / (1 << 20);
       }
       log(line);
     }
@@ -575,6 +580,10 @@ TrainSummary run_training(const Recipe& r) {
     // (which also counts the blocks the CPU allocator keeps for reuse, FORGE_CPU_CACHE_MB).
     std::fprintf(stderr, "forge train: rank %d peak memory: %.0f MiB of tensors, %.0f MiB resident\n", world.rank(),
                  sum.steady_peak_bytes / double(1 << 20), double(peak_rss_bytes()) / (1 << 20));
+    if (dev.is_cuda())
+      std::fprintf(stderr, "forge train: rank %d %s memory: peak %.0f MiB allocated, %.0f MiB reserved by the allocator\n",
+                   world.rank(), dev.str().c_str(), double(cuda::bytes_peak(dev.index)) / (1 << 20),
+                   double(cuda::bytes_reserved(dev.index)) / (1 << 20));
   }
   if (shards) shards->gather_all();
   mp.gather_to_rank0();

@@ -27,7 +27,9 @@ ZeroOptimizer::ZeroOptimizer(parallel::Communicator& dp, NamedParams params, con
     : dp_(dp), params_(std::move(params)), layout_(layout), norm_weights_(std::move(norm_weights)),
       model_group_(model_group) {
   NoGradGuard ng;
-  master_ = Tensor::empty({layout_.hi - layout_.lo});
+  // The slice lives where the parameters do, and so does the inner optimiser's state.
+  const Device dev = params_.empty() ? Device::cpu() : params_[0].second.device();
+  master_ = Tensor::empty({layout_.hi - layout_.lo}, DType::F32, dev);
   for_each_piece(layout_, params_, [&](size_t i, int64_t po, int64_t so, int64_t n) {
     master_.narrow(0, so, n).copy_(params_[i].second.reshape({-1}).narrow(0, po, n));
   });
@@ -41,7 +43,7 @@ double ZeroOptimizer::step(double lr, double max_norm, const Tensor* shard_grad)
   if (shard_grad) {
     g = shard_grad->clone();
   } else {
-    g = Tensor::zeros({master_.numel()});
+    g = Tensor::zeros({master_.numel()}, DType::F32, master_.device());
     for_each_piece(layout_, params_, [&](size_t i, int64_t po, int64_t so, int64_t n) {
       const Tensor& pg = params_[i].second.grad();
       if (pg.defined()) g.narrow(0, so, n).copy_(pg.reshape({-1}).narrow(0, po, n));
@@ -53,9 +55,17 @@ double ZeroOptimizer::step(double lr, double max_norm, const Tensor* shard_grad)
   if (norm_weights_.empty()) {
     local = g.numel() ? sum(square(g)).item() : 0.0;
   } else {
+    // Each piece's sum of squares stays on the device; all are read back in one copy.
+    std::vector<Tensor> squares;
+    std::vector<double> w;
     for_each_piece(layout_, params_, [&](size_t i, int64_t, int64_t so, int64_t n) {
-      local += norm_weights_[i] * sum(square(g.narrow(0, so, n))).item();
+      squares.push_back(sum(square(g.narrow(0, so, n))).reshape({1}));
+      w.push_back(norm_weights_[i]);
     });
+    if (!squares.empty()) {
+      const std::vector<float> s = cat(squares).to_float_vector();
+      for (size_t k = 0; k < s.size(); ++k) local += w[k] * double(s[k]);
+    }
   }
   double total = dp_.sum({local})[0];
   if (model_group_ && model_group_->size() > 1) total = model_group_->sum({total})[0];
@@ -66,7 +76,7 @@ double ZeroOptimizer::step(double lr, double max_norm, const Tensor* shard_grad)
   inner_->step();
   if (!gather_after_step_) return norm;
   // Everyone's updated slice into every parameter.
-  Tensor flat = Tensor::empty({layout_.total});
+  Tensor flat = Tensor::empty({layout_.total}, DType::F32, master_.device());
   dp_.all_gather(master_.detach(), flat, layout_.shard_counts);
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor& p = params_[i].second;

@@ -24,6 +24,7 @@ void* alloc(size_t nbytes, int device);
 void release(void* ptr, int device);
 size_t bytes_in_use(int device);
 size_t bytes_peak(int device);
+size_t bytes_reserved(int device);  // held by the pool: in use plus freed blocks kept for reuse
 // The device's free and total memory as the driver sees it (a simulated device: its limit,
 // FORGE_SIMULATE_CUDA_MEMORY_MB, default 81920, less what is allocated).
 void memory_info(int device, size_t* free_bytes, size_t* total_bytes);

@@ -32,6 +32,9 @@ void* alloc(size_t nbytes, int device) { return simulated() ? sim::alloc(nbytes,
 void release(void* ptr, int device) { simulated() ? sim::release(ptr, device) : gpu::release(ptr, device); }
 size_t bytes_in_use(int device) { return simulated() ? sim::bytes_in_use(device) : gpu::bytes_in_use(device); }
 size_t bytes_peak(int device) { return simulated() ? sim::bytes_peak(device) : gpu::bytes_peak(device); }
+size_t bytes_reserved(int device) {
+  return simulated() ? sim::bytes_in_use(device) : gpu::bytes_reserved(device);  // the sim keeps nothing
+}
 void memory_info(int device, size_t* free_bytes, size_t* total_bytes) {
   simulated() ? sim::memory_info(device, free_bytes, total_bytes) : gpu::memory_info(device, free_bytes, total_bytes);
 }

@@ -19,6 +19,7 @@ void* alloc(size_t nbytes, int device);
 void release(void* ptr, int device);
 size_t bytes_in_use(int device);
 size_t bytes_peak(int device);
+size_t bytes_reserved(int device);
 void memory_info(int device, size_t* free_bytes, size_t* total_bytes);
 void copy_h2d(void* dst, const void* src, size_t nbytes, int device);
 void copy_d2h(void* dst, const void* src, size_t nbytes, int device);

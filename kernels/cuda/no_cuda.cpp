@@ -18,6 +18,7 @@ void* alloc(size_t, int) { no_cuda(); }
 void release(void*, int) {}
 size_t bytes_in_use(int) { return 0; }
 size_t bytes_peak(int) { return 0; }
+size_t bytes_reserved(int) { return 0; }
 void memory_info(int, size_t*, size_t*) { no_cuda(); }
 void copy_h2d(void*, const void*, size_t, int) { no_cuda(); }
 void copy_d2h(void*, const void*, size_t, int) { no_cuda(); }

@@ -110,6 +110,14 @@ size_t bytes_peak(int device) {
   std::lock_guard<std::mutex> lock(g_mu);
   return g_peak[device];
 }
+size_t bytes_reserved(int device) {
+  stream_for(device);
+  cudaMemPool_t pool;
+  FORGE_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+  uint64_t reserved = 0;
+  FORGE_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &reserved));
+  return size_t(reserved);
+}
 
 void copy_h2d(void* dst, const void* src, size_t n, int device) {
   cudaStream_t s = stream_for(device);

@@ -91,7 +91,7 @@ if "$forge" bench train --qlora --parallel dp2 2>"$dir/err"; then fail "--qlora 
 grep -q "without --parallel" "$dir/err" || fail "unclear --qlora --parallel error: $(cat "$dir/err")"
 if ! command -v nvidia-smi >/dev/null; then  # no GPU here: --device cuda is a clear error
   if "$forge" bench train --preset tiny --device cuda 2>"$dir/err"; then fail "--device cuda ran without a GPU"; fi
-  grep -q "device cuda" "$dir/err" || fail "unclear --device cuda error: $(cat "$dir/err")"
+  grep -q -- "--device=cuda: no CUDA device to run on" "$dir/err" || fail "unclear --device cuda error: $(cat "$dir/err")"
 fi
 
 # Bad input: a clear error naming the problem, non-zero exit.

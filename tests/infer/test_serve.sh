@@ -1,7 +1,8 @@
 #!/bin/bash
 # forge serve end to end on 127.0.0.1: the official openai npm client (chat, completions,
 # streaming, stop strings, seeds, logprobs, n, LoRA by name, errors, 500-request load), 200+
-# hostile requests, a start-up error before the port opens, and graceful shutdown on SIGTERM.
+# hostile requests, a start-up error before the port opens, graceful shutdown on SIGTERM, and the
+# client checks again on a simulated CUDA device.
 # usage: test_serve.sh FORGE PYTHON NODE NODE_MODULES
 set -euo pipefail
 forge="$1"; py="$2"; node="$3"; modules="$4"
@@ -107,6 +108,26 @@ wait $client || fail "the running request did not finish during shutdown"
 wait $pid || fail "forge serve did not exit cleanly"
 pid=""
 grep -q "forge serve: stopped" "$dir/serve.log" || fail "no clean stop"
+
+# The same client checks with the engine on a CUDA device, simulated here (FORGE_SIMULATE_CUDA:
+# the GPU code path on CPU kernels): weights, KV cache and adapters in device memory give the
+# same answers; /metrics reports the device's memory and copies.
+export FORGE_SIMULATE_CUDA=1
+serve --model "$dir/tiny" --port 0 --api-key sekret --lora sql-lora="$dir/sql-lora" --kv-cache-memory 16M \
+  --max-body-bytes 4M --request-timeout 2 --device cuda
+unset FORGE_SIMULATE_CUDA
+grep -q "forge serve: cuda:0: weights [0-9]* MiB, KV cache 16 MiB" "$dir/serve.log" || fail "no device line"
+"$node" "$here/openai_client.mjs" "$modules" "http://127.0.0.1:$port/v1" sekret tiny sql-lora "$dir/expected.json" \
+  || fail "openai client checks on the device"
+device_metrics=$("$py" -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$port/metrics').read().decode())")
+for m in forge_device_memory_allocated_bytes forge_device_memory_peak_bytes forge_device_memory_reserved_bytes \
+         forge_device_copies_to_device_total forge_device_copies_to_host_total; do
+  grep -q "^$m [1-9]" <<<"$device_metrics" || fail "/metrics on the device lacks a positive $m"
+done
+grep -q "^forge_host_fallbacks_total 0$" <<<"$device_metrics" || fail "host fallbacks while serving on the device"
+kill -TERM $pid
+wait $pid || fail "forge serve on the device did not exit cleanly"
+pid=""
 
 # Sampling defaults from the model's generation_config.json (greedy, 5 new tokens here): requests
 # that leave the fields out take them, whatever their seed; their own values win; forge generate

@@ -9,7 +9,9 @@
 #include "core/error.h"
 #include "core/ops.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "core/device_stats.h"
 #include "parallel/comm.h"
+#include "parallel/comm_device.h"
 #include "parallel/comm_nccl.h"
 #include "parallel/grad_sync.h"
 #include "parallel/mesh.h"
@@ -169,4 +171,51 @@ TEST(Nccl, CollectivesOnDeviceTensors) {
   nc->all_gather(out, all, counts);
   EXPECT_EQ(all.to(Device::cpu()).to_float_vector(), full.to_float_vector());
   EXPECT_EQ(nc->sum({1.5, double(r)})[0], 1.5 * n);
+}
+
+// A device group (parallel/comm_device.h): device tensors over the device half (NCCL on a GPU,
+// MPI over the device memory on the simulated one, CTest's *_sim run), host tensors and doubles
+// over MPI, both through one communicator; a collective mixing devices is refused.
+TEST(DeviceGroup, RoutesDeviceAndHostTensors) {
+  if (!cuda::available()) GTEST_SKIP() << "no CUDA device (CTest's parallel_comm_4_ranks_sim simulates them): " << cuda::status();
+  if (!cuda::simulated() && !nccl_built()) GTEST_SKIP() << "built without NCCL";
+  const int n = W().size(), r = W().rank();
+  const Device dev = Device::cuda(r % cuda::device_count());
+  auto g = device_group(W().split(0, r, "group"), dev.index);
+  ASSERT_EQ(g->size(), n);
+  Tensor want = rank_values(9, 0);
+  for (int q = 1; q < n; ++q) want = add(want, rank_values(9, q));
+  Tensor d = rank_values(9, r).to(dev), h = rank_values(9, r);
+  const DeviceStats before = device_stats();
+  g->all_reduce(d);
+  g->all_reduce(h);
+  EXPECT_EQ((device_stats() - before).h2d + (device_stats() - before).d2h, 0) << "a collective copied through the host";
+  EXPECT_EQ(d.to(Device::cpu()).to_float_vector(), want.to_float_vector());
+  EXPECT_EQ(h.to_float_vector(), want.to_float_vector());
+  std::vector<int64_t> counts;
+  int64_t total = 0, at = 0;
+  for (int q = 0; q < n; ++q) counts.push_back(q + 2), total += q + 2, at += q < r ? q + 2 : 0;
+  Tensor out = Tensor::empty({counts[size_t(r)]}, DType::F32, dev);
+  g->reduce_scatter(rank_values(total, r).to(dev), out, counts);
+  Tensor full = rank_values(total, 0);
+  for (int q = 1; q < n; ++q) full = add(full, rank_values(total, q));
+  EXPECT_EQ(out.to(Device::cpu()).to_float_vector(), full.narrow(0, at, counts[size_t(r)]).contiguous().to_float_vector());
+  Tensor all = Tensor::empty({total}, DType::F32, dev);
+  g->all_gather(out, all, counts);
+  EXPECT_EQ(all.to(Device::cpu()).to_float_vector(), full.to_float_vector());
+  if (n > 1) {  // a ring of device sends
+    Tensor got = Tensor::empty({5}, DType::F32, dev);
+    auto s = g->send_async(rank_values(5, r).to(dev), (r + 1) % n, 3);
+    g->recv(got, (r + n - 1) % n, 3);
+    s->wait();
+    EXPECT_EQ(got.to(Device::cpu()).to_float_vector(), rank_values(5, (r + n - 1) % n).to_float_vector());
+  }
+  EXPECT_EQ(g->sum({1.5, double(r)})[0], 1.5 * n);
+  Tensor host_out = Tensor::empty({counts[size_t(r)]});
+  try {
+    g->reduce_scatter(rank_values(total, r).to(dev), host_out, counts);
+    FAIL() << "a collective from device to host memory ran";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("input is on cuda"), std::string::npos) << e.what();
+  }
 }
