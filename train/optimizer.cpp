@@ -20,18 +20,26 @@ Tensor& Optimizer::slot(const std::string& kind, size_t i) {
 void Optimizer::step() {
   NoGradGuard ng;
   ++t_;
+  std::vector<Item> items;
   for (size_t i = 0; i < params_.size(); ++i) {
     Tensor& p = params_[i].second;
     if (!p.grad().defined()) continue;
-    Tensor g = p.grad().to(DType::F32);
     if (p.dtype() == DType::F32) {
-      update(i, p, g);
+      items.push_back({i, p, p.grad().contiguous(), Tensor()});
     } else {
       Tensor& master = state_["master/" + params_[i].first];
       if (!master.defined()) master = p.to(DType::F32).clone();
-      update(i, master, g);
-      p.copy_(master);
+      items.push_back({i, master, p.grad().contiguous(), p});
     }
+  }
+  update_all(items);
+}
+
+void Optimizer::update_all(const std::vector<Item>& items) {
+  for (const Item& it : items) {
+    Tensor p32 = it.p32;
+    update(it.i, p32, it.grad.to(DType::F32));
+    if (it.lowp.defined()) it.lowp.copy_(it.p32);
   }
 }
 
@@ -77,17 +85,15 @@ NamedParams numbered(const std::vector<Tensor>& params) {
 
 AdamW::AdamW(std::vector<Tensor> params, AdamWOptions o) : AdamW(numbered(params), o) {}
 
-void AdamW::update(size_t i, Tensor& p, const Tensor& g) {
-  const double c1 = 1.0 - std::pow(opt.beta1, double(t_)), c2 = 1.0 - std::pow(opt.beta2, double(t_));
-  Tensor& m = slot("exp_avg", i);
-  Tensor& v = slot("exp_avg_sq", i);
-  mul_(m, opt.beta1);
-  add_(m, g, 1.0 - opt.beta1);
-  mul_(v, opt.beta2);
-  add_(v, square(g), 1.0 - opt.beta2);
-  Tensor update = div(mul(m, 1.0 / c1), add(sqrt(mul(v, 1.0 / c2)), opt.eps));
-  if (opt.weight_decay != 0.0) mul_(p, 1.0 - lr * opt.weight_decay);
-  add_(p, update, -lr);
+void AdamW::update_all(const std::vector<Item>& items) {
+  std::vector<AdamWParam> ps;
+  for (const Item& it : items) {
+    // A parameter made contiguous by its master's rounding: the bf16 view must be the parameter.
+    FORGE_CHECK(!it.lowp.defined() || it.lowp.is_contiguous(), "AdamW: parameter ", params()[it.i].first,
+                " is not contiguous");
+    ps.push_back({it.p32, it.grad, slot("exp_avg", it.i), slot("exp_avg_sq", it.i), it.lowp});
+  }
+  adamw_step_(ps, lr, opt.beta1, opt.beta2, opt.eps, opt.weight_decay, t_);
 }
 
 SGD::SGD(NamedParams params, SGDOptions o) : Optimizer(std::move(params)), opt(o) { lr = o.lr; }
@@ -107,18 +113,18 @@ void SGD::update(size_t i, Tensor& p, const Tensor& g0) {
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, const std::vector<double>& weights,
                       parallel::Communicator* group) {
   NoGradGuard ng;
-  // Each tensor's sum of squares stays on its device; all are read back in one copy and added in
-  // double on the host.
-  std::vector<Tensor> squares;
+  // Every gradient's sum of squares in one fused call on its device, read back in one copy and
+  // added in double on the host.
+  std::vector<Tensor> grads;
   std::vector<double> w;
   for (size_t i = 0; i < params.size(); ++i)
     if (params[i].grad().defined()) {
-      squares.push_back(sum(square(params[i].grad().to(DType::F32))).reshape({1}));
+      grads.push_back(params[i].grad().contiguous());
       w.push_back(weights.empty() ? 1.0 : weights[i]);
     }
   double total = 0;
-  if (!squares.empty()) {
-    const std::vector<float> s = cat(squares).to_float_vector();
+  if (!grads.empty()) {
+    const std::vector<float> s = sum_squares(grads).to_float_vector();
     for (size_t i = 0; i < s.size(); ++i) total += w[i] * double(s[i]);
   }
   if (group && group->size() > 1) total = group->sum({total})[0];

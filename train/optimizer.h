@@ -29,8 +29,16 @@ class Optimizer {
   const NamedParams& params() const { return params_; }
 
  protected:
-  // p32: the f32 values to update (the parameter itself or its master copy); g: f32 gradient.
-  virtual void update(size_t i, Tensor& p32, const Tensor& g) = 0;
+  // A parameter with a gradient this step: p32 the f32 values to update (the parameter itself or
+  // its master copy), grad its gradient in the parameter's dtype, lowp the bf16/f16 parameter a
+  // master is rounded into afterwards (undefined for f32 parameters).
+  struct Item {
+    size_t i;
+    Tensor p32, grad, lowp;
+  };
+  // The step's update of every item. By default one update() each on an f32 gradient.
+  virtual void update_all(const std::vector<Item>& items);
+  virtual void update(size_t, Tensor&, const Tensor&) {}
   Tensor& slot(const std::string& kind, size_t i);  // f32 zeros of the parameter's shape on first use
   int64_t t_ = 0;
 
@@ -43,6 +51,8 @@ struct AdamWOptions {
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
 };
 
+// The update runs fused over all parameters (adamw_step_: one pass over each, reading the
+// gradient in its own dtype and rounding masters into bf16 parameters in the same pass).
 class AdamW : public Optimizer {
  public:
   AdamW(NamedParams params, AdamWOptions opt);
@@ -50,7 +60,7 @@ class AdamW : public Optimizer {
   AdamWOptions opt;
 
  protected:
-  void update(size_t i, Tensor& p32, const Tensor& g) override;
+  void update_all(const std::vector<Item>& items) override;
 };
 
 struct SGDOptions {

@@ -51,21 +51,17 @@ double ZeroOptimizer::step(double lr, double max_norm, const Tensor* shard_grad)
   }
   // The global norm: every slice's (weighted) sum of squares, summed over the dp group and then
   // over the ranks that hold the other parts of the model.
+  // Each piece's sum of squares in one fused call, read back in one copy.
+  std::vector<Tensor> pieces;
+  std::vector<double> w;
+  for_each_piece(layout_, params_, [&](size_t i, int64_t, int64_t so, int64_t n) {
+    pieces.push_back(g.narrow(0, so, n));
+    w.push_back(norm_weights_.empty() ? 1.0 : norm_weights_[i]);
+  });
   double local = 0;
-  if (norm_weights_.empty()) {
-    local = g.numel() ? sum(square(g)).item() : 0.0;
-  } else {
-    // Each piece's sum of squares stays on the device; all are read back in one copy.
-    std::vector<Tensor> squares;
-    std::vector<double> w;
-    for_each_piece(layout_, params_, [&](size_t i, int64_t, int64_t so, int64_t n) {
-      squares.push_back(sum(square(g.narrow(0, so, n))).reshape({1}));
-      w.push_back(norm_weights_[i]);
-    });
-    if (!squares.empty()) {
-      const std::vector<float> s = cat(squares).to_float_vector();
-      for (size_t k = 0; k < s.size(); ++k) local += w[k] * double(s[k]);
-    }
+  if (!pieces.empty()) {
+    const std::vector<float> s = sum_squares(pieces).to_float_vector();
+    for (size_t k = 0; k < s.size(); ++k) local += w[k] * double(s[k]);
   }
   double total = dp_.sum({local})[0];
   if (model_group_ && model_group_->size() > 1) total = model_group_->sum({total})[0];

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "kernels/cpu/attention.h"  // AttnShape, AttnStrides
+#include "kernels/cpu/optim.h"      // AdamWHyper, AdamWTensor, SquaresTensor
 #include "kernels/cpu/reduce.h"     // ReduceOp
 #include "kernels/elementwise_ops.h"
 
@@ -26,7 +27,7 @@ size_t bytes_in_use(int device);
 size_t bytes_peak(int device);
 size_t bytes_reserved(int device);  // held by the pool: in use plus freed blocks kept for reuse
 // The device's free and total memory as the driver sees it (a simulated device: its limit,
-// FORGE_SIMULATE_CUDA_MEMORY_MB, default 81920, less what is allocated).
+// FORGE_SIMULATE_CUDA_MEMORY_MB, less what is allocated).
 void memory_info(int device, size_t* free_bytes, size_t* total_bytes);
 
 void copy_h2d(void* dst, const void* src, size_t nbytes, int device);
@@ -103,4 +104,9 @@ void nf4_dequantize(const uint8_t* codes, const int8_t* absmax_q, const float* f
 
 // Seeded draws, the contract of kernels/cpu/random.h (the same bits as the CPU's).
 void random_fill(float* out, int64_t n, uint64_t seed, uint64_t offset, bool normal, int device);
+// Fused optimiser kernels, the contracts of kernels/cpu/optim.h (the lists are host arrays of
+// device pointers; out is device memory).
+void adamw_multi(const cpu::AdamWHyper& h, DType g_dt, DType lowp_dt, const cpu::AdamWTensor* ts, int64_t count,
+                 int device);
+void sum_squares_multi(DType dt, const cpu::SquaresTensor* ts, int64_t count, float* out, int device);
 }  // namespace forge::cuda

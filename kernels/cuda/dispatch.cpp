@@ -2,6 +2,7 @@
 // simulated device (kernels/sim/sim.h), which runs the CPU twin of each kernel. One predictable
 // branch per call; copies are counted here for both.
 #include <atomic>
+#include <vector>
 
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/elementwise.h"
@@ -186,6 +187,25 @@ void nf4_dequantize(const uint8_t* codes, const int8_t* absmax_q, const float* f
 void random_fill(float* out, int64_t n, uint64_t seed, uint64_t offset, bool normal, int device) {
   if (simulated()) return sim::launch(device, cpu::random_fill, out, n, seed, offset, normal);
   gpu::random_fill(out, n, seed, offset, normal, device);
+}
+
+// The lists carry device pointers inside host arrays: the simulated device translates each.
+void adamw_multi(const cpu::AdamWHyper& h, DType g_dt, DType lowp_dt, const cpu::AdamWTensor* ts, int64_t count,
+                 int device) {
+  if (!simulated()) return gpu::adamw_multi(h, g_dt, lowp_dt, ts, count, device);
+  sim::check_device(device);
+  std::vector<cpu::AdamWTensor> host(ts, ts + count);
+  for (cpu::AdamWTensor& t : host)
+    t = {sim::detail::arg(device, t.p32), sim::detail::arg(device, t.g), sim::detail::arg(device, t.m),
+         sim::detail::arg(device, t.v), sim::detail::arg(device, t.lowp), t.n};
+  cpu::adamw_multi(h, g_dt, lowp_dt, host.data(), count);
+}
+void sum_squares_multi(DType dt, const cpu::SquaresTensor* ts, int64_t count, float* out, int device) {
+  if (!simulated()) return gpu::sum_squares_multi(dt, ts, count, out, device);
+  sim::check_device(device);
+  std::vector<cpu::SquaresTensor> host(ts, ts + count);
+  for (cpu::SquaresTensor& t : host) t.x = sim::detail::arg(device, t.x);
+  cpu::sum_squares_multi(dt, host.data(), count, static_cast<float*>(sim::host_address(out, device)));
 }
 
 }  // namespace forge::cuda

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "kernels/cpu/attention.h"  // AttnShape, AttnStrides
+#include "kernels/cpu/optim.h"      // AdamWHyper, AdamWTensor, SquaresTensor
 #include "kernels/cpu/reduce.h"     // ReduceOp
 #include "kernels/elementwise_ops.h"
 
@@ -68,4 +69,7 @@ void paged_kv_write(DType dt, int64_t N, int64_t Hkv, int64_t D, int64_t block_s
 void nf4_dequantize(const uint8_t* codes, const int8_t* absmax_q, const float* factor, float mean, int64_t n,
                     DType dt, void* out, int device);
 void random_fill(float* out, int64_t n, uint64_t seed, uint64_t offset, bool normal, int device);
+void adamw_multi(const cpu::AdamWHyper& h, DType g_dt, DType lowp_dt, const cpu::AdamWTensor* ts, int64_t count,
+                 int device);
+void sum_squares_multi(DType dt, const cpu::SquaresTensor* ts, int64_t count, float* out, int device);
 }  // namespace forge::cuda::gpu

@@ -84,5 +84,7 @@ void paged_kv_write(DType, int64_t, int64_t, int64_t, int64_t, const float*, con
 
 void nf4_dequantize(const uint8_t*, const int8_t*, const float*, float, int64_t, DType, void*, int) { no_cuda(); }
 void random_fill(float*, int64_t, uint64_t, uint64_t, bool, int) { no_cuda(); }
+void adamw_multi(const cpu::AdamWHyper&, DType, DType, const cpu::AdamWTensor*, int64_t, int) { no_cuda(); }
+void sum_squares_multi(DType, const cpu::SquaresTensor*, int64_t, float*, int) { no_cuda(); }
 
 }  // namespace forge::cuda::gpu

@@ -86,8 +86,11 @@ void check_device(int device) {
 namespace {
 size_t memory_limit() {
   static const size_t limit = [] {
+    // Default: a quarter of the host's memory, at most 8 GiB: the simulated memory is real host
+    // memory, and servers size their KV cache from it.
+    const long long host_mb = (long long)(sysconf(_SC_PHYS_PAGES) / 1024) * (sysconf(_SC_PAGE_SIZE) / 1024);
     const char* v = std::getenv("FORGE_SIMULATE_CUDA_MEMORY_MB");
-    const long long mb = v && *v ? std::atoll(v) : 81920;
+    const long long mb = v && *v ? std::atoll(v) : std::min(8192LL, host_mb / 4);
     if (mb <= 0) throw std::runtime_error(std::string("FORGE_SIMULATE_CUDA_MEMORY_MB=") + v + ": expected a positive size in MiB");
     return size_t(mb) << 20;
   }();
@@ -113,7 +116,9 @@ void* alloc(size_t nbytes, int device) {
   }
   void* p = nullptr;
   if (posix_memalign(&p, 256, nbytes ? nbytes : 1) != 0) fail("out of memory allocating " + std::to_string(nbytes) + " bytes");
-  std::memset(p, 0xff, nbytes);  // NaN in every float type: reading memory never written shows
+  // NaN in every float type, so reading memory never written shows; the largest blocks (a server's
+  // KV cache) are left to the OS's lazy zero pages instead of being made resident up front.
+  if (nbytes <= (size_t(64) << 20)) std::memset(p, 0xff, nbytes);
   const uintptr_t tagged = bits(p) | kTag | (uintptr_t(device) << kDeviceShift);
   std::lock_guard<std::mutex> lock(g_mu);
   g_sizes[tagged] = nbytes;

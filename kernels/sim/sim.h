@@ -6,7 +6,8 @@
 //     tensor's data faults at once, as it would with a GPU (a SIGSEGV handler says so);
 //   - kernels are the CPU kernels, run by launch() on the untagged addresses; a kernel given host
 //     memory where the GPU needs device memory, or another device's memory, is an error;
-//   - fresh device memory is filled with NaN bytes, so reading memory never written shows.
+//   - fresh device memory (blocks up to 64 MiB) is filled with NaN bytes, so reading memory never
+//     written shows.
 // Results equal the CPU's (the same kernels); only placement and copies are simulated.
 #pragma once
 #include <cstddef>
@@ -26,8 +27,8 @@ void* alloc(size_t nbytes, int device);
 void release(void* p, int device);
 size_t bytes_in_use(int device);
 size_t bytes_peak(int device);
-// The simulated memory: FORGE_SIMULATE_CUDA_MEMORY_MB per device (default 81920, an H100's);
-// allocating past it fails as a GPU's allocator does.
+// The simulated memory: FORGE_SIMULATE_CUDA_MEMORY_MB per device (default a quarter of the host's
+// memory, at most 8 GiB: it is host memory); allocating past it fails as a GPU's allocator does.
 void memory_info(int device, size_t* free_bytes, size_t* total_bytes);
 
 bool is_device_address(const void* p);

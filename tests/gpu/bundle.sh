@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build-gpu}
-BINS="forge forge_gpu_tests forge_infer_tests forge_parallel_tests"
+BINS="forge forge_gpu_tests forge_infer_tests forge_parallel_tests forge_train_tests"
 
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DFORGE_NATIVE=OFF -DCMAKE_CXX_FLAGS=-march=x86-64-v3 >/dev/null
 # shellcheck disable=SC2086
@@ -35,6 +35,7 @@ cp -r "$ompi" "$stage/lib/openmpi3"
 [ -f ../shared/peers/torch_gpu_peft.py ] && cp ../shared/peers/torch_gpu_peft.py "$stage/"
 # The op table's PyTorch references, as CI makes them.
 /usr/bin/python3 tests/reference/ops_reference.py "$stage/ops_reference.h5" >/dev/null
+/usr/bin/python3 tests/reference/optim_reference.py "$stage/optim_reference.h5" >/dev/null
 
 mkdir -p .gpu
 tar -C "$stage" -cf - . | xz -T"$(nproc)" -6 >.gpu/bundle.tar.xz

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine, whose image has CUDA, PyTorch and compute-sanitizer but no network and
 # none of our libraries: unpacks the bundle that tests/gpu/bundle.sh made (carry .gpu), then runs
-#   tests     the op table and CUDA tensor tests, paged attention on CUDA, NCCL on one rank
+#   tests     the op table and CUDA tensor tests, paged attention on CUDA, NCCL on one rank, the
+#             optimiser and the engine on the GPU
+#   product   forge train (LoRA, QLoRA, full), merge, generate and serve on the GPU against the CPU
+#             (tests/gpu/test_gpu_product.sh)
 #   sanitize  compute-sanitizer memcheck and racecheck on paged attention and the op table
 #   bench     the GPU training benchmark (gqa-60M, then llama-1b full and LoRA r16 on all linear
 #             layers, bf16) beside the PyTorch + PEFT peer (../shared/peers, carried in the bundle)
-# (all: each in turn). One log per step goes to $OUT (./gpu-out without it); a step's last lines
+# (all: each in turn; device work is lent in ~15-minute windows, so `all` must stay under ~8). One log per step goes to $OUT (./gpu-out without it); a step's last lines
 # and its exit status are echoed.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -47,7 +50,12 @@ head -n 20 "$OUT/env.log"
 if [ "$what" = tests ] || [ "$what" = all ]; then
   step gpu_tests 300 $B/bin/forge_gpu_tests
   step paged_attention 300 $B/bin/forge_infer_tests --gtest_filter='PagedAttention*'
-  step nccl 300 $B/bin/forge_parallel_tests --gtest_filter='Nccl.*:Comm.*'
+  step nccl 300 $B/bin/forge_parallel_tests --gtest_filter='Nccl.*:Comm.*:DeviceGroup.*'
+  step engine 300 $B/bin/forge_infer_tests --gtest_filter='EngineOnDevice.*'
+  FORGE_OPTIM_REFERENCE=$B/optim_reference.h5 step optimizer 120 $B/bin/forge_train_tests --gtest_filter='OptimizerParity.*'
+fi
+if [ "$what" = product ] || [ "$what" = all ]; then
+  step product 400 bash tests/gpu/test_gpu_product.sh $B/bin/forge
 fi
 if [ "$what" = sanitize ] || [ "$what" = all ]; then
   # Paged attention, and the op table (training attention's shared tiles among its kernels).
