@@ -27,6 +27,11 @@ DeviceStats DeviceStats::operator-(const DeviceStats& o) const {
           host_fallbacks - o.host_fallbacks};
 }
 
+DeviceStats DeviceStats::operator+(const DeviceStats& o) const {
+  return {h2d + o.h2d, d2h + o.d2h, d2d + o.d2d, h2d_bytes + o.h2d_bytes, d2h_bytes + o.d2h_bytes,
+          host_fallbacks + o.host_fallbacks};
+}
+
 std::string DeviceStats::str() const {
   return std::to_string(h2d) + " h2d (" + bytes_str(h2d_bytes) + "), " + std::to_string(d2h) + " d2h (" +
          bytes_str(d2h_bytes) + "), " + std::to_string(d2d) + " d2d, " + std::to_string(host_fallbacks) +

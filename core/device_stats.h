@@ -12,6 +12,7 @@ struct DeviceStats {
   int64_t h2d_bytes = 0, d2h_bytes = 0;
   int64_t host_fallbacks = 0;             // ops run on host copies
   DeviceStats operator-(const DeviceStats& o) const;
+  DeviceStats operator+(const DeviceStats& o) const;
   std::string str() const;                // "3 h2d (1.2 KiB), 1 d2h (4 B), 0 host fallbacks"
 };
 

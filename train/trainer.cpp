@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "core/autograd.h"
@@ -47,6 +48,12 @@ using Clock = std::chrono::steady_clock;
 
 struct StepPlan {
   int64_t epoch, first_mb, n_mb;
+};
+
+// A step's micro-batches for this rank (already on the device) and what they hold.
+struct StepBatches {
+  std::vector<data::Batch> mbs;
+  int64_t targets = 0, tokens = 0;
 };
 
 // Steps never cross epochs; the last step of an epoch takes what is left (fewer micro-batches).
@@ -423,6 +430,22 @@ TrainSummary run_training(const Recipe& r) {
   double run_seconds = 0, steady_seconds = 0;
   bool saved_last = have && start == total;
   StopRequest stop_request;
+  // A step's micro-batches on this rank: every stage and tp rank of a dp replica builds the same
+  // rows (each stage needs the ids, positions or labels); micro-batches without targets (an empty
+  // share at an epoch's end) are left out, the same way on every rank of the pipeline.
+  auto load_step = [&](int64_t s) {
+    const StepPlan& sp = plan[size_t(s)];
+    StepBatches sb;
+    for (int64_t i = 0; i < sp.n_mb; ++i) {
+      data::Batch b = batcher.batch(sp.epoch, sp.first_mb + i, dp.rank() * rows_per_rank, (dp.rank() + 1) * rows_per_rank);
+      sb.targets += b.targets;
+      sb.tokens += b.tokens;
+      if (b.targets > 0) sb.mbs.push_back(on_device(std::move(b), dev));
+    }
+    return sb;
+  };
+  std::optional<StepBatches> next;   // built during the previous step (GPU runs)
+  DeviceStats prefetched, carried;   // copies made for the next step during this one, and for this one
   for (int64_t s = start; s < total; ++s) {
     const StepPlan& sp = plan[size_t(s)];
     parallel::set_step(s + 1);
@@ -433,21 +456,13 @@ TrainSummary run_training(const Recipe& r) {
     if (signal_step == s + 1) std::raise(test_signal);
     auto t0 = Clock::now();
     const DeviceStats stats0 = device_stats();
-    // Every stage and tp rank of a dp replica builds the same rows (each stage needs the ids,
-    // positions or labels); micro-batches without targets (an empty share at an epoch's end) are
-    // left out, the same way on every rank of the pipeline.
-    std::vector<data::Batch> mbs;
-    int64_t local_targets = 0, local_tokens = 0;
-    for (int64_t i = 0; i < sp.n_mb; ++i) {
-      data::Batch b = batcher.batch(sp.epoch, sp.first_mb + i, dp.rank() * rows_per_rank, (dp.rank() + 1) * rows_per_rank);
-      local_targets += b.targets;
-      local_tokens += b.tokens;
-      if (b.targets > 0) mbs.push_back(on_device(std::move(b), dev));
-    }
+    StepBatches cur = next ? std::move(*next) : load_step(s);
+    next.reset();
+    std::vector<data::Batch>& mbs = cur.mbs;
     // The step's loss is the mean over all its target tokens (of every dp rank): each
     // micro-batch's summed loss is divided by the step's total, so accumulation, packing and data
     // parallelism all give the gradient of one big batch.
-    const auto counts = dp.sum({double(local_targets), double(local_tokens)});
+    const auto counts = dp.sum({double(cur.targets), double(cur.tokens)});
     const double targets = std::max(counts[0], 1.0);
     const int64_t tokens = int64_t(counts[1]);
     Tensor loss_sum;  // on the device
@@ -462,6 +477,13 @@ TrainSummary run_training(const Recipe& r) {
     };
     if (shards) shards->gather_outer();
     parallel::run_pipeline(schedule, n_mb, mesh.pp(), stage);
+    // On a GPU the step's kernels are queued now: the next step's batches are built and their
+    // copies queued while they run (the first read back below waits for this step's work).
+    if (dev.is_cuda() && s + 1 < total) {
+      const DeviceStats p0 = device_stats();
+      next = load_step(s + 1);
+      prefetched = device_stats() - p0;
+    }
     if (n_mb == 0) mp.tied_add_grad();
     mp.tied_send_grad();
     if (sync) sync->finish();
@@ -502,8 +524,9 @@ TrainSummary run_training(const Recipe& r) {
                              {"tokens", tokens}, {"tokens_per_s", double(tokens) / dt},
                              {"elapsed_s", std::chrono::duration<double>(Clock::now() - t_run).count()}};
       if (dev.is_cuda()) {  // what this step cost the host, on the rank it cost most: copies each way,
-                            // ops run on host copies, device memory in use
-        const DeviceStats d = device_stats() - stats0;
+                            // ops run on host copies, device memory in use (the prefetched batches
+                            // count for the step they belong to)
+        const DeviceStats d = device_stats() - stats0 - prefetched + carried;
         const std::vector<double> most = world.reduce(
             {double(d.h2d), double(d.d2h), double(d.host_fallbacks), double(cuda::bytes_in_use(dev.index))},
             parallel::ReduceOp::Max);
@@ -522,6 +545,8 @@ TrainSummary run_training(const Recipe& r) {
     std::snprintf(status, sizeof status, " loss %.4f lr %.2e %.0f tok/s", loss, lr, double(tokens) / dt);
     bar.update(step, status);
     saved_last = false;
+    carried = prefetched;
+    prefetched = DeviceStats();
     // Every rank stops after the same step, whichever ranks the signal reached.
     int sig = stop_request.signal();
     if (world.size() > 1) sig = int(world.reduce({double(sig)}, parallel::ReduceOp::Max)[0]);

@@ -30,6 +30,8 @@ size_t bytes_reserved(int device);  // held by the pool: in use plus freed block
 // FORGE_SIMULATE_CUDA_MEMORY_MB, less what is allocated).
 void memory_info(int device, size_t* free_bytes, size_t* total_bytes);
 
+// Host to device: returns once the bytes are staged (pinned, up to 32 MiB; larger copies wait), the
+// copy itself runs in stream order behind the work already queued; src may be reused at once.
 void copy_h2d(void* dst, const void* src, size_t nbytes, int device);
 void copy_d2h(void* dst, const void* src, size_t nbytes, int device);
 void copy_d2d(void* dst, const void* src, size_t nbytes, int device);

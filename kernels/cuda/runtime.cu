@@ -1,4 +1,7 @@
 // Device discovery, the stream-ordered caching allocator (cudaMallocAsync pools) and copies.
+#include <algorithm>
+#include <cstring>
+#include <deque>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -119,10 +122,62 @@ size_t bytes_reserved(int device) {
   return size_t(reserved);
 }
 
+namespace {
+// Host-to-device copies go through a pinned staging ring per device: the caller's bytes are copied
+// into it and the DMA is queued on the device's stream without waiting, so the host goes on (to
+// the next batch, the next launches) while the copy and the kernels before it run, and the caller
+// may free its buffer at once. A region is reused once the event behind its copy has passed.
+// Copies larger than half the ring wait for themselves, as before.
+constexpr size_t kStagingBytes = size_t(64) << 20;
+struct Staging {
+  char* base = nullptr;
+  size_t head = 0;
+  struct InFlight {
+    size_t begin, end;
+    cudaEvent_t done;
+  };
+  std::deque<InFlight> inflight;  // oldest first
+  std::vector<cudaEvent_t> spare;
+  std::mutex mu;
+};
+Staging g_staging[kMaxDevices];
+
+// [begin, begin + n) of the ring, free to write: waits for the oldest copies still reading it.
+size_t stage_region(Staging& st, size_t n) {
+  size_t at = st.head + n <= kStagingBytes ? st.head : 0;
+  auto overlaps = [&](const Staging::InFlight& f) { return f.begin < at + n && at < f.end; };
+  while (std::any_of(st.inflight.begin(), st.inflight.end(), overlaps)) {
+    FORGE_CUDA_CHECK(cudaEventSynchronize(st.inflight.front().done));
+    st.spare.push_back(st.inflight.front().done);
+    st.inflight.pop_front();
+  }
+  st.head = at + n;
+  return at;
+}
+}  // namespace
+
 void copy_h2d(void* dst, const void* src, size_t n, int device) {
   cudaStream_t s = stream_for(device);
-  FORGE_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, s));
-  FORGE_CUDA_CHECK(cudaStreamSynchronize(s));  // the host buffer may be freed when we return
+  if (n > kStagingBytes / 2) {
+    FORGE_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, s));
+    FORGE_CUDA_CHECK(cudaStreamSynchronize(s));  // the host buffer may be freed when we return
+    return;
+  }
+  Staging& st = g_staging[device];
+  std::lock_guard<std::mutex> lock(st.mu);
+  if (!st.base) FORGE_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&st.base), kStagingBytes, cudaHostAllocDefault));
+  const size_t at = stage_region(st, (n + 255) / 256 * 256);
+  std::memcpy(st.base + at, src, n);
+  FORGE_CUDA_CHECK(cudaMemcpyAsync(dst, st.base + at, n, cudaMemcpyHostToDevice, s));
+  cudaEvent_t done;
+  if (st.spare.empty()) {
+    FORGE_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+  } else {
+    done = st.spare.back();
+    st.spare.pop_back();
+  }
+  FORGE_CUDA_CHECK(cudaEventRecord(done, s));
+  st.inflight.push_back({at, at + (n + 255) / 256 * 256, done});
 }
 
 void copy_d2h(void* dst, const void* src, size_t n, int device) {

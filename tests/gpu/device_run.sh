@@ -7,7 +7,9 @@
 #             (tests/gpu/test_gpu_product.sh)
 #   sanitize  compute-sanitizer memcheck and racecheck on paged attention and the op table
 #   bench     the GPU training benchmark (gqa-60M, then llama-1b full and LoRA r16 on all linear
-#             layers, bf16) beside the PyTorch + PEFT peer (../shared/peers, carried in the bundle)
+#             layers, bf16) beside the PyTorch + PEFT peer (../shared/peers, carried in the bundle),
+#             then serving (llama-1b bf16 decode at batch 1 and concurrency 1/8/32) beside the peer's
+#             PyTorch decode
 # (all: each in turn; device work is lent in ~15-minute windows, so `all` must stay under ~8). One log per step goes to $OUT (./gpu-out without it); a step's last lines
 # and its exit status are echoed.
 set -uo pipefail
@@ -80,4 +82,7 @@ torch.cuda.synchronize();print(10*2*8192**3/(time.perf_counter()-t)/1e12)')
     step torch_peer 550 bash -c "for m in full lora; do python3 $B/torch_gpu_peft.py --preset llama-1b --mode \$m \
       --batch 2 --seq 2048 --peak-tflops $peak --json; done"
   fi
+  step bench_serve 300 bash -c "$B/bin/forge bench infer --preset llama-1b --dtype bf16 --device cuda --quick &&
+    $B/bin/forge bench serve --preset llama-1b --dtype bf16 --device cuda --rounds 1 --no-http"
+  [ -f $B/torch_gpu_peft.py ] && step torch_decode 300 python3 $B/torch_gpu_peft.py --preset llama-1b --mode decode --json
 fi
