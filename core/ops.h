@@ -127,13 +127,14 @@ Tensor nf4_dequantize(const Tensor& codes, const Tensor& absmax_q, const Tensor&
 // ---- fused optimiser kernels (ops/optim.cpp); no autograd -------------------------------------
 // One AdamW step for many parameters at once (kernels/*/optim: one pass over each, a GPU launch per
 // few dozen): p32 (the f32 parameter or its master), exp_avg and exp_avg_sq are updated in place
-// from grad (any float dtype, times grad_scale); lowp, when defined, is the bf16/f16 parameter the
-// master is rounded into. step is t of the bias corrections 1 - beta^t.
+// from grad (any float dtype, times grad_scale and, when defined, the f32 [1] `scale` on the
+// parameters' device: a clip factor that stays there); lowp, when defined, is the bf16/f16
+// parameter the master is rounded into. step is t of the bias corrections 1 - beta^t.
 struct AdamWParam {
   Tensor p32, grad, exp_avg, exp_avg_sq, lowp;
 };
 void adamw_step_(const std::vector<AdamWParam>& ps, double lr, double beta1, double beta2, double eps,
-                 double weight_decay, int64_t step, double grad_scale = 1.0);
+                 double weight_decay, int64_t step, double grad_scale = 1.0, const Tensor& scale = Tensor());
 // The sum of squares of each tensor, as one f32 [n] tensor on their device (a gradient norm's parts).
 Tensor sum_squares(const std::vector<Tensor>& xs);
 

@@ -24,12 +24,13 @@ Mesh::Mesh(Communicator& world, MeshShape s, Device device) : world_(world), sha
   tp_ = world.split(pp_rank_ * s.dp + dp_rank_, tp_rank_, "tp");
   pp_ = world.split(dp_rank_ * s.tp + tp_rank_, pp_rank_, "pp");
   model_ = world.split(dp_rank_, pp_rank_ * s.tp + tp_rank_, "model");
-  // On GPUs the groups that move tensors take a device half too (NCCL); the model group carries
-  // only doubles. One process has nothing to wrap: its groups' collectives are copies.
+  // On GPUs the groups take a device half too (NCCL): tensors, and the gradient norm's sums, stay
+  // on the devices. One process has nothing to wrap: its groups' collectives are copies.
   if (device.is_cuda() && world.size() > 1) {
     dp_ = device_group(std::move(dp_), device.index);
     tp_ = device_group(std::move(tp_), device.index);
     pp_ = device_group(std::move(pp_), device.index);
+    model_ = device_group(std::move(model_), device.index);
   }
 }
 

@@ -2,6 +2,7 @@
 #include "train/optimizer.h"
 
 #include <cmath>
+#include <map>
 
 #include "core/autograd.h"
 #include "core/error.h"
@@ -17,7 +18,7 @@ Tensor& Optimizer::slot(const std::string& kind, size_t i) {
   return s;
 }
 
-void Optimizer::step() {
+void Optimizer::step(const Tensor& grad_scale) {
   NoGradGuard ng;
   ++t_;
   std::vector<Item> items;
@@ -32,13 +33,14 @@ void Optimizer::step() {
       items.push_back({i, master, p.grad().contiguous(), p});
     }
   }
-  update_all(items);
+  update_all(items, grad_scale);
 }
 
-void Optimizer::update_all(const std::vector<Item>& items) {
+void Optimizer::update_all(const std::vector<Item>& items, const Tensor& scale) {
   for (const Item& it : items) {
     Tensor p32 = it.p32;
-    update(it.i, p32, it.grad.to(DType::F32));
+    const Tensor g = it.grad.to(DType::F32);
+    update(it.i, p32, scale.defined() ? mul(g, scale) : g);
     if (it.lowp.defined()) it.lowp.copy_(it.p32);
   }
 }
@@ -85,7 +87,7 @@ NamedParams numbered(const std::vector<Tensor>& params) {
 
 AdamW::AdamW(std::vector<Tensor> params, AdamWOptions o) : AdamW(numbered(params), o) {}
 
-void AdamW::update_all(const std::vector<Item>& items) {
+void AdamW::update_all(const std::vector<Item>& items, const Tensor& scale) {
   std::vector<AdamWParam> ps;
   for (const Item& it : items) {
     // A parameter made contiguous by its master's rounding: the bf16 view must be the parameter.
@@ -93,7 +95,7 @@ void AdamW::update_all(const std::vector<Item>& items) {
                 " is not contiguous");
     ps.push_back({it.p32, it.grad, slot("exp_avg", it.i), slot("exp_avg_sq", it.i), it.lowp});
   }
-  adamw_step_(ps, lr, opt.beta1, opt.beta2, opt.eps, opt.weight_decay, t_);
+  adamw_step_(ps, lr, opt.beta1, opt.beta2, opt.eps, opt.weight_decay, t_, 1.0, scale);
 }
 
 SGD::SGD(NamedParams params, SGDOptions o) : Optimizer(std::move(params)), opt(o) { lr = o.lr; }
@@ -110,34 +112,41 @@ void SGD::update(size_t i, Tensor& p, const Tensor& g0) {
   add_(p, g, -lr);
 }
 
+Tensor grad_norm_clip(const std::vector<Tensor>& grads, const std::vector<double>& weights, double max_norm,
+                      Device device, const std::vector<parallel::Communicator*>& groups) {
+  NoGradGuard ng;
+  // One fused sum of squares per distinct weight (1, and 1/tp for split models' replicated parts).
+  std::map<double, std::vector<Tensor>> by_weight;
+  for (size_t i = 0; i < grads.size(); ++i) by_weight[weights.empty() ? 1.0 : weights[i]].push_back(grads[i].contiguous());
+  Tensor total = Tensor::zeros({1}, DType::F32, device);
+  for (auto& [w, gs] : by_weight) {
+    Tensor part = sum(sum_squares(gs)).reshape({1});
+    total = add(total, w == 1.0 ? part : mul(part, w));
+  }
+  for (parallel::Communicator* g : groups)
+    if (g && g->size() > 1) g->all_reduce(total);
+  const Tensor norm = sqrt(total);
+  const Tensor one = Tensor::ones({1}, DType::F32, device);
+  const Tensor factor =
+      max_norm > 0 ? minimum(div(Tensor::full({1}, max_norm, DType::F32, device), norm + 1e-6), one) : one;
+  return cat({norm, factor});
+}
+
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, const std::vector<double>& weights,
                       parallel::Communicator* group) {
   NoGradGuard ng;
-  // Every gradient's sum of squares in one fused call on its device, read back in one copy and
-  // added in double on the host.
   std::vector<Tensor> grads;
   std::vector<double> w;
   for (size_t i = 0; i < params.size(); ++i)
     if (params[i].grad().defined()) {
-      grads.push_back(params[i].grad().contiguous());
+      grads.push_back(params[i].grad());
       w.push_back(weights.empty() ? 1.0 : weights[i]);
     }
-  double total = 0;
-  if (!grads.empty()) {
-    const std::vector<float> s = sum_squares(grads).to_float_vector();
-    for (size_t i = 0; i < s.size(); ++i) total += w[i] * double(s[i]);
-  }
-  if (group && group->size() > 1) total = group->sum({total})[0];
-  const double norm = std::sqrt(total);
-  if (max_norm > 0 && norm > max_norm) {
-    const double s = max_norm / (norm + 1e-6);
-    for (const Tensor& p : params)
-      if (p.grad().defined()) {
-        Tensor g = p.grad();
-        mul_(g, s);
-      }
-  }
-  return norm;
+  const Device dev = grads.empty() ? Device::cpu() : grads[0].device();
+  const std::vector<float> nc = grad_norm_clip(grads, w, max_norm, dev, {group}).to_float_vector();
+  if (nc[1] < 1.0f)
+    for (Tensor g : grads) mul_(g, double(nc[1]));
+  return nc[0];
 }
 
 }  // namespace forge::train

@@ -18,8 +18,10 @@ class Optimizer {
  public:
   explicit Optimizer(NamedParams params);
   virtual ~Optimizer() = default;
-  // One update from the parameters' .grad (parameters without a gradient are skipped).
-  void step();
+  // One update from the parameters' .grad (parameters without a gradient are skipped), each
+  // gradient first multiplied by grad_scale when given: an f32 [1] tensor on the parameters'
+  // device (grad_norm_clip's factor, applied without a read back).
+  void step(const Tensor& grad_scale = Tensor());
   void zero_grad();
   double lr = 1e-3;
   int64_t steps() const { return t_; }
@@ -36,8 +38,8 @@ class Optimizer {
     size_t i;
     Tensor p32, grad, lowp;
   };
-  // The step's update of every item. By default one update() each on an f32 gradient.
-  virtual void update_all(const std::vector<Item>& items);
+  // The step's update of every item. By default one update() each on an f32 gradient (times scale).
+  virtual void update_all(const std::vector<Item>& items, const Tensor& scale);
   virtual void update(size_t, Tensor&, const Tensor&) {}
   Tensor& slot(const std::string& kind, size_t i);  // f32 zeros of the parameter's shape on first use
   int64_t t_ = 0;
@@ -60,7 +62,7 @@ class AdamW : public Optimizer {
   AdamWOptions opt;
 
  protected:
-  void update_all(const std::vector<Item>& items) override;
+  void update_all(const std::vector<Item>& items, const Tensor& scale) override;
 };
 
 struct SGDOptions {
@@ -76,10 +78,15 @@ class SGD : public Optimizer {
   void update(size_t i, Tensor& p32, const Tensor& g) override;
 };
 
-// Scales all gradients so their global L2 norm is at most max_norm (0: no clipping).
-// Returns the norm before clipping (f32 accumulation over every tensor). A model split over
-// ranks passes each tensor's weight (1 / the ranks holding the same copy) and the group whose
-// squares add up to the whole model.
+// The global L2 norm of `grads` - each tensor's sum of squares times its weight (1 / the ranks
+// holding the same copy, for a model split over ranks), summed over each of `groups` in turn - and
+// torch's clip factor min(1, max_norm / (norm + 1e-6)) (1 when max_norm is 0): {norm, factor} as an
+// f32 [2] tensor on `device`, computed there without a read back, so a GPU never waits for it.
+Tensor grad_norm_clip(const std::vector<Tensor>& grads, const std::vector<double>& weights, double max_norm,
+                      Device device, const std::vector<parallel::Communicator*>& groups = {});
+
+// The same on params' gradients, read back and applied in place (torch.nn.utils.clip_grad_norm_):
+// returns the norm before clipping.
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm, const std::vector<double>& weights = {},
                       parallel::Communicator* group = nullptr);
 

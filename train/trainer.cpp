@@ -82,6 +82,13 @@ data::Batch on_device(data::Batch b, Device dev) {
 // The summed loss of a step's micro-batches (undefined: none here), read back once.
 double read_loss(const Tensor& loss) { return loss.defined() ? loss.item() : 0.0; }
 
+// A step's summed loss (0 where undefined) and gradient norm, read back in one copy.
+std::pair<double, double> read_back(const Tensor& loss, const Tensor& norm_clip) {
+  if (!loss.defined()) return {0.0, double(norm_clip.narrow(0, 0, 1).item())};
+  const std::vector<float> v = cat({loss.to(DType::F32).reshape({1}), norm_clip.narrow(0, 0, 1)}).to_float_vector();
+  return {double(v[0]), double(v[1])};
+}
+
 // This rank's stage of the model on one micro-batch: its layers, from the ids on the first stage
 // or from the previous stage's activation `in`. Returns the activation for the next stage, or on
 // the last stage the final hidden states (ModelParallel::loss_sum takes them on).
@@ -426,8 +433,9 @@ TrainSummary run_training(const Recipe& r) {
     if (std::sscanf(ts, "%d:%lld:%d", &rank, &st, &test_signal) == 3 && rank == world.rank()) signal_step = st;
   }
   auto t_run = Clock::now();
-  int64_t run_tokens = 0, steady_tokens = 0;
-  double run_seconds = 0, steady_seconds = 0;
+  int64_t run_tokens = 0, steady_tokens = 0, interval_tokens = 0;
+  double run_seconds = 0, steady_seconds = 0, interval_seconds = 0;
+  double loss = NAN, norm = NAN, rate = 0;  // as of the last logged step
   bool saved_last = have && start == total;
   StopRequest stop_request;
   // A step's micro-batches on this rank: every stage and tp rank of a dp replica builds the same
@@ -487,16 +495,22 @@ TrainSummary run_training(const Recipe& r) {
     if (n_mb == 0) mp.tied_add_grad();
     mp.tied_send_grad();
     if (sync) sync->finish();
-    const double loss = world.sum({mp.reports() ? read_loss(loss_sum) : 0.0})[0] / targets;
     const double lr = lr_at(r.schedule.name, r.optim.lr, s, total, r.schedule.warmup_steps, r.schedule.min_lr_ratio);
-    double norm;
+    Tensor norm_clip;  // {gradient norm, clip factor}, computed and applied on the device
     if (zero) {
-      norm = zero->step(lr, r.train.max_grad_norm, r.parallel.zero >= 2 ? &sync->shard_grad() : nullptr);
+      norm_clip = zero->step(lr, r.train.max_grad_norm, r.parallel.zero >= 2 ? &sync->shard_grad() : nullptr);
       zero->zero_grad();
     } else {
-      norm = clip_grad_norm(trainable_tensors, r.train.max_grad_norm, norm_weights, &mesh.model());
+      std::vector<Tensor> grads;
+      std::vector<double> weights;
+      for (size_t i = 0; i < trainable_tensors.size(); ++i)
+        if (trainable_tensors[i].grad().defined()) {
+          grads.push_back(trainable_tensors[i].grad());
+          weights.push_back(norm_weights[i]);
+        }
+      norm_clip = grad_norm_clip(grads, weights, r.train.max_grad_norm, dev, {&mesh.model()});
       opt->lr = lr;
-      opt->step();
+      opt->step(norm_clip.narrow(0, 1, 1));
       opt->zero_grad();
     }
     if (shards && mp.tied_across_stages()) {  // ZeRO-3 updated only the masters: gather the new weight
@@ -505,9 +519,23 @@ TrainSummary run_training(const Recipe& r) {
     }
     mp.tied_sync_weight();
     if (shards) shards->release_all();
+    const int64_t step = s + 1;
+    // The loss and the norm come back once per logged step (and at the first, for the summary), in
+    // one copy: in between, a GPU runs ahead of the host.
+    const bool logged = step % r.logging.every == 0 || step == total;
+    if (logged || s == start) {
+      const auto [l, n] = read_back(loss_sum, norm_clip);
+      loss = world.sum({mp.reports() ? l : 0.0})[0] / targets;
+      norm = n;
+      FORGE_CHECK(std::isfinite(loss), "step ", step, ": the loss is ", loss, " (lower optim.lr or check the data)");
+      if (s == start) sum.first_loss = loss;
+      sum.last_loss = loss;
+    }
     const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
     run_tokens += tokens;
     run_seconds += dt;
+    interval_tokens += tokens;
+    interval_seconds += dt;
     if (s > start) {
       steady_tokens += tokens;
       steady_seconds += dt;
@@ -515,13 +543,14 @@ TrainSummary run_training(const Recipe& r) {
     } else {
       reset_cpu_bytes_peak();  // the steps after this one show the steady-state memory
     }
-    FORGE_CHECK(std::isfinite(loss), "step ", s + 1, ": the loss is ", loss, " (lower optim.lr or check the data)");
-    if (s == start) sum.first_loss = loss;
-    sum.last_loss = loss;
-    const int64_t step = s + 1;
-    if (step % r.logging.every == 0 || step == total) {
+    if (logged) {
+      rate = double(interval_tokens) / interval_seconds;  // since the last logged step (its read back waited)
+      interval_tokens = 0;
+      interval_seconds = 0;
+    }
+    if (logged) {
       nlohmann::json line = {{"step", step}, {"epoch", sp.epoch}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
-                             {"tokens", tokens}, {"tokens_per_s", double(tokens) / dt},
+                             {"tokens", tokens}, {"tokens_per_s", rate},
                              {"elapsed_s", std::chrono::duration<double>(Clock::now() - t_run).count()}};
       if (dev.is_cuda()) {  // what this step cost the host, on the rank it cost most: copies each way,
                             // ops run on host copies, device memory in use (the prefetched batches
@@ -542,7 +571,7 @@ TrainSummary run_training(const Recipe& r) {
       log({{"step", step}, {"eval_loss", el}, {"eval_ppl", std::exp(el)}});
     }
     char status[160];
-    std::snprintf(status, sizeof status, " loss %.4f lr %.2e %.0f tok/s", loss, lr, double(tokens) / dt);
+    std::snprintf(status, sizeof status, " loss %.4f lr %.2e %.0f tok/s", loss, lr, rate);
     bar.update(step, status);
     saved_last = false;
     carried = prefetched;

@@ -37,7 +37,7 @@ ZeroOptimizer::ZeroOptimizer(parallel::Communicator& dp, NamedParams params, con
   inner_ = make(NamedParams{{"zero_shard", master_}});
 }
 
-double ZeroOptimizer::step(double lr, double max_norm, const Tensor* shard_grad) {
+Tensor ZeroOptimizer::step(double lr, double max_norm, const Tensor* shard_grad) {
   NoGradGuard ng;
   Tensor g;
   if (shard_grad) {
@@ -50,27 +50,18 @@ double ZeroOptimizer::step(double lr, double max_norm, const Tensor* shard_grad)
     });
   }
   // The global norm: every slice's (weighted) sum of squares, summed over the dp group and then
-  // over the ranks that hold the other parts of the model.
-  // Each piece's sum of squares in one fused call, read back in one copy.
+  // over the ranks that hold the other parts of the model; the inner step applies its clip factor.
   std::vector<Tensor> pieces;
   std::vector<double> w;
   for_each_piece(layout_, params_, [&](size_t i, int64_t, int64_t so, int64_t n) {
     pieces.push_back(g.narrow(0, so, n));
     w.push_back(norm_weights_.empty() ? 1.0 : norm_weights_[i]);
   });
-  double local = 0;
-  if (!pieces.empty()) {
-    const std::vector<float> s = sum_squares(pieces).to_float_vector();
-    for (size_t k = 0; k < s.size(); ++k) local += w[k] * double(s[k]);
-  }
-  double total = dp_.sum({local})[0];
-  if (model_group_ && model_group_->size() > 1) total = model_group_->sum({total})[0];
-  const double norm = std::sqrt(total);
-  if (max_norm > 0 && norm > max_norm) mul_(g, max_norm / (norm + 1e-6));
+  const Tensor norm_clip = grad_norm_clip(pieces, w, max_norm, master_.device(), {&dp_, model_group_});
   master_.set_grad(g);
   inner_->lr = lr;
-  inner_->step();
-  if (!gather_after_step_) return norm;
+  inner_->step(norm_clip.narrow(0, 1, 1));
+  if (!gather_after_step_) return norm_clip;
   // Everyone's updated slice into every parameter.
   Tensor flat = Tensor::empty({layout_.total}, DType::F32, master_.device());
   dp_.all_gather(master_.detach(), flat, layout_.shard_counts);
@@ -78,7 +69,7 @@ double ZeroOptimizer::step(double lr, double max_norm, const Tensor* shard_grad)
     const Tensor& p = params_[i].second;
     p.copy_(flat.narrow(0, layout_.offsets[i], p.numel()).view(p.shape()));
   }
-  return norm;
+  return norm_clip;
 }
 
 void ZeroOptimizer::zero_grad() {

@@ -26,8 +26,9 @@ class ZeroOptimizer {
   void set_gather_after_step(bool on) { gather_after_step_ = on; }
   const Tensor& master() const { return master_; }
   // One update: takes this rank's gradient slice (from the .grad tensors, or `shard_grad` when
-  // given), clips by the global norm (returned, before clipping), steps, all-gathers the weights.
-  double step(double lr, double max_norm, const Tensor* shard_grad = nullptr);
+  // given), clips by the global norm, steps, all-gathers the weights. Returns grad_norm_clip's
+  // {norm before clipping, factor} on the device (no read back).
+  Tensor step(double lr, double max_norm, const Tensor* shard_grad = nullptr);
   void zero_grad();
   // This rank's state: the master slice and the inner optimiser's moments.
   std::map<std::string, Tensor> state_dict() const;

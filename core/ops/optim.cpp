@@ -11,10 +11,12 @@
 namespace forge {
 
 void adamw_step_(const std::vector<AdamWParam>& ps, double lr, double beta1, double beta2, double eps,
-                 double weight_decay, int64_t step, double grad_scale) {
+                 double weight_decay, int64_t step, double grad_scale, const Tensor& scale) {
+  FORGE_CHECK(!scale.defined() || (scale.dtype() == DType::F32 && scale.numel() == 1 && scale.is_contiguous()),
+              "adamw_step_: scale must be one contiguous f32 value");
   const cpu::AdamWHyper h{float(lr), float(beta1), float(beta2), float(eps), float(weight_decay),
                           float(1.0 - std::pow(beta1, double(step))), float(1.0 - std::pow(beta2, double(step))),
-                          float(grad_scale)};
+                          float(grad_scale), scale.defined() ? scale.data<float>() : nullptr};
   // One kernel call per (device, gradient dtype, low-precision dtype).
   std::map<std::tuple<std::string, DType, DType>, std::vector<cpu::AdamWTensor>> groups;
   std::map<std::tuple<std::string, DType, DType>, Device> devices;
@@ -31,6 +33,7 @@ void adamw_step_(const std::vector<AdamWParam>& ps, double lr, double beta1, dou
     for (const Tensor* t : {&p.grad, &p.exp_avg, &p.exp_avg_sq})
       detail::check_same_device(p.p32, *t, "adamw_step_");
     if (p.lowp.defined()) detail::check_same_device(p.p32, p.lowp, "adamw_step_");
+    if (scale.defined()) detail::check_same_device(p.p32, scale, "adamw_step_");
     const DType lowp_dt = p.lowp.defined() ? p.lowp.dtype() : DType::F32;
     const auto key = std::make_tuple(p.p32.device().str(), p.grad.dtype(), lowp_dt);
     groups[key].push_back({p.p32.data<float>(), p.grad.raw_data(), p.exp_avg.data<float>(), p.exp_avg_sq.data<float>(),

@@ -11,9 +11,10 @@ template <typename G, typename L>
 void adamw_one(const AdamWHyper& h, const AdamWTensor& t) {
   const G* g = static_cast<const G*>(t.g);
   L* lowp = static_cast<L*>(t.lowp);
+  const float scale = h.grad_scale * (h.scale ? *h.scale : 1.0f);
 #pragma omp parallel for schedule(static) if (t.n > 32768)
   for (int64_t i = 0; i < t.n; ++i) {
-    const float p = adamw_element(h, load_f32(g + i), t.p32[i], t.m[i], t.v[i]);
+    const float p = adamw_element(h, scale, load_f32(g + i), t.p32[i], t.m[i], t.v[i]);
     if (lowp) store_f32(lowp + i, p);
   }
 }

@@ -10,9 +10,11 @@
 namespace forge::cpu {
 
 // AdamW (decoupled weight decay) with bias corrections c1 = 1 - beta1^t, c2 = 1 - beta2^t; the
-// gradient is read in its dtype and multiplied by grad_scale (gradient clipping) first.
+// gradient is read in its dtype and multiplied first by grad_scale and, when given, by *scale: a
+// clip factor computed on the device, read there so that nothing waits for it.
 struct AdamWHyper {
   float lr, beta1, beta2, eps, weight_decay, c1, c2, grad_scale;
+  const float* scale;  // device memory (nullable)
 };
 // One parameter: p32 its f32 values (the parameter, or its master copy), m and v its moments, g
 // its gradient; `lowp` the bf16/f16 parameter the master is rounded into after the update (null
@@ -35,10 +37,10 @@ struct SquaresTensor {
 };
 void sum_squares_multi(DType dt, const SquaresTensor* ts, int64_t count, float* out);
 
-// The AdamW update of one element, shared by the CPU and CUDA kernels so both compute the same
-// sequence of f32 operations.
-FORGE_HD float adamw_element(const AdamWHyper& h, float g, float& p, float& m, float& v) {
-  g *= h.grad_scale;
+// The AdamW update of one element (scale: grad_scale times *scale), shared by the CPU and CUDA
+// kernels so both compute the same sequence of f32 operations.
+FORGE_HD float adamw_element(const AdamWHyper& h, float scale, float g, float& p, float& m, float& v) {
+  g *= scale;
   m = h.beta1 * m + (1.0f - h.beta1) * g;
   v = h.beta2 * v + (1.0f - h.beta2) * g * g;
   const float update = (m / h.c1) / (sqrtf(v / h.c2) + h.eps);

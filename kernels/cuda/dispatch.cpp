@@ -198,7 +198,9 @@ void adamw_multi(const cpu::AdamWHyper& h, DType g_dt, DType lowp_dt, const cpu:
   for (cpu::AdamWTensor& t : host)
     t = {sim::detail::arg(device, t.p32), sim::detail::arg(device, t.g), sim::detail::arg(device, t.m),
          sim::detail::arg(device, t.v), sim::detail::arg(device, t.lowp), t.n};
-  cpu::adamw_multi(h, g_dt, lowp_dt, host.data(), count);
+  cpu::AdamWHyper hh = h;
+  hh.scale = sim::detail::arg(device, h.scale);
+  cpu::adamw_multi(hh, g_dt, lowp_dt, host.data(), count);
 }
 void sum_squares_multi(DType dt, const cpu::SquaresTensor* ts, int64_t count, float* out, int device) {
   if (!simulated()) return gpu::sum_squares_multi(dt, ts, count, out, device);

@@ -21,9 +21,10 @@ __global__ void adamw_kernel(cpu::AdamWHyper h, AdamWChunk c) {
   const cpu::AdamWTensor& t = c.t[blockIdx.y];
   const G* g = static_cast<const G*>(t.g);
   L* lowp = static_cast<L*>(t.lowp);
+  const float scale = h.grad_scale * (h.scale ? *h.scale : 1.0f);
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < t.n; i += int64_t(gridDim.x) * blockDim.x) {
     float p = t.p32[i], m = t.m[i], v = t.v[i];
-    cpu::adamw_element(h, load_f32(g + i), p, m, v);
+    cpu::adamw_element(h, scale, load_f32(g + i), p, m, v);
     t.p32[i] = p;
     t.m[i] = m;
     t.v[i] = v;
