@@ -9,6 +9,7 @@
 #include "core/autograd.h"
 #include "core/random.h"
 #include "infer/generate.h"
+#include "kernels/cuda/cuda_backend.h"
 #include "models/presets.h"
 
 namespace forge::bench {
@@ -50,6 +51,9 @@ int bench_infer(const std::string& preset, const std::string& dtype_name, bool j
     best = std::max(best, double(N) / res.decode_seconds);
   }
   report({"infer.decode", shape, dtype_name, dev.str(), "tok/s", threads, best}, json);
+  if (dev.is_cuda())
+    report({"infer.peak_device_memory", shape, dtype_name, dev.str(), "MiB", threads,
+            double(cuda::bytes_peak(dev.index)) / (1 << 20)}, json);
   return 0;
 }
 

@@ -23,6 +23,7 @@
 #include "core/random.h"
 #include "data/make_tokenizer.h"
 #include "infer/server.h"
+#include "kernels/cuda/cuda_backend.h"
 #include "models/presets.h"
 
 namespace forge::bench {
@@ -282,6 +283,9 @@ void measure_levels(infer::Engine& engine, int port, const models::ModelConfig& 
     per_round += b;
   }
   const double ratio = median_tok_s[2] / median_tok_s[0];
+  if (engine.device().is_cuda())  // weights, the KV cache and the steps' activations at their peak
+    report({"serve.peak_device_memory", preset + " P128 N128", dtype_name, where, "MiB", threads,
+            double(cuda::bytes_peak(engine.device().index)) / (1 << 20)}, json);
   if (json)
     report({"serve.conc32_over_conc1", preset + " P128 N128" + (http ? "" : " engine"), dtype_name,
             where, "x", threads, ratio},
