@@ -217,10 +217,12 @@ TrainSummary run_training(const Recipe& r) {
   Datasets data;
   rank0_first([&] { data = load_datasets(r, *tok); });
   const DType dtype = dtype_from_name(r.model.dtype);
-  // QLoRA quantises the base from the memory-mapped file on the host, then moves it; the others
-  // load each weight straight to the device.
+  // Weights go straight to the device, one at a time, except where they are first quantised (QLoRA,
+  // from the memory-mapped file) or split (tp, pp: each rank then moves only its part, so no GPU
+  // ever holds the whole model): those are loaded memory-mapped on the host and moved afterwards.
   const bool qlora = r.peft.method == "qlora";
-  std::shared_ptr<models::CausalLM> model = models::load_model(r.model.path, dtype, qlora ? Device::cpu() : dev);
+  const bool via_host = qlora || r.parallel.tp > 1 || r.parallel.pp > 1;
+  std::shared_ptr<models::CausalLM> model = models::load_model(r.model.path, dtype, via_host ? Device::cpu() : dev);
   // ZeRO-3 frees each layer's weights after its forward and gathers them again for a recompute.
   model->checkpoint_layers = r.train.activation_checkpointing || (r.parallel.zero == 3 && r.parallel.dp > 1);
   model->train(true);
@@ -242,14 +244,10 @@ TrainSummary run_training(const Recipe& r) {
     trainable = lora->named_parameters();
     if (qlora) {  // after the adapters are sized from the full weights
       const auto [before, after] = peft::quantize_nf4(*model, dev);
-      model->to(dev);
       if (lead)
         std::fprintf(stderr, "forge train: QLoRA: linear weights quantised to NF4, %.1f MiB -> %.1f MiB\n",
                      double(before) / (1 << 20), double(after) / (1 << 20));
     }
-    NoGradGuard ng;
-    for (auto& [n, p] : trainable)  // the adapters live beside their base weights
-      if (p.device() != dev) p.set_data(p.detach().to(dev));
   } else {
     for (auto& [n, p] : model->named_parameters()) {
       p.requires_grad_(true);
@@ -261,6 +259,13 @@ TrainSummary run_training(const Recipe& r) {
   // This rank's part: its tensor-parallel shard of its pipeline stage's layers (all of it with
   // tp = pp = 1). Trainable below means trained on this rank.
   parallel::ModelParallel mp(mesh, *model, lora.get());
+  {
+    NoGradGuard ng;
+    if (via_host) model->to(dev);  // this rank's part only: the rest was let go above
+    if (lora)
+      for (auto& [n, p] : lora->named_parameters())  // the adapters live beside their base weights
+        if (p.device() != dev) p.set_data(p.detach().to(dev));
+  }
   trainable = mp.trained_here(trainable);
   std::vector<Tensor> trainable_tensors;
   std::vector<double> norm_weights;
