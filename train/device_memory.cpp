@@ -24,7 +24,7 @@ DeviceMemoryNeed training_memory_need(const Recipe& r, const models::ModelConfig
   DeviceMemoryNeed n;
   // QLoRA: the linear weights at 4.13 bits (NF4 codes and double-quantised scales), the rest as is.
   n.weights = r.peft.method == "qlora" ? (P - embed - head) * 4.13 / 8 + (embed + head) * es : P * es;
-  n.weights /= split * (r.parallel.zero == 3 ? dp : 1.0);
+  n.weights /= split;  // ZeRO-3 too: each rank's weights pass whole through its device before slicing
   if (r.peft.method == "none") {
     const double moments = r.optim.name == "adamw" ? 8.0 : (r.optim.momentum > 0 ? 4.0 : 0.0);
     const double masters = es < 4 ? 4.0 : 0.0;
