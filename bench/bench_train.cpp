@@ -15,7 +15,7 @@
 #include "core/process_memory.h"
 #include "core/storage.h"
 #include "kernels/cuda/cuda_backend.h"
-#include "models/llama.h"
+#include "models/causal_lm.h"
 #include "models/presets.h"
 #include "peft/lora.h"
 #include "peft/nf4.h"

@@ -15,7 +15,7 @@ int cmd_init_model(const Args& args) {
                      "--max-shard-mb="});
   if (has_flag(args, "--help")) {
     std::printf(
-        "usage: forge init-model --out DIR [--arch llama|mistral|qwen2] [--preset NAME] [--dtype f32|bf16]\n"
+        "usage: forge init-model --out DIR [--arch llama|mistral|qwen2|qwen3] [--preset NAME] [--dtype f32|bf16]\n"
         "                        [--seed S] [--init-std X] [--tokenizer DIR] [--max-shard-mb N]\n\n"
         "Writes a random model as a Hugging Face directory. Presets: tiny, stories15M, gqa-60M, stories110M,\n"
         "llama-1b. Without --tokenizer a byte-level BPE tokenizer (Llama 3 style, with a chat template) is\n"

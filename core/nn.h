@@ -123,6 +123,7 @@ class Linear : public Module {
   // Set (and `weight` released) when the frozen base weight is quantised (QLoRA).
   std::shared_ptr<const QuantizedWeight> quantized;
   Split split = Split::None;  // with tp set: in/out_features and weight are this rank's part
+  Split tp_plan = Split::Columns;  // how the architecture splits it under tensor parallelism
   std::shared_ptr<const TensorParallel> tp;
   // Inference twin of a weight on the CPU (pack_linear_weight), used when use_packed says so
   // (decode steps). A frozen copy: made for serving, where weights never change; reset it before

@@ -20,7 +20,7 @@
 #include "infer/tool_guide.h"
 #include "infer/sampler.h"
 #include "infer/scheduler.h"
-#include "models/llama.h"
+#include "models/causal_lm.h"
 #include "peft/multi_lora.h"
 
 namespace forge::infer {

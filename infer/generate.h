@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "infer/sampler.h"
-#include "models/llama.h"
+#include "models/causal_lm.h"
 
 namespace forge::infer {
 

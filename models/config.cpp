@@ -1,39 +1,44 @@
-// config.json parsing and writing for the Llama family (see config.h).
+// config.json parsing and writing: the common fields (see config.h); each architecture adds its own.
 #include "models/config.h"
 
 #include <cmath>
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "models/registry.h"
 
 namespace forge::models {
 using json = nlohmann::json;
 
+int64_t ConfigReader::get_int(const char* key, int64_t fallback, bool required) const {
+  if (!has(key)) {
+    FORGE_CHECK(!required, path, ": missing required field '", key, "'");
+    return fallback;
+  }
+  FORGE_CHECK(j[key].is_number_integer(), path, ": '", key, "' must be an integer, got ", j[key].dump());
+  return j[key].get<int64_t>();
+}
+double ConfigReader::get_num(const char* key, double fallback) const {
+  if (!has(key)) return fallback;
+  FORGE_CHECK(j[key].is_number(), path, ": '", key, "' must be a number, got ", j[key].dump());
+  return j[key].get<double>();
+}
+bool ConfigReader::get_bool(const char* key, bool fallback) const {
+  if (!has(key)) return fallback;
+  FORGE_CHECK(j[key].is_boolean(), path, ": '", key, "' must be true or false, got ", j[key].dump());
+  return j[key].get<bool>();
+}
+std::string ConfigReader::get_str(const char* key, const std::string& fallback) const {
+  if (!has(key)) return fallback;
+  FORGE_CHECK(j[key].is_string(), path, ": '", key, "' must be a string, got ", j[key].dump());
+  return j[key].get<std::string>();
+}
+void ConfigReader::require_act(const std::string& want) const {
+  const std::string act = get_str("hidden_act", want);
+  FORGE_CHECK(act == want, path, ": hidden_act '", act, "' is not supported for this architecture (", want, ")");
+}
+
 namespace {
-struct Reader {
-  const json& j;
-  const std::string& path;
-
-  int64_t get_int(const char* key, int64_t fallback, bool required = false) const {
-    if (!j.contains(key) || j[key].is_null()) {
-      FORGE_CHECK(!required, path, ": missing required field '", key, "'");
-      return fallback;
-    }
-    FORGE_CHECK(j[key].is_number_integer(), path, ": '", key, "' must be an integer, got ", j[key].dump());
-    return j[key].get<int64_t>();
-  }
-  double get_num(const char* key, double fallback) const {
-    if (!j.contains(key) || j[key].is_null()) return fallback;
-    FORGE_CHECK(j[key].is_number(), path, ": '", key, "' must be a number, got ", j[key].dump());
-    return j[key].get<double>();
-  }
-  bool get_bool(const char* key, bool fallback) const {
-    if (!j.contains(key) || j[key].is_null()) return fallback;
-    FORGE_CHECK(j[key].is_boolean(), path, ": '", key, "' must be true or false, got ", j[key].dump());
-    return j[key].get<bool>();
-  }
-};
-
 void check_positive(const std::string& path, const char* key, int64_t v) {
   FORGE_CHECK(v > 0, path, ": '", key, "' must be positive, got ", v);
 }
@@ -41,16 +46,15 @@ void check_positive(const std::string& path, const char* key, int64_t v) {
 
 ModelConfig parse_config(const json& j, const std::string& path) {
   FORGE_CHECK(j.is_object(), path, ": must be a JSON object");
-  Reader r{j, path};
+  ConfigReader r{j, path};
   ModelConfig c;
-  if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty())
-    c.architecture = j["architectures"][0].get<std::string>();
-  if (c.architecture == "LlamaForCausalLM") c.model_type = "llama";
-  else if (c.architecture == "MistralForCausalLM") c.model_type = "mistral";
-  else if (c.architecture == "Qwen2ForCausalLM") c.model_type = "qwen2";
-  else
-    throw Error(path + ": architecture '" + c.architecture +
-                "' is not supported (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM are)");
+  FORGE_CHECK(j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
+                  j["architectures"][0].is_string(),
+              path, ": no 'architectures' list naming the model class (e.g. [\"LlamaForCausalLM\"]); supported: ",
+              architecture_list());
+  c.architecture = j["architectures"][0].get<std::string>();
+  const Architecture& arch = architecture(c.architecture, path);
+  c.model_type = arch.model_type;
 
   c.hidden_size = r.get_int("hidden_size", 0, true);
   c.intermediate_size = r.get_int("intermediate_size", 0, true);
@@ -75,20 +79,12 @@ ModelConfig parse_config(const json& j, const std::string& path) {
   c.rms_norm_eps = r.get_num("rms_norm_eps", 1e-6);
   c.rope_theta = r.get_num("rope_theta", 10000.0);
   c.tie_word_embeddings = r.get_bool("tie_word_embeddings", false);
-  c.attention_bias = c.model_type == "qwen2" ? true : r.get_bool("attention_bias", false);
-  c.mlp_bias = r.get_bool("mlp_bias", false);
-  const std::string act = j.value("hidden_act", std::string("silu"));
-  FORGE_CHECK(act == "silu", path, ": hidden_act '", act, "' is not supported (only silu)");
-  if (c.model_type == "mistral") c.sliding_window = r.get_int("sliding_window", 0);
-  if (c.model_type == "qwen2" && r.get_bool("use_sliding_window", false))
-    throw Error(path + ": use_sliding_window=true is not supported");
-
   if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
     const json& s = j["rope_scaling"];
     FORGE_CHECK(s.is_object(), path, ": rope_scaling must be an object or null");
     std::string type = s.value("rope_type", s.value("type", std::string("default")));
     c.rope_scaling.type = type;
-    Reader sr{s, path};
+    ConfigReader sr{s, path};
     if (type == "linear") {
       c.rope_scaling.factor = sr.get_num("factor", 1.0);
     } else if (type == "llama3") {
@@ -112,11 +108,12 @@ ModelConfig parse_config(const json& j, const std::string& path) {
     else
       c.eos_token_ids.push_back(r.get_int("eos_token_id", -1));
   }
-  const std::string td = j.value("torch_dtype", j.value("dtype", std::string("float32")));
+  const std::string td = r.get_str("torch_dtype", r.get_str("dtype", "float32"));
   if (td == "float32") c.dtype = DType::F32;
   else if (td == "bfloat16") c.dtype = DType::BF16;
   else if (td == "float16") c.dtype = DType::F16;
   else throw Error(path + ": torch_dtype '" + td + "' is not supported (float32, bfloat16, float16 are)");
+  arch.parse(r, c);  // the architecture's own fields and the decoder's options
   return c;
 }
 
@@ -152,7 +149,8 @@ std::vector<float> ModelConfig::inv_freq() const {
 
 int64_t ModelConfig::num_parameters() const {
   const int64_t C = hidden_size, F = intermediate_size;
-  int64_t attn = C * q_dim() + 2 * C * kv_dim() + q_dim() * C + (attention_bias ? q_dim() + 2 * kv_dim() : 0);
+  int64_t attn = C * q_dim() + 2 * C * kv_dim() + q_dim() * C + (attention_bias ? q_dim() + 2 * kv_dim() : 0) +
+                 (o_proj_bias ? C : 0) + (qk_norm ? 2 * head_dim : 0);
   int64_t mlp = 3 * C * F + (mlp_bias ? 2 * F + C : 0);
   int64_t layer = attn + mlp + 2 * C;
   return vocab_size * C * (tie_word_embeddings ? 1 : 2) + num_hidden_layers * layer + C;
@@ -172,14 +170,8 @@ json config_to_json(const ModelConfig& c) {
             {"rms_norm_eps", c.rms_norm_eps},
             {"rope_theta", c.rope_theta},
             {"tie_word_embeddings", c.tie_word_embeddings},
-            {"hidden_act", "silu"},
             {"torch_dtype", c.dtype == DType::BF16 ? "bfloat16" : c.dtype == DType::F16 ? "float16" : "float32"}};
-  if (c.model_type == "llama") {
-    j["attention_bias"] = c.attention_bias;
-    j["mlp_bias"] = c.mlp_bias;
-  }
-  if (c.model_type == "mistral") j["sliding_window"] = c.sliding_window ? json(c.sliding_window) : json(nullptr);
-  if (c.model_type == "qwen2") j["use_sliding_window"] = false;
+  architecture(c.architecture, "config").write(c, j);
   if (c.rope_scaling.type == "linear") {
     j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", c.rope_scaling.factor}};
   } else if (c.rope_scaling.type == "llama3") {

@@ -1,6 +1,7 @@
-// The architecture of a Llama-family model, read from (and written to) a HF `config.json`.
-// Covers LlamaForCausalLM (Llama 2/3/3.x, TinyLlama, SmolLM), MistralForCausalLM and
-// Qwen2ForCausalLM. Unsupported architectures and values are errors that name the field.
+// A decoder-only model's shape and options, read from (and written to) a HF `config.json`. The
+// common fields are read here; each architecture (models/registry.h) reads its own and sets the
+// shared decoder's options (models/causal_lm.h). Unsupported architectures and values are errors
+// that name the file and the field.
 #pragma once
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -27,8 +28,10 @@ struct ModelConfig {
   double rms_norm_eps = 1e-6, rope_theta = 10000.0;
   RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
-  bool attention_bias = false;  // bias on q/k/v (always true for Qwen2)
+  bool attention_bias = false;  // bias on q/k/v
+  bool o_proj_bias = false;     // bias on the attention's output projection (Llama's attention_bias)
   bool mlp_bias = false;
+  bool qk_norm = false;         // RMSNorm over each head of q and k before RoPE (Qwen3)
   int64_t sliding_window = 0;   // 0: none (Mistral's window is enforced as a context limit)
   int64_t bos_token_id = -1;
   std::vector<int64_t> eos_token_ids;
@@ -39,6 +42,19 @@ struct ModelConfig {
   // Rotary inverse frequencies [head_dim/2] with rope_scaling applied (as HF's rope init).
   std::vector<float> inv_freq() const;
   int64_t num_parameters() const;
+};
+
+// Reads config.json fields; every error names the file and the field.
+struct ConfigReader {
+  const nlohmann::json& j;
+  const std::string& path;
+  bool has(const char* key) const { return j.contains(key) && !j[key].is_null(); }
+  int64_t get_int(const char* key, int64_t fallback, bool required = false) const;
+  double get_num(const char* key, double fallback) const;
+  bool get_bool(const char* key, bool fallback) const;
+  std::string get_str(const char* key, const std::string& fallback) const;
+  // hidden_act (absent: `want`) must be `want`.
+  void require_act(const std::string& want) const;
 };
 
 // `path` names the file in error messages.

@@ -4,7 +4,7 @@
 #include <memory>
 #include <string>
 
-#include "models/llama.h"
+#include "models/causal_lm.h"
 
 namespace forge::models {
 

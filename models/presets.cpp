@@ -2,6 +2,7 @@
 #include "models/presets.h"
 
 #include "core/error.h"
+#include "models/registry.h"
 
 namespace forge::models {
 namespace {
@@ -34,12 +35,10 @@ ModelConfig preset_config(const std::string& arch, const std::string& preset) {
     for (auto& n : preset_names()) names += (names.empty() ? "" : ", ") + n;
     throw Error("unknown preset '" + preset + "' (known: " + names + ")");
   }
+  const Architecture& a = architecture_of_type(arch);
   ModelConfig c;
-  if (arch == "llama") c.architecture = "LlamaForCausalLM";
-  else if (arch == "mistral") c.architecture = "MistralForCausalLM";
-  else if (arch == "qwen2") c.architecture = "Qwen2ForCausalLM";
-  else throw Error("unknown arch '" + arch + "' (llama, mistral, qwen2)");
-  c.model_type = arch;
+  c.architecture = a.name;
+  c.model_type = a.model_type;
   c.hidden_size = s->dim;
   c.intermediate_size = s->hidden;
   c.num_hidden_layers = s->layers;
@@ -50,8 +49,7 @@ ModelConfig preset_config(const std::string& arch, const std::string& preset) {
   c.max_position_embeddings = s->max_seq;
   c.tie_word_embeddings = s->tied;
   c.rms_norm_eps = 1e-5;
-  c.rope_theta = arch == "qwen2" ? 1000000.0 : 10000.0;
-  c.attention_bias = arch == "qwen2";
+  a.defaults(c);  // the architecture's own options (rope theta, biases, QK-norm, ...)
   return c;
 }
 

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/safetensors.h"
+#include "models/naming.h"
 
 namespace forge::models {
 using json = nlohmann::json;
@@ -19,7 +20,7 @@ namespace {
 // Tensors some checkpoints carry that the model does not need.
 bool ignorable(const std::string& name, const ModelConfig& c) {
   if (name.find("rotary_emb.inv_freq") != std::string::npos) return true;
-  return c.tie_word_embeddings && name == "lm_head.weight";
+  return c.tie_word_embeddings && name == kHeadWeight;
 }
 
 std::string list_names(const std::vector<std::string>& v) {

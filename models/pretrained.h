@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "models/llama.h"
+#include "models/causal_lm.h"
 
 namespace forge::models {
 

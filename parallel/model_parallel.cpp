@@ -5,16 +5,11 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "models/naming.h"
 
 namespace forge::parallel {
 namespace {
 constexpr int kTiedGrad = 13, kTiedWeight = 14, kGather = 15;
-const char* const kEmbed = "model.embed_tokens.weight";
-
-std::string model_name(const std::string& name) {  // PEFT names carry a prefix
-  const std::string peft = "base_model.model.";
-  return name.rfind(peft, 0) == 0 ? name.substr(peft.size()) : name;
-}
 
 NamedTensors all_parameters(const models::CausalLM& model, const peft::LoraModel* lora) {
   NamedTensors all = model.named_parameters();
@@ -24,10 +19,6 @@ NamedTensors all_parameters(const models::CausalLM& model, const peft::LoraModel
 }
 }  // namespace
 
-int layer_of(const std::string& full_name) {
-  const std::string name = model_name(full_name), layers = "model.layers.";
-  return name.rfind(layers, 0) == 0 ? int(std::stoll(name.substr(layers.size()))) : -1;
-}
 
 ModelParallel::ModelParallel(const Mesh& mesh, models::CausalLM& model, peft::LoraModel* lora)
     : mesh_(mesh), model_(model), lora_(lora) {
@@ -40,7 +31,8 @@ ModelParallel::ModelParallel(const Mesh& mesh, models::CausalLM& model, peft::Lo
   const bool keep_copy = pp > 1 && model.config().tie_word_embeddings && last_stage();
   NoGradGuard ng;
   for (auto& [name, p] : all_parameters(model, lora))
-    if (stage_of(name) != s && !(keep_copy && name == kEmbed)) p.set_data(Tensor::empty({0}, p.dtype(), p.device()));
+    if (stage_of(name) != s && !(keep_copy && name == models::kEmbedWeight))
+      p.set_data(Tensor::empty({0}, p.dtype(), p.device()));
 }
 
 std::pair<int64_t, int64_t> ModelParallel::layers_of_stage(int64_t s) const {
@@ -49,15 +41,14 @@ std::pair<int64_t, int64_t> ModelParallel::layers_of_stage(int64_t s) const {
   return {b, b + L / pp + (s < L % pp ? 1 : 0)};
 }
 
-int ModelParallel::stage_of(const std::string& full_name) const {
-  const std::string name = model_name(full_name);
+int ModelParallel::stage_of(const std::string& name) const {
   const int last = mesh_.shape().pp - 1;
-  if (const int layer = layer_of(name); layer >= 0)
+  if (const int layer = models::layer_of(name); layer >= 0)
     for (int s = 0; s <= last; ++s)
       if (auto [b, e] = layers_of_stage(s); layer >= b && layer < e) return s;
-  if (name.rfind("model.embed_tokens.", 0) == 0) return 0;
-  if (name.rfind("model.norm.", 0) == 0 || name.rfind("lm_head.", 0) == 0) return last;
-  throw Error("pipeline: no stage for parameter '" + full_name + "'");
+  if (models::is_embedding(name)) return 0;
+  if (models::is_final_norm_or_head(name)) return last;
+  throw Error("pipeline: no stage for parameter '" + name + "'");
 }
 
 NamedTensors ModelParallel::trained_here(const NamedTensors& all) const {

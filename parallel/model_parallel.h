@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "models/llama.h"
+#include "models/causal_lm.h"
 #include "parallel/mesh.h"
 #include "parallel/tensor_parallel.h"
 #include "peft/lora.h"
@@ -19,10 +19,6 @@
 namespace forge::parallel {
 
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
-
-// The decoder layer a parameter belongs to, by model or PEFT name ("model.layers.3.mlp.up_proj.weight",
-// "base_model.model.model.layers.3...."), or -1 (embedding, final norm, head).
-int layer_of(const std::string& name);
 
 class ModelParallel {
  public:

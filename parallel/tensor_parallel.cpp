@@ -7,6 +7,7 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "models/naming.h"
 
 namespace forge::parallel {
 namespace {
@@ -90,9 +91,8 @@ std::map<std::string, ParamSplit> shard_model(models::CausalLM& model, peft::Lor
   for (auto& [name, m] : model.named_modules()) {
     auto lin = std::dynamic_pointer_cast<nn::Linear>(m);
     if (!lin) continue;
-    const bool rows = name.size() > 6 && (name.rfind(".o_proj") == name.size() - 7 ||
-                                          name.rfind(".down_proj") == name.size() - 10);
-    lin->split = rows ? nn::Split::Rows : nn::Split::Columns;
+    const bool rows = lin->tp_plan == nn::Split::Rows;  // the architecture's plan (models/causal_lm.cpp)
+    lin->split = lin->tp_plan;
     lin->tp = tp;
     const int wdim = rows ? 1 : 0;
     lin->weight.set_data(part(lin->weight, wdim, r, n));
@@ -107,7 +107,7 @@ std::map<std::string, ParamSplit> shard_model(models::CausalLM& model, peft::Lor
     peft::LoraAdapter& a = *it->second;
     a.split = lin->split;
     a.tp = tp;
-    const std::string peft_name = "base_model.model." + name;
+    const std::string peft_name = models::kPeftPrefix + name;
     if (rows) {
       a.A.set_data(part(a.A, 1, r, n));
       splits[peft_name + ".lora_A.weight"].dim = 1;
@@ -120,7 +120,7 @@ std::map<std::string, ParamSplit> shard_model(models::CausalLM& model, peft::Lor
   e.weight.set_data(part(e.weight, 0, r, n));
   e.vocab_start = int64_t(r) * (c.vocab_size / n);
   e.tp = tp;
-  splits["model.embed_tokens.weight"].dim = 0;
+  splits[models::kEmbedWeight].dim = 0;
   return splits;
 }
 

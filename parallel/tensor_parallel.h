@@ -12,7 +12,7 @@
 #include <string>
 
 #include "core/nn.h"
-#include "models/llama.h"
+#include "models/causal_lm.h"
 #include "parallel/comm.h"
 #include "peft/lora.h"
 

@@ -9,10 +9,11 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/safetensors.h"
+#include "models/naming.h"
 
 namespace forge::peft {
 namespace {
-const std::string kPrefix = "base_model.model.";
+const std::string& kPrefix = models::kPeftPrefix;
 
 // PEFT pattern dicts: the value of the first key that the module name ends with.
 bool pattern_value(const nlohmann::json& patterns, const std::string& module, double& out) {

@@ -6,6 +6,7 @@
 
 #include "core/autograd.h"
 #include "core/error.h"
+#include "models/naming.h"
 
 namespace forge::peft {
 
@@ -38,8 +39,8 @@ Tensor LoraAdapter::forward(const Tensor& x) {
 std::vector<std::pair<std::string, Tensor>> LoraModel::named_parameters() const {
   std::vector<std::pair<std::string, Tensor>> out;
   for (auto& [name, a] : adapters) {
-    out.emplace_back("base_model.model." + name + ".lora_A.weight", a->A);
-    out.emplace_back("base_model.model." + name + ".lora_B.weight", a->B);
+    out.emplace_back(models::kPeftPrefix + name + ".lora_A.weight", a->A);
+    out.emplace_back(models::kPeftPrefix + name + ".lora_B.weight", a->B);
   }
   return out;
 }

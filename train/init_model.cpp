@@ -7,7 +7,7 @@
 #include "core/file_util.h"
 #include "data/make_tokenizer.h"
 #include "data/tokenizer.h"
-#include "models/llama.h"
+#include "models/causal_lm.h"
 #include "models/pretrained.h"
 #include "models/presets.h"
 

@@ -23,6 +23,7 @@
 #include "core/storage.h"
 #include "data/packing.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "models/naming.h"
 #include "models/pretrained.h"
 #include "parallel/grad_sync.h"
 #include "parallel/mesh.h"
@@ -319,7 +320,7 @@ TrainSummary run_training(const Recipe& r) {
   if (r.parallel.zero == 3 && zero) {
     zero->set_gather_after_step(false);
     std::vector<int> unit_of;
-    for (auto& [n, p] : trainable) unit_of.push_back(parallel::layer_of(n));  // -1: kOuter
+    for (auto& [n, p] : trainable) unit_of.push_back(models::layer_of(n));  // -1: kOuter
     shards = std::make_unique<parallel::ParamShards>(dp, trainable_tensors, unit_of, sync->layout(), zero->master());
     // Recomputes (grad on) run in backward, last layer first.
     model->before_layer = [&shards](int64_t i) { shards->enter(int(i), grad_enabled()); };

@@ -1,4 +1,4 @@
-// Llama / Mistral / Qwen2 parity with the PyTorch oracle (tests/reference/llama_reference.py):
+// Llama / Mistral / Qwen2 / Qwen3 parity with the PyTorch oracle (tests/reference/llama_reference.py):
 // logits over a batch of prompts, 64 greedy steps with the KV cache, the bf16 path, and
 // save/load round trips of HF directories.
 #include <gtest/gtest.h>
@@ -26,7 +26,8 @@ std::string ref_dir() {
   const char* d = std::getenv("FORGE_LLAMA_REFERENCE");
   return d ? d : "";
 }
-const char* kVariants[] = {"llama_gqa_llama3rope", "llama_tied_linear", "qwen2_bias", "mistral_gqa"};
+const char* kVariants[] = {"llama_gqa_llama3rope", "llama_tied_linear", "qwen2_bias",           "mistral_gqa",
+                           "mistral_nemo_headdim", "llama32_tied_llama3rope", "qwen3_qknorm"};
 
 using forge::testing::rel_error;
 
@@ -236,6 +237,71 @@ TEST(LlamaConfig, UnsupportedArchitectureAndValuesAreNamed) {
   EXPECT_THROW(models::parse_config(bad), Error);
   auto round = models::parse_config(models::config_to_json(c));
   EXPECT_EQ(round.hidden_size, 64);
+}
+
+// Each problem a config can have is one error naming the file and the field (registry errors list
+// the architectures Forge builds).
+TEST(ModelConfig, BadConfigsAreNamed) {
+  const nlohmann::json ok = {{"architectures", {"Qwen3ForCausalLM"}}, {"hidden_size", 64}, {"intermediate_size", 128},
+                             {"num_hidden_layers", 1}, {"num_attention_heads", 4}, {"vocab_size", 10},
+                             {"head_dim", 32}};
+  const models::ModelConfig c = models::parse_config(ok, "q/config.json");
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_EQ(c.head_dim, 32);
+  EXPECT_EQ(c.q_dim(), 128);
+  EXPECT_EQ(c.model_type, "qwen3");
+  const models::ModelConfig round = models::parse_config(models::config_to_json(c), "round");
+  EXPECT_TRUE(round.qk_norm && round.architecture == "Qwen3ForCausalLM" && round.head_dim == 32);
+  auto error_of = [](const nlohmann::json& j) {
+    try {
+      models::parse_config(j, "q/config.json");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  auto without = [&](const char* key) {
+    nlohmann::json j = ok;
+    j.erase(key);
+    return j;
+  };
+  auto with = [&](const char* key, const nlohmann::json& v) {
+    nlohmann::json j = ok;
+    j[key] = v;
+    return j;
+  };
+  const std::pair<nlohmann::json, std::string> cases[] = {
+      {without("architectures"), "q/config.json: no 'architectures' list naming the model class"},
+      {with("architectures", {"FalconForCausalLM"}),
+       "q/config.json: architecture 'FalconForCausalLM' is not supported (supported: LlamaForCausalLM, "
+       "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)"},
+      {without("num_hidden_layers"), "q/config.json: missing required field 'num_hidden_layers'"},
+      {with("use_sliding_window", true), "q/config.json: use_sliding_window=true is not supported"},
+      {with("hidden_act", "gelu"), "q/config.json: hidden_act 'gelu' is not supported"},
+      {with("attention_bias", "yes"), "q/config.json: 'attention_bias' must be true or false"},
+  };
+  for (auto& [j, want] : cases) EXPECT_NE(error_of(j).find(want), std::string::npos) << error_of(j);
+}
+
+// Weights named for another architecture: a Llama checkpoint under a Qwen3 config lacks the
+// QK-norm tensors, and the error names them all at once.
+TEST(ModelConfig, WeightsOfAnotherArchitectureAreNamed) {
+  const std::string dir = forge::testing::fresh_temp_dir("forge_wrong_arch");
+  forge::testing::make_tiny_model_dir(dir, 3, 0.1);
+  nlohmann::json cfg = read_json_file(dir + "/config.json");
+  cfg["architectures"] = {"Qwen3ForCausalLM"};
+  cfg["model_type"] = "qwen3";
+  std::ofstream(dir + "/config.json") << cfg.dump();
+  try {
+    models::load_model(dir);
+    ADD_FAILURE() << "a Llama checkpoint loaded as Qwen3";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("weights do not match config.json: missing tensors: model.layers.0.self_attn.q_norm.weight, "
+                     "model.layers.0.self_attn.k_norm.weight"),
+              std::string::npos) << m;
+  }
+  fs::remove_all(dir);
 }
 
 // The sampling a model's creator recommends: read from generation_config.json as vLLM reads it,

@@ -58,6 +58,30 @@ TEST_P(LoraParity, LogitsLossAndGradientsMatchPyTorch) {
 
 INSTANTIATE_TEST_SUITE_P(Adapters, LoraParity, ::testing::Values("f32", "bf16", "f16", "rslora"));
 
+// The same on the other architectures' bases (QK-norm, a head_dim wider than hidden / heads, tied
+// with llama3 rope scaling): every target's gradients.
+class LoraArchParity : public LoraParity {};
+
+TEST_P(LoraArchParity, LogitsLossAndGradientsMatchPyTorch) {
+  const std::string arch = std::string("arch_") + GetParam();
+  auto model = models::load_model(ref_dir() + "/" + arch + "/base", DType::F32);
+  peft::LoraModel lora = peft::load_adapter(*model, ref_dir() + "/" + arch + "/adapter");
+  EXPECT_EQ(lora.adapters.size(), 14u);  // 7 targets x 2 layers
+  Tensor logits = model->forward(ref.at("ids"));
+  EXPECT_LE(rel_error(logits, ref.at(arch + "/logits")), 1e-4) << arch;
+  Tensor loss = cross_entropy(logits.view({-1, logits.size(-1)}), ref.at("labels").view({-1}));
+  EXPECT_NEAR(loss.item(), ref.at(arch + "/loss").item(), 1e-4);
+  loss.backward();
+  for (auto& [name, a] : lora.adapters)
+    for (auto [which, t] : {std::pair{".lora_A.weight", a->A}, std::pair{".lora_B.weight", a->B}}) {
+      ASSERT_TRUE(t.grad().defined()) << name << which;
+      EXPECT_LE(rel_error(t.grad(), ref.at(arch + "/grad/" + name + which)), 1e-4) << arch << " " << name << which;
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Architectures, LoraArchParity,
+                         ::testing::Values("qwen3_qknorm", "mistral_nemo_headdim", "llama32_tied_llama3rope"));
+
 TEST_F(LoraParity, MergedWeightsGiveTheAdapterLogits) {
   auto model = models::load_model(ref_dir() + "/base", DType::F32);
   peft::LoraModel lora = peft::load_adapter(*model, ref_dir() + "/adapter_f32");

@@ -1,5 +1,6 @@
-"""PyTorch oracle for the Llama family (Llama, Mistral, Qwen2), written from the HF modeling
-code's math. Makes small random models as HF directories (config.json + model.safetensors written
+"""PyTorch oracle for the decoder architectures (Llama, Mistral, Qwen2, Qwen3), written from the
+HF modeling code's math (transformers' modeling_llama / modeling_qwen3: Qwen3's q_norm and k_norm
+are RMSNorms over each head's head_dim values, applied before RoPE). Makes small random models as HF directories (config.json + model.safetensors written
 here, independently of Forge), then stores reference logits and greedy continuations in HDF5.
 
 usage: llama_reference.py OUT_DIR   (writes OUT_DIR/<variant>/ and OUT_DIR/llama_reference.h5)
@@ -38,6 +39,23 @@ VARIANTS = {
         architectures=["MistralForCausalLM"], model_type="mistral", num_attention_heads=4, num_key_value_heads=2,
         tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, rope_theta=10000.0,
         max_position_embeddings=256, sliding_window=None),
+    # Mistral-Nemo's shape: head_dim given and larger than hidden / heads (q is wider than hidden)
+    "mistral_nemo_headdim": dict(
+        architectures=["MistralForCausalLM"], model_type="mistral", num_attention_heads=4, num_key_value_heads=2,
+        head_dim=32, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, rope_theta=1000000.0,
+        max_position_embeddings=256, sliding_window=None),
+    # Llama 3.2's: tied embeddings with llama3 rope scaling
+    "llama32_tied_llama3rope": dict(
+        architectures=["LlamaForCausalLM"], model_type="llama", num_attention_heads=4, num_key_value_heads=1,
+        tie_word_embeddings=True, bos_token_id=1, eos_token_id=[2, 3], rope_theta=500000.0,
+        max_position_embeddings=256,
+        rope_scaling=dict(rope_type="llama3", factor=32.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                          original_max_position_embeddings=64)),
+    # QK-norm, head_dim given (not hidden / heads), GQA, tied (the small sizes' layout)
+    "qwen3_qknorm": dict(
+        architectures=["Qwen3ForCausalLM"], model_type="qwen3", num_attention_heads=4, num_key_value_heads=2,
+        head_dim=32, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, rope_theta=1000000.0,
+        max_position_embeddings=256, attention_bias=False, use_sliding_window=False, sliding_window=None),
 }
 COMMON = dict(hidden_size=64, intermediate_size=160, num_hidden_layers=2, vocab_size=256, rms_norm_eps=1e-5,
               hidden_act="silu", torch_dtype="float32")
@@ -77,7 +95,7 @@ def forward(cfg, W, ids):
     """ids [B, T] -> logits [B, T, V], no cache (the oracle recomputes everything)."""
     B, T = ids.shape
     H, Hkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
-    D = cfg["hidden_size"] // H
+    D = cfg.get("head_dim") or cfg["hidden_size"] // H
     eps = cfg["rms_norm_eps"]
     pos = torch.arange(T).float()
     ang = pos[:, None] * inv_freq(cfg, D)[None, :]
@@ -94,8 +112,12 @@ def forward(cfg, W, ids):
             b = W.get(p + f"self_attn.{name}.bias")
             return y + b if b is not None else y
 
-        q = proj("q_proj").view(B, T, H, D).transpose(1, 2)
-        k = proj("k_proj").view(B, T, Hkv, D).transpose(1, 2)
+        q = proj("q_proj").view(B, T, H, D)
+        k = proj("k_proj").view(B, T, Hkv, D)
+        if cfg["model_type"] == "qwen3":  # Qwen3: RMSNorm over each head before RoPE
+            q = rms_norm(q, W[p + "self_attn.q_norm.weight"], eps)
+            k = rms_norm(k, W[p + "self_attn.k_norm.weight"], eps)
+        q, k = q.transpose(1, 2), k.transpose(1, 2)
         v = proj("v_proj").view(B, T, Hkv, D).transpose(1, 2)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
@@ -115,7 +137,7 @@ def forward(cfg, W, ids):
 def make_weights(cfg, gen, std=0.05):
     C, F, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
     H, Hkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
-    D = C // H
+    D = cfg.get("head_dim") or C // H
     bias = cfg["model_type"] == "qwen2"
     W = {"model.embed_tokens.weight": torch.randn(V, C, generator=gen) * std}
     for l in range(cfg["num_hidden_layers"]):
@@ -126,6 +148,9 @@ def make_weights(cfg, gen, std=0.05):
                 W[p + f"self_attn.{n}.bias"] = torch.randn(o, generator=gen) * std
         for n, (o, i) in dict(gate_proj=(F, C), up_proj=(F, C), down_proj=(C, F)).items():
             W[p + f"mlp.{n}.weight"] = torch.randn(o, i, generator=gen) * std
+        if cfg["model_type"] == "qwen3":
+            W[p + "self_attn.q_norm.weight"] = 1 + 0.1 * torch.randn(D, generator=gen)
+            W[p + "self_attn.k_norm.weight"] = 1 + 0.1 * torch.randn(D, generator=gen)
         W[p + "input_layernorm.weight"] = 1 + 0.1 * torch.randn(C, generator=gen)
         W[p + "post_attention_layernorm.weight"] = 1 + 0.1 * torch.randn(C, generator=gen)
     W["model.norm.weight"] = 1 + 0.1 * torch.randn(C, generator=gen)

@@ -21,6 +21,54 @@ from llama_reference import COMMON, VARIANTS, forward, make_weights, write_safet
 torch.set_num_threads(2)
 R, ALPHA = 4, 8.0
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+# Other architectures' bases with an f32 adapter each (OUT_DIR/arch_<variant>/), gradients in the
+# HDF5 group arch_<variant>.
+ARCH_VARIANTS = ["qwen3_qknorm", "mistral_nemo_headdim", "llama32_tied_llama3rope"]
+
+
+def lora_pass(cfg, W, lora, ids, labels, dtype, scale):
+    """Logits, loss and the lora_A / lora_B gradients of base W plus the adapter `lora`."""
+    AB = {m: (a.to(dtype).float().clone().requires_grad_(), b.to(dtype).float().clone().requires_grad_())
+          for m, (a, b) in lora.items()}
+    Wl = dict(W)
+    for m, (a, b) in AB.items():
+        Wl[m + ".weight"] = W[m + ".weight"] + scale * (b @ a)
+    logits = forward(cfg, Wl, ids)
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+    loss.backward()
+    return AB, logits, loss
+
+
+def random_lora(W, gen):
+    """Random A and B (B nonzero, unlike a fresh adapter, so every gradient path is exercised)."""
+    lora = {}
+    for name in sorted(W):
+        mod = name[: -len(".weight")]
+        if mod.split(".")[-1] in TARGETS:
+            o, i = W[name].shape
+            lora[mod] = (torch.randn(R, i, generator=gen) * 0.2, torch.randn(o, R, generator=gen) * 0.2)
+    return lora
+
+
+def write_adapter(d, AB, dtype, rslora):
+    os.makedirs(d, exist_ok=True)
+    tensors = {}
+    for m, (a, b) in AB.items():
+        tensors[f"base_model.model.{m}.lora_A.weight"] = a.detach()
+        tensors[f"base_model.model.{m}.lora_B.weight"] = b.detach()
+    write_safetensors(os.path.join(d, "adapter_model.safetensors"), tensors, dtype, {"format": "pt"})
+    with open(os.path.join(d, "adapter_config.json"), "w") as f:
+        json.dump(dict(peft_type="LORA", task_type="CAUSAL_LM", r=R, lora_alpha=ALPHA, lora_dropout=0.0,
+                       target_modules=TARGETS, bias="none", use_rslora=rslora, fan_in_fan_out=False,
+                       modules_to_save=None, base_model_name_or_path="base", use_dora=False), f, indent=2)
+
+
+def write_group(g, AB, logits, loss):
+    g["logits"] = logits.detach().numpy()
+    g["loss"] = np.array([loss.item()])
+    for m, (a, b) in AB.items():
+        g[f"grad/{m}.lora_A.weight"] = a.grad.numpy()
+        g[f"grad/{m}.lora_B.weight"] = b.grad.numpy()
 
 
 def main():
@@ -33,13 +81,7 @@ def main():
     W = make_weights(cfg, gen)
     write_safetensors(os.path.join(out, "base", "model.safetensors"), W)
 
-    # Random A and B (B nonzero, unlike a fresh adapter, so every gradient path is exercised).
-    lora = {}
-    for name in sorted(W):
-        mod = name[: -len(".weight")]
-        if mod.split(".")[-1] in TARGETS:
-            o, i = W[name].shape
-            lora[mod] = (torch.randn(R, i, generator=gen) * 0.2, torch.randn(o, R, generator=gen) * 0.2)
+    lora = random_lora(W, gen)
     ids = torch.randint(0, cfg["vocab_size"], (2, 24), generator=gen)
     labels = torch.randint(0, cfg["vocab_size"], (2, 24), generator=gen)
     labels[0, :5] = -100  # some positions carry no loss
@@ -49,33 +91,21 @@ def main():
         h5["labels"] = labels.numpy().astype(np.int64)
         for tag, dtype, rslora in (("f32", torch.float32, False), ("bf16", torch.bfloat16, False),
                                    ("f16", torch.float16, False), ("rslora", torch.float32, True)):
-            d = os.path.join(out, "adapter_" + tag)
-            os.makedirs(d, exist_ok=True)
-            scale = ALPHA / math.sqrt(R) if rslora else ALPHA / R
             # The values as stored: rounded to the file's dtype, computed in f32.
-            AB = {m: (a.to(dtype).float().clone().requires_grad_(), b.to(dtype).float().clone().requires_grad_())
-                  for m, (a, b) in lora.items()}
-            Wl = dict(W)
-            for m, (a, b) in AB.items():
-                Wl[m + ".weight"] = W[m + ".weight"] + scale * (b @ a)
-            logits = forward(cfg, Wl, ids)
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
-            loss.backward()
-            tensors = {}
-            for m, (a, b) in AB.items():
-                tensors[f"base_model.model.{m}.lora_A.weight"] = a.detach()
-                tensors[f"base_model.model.{m}.lora_B.weight"] = b.detach()
-            write_safetensors(os.path.join(d, "adapter_model.safetensors"), tensors, dtype, {"format": "pt"})
-            with open(os.path.join(d, "adapter_config.json"), "w") as f:
-                json.dump(dict(peft_type="LORA", task_type="CAUSAL_LM", r=R, lora_alpha=ALPHA, lora_dropout=0.0,
-                               target_modules=TARGETS, bias="none", use_rslora=rslora, fan_in_fan_out=False,
-                               modules_to_save=None, base_model_name_or_path="base", use_dora=False), f, indent=2)
-            g = h5.create_group(tag)
-            g["logits"] = logits.detach().numpy()
-            g["loss"] = np.array([loss.item()])
-            for m, (a, b) in AB.items():
-                g[f"grad/{m}.lora_A.weight"] = a.grad.numpy()
-                g[f"grad/{m}.lora_B.weight"] = b.grad.numpy()
+            AB, logits, loss = lora_pass(cfg, W, lora, ids, labels, dtype, ALPHA / math.sqrt(R) if rslora else ALPHA / R)
+            write_adapter(os.path.join(out, "adapter_" + tag), AB, dtype, rslora)
+            write_group(h5.create_group(tag), AB, logits, loss)
+        for variant in ARCH_VARIANTS:
+            acfg = dict(COMMON, **VARIANTS[variant])
+            d = os.path.join(out, "arch_" + variant)
+            os.makedirs(os.path.join(d, "base"), exist_ok=True)
+            with open(os.path.join(d, "base", "config.json"), "w") as f:
+                json.dump(acfg, f, indent=2)
+            AW = make_weights(acfg, gen)
+            write_safetensors(os.path.join(d, "base", "model.safetensors"), AW)
+            AB, logits, loss = lora_pass(acfg, AW, random_lora(AW, gen), ids, labels, torch.float32, ALPHA / R)
+            write_adapter(os.path.join(d, "adapter"), AB, torch.float32, False)
+            write_group(h5.create_group("arch_" + variant), AB, logits, loss)
     os.replace(os.path.join(out, "lora_reference.h5.tmp"), os.path.join(out, "lora_reference.h5"))
 
 

@@ -1,6 +1,6 @@
-// The Llama-family decoder (Llama 2/3, Mistral, Qwen2): one file for the architecture, built
-// from nn::Linear / RMSNorm / Embedding so adapters attach by HF name
-// (`model.layers.0.self_attn.q_proj`). Parameter names match HF checkpoints exactly.
+// The shared decoder every architecture builds (models/registry.h picks the architecture; its
+// options live in ModelConfig): nn::Linear / RMSNorm / Embedding modules named as HF names them
+// (`model.layers.0.self_attn.q_proj`), so checkpoints load and adapters attach by HF name.
 #pragma once
 #include <functional>
 #include <memory>
@@ -44,8 +44,10 @@ class Attention : public nn::Module {
   // x [B, T, C] -> [B, T, C]
   Tensor forward(const Tensor& x, const Tensor& pos, const Tensor& inv_freq, const ForwardOptions& opt, int layer);
   std::shared_ptr<nn::Linear> q_proj, k_proj, v_proj, o_proj;
+  std::shared_ptr<nn::RMSNorm> q_norm, k_norm;  // QK-norm (Qwen3), or null
 
  private:
+  Tensor head_norm(const nn::RMSNorm& n, const Tensor& x) const;
   int64_t D, window;  // heads come from q/k_proj's out_features (fewer per rank under tp)
 };
 

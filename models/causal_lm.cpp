@@ -1,0 +1,236 @@
+// The shared decoder of every architecture (models/registry.h): attention with GQA, RoPE (with
+// rope_scaling), optional q/k/v and o biases, optional per-head QK-norm, SwiGLU MLP, RMSNorm, tied
+// or separate LM head, and a KV cache for generation; the options come from ModelConfig.
+#include "models/causal_lm.h"
+
+#include "core/autograd.h"
+#include "core/random.h"
+
+namespace forge::models {
+
+KVCache KVCache::create(const ModelConfig& c, int64_t batch, int64_t capacity, DType dtype, Device device) {
+  KVCache kv;
+  kv.capacity = capacity;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    kv.k.push_back(Tensor::empty({batch, c.num_key_value_heads, capacity, c.head_dim}, dtype, device));
+    kv.v.push_back(Tensor::empty({batch, c.num_key_value_heads, capacity, c.head_dim}, dtype, device));
+  }
+  return kv;
+}
+
+PagedKV PagedKV::create(const ModelConfig& c, int64_t num_blocks, int64_t block_size, DType dtype, Device device) {
+  PagedKV kv;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    kv.k.push_back(Tensor::empty({num_blocks, c.num_key_value_heads, c.head_dim, block_size}, dtype, device));
+    kv.v.push_back(Tensor::empty({num_blocks, c.num_key_value_heads, block_size, c.head_dim}, dtype, device));
+  }
+  return kv;
+}
+
+Attention::Attention(const ModelConfig& c, DType dtype)
+    : D(c.head_dim), window(c.sliding_window) {
+  const int64_t C = c.hidden_size;
+  q_proj = register_module("q_proj", std::make_shared<nn::Linear>(C, c.q_dim(), c.attention_bias, dtype));
+  k_proj = register_module("k_proj", std::make_shared<nn::Linear>(C, c.kv_dim(), c.attention_bias, dtype));
+  v_proj = register_module("v_proj", std::make_shared<nn::Linear>(C, c.kv_dim(), c.attention_bias, dtype));
+  // Llama's attention_bias also covers o_proj; Qwen2 has bias on q/k/v only.
+  o_proj = register_module("o_proj", std::make_shared<nn::Linear>(c.q_dim(), C, c.o_proj_bias, dtype));
+  o_proj->tp_plan = nn::Split::Rows;  // Megatron: q/k/v by output features, o by input features
+  if (c.qk_norm) {
+    q_norm = register_module("q_norm", std::make_shared<nn::RMSNorm>(D, c.rms_norm_eps, dtype));
+    k_norm = register_module("k_norm", std::make_shared<nn::RMSNorm>(D, c.rms_norm_eps, dtype));
+  }
+}
+
+// A per-head norm's weight as this rank uses it: under tensor parallelism each rank sees only its
+// heads, so the weight's gradient is summed over the group (tp->copy's backward).
+Tensor Attention::head_norm(const nn::RMSNorm& n, const Tensor& x) const {
+  const Tensor w = q_proj->tp ? q_proj->tp->copy(n.weight) : n.weight;
+  return rms_norm(x, w, n.eps);
+}
+
+Tensor Attention::forward(const Tensor& x, const Tensor& pos, const Tensor& inv_freq, const ForwardOptions& opt,
+                          int layer) {
+  const int64_t B = x.size(0), T = x.size(1);
+  // This rank's heads: all of them, or its share under tensor parallelism (q/k/v split by columns).
+  const int64_t Hq = q_proj->out_features / D, Hkv = k_proj->out_features / D;
+  Tensor q = q_proj->forward(x).view({B, T, Hq, D}), k = k_proj->forward(x).view({B, T, Hkv, D});
+  if (q_norm) {  // QK-norm: over each head's D values, before RoPE
+    q = head_norm(*q_norm, q);
+    k = head_norm(*k_norm, k);
+  }
+  q = rope(q.transpose(1, 2), pos, inv_freq);  // [B, Hq, T, D]
+  k = rope(k.transpose(1, 2), pos, inv_freq);  // [B, Hkv, T, D]
+  Tensor v = v_proj->forward(x).view({B, T, Hkv, D}).transpose(1, 2);
+  if (PagedKV* pk = opt.paged) {  // packed tokens of several sequences (B = 1): rows [N, H, D]
+    Tensor& kc = pk->k[size_t(layer)];
+    Tensor& vc = pk->v[size_t(layer)];
+    paged_kv_write(kc, vc, k.select(0, 0).transpose(0, 1), v.select(0, 0).transpose(0, 1), pk->batch);
+    Tensor a = paged_attention(q.select(0, 0).transpose(0, 1), kc, vc, pk->batch);  // [N, Hq, D]
+    return o_proj->forward(a.to(x.dtype()).reshape({1, T, Hq * D}));
+  }
+  if (KVCache* cache = opt.cache) {
+    const int64_t L = cache->length;
+    FORGE_CHECK(L + T <= cache->capacity, "KV cache holds ", cache->capacity, " tokens; ", L + T, " needed");
+    FORGE_CHECK(window == 0 || L + T <= window, "context of ", L + T, " tokens exceeds the sliding window of ",
+                window, " (sliding-window attention is not implemented)");
+    cache->k[layer].narrow(2, L, T).copy_(k);
+    cache->v[layer].narrow(2, L, T).copy_(v);
+    k = cache->k[layer].narrow(2, 0, L + T);
+    v = cache->v[layer].narrow(2, 0, L + T);
+  } else {
+    FORGE_CHECK(window == 0 || T <= window, "sequence of ", T, " tokens exceeds the sliding window of ", window);
+  }
+  AttentionOptions ao;
+  ao.doc_ids = opt.doc_ids;
+  Tensor a = scaled_dot_product_attention(q, k, v, ao);  // [B, Hq, T, D]
+  return o_proj->forward(a.transpose(1, 2).reshape({B, T, Hq * D}));
+}
+
+MLP::MLP(const ModelConfig& c, DType dtype) {
+  const int64_t C = c.hidden_size, F = c.intermediate_size;
+  gate_proj = register_module("gate_proj", std::make_shared<nn::Linear>(C, F, c.mlp_bias, dtype));
+  up_proj = register_module("up_proj", std::make_shared<nn::Linear>(C, F, c.mlp_bias, dtype));
+  down_proj = register_module("down_proj", std::make_shared<nn::Linear>(F, C, c.mlp_bias, dtype));
+  down_proj->tp_plan = nn::Split::Rows;
+}
+
+Tensor MLP::forward(const Tensor& x) const {
+  return down_proj->forward(mul(silu(gate_proj->forward(x)), up_proj->forward(x)));
+}
+
+DecoderLayer::DecoderLayer(const ModelConfig& c, DType dtype) {
+  self_attn = register_module("self_attn", std::make_shared<Attention>(c, dtype));
+  mlp = register_module("mlp", std::make_shared<MLP>(c, dtype));
+  input_layernorm = register_module("input_layernorm", std::make_shared<nn::RMSNorm>(c.hidden_size, c.rms_norm_eps, dtype));
+  post_attention_layernorm =
+      register_module("post_attention_layernorm", std::make_shared<nn::RMSNorm>(c.hidden_size, c.rms_norm_eps, dtype));
+}
+
+Tensor DecoderLayer::forward(const Tensor& x, const Tensor& pos, const Tensor& inv_freq, const ForwardOptions& opt,
+                             int layer) {
+  Tensor h = add(x, self_attn->forward(input_layernorm->forward(x), pos, inv_freq, opt, layer));
+  return add(h, mlp->forward(post_attention_layernorm->forward(h)));
+}
+
+Decoder::Decoder(const ModelConfig& c, DType dtype) {
+  embed_tokens = register_module("embed_tokens", std::make_shared<nn::Embedding>(c.vocab_size, c.hidden_size, dtype));
+  layers = register_module("layers", std::make_shared<nn::ModuleList>());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(std::make_shared<DecoderLayer>(c, dtype));
+  norm = register_module("norm", std::make_shared<nn::RMSNorm>(c.hidden_size, c.rms_norm_eps, dtype));
+}
+
+std::shared_ptr<CausalLM> CausalLM::unfilled(const ModelConfig& c, DType dtype) {
+  nn::SkipInitGuard no_init;
+  return std::make_shared<CausalLM>(c, dtype);
+}
+
+CausalLM::CausalLM(const ModelConfig& c, DType dtype) : cfg(c), dtype_(dtype) {
+  model = register_module("model", std::make_shared<Decoder>(c, dtype));
+  if (!c.tie_word_embeddings)
+    lm_head = register_module("lm_head", std::make_shared<nn::Linear>(c.hidden_size, c.vocab_size, false, dtype));
+  std::vector<float> f = c.inv_freq();
+  inv_freq_ = Tensor::from_vector(f, {int64_t(f.size())});
+}
+
+const Tensor& CausalLM::lm_head_weight() const { return lm_head ? lm_head->weight : model->embed_tokens->weight; }
+
+Tensor CausalLM::positions_for(const Tensor& ids, const ForwardOptions& opt) const {
+  if (opt.positions.defined()) return opt.positions;
+  const int64_t T = ids.size(1);
+  const int64_t L = opt.cache ? opt.cache->length : 0;
+  std::vector<int64_t> p(T);
+  for (int64_t t = 0; t < T; ++t) p[t] = L + t;
+  return Tensor::from_vector(p, {T});
+}
+
+Tensor CausalLM::embed(const Tensor& ids) const {
+  FORGE_CHECK(ids.dim() == 2, "model: ids must be [B, T], got ", shape_str(ids.shape()));
+  return model->embed_tokens->forward(ids);
+}
+
+Tensor CausalLM::run_layers(Tensor x, int64_t begin, int64_t end, const Tensor& pos_in, const ForwardOptions& opt) {
+  if (inv_freq_.device() != x.device()) inv_freq_ = inv_freq_.to(x.device());  // once per device move
+  const Tensor& inv_freq = inv_freq_;
+  const Tensor pos = pos_in.device() == x.device() ? pos_in : pos_in.to(x.device());  // once, not per rope
+  for (int64_t i = begin; i < end; ++i) {
+    if (checkpoint_layers && grad_enabled() && !opt.cache) {
+      // Keep only the layer's input; backward runs the layer again (activation checkpointing).
+      // Captures by value: the recompute runs during backward, after this call has returned.
+      x = checkpoint([this, pos, inv_freq = inv_freq_, opt, i](const std::vector<Tensor>& in) {
+            if (before_layer) before_layer(i);
+            Tensor y = model->layer(size_t(i)).forward(in[0], pos, inv_freq, opt, int(i));
+            if (after_layer && !grad_enabled()) after_layer(i);  // nothing keeps the weights
+            return std::vector<Tensor>{y};
+          }, {x})[0];
+    } else {
+      if (before_layer) before_layer(i);
+      x = model->layer(size_t(i)).forward(x, pos, inv_freq, opt, int(i));
+      if (after_layer && !grad_enabled()) after_layer(i);
+    }
+  }
+  return x;
+}
+
+Tensor CausalLM::hidden_states(const Tensor& ids, const ForwardOptions& opt) {
+  FORGE_CHECK(!opt.paged || (opt.positions.defined() && ids.size(0) == 1),
+              "model: a paged forward takes ids [1, N] and positions");
+  Tensor x = embed(ids);
+  x = run_layers(x, 0, int64_t(model->layers->size()), positions_for(ids, opt), opt);
+  if (opt.cache) opt.cache->length += ids.size(1);
+  return model->norm->forward(x);
+}
+
+Tensor CausalLM::forward(const Tensor& ids, const ForwardOptions& opt) {
+  Tensor h = hidden_states(ids, opt);
+  if (opt.last_only) h = h.narrow(1, h.size(1) - 1, 1);
+  return logits(h);
+}
+
+Tensor CausalLM::logits(const Tensor& h) const {
+  if (lm_head) return lm_head->forward(h);
+  // Tied: the embedding's rows are the output features (this rank's vocabulary part under tp).
+  const auto& tp = model->embed_tokens->tp;
+  if (!tp && nn::use_packed(packed_lm_head_, h))
+    return linear_packed(h, packed_lm_head_, model->embed_tokens->weight.size(0));
+  return linear(tp ? tp->copy(h) : h, model->embed_tokens->weight);
+}
+
+void CausalLM::store_weights_transposed() {
+  NoGradGuard ng;
+  auto to_column_major = [](const Tensor& w) {
+    if (w.dim() == 2 && w.dtype() == DType::F32 && w.stride(0) != 1) w.set_data(w.detach().t().contiguous().t());
+  };
+  for (auto& [name, m] : named_modules())
+    if (auto lin = std::dynamic_pointer_cast<nn::Linear>(m)) to_column_major(lin->weight);
+  if (!lm_head) to_column_major(model->embed_tokens->weight);
+}
+
+void CausalLM::pack_for_decode() {
+  NoGradGuard ng;
+  for (auto& [name, m] : named_modules())
+    if (auto lin = std::dynamic_pointer_cast<nn::Linear>(m)) lin->pack();
+  const Tensor& emb = model->embed_tokens->weight;
+  if (!lm_head && !model->embed_tokens->tp && nn::packable(emb))
+    packed_lm_head_ = pack_linear_weight(emb);
+}
+
+void CausalLM::init_weights(double std, uint64_t seed) {
+  NoGradGuard ng;
+  Generator gen(seed);
+  for (auto& [name, p] : named_parameters()) {
+    const bool is_norm = name.size() >= 11 && name.find("norm.weight") == name.size() - 11;
+    const bool is_bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+    if (is_norm) {
+      p.fill_(1.0);
+    } else if (is_bias) {
+      p.fill_(0.0);
+    } else {
+      Tensor w = Tensor::empty(p.shape(), DType::F32);
+      normal_(w, 0.0, std, &gen);
+      p.copy_(w);
+    }
+  }
+}
+
+}  // namespace forge::models
