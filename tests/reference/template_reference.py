@@ -53,6 +53,45 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
          {"type": "function", "function": {"name": "now", "description": "The time", "parameters": {}}}]
 WITH_TOOLS = [0, 7]
 
+# Multi-turn training conversations (alternating, as every template accepts), with and without
+# reasoning (Qwen3 shows reasoning_content only after the last user turn and drops it before).
+TRAINING = [
+    [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello! How can I help?"}],
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"},
+     {"role": "assistant", "content": "4"}, {"role": "user", "content": "and 3+3?"},
+     {"role": "assistant", "content": "6, as\nbefore."}],
+    [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b", "reasoning_content": "think b"},
+     {"role": "user", "content": "c"}, {"role": "assistant", "content": "d", "reasoning_content": "think d"},
+     {"role": "user", "content": "e"}, {"role": "assistant", "content": "f  ", "reasoning_content": "think f"}],
+    [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "<think>\nhmm\n</think>\n\nfirst"},
+     {"role": "user", "content": "q2"}, {"role": "assistant", "content": "second"},
+     {"role": "user", "content": "q3"}, {"role": "assistant", "content": "third"},
+     {"role": "user", "content": "q4"}, {"role": "assistant", "content": "fourth"},
+     {"role": "user", "content": "q5"}, {"role": "assistant", "content": "fifth"}],
+]
+# How each family's template marks a reply: the header before it, and the token that ends it (the
+# model stops there; what a template writes after it, a newline or the next header, is not output).
+MARKS = {"qwen3": ("<|im_start|>assistant\n", "<|im_end|>"),
+         "llama3": ("<|start_header_id|>assistant<|end_header_id|>\n\n", "<|eot_id|>"),
+         "gemma3": ("<start_of_turn>model\n", "<end_of_turn>")}
+
+
+def training_targets(t, tok, marks, conv):
+    """The whole conversation rendered, and each assistant turn's text in it: after its header, up to
+    and including its end-of-turn token (the tokens a trainer should learn)."""
+    text = t.render(messages=conv, add_generation_prompt=False, **{k: v for k, v in tok.items() if v})
+    header, end = marks
+    targets, cursor = [], 0
+    for m in conv:
+        if m["role"] != "assistant":
+            continue
+        b = text.index(header, cursor) + len(header)
+        e = text.index(end, b) + len(end)
+        targets.append(text[b:e])
+        cursor = e
+    return {"messages": conv, "text": text, "targets": targets}
+
+
 # (name, template source, special tokens)
 def templates(modules):
     out = []
@@ -85,7 +124,10 @@ def main():
                 except Exception as e:  # the C++ renderer must fail too
                     case["error"] = str(e)
                 cases.append(case)
-        result.append({"name": name, "template": src, "tokens": tok, "tokenizer_dir": tok_dir, "cases": cases})
+        entry = {"name": name, "template": src, "tokens": tok, "tokenizer_dir": tok_dir, "cases": cases}
+        if name in MARKS:
+            entry["training"] = [training_targets(t, tok, MARKS[name], conv) for conv in TRAINING]
+        result.append(entry)
     with open(out_path + ".tmp", "w") as f:
         json.dump(result, f, ensure_ascii=False)
     os.replace(out_path + ".tmp", out_path)
