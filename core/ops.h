@@ -95,6 +95,7 @@ struct AttentionOptions {
   bool causal = true;
   Tensor doc_ids;                 // optional [B, T] i32: no attention across documents (T == S)
   std::optional<double> scale;    // default 1/sqrt(D)
+  int64_t window = 0;             // sliding window: a query sees this many keys, itself included (0: all)
 };
 // q [B, Hq, T, D], k/v [B, Hkv, S, D] with Hq % Hkv == 0 (grouped-query). Causal aligns the
 // last query with the last key. Computed in tiles: never more than a tile of scores at once.

@@ -47,8 +47,10 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
                 "attention: doc_ids must be [", B, ", ", T, "], got ", shape_str(opt.doc_ids.shape()));
     doc = opt.doc_ids.to(DType::I32).to(dev).contiguous();
   }
-  cpu::AttnShape sh{B, Hq, Hkv, T, S, D, float(opt.scale ? *opt.scale : 1.0 / std::sqrt(double(D))), opt.causal,
-                    doc.defined() ? doc.data<int32_t>() : nullptr};
+  FORGE_CHECK(opt.window >= 0 && (opt.window == 0 || opt.causal), "attention: a sliding window needs causal "
+              "attention and a size >= 1, got ", opt.window);
+  const float scale = float(opt.scale ? *opt.scale : 1.0 / std::sqrt(double(D)));
+  cpu::AttnShape sh{B, Hq, Hkv, T, S, D, scale, opt.causal, doc.defined() ? doc.data<int32_t>() : nullptr, opt.window};
   Tensor qf = f32_rows(q), kf = f32_rows(k), vf = f32_rows(v);
   Tensor o = Tensor::empty({B, Hq, T, D}, DType::F32, dev);
   Tensor lse = Tensor::empty({B, Hq, T}, DType::F32, dev);

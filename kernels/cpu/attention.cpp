@@ -18,17 +18,20 @@ using MMap = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
 constexpr int64_t Br = 64, Bc = 64;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
+bool masked(const AttnShape& s) { return s.causal || s.doc || s.window > 0; }
+
 // Sets masked scores to -inf; returns false when the whole tile is masked.
 bool mask_tile(const AttnShape& s, int64_t b, int64_t t0, int64_t nr, int64_t s0, int64_t nc, RowMat& S) {
-  const int64_t off = s.S - s.T;
   bool any = false;
   for (int64_t r = 0; r < nr; ++r) {
     const int64_t i = t0 + r;
     const int32_t di = s.doc ? s.doc[b * s.T + i] : 0;
+    int64_t first, last;
+    visible_keys(s, i, first, last);
     float* row = S.data() + r * S.cols();
     for (int64_t c = 0; c < nc; ++c) {
       const int64_t j = s0 + c;
-      bool ok = !(s.causal && j > i + off) && !(s.doc && s.doc[b * s.T + j] != di);
+      bool ok = j >= first && j < last && !(s.doc && s.doc[b * s.T + j] != di);
       if (!ok) row[c] = kNegInf;
       any |= ok;
     }
@@ -36,10 +39,14 @@ bool mask_tile(const AttnShape& s, int64_t b, int64_t t0, int64_t nr, int64_t s0
   return any;
 }
 
-// Key tiles [s_begin, s_end) that queries [t0, t0 + nr) can see.
-void key_range(const AttnShape& s, int64_t t0, int64_t nr, int64_t& s_end) {
-  s_end = s.causal ? std::min<int64_t>(s.S, t0 + nr + (s.S - s.T)) : s.S;
-  if (s_end < 0) s_end = 0;
+// Key tiles [s_begin, s_end) that queries [t0, t0 + nr) can see: with a window the tiles before
+// it are never read, so a long context costs what the window does.
+void key_range(const AttnShape& s, int64_t t0, int64_t nr, int64_t& s_begin, int64_t& s_end) {
+  int64_t first, last, unused;
+  visible_keys(s, t0, first, unused);
+  visible_keys(s, t0 + nr - 1, unused, last);
+  s_begin = first / Bc * Bc;  // tiles stay aligned, as backward's are
+  s_end = std::max<int64_t>(last, 0);
 }
 }  // namespace
 
@@ -60,15 +67,15 @@ void attention_fwd(const AttnShape& s, const float* q, AttnStrides qs, const flo
           std::fill(m.begin(), m.end(), kNegInf);
           std::fill(l.begin(), l.end(), 0.0f);
           acc.topRows(nr).setZero();
-          int64_t s_end;
-          key_range(s, t0, nr, s_end);
-          for (int64_t s0 = 0; s0 < s_end; s0 += Bc) {
+          int64_t s_begin, s_end;
+          key_range(s, t0, nr, s_begin, s_end);
+          for (int64_t s0 = s_begin; s0 < s_end; s0 += Bc) {
             const int64_t nc = std::min(Bc, s_end - s0);
             CMap K(k + b * ks.b + hk * ks.h + s0 * ks.l, nc, D, Eigen::OuterStride<>(ks.l));
             CMap V(v + b * vs.b + hk * vs.h + s0 * vs.l, nc, D, Eigen::OuterStride<>(vs.l));
             auto St = S.topLeftCorner(nr, nc);
             St.noalias() = (Q * K.transpose()) * s.scale;
-            if ((s.causal || s.doc) && !mask_tile(s, b, t0, nr, s0, nc, S)) continue;
+            if (masked(s) && !mask_tile(s, b, t0, nr, s0, nc, S)) continue;
             for (int64_t r = 0; r < nr; ++r) {
               float* row = S.data() + r * Bc;
               const float mx = row_max(row, nc, m[r]);
@@ -122,19 +129,22 @@ void attention_bwd(const AttnShape& s, const float* q, AttnStrides qs, const flo
           CMap V(v + b * vs.b + hk * vs.h + s0 * vs.l, nc, D, Eigen::OuterStride<>(vs.l));
           dK.topRows(nc).setZero();
           dV.topRows(nc).setZero();
-          // First query tile that can see key s0 under the causal mask.
+          // The query tiles that can see keys [s0, s0 + nc): from the first whose position reaches
+          // s0 to the last whose window still reaches s0 + nc - 1.
           int64_t t_first = s.causal ? std::max<int64_t>(0, s0 - (Sk - T)) : 0;
           t_first = (t_first / Br) * Br;
+          const int64_t t_end =
+              s.causal && s.window > 0 ? std::min<int64_t>(T, s0 + nc - 1 + s.window - (Sk - T)) : T;
           for (int64_t h = hk * group; h < (hk + 1) * group; ++h) {
             const int64_t row0 = (b * s.Hq + h) * T;
-            for (int64_t t0 = t_first; t0 < T; t0 += Br) {
+            for (int64_t t0 = t_first; t0 < t_end; t0 += Br) {
               const int64_t nr = std::min(Br, T - t0);
               CMap Q(q + b * qs.b + h * qs.h + t0 * qs.l, nr, D, Eigen::OuterStride<>(qs.l));
               CMap dO(dout + (row0 + t0) * D, nr, D, Eigen::OuterStride<>(D));
               MMap dQ(dq + (row0 + t0) * D, nr, D, Eigen::OuterStride<>(D));
               auto Pt = P.topLeftCorner(nr, nc);
               Pt.noalias() = (Q * K.transpose()) * s.scale;
-              if ((s.causal || s.doc) && !mask_tile(s, b, t0, nr, s0, nc, P)) continue;
+              if (masked(s) && !mask_tile(s, b, t0, nr, s0, nc, P)) continue;
               for (int64_t r = 0; r < nr; ++r) {
                 const float L = lse[row0 + t0 + r];
                 float* row = P.data() + r * Bc;

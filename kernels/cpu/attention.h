@@ -10,7 +10,18 @@ struct AttnShape {
   float scale;
   bool causal;         // key j visible to query i iff j <= i + (S - T)
   const int32_t* doc;  // optional [B, T] (T == S): key j visible iff doc[b,j] == doc[b,i]
+  int64_t window = 0;  // sliding window (causal only): also j > i + (S - T) - window, so a query
+                       // sees `window` keys counting itself (HF's rule); 0: every earlier key
 };
+
+// The keys [first, last) query i (of T, over S keys) may see under the causal mask and window.
+inline void visible_keys(const AttnShape& s, int64_t i, int64_t& first, int64_t& last) {
+  const int64_t p = i + (s.S - s.T);  // the query's position among the keys
+  last = s.causal ? p + 1 : s.S;
+  first = s.causal && s.window > 0 ? p + 1 - s.window : 0;
+  if (first < 0) first = 0;
+  if (last > s.S) last = s.S;
+}
 
 // Element strides of a [B, H, L, D] operand (last dim contiguous).
 struct AttnStrides {

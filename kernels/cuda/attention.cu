@@ -86,10 +86,15 @@ __device__ __forceinline__ QueryRow query_row(const AttnShape& s) {
   return r;
 }
 
-// Key j visible to query i (same batch element).
+// Key j visible to query i (same batch element): causal, inside the sliding window, same document.
 __device__ __forceinline__ bool visible(const AttnShape& s, int64_t b, int64_t i, int64_t j) {
-  if (s.causal && j > i + (s.S - s.T)) return false;
+  const int64_t p = i + (s.S - s.T);
+  if (s.causal && (j > p || (s.window > 0 && j <= p - s.window))) return false;
   return !s.doc || s.doc[b * s.T + j] == s.doc[b * s.T + i];
+}
+// The first key a block of query rows from `first_row` can see: past the window, tiles are skipped.
+__device__ __forceinline__ int64_t first_key(const AttnShape& s, int64_t first_row) {
+  return s.causal && s.window > 0 ? lmax(0, first_row + (s.S - s.T) + 1 - s.window) : 0;
 }
 
 template <int D>
@@ -108,7 +113,7 @@ __global__ void __launch_bounds__(Cfg<D>::THREADS)
   const int64_t kend = s.causal ? lmin(s.S, last + (s.S - s.T) + 1) : s.S;
   const float* kbase = k + b * ks.b + hk * ks.h;
   const float* vbase = v + b * vs.b + hk * vs.h;
-  for (int64_t j0 = 0; j0 < kend; j0 += C::TILE) {
+  for (int64_t j0 = first_key(s, int64_t(blockIdx.x) * kRows); j0 < kend; j0 += C::TILE) {
     const int n = int(lmin(C::TILE, kend - j0));
     __syncthreads();  // the previous tile is no longer read
     load_tile<D, C::TILE>(Kt, kbase, ks.l, j0, n);
@@ -178,7 +183,7 @@ __global__ void __launch_bounds__(Cfg<D>::THREADS)
   const int64_t kend = s.causal ? lmin(s.S, last + (s.S - s.T) + 1) : s.S;
   const float* kbase = k + b * ks.b + hk * ks.h;
   const float* vbase = v + b * vs.b + hk * vs.h;
-  for (int64_t j0 = 0; j0 < kend; j0 += C::TILE) {
+  for (int64_t j0 = first_key(s, int64_t(blockIdx.x) * kRows); j0 < kend; j0 += C::TILE) {
     const int n = int(lmin(C::TILE, kend - j0));
     __syncthreads();
     load_tile<D, C::TILE>(Kt, kbase, ks.l, j0, n);
@@ -217,12 +222,15 @@ __global__ void __launch_bounds__(Cfg<D>::THREADS)
     vr[e] = vrow[part + C::SPLIT * e];
     gk[e] = gv[e] = 0.0f;
   }
-  // Queries that can see the block's first key: i >= j - (S - T) when causal.
+  // Queries that can see the block's keys: i >= j - (S - T) when causal, and with a window
+  // i < j - (S - T) + window for the block's last key.
   const int64_t i_begin = s.causal ? lmax(0, int64_t(blockIdx.x) * kRows - (s.S - s.T)) : 0;
+  const int64_t i_end =
+      s.causal && s.window > 0 ? lmin(s.T, int64_t(blockIdx.x + 1) * kRows - 1 - (s.S - s.T) + s.window) : s.T;
   for (int64_t g = 0; g < group; ++g) {
     const int64_t h = hk * group + g, rows0 = (b * s.Hq + h) * s.T;
-    for (int64_t i0 = i_begin; i0 < s.T; i0 += C::TILE) {
-      const int n = int(lmin(C::TILE, s.T - i0));
+    for (int64_t i0 = i_begin; i0 < i_end; i0 += C::TILE) {
+      const int n = int(lmin(C::TILE, i_end - i0));
       __syncthreads();
       load_tile<D, C::TILE>(Qt, q + b * qs.b + h * qs.h, qs.l, i0, n);
       load_tile<D, C::TILE>(Ot, dout + rows0 * D, D, i0, n);

@@ -50,7 +50,7 @@ def ref_rope(t, pos, inv_freq):
     return t * cos + rotate_half(t) * sin
 
 
-def ref_attention(q, k, v, causal=True, doc=None, scale=None):
+def ref_attention(q, k, v, causal=True, doc=None, scale=None, window=0):
     B, Hq, T, D = q.shape
     Hkv, S = k.shape[1], k.shape[2]
     k = k.repeat_interleave(Hq // Hkv, dim=1)
@@ -61,6 +61,8 @@ def ref_attention(q, k, v, causal=True, doc=None, scale=None):
         i = torch.arange(T)[:, None]
         j = torch.arange(S)[None, :]
         mask &= (j <= i + (S - T))[None, None]
+        if window:  # transformers' sliding window: a query sees `window` keys, itself included
+            mask &= (j > i + (S - T) - window)[None, None]
     if doc is not None:
         mask &= (doc[:, :, None] == doc[:, None, :])[:, None]
     s = s.masked_fill(~mask, float("-inf"))
@@ -90,7 +92,7 @@ OPS = {
     "embedding": lambda w, i: F.embedding(i, w),
     "rms_norm": lambda a, w, eps: ref_rms_norm(a, w, eps),
     "rope": lambda a, p, f: ref_rope(a, p, f),
-    "attention": lambda q, k, v, doc=None, causal=True: ref_attention(q, k, v, causal, doc),
+    "attention": lambda q, k, v, doc=None, causal=True, window=0: ref_attention(q, k, v, causal, doc, window=window),
     "cat": lambda *xs, dim: torch.cat(xs, dim), "stack": lambda *xs, dim: torch.stack(xs, dim),
     "split": lambda a, size, dim, index: torch.split(a, size, dim)[index],
     "where": lambda c, a, b: torch.where(c.bool(), a, b),
@@ -152,6 +154,15 @@ def build_cases():
     case("attention_docs", "attention", [x(2, 4, 130, 16), x(2, 1, 130, 16), x(2, 1, 130, 16),
          dict(shape=[2, 130], kind="docs", grad=False, transpose=False, high=None, scale=1.0)], {"causal": True})
     case("attention_kv_longer", "attention", [x(1, 2, 20, 16), x(1, 2, 90, 16), x(1, 2, 90, 16)], {"causal": True})
+    # Sliding windows shorter than the sequence: tiles wholly before a query's window are skipped,
+    # tiles across its edge masked; with documents, and with more keys than queries (decode).
+    case("attention_window", "attention", [x(1, 4, 150, 32), x(1, 2, 150, 32), x(1, 2, 150, 32)],
+         {"causal": True, "window": 37})
+    case("attention_window_docs", "attention", [x(2, 2, 140, 16), x(2, 1, 140, 16), x(2, 1, 140, 16),
+         dict(shape=[2, 140], kind="docs", grad=False, transpose=False, high=None, scale=1.0)],
+         {"causal": True, "window": 70})
+    case("attention_window_kv_longer", "attention", [x(1, 2, 9, 16), x(1, 2, 100, 16), x(1, 2, 100, 16)],
+         {"causal": True, "window": 20})
     case("attention_transposed", "attention", [x(2, 3, 65, 64), x(2, 3, 65, 64), x(2, 3, 65, 64)], {"causal": True})
     # Head dims whose CUDA kernels split a row over 2 and 4 lanes; 130 rows cross tile edges.
     case("attention_d48", "attention", [x(1, 2, 33, 48), x(1, 1, 33, 48), x(1, 1, 33, 48)], {"causal": True})

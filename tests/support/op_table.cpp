@@ -87,6 +87,7 @@ Tensor run_op(const std::string& op, const std::vector<Tensor>& x, const json& a
   if (op == "attention") {
     AttentionOptions o;
     o.causal = a.at("causal");
+    o.window = a.value("window", 0);
     if (x.size() > 3) o.doc_ids = x[3];
     return scaled_dot_product_attention(x[0], x[1], x[2], o);
   }
