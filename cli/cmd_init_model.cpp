@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/file_util.h"
+#include "models/registry.h"
 #include "train/init_model.h"
 
 namespace forge::cli {
@@ -14,13 +15,17 @@ int cmd_init_model(const Args& args) {
   check_flags(args, {"--out=", "--arch=", "--preset=", "--dtype=", "--tokenizer=", "--seed=", "--init-std=",
                      "--max-shard-mb="});
   if (has_flag(args, "--help")) {
+    std::string archs;  // "llama, mistral, ..." -> "llama|mistral|..."
+    for (char ch : models::architecture_types())
+      if (ch != ' ') archs += ch == ',' ? '|' : ch;
     std::printf(
-        "usage: forge init-model --out DIR [--arch llama|mistral|qwen2|qwen3] [--preset NAME] [--dtype f32|bf16]\n"
+        "usage: forge init-model --out DIR [--arch %s] [--preset NAME] [--dtype f32|bf16]\n"
         "                        [--seed S] [--init-std X] [--tokenizer DIR] [--max-shard-mb N]\n\n"
         "Writes a random model as a Hugging Face directory. Presets: tiny, stories15M, gqa-60M, stories110M,\n"
         "llama-1b. Without --tokenizer a byte-level BPE tokenizer (Llama 3 style, with a chat template) is\n"
         "trained on a built-in text; with it, that directory's tokenizer files are copied and the vocab size\n"
-        "follows them.\n");
+        "follows them.\n",
+        archs.c_str());
     return 0;
   }
   const std::string out = required_flag(args, "--out", "DIR");

@@ -217,8 +217,8 @@ Embedding::Embedding(int64_t num, int64_t dim, DType dtype, Generator* gen) {
   weight = register_parameter("weight", w.to(dtype));
 }
 
-RMSNorm::RMSNorm(int64_t dim, double e, DType dtype) : eps(e) {
-  weight = register_parameter("weight", Tensor::ones({dim}, dtype));
+RMSNorm::RMSNorm(int64_t dim, double e, DType dtype, bool unit) : eps(e), unit_offset(unit) {
+  weight = register_parameter("weight", unit ? Tensor::zeros({dim}, dtype) : Tensor::ones({dim}, dtype));
 }
 
 }  // namespace forge::nn

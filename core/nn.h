@@ -153,10 +153,12 @@ class Embedding : public Module {
 
 class RMSNorm : public Module {
  public:
-  explicit RMSNorm(int64_t dim, double eps = 1e-6, DType dtype = DType::F32);
-  Tensor forward(const Tensor& x) const { return rms_norm(x, weight, eps); }
-  Tensor weight;  // [C], ones
+  // unit_offset: Gemma's form, x̂ * (1 + weight) with the weight starting at zero.
+  explicit RMSNorm(int64_t dim, double eps = 1e-6, DType dtype = DType::F32, bool unit_offset = false);
+  Tensor forward(const Tensor& x) const { return rms_norm(x, weight, eps, unit_offset); }
+  Tensor weight;  // [C], ones (zeros with unit_offset): the identity
   double eps;
+  bool unit_offset;
 };
 
 }  // namespace forge::nn

@@ -82,8 +82,9 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
 // ---- layers (ops/layers.cpp) -------------------------------------------------------------------
 // weight [V, C], ids [...] i32/i64 -> [..., C]; backward scatter-adds into weight rows.
 Tensor embedding(const Tensor& weight, const Tensor& ids);
-// x [..., C] * rsqrt(mean(x^2) + eps) * weight [C], computed in f32 (HF LlamaRMSNorm).
-Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps);
+// x [..., C] * rsqrt(mean(x^2) + eps) * weight [C], computed in f32 (HF LlamaRMSNorm); unit_offset:
+// times (1 + weight), rounded once (GemmaRMSNorm, whose weights start at zero).
+Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps, bool unit_offset = false);
 // Rotary embedding, HF rotate_half convention: x [B, H, T, D], positions [B, T] or [T] (int),
 // inv_freq [D/2] f32. y = x * cos + rotate_half(x) * sin with angle = position * inv_freq.
 Tensor rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq);
@@ -96,6 +97,7 @@ struct AttentionOptions {
   Tensor doc_ids;                 // optional [B, T] i32: no attention across documents (T == S)
   std::optional<double> scale;    // default 1/sqrt(D)
   int64_t window = 0;             // sliding window: a query sees this many keys, itself included (0: all)
+  double softcap = 0;             // Gemma 2: scaled scores s become softcap * tanh(s / softcap) (0: none)
 };
 // q [B, Hq, T, D], k/v [B, Hkv, S, D] with Hq % Hkv == 0 (grouped-query). Causal aligns the
 // last query with the last key. Computed in tiles: never more than a tile of scores at once.
@@ -114,9 +116,11 @@ struct PagedBatch {
 // Writes k, v [N, Hkv, D] into caches [num_blocks, block_size, Hkv, D] at b.slots.
 void paged_kv_write(const Tensor& k_cache, const Tensor& v_cache, const Tensor& k, const Tensor& v,
                     const PagedBatch& b);
-// q [N, Hq, D] -> [N, Hq, D]: each row attends causally to its sequence's cached keys.
+// q [N, Hq, D] -> [N, Hq, D]: each row attends causally to its sequence's cached keys, or with a
+// sliding window to its last `opt.window` (itself included; cache blocks before it are never read).
+// opt's scale and softcap as in scaled_dot_product_attention; it must be causal, without doc_ids.
 Tensor paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const PagedBatch& b,
-                       std::optional<double> scale = std::nullopt);
+                       const AttentionOptions& opt = {});
 
 // ---- quantised weights (ops/quant.cpp); no autograd ------------------------------------------
 // QLoRA's NF4 weight (kernels/cpu/nf4.h) as a dense [rows, cols] tensor in dtype (f32 or bf16), on

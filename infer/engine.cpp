@@ -62,11 +62,6 @@ Engine::Engine(std::shared_ptr<models::CausalLM> model, std::shared_ptr<data::To
   num_blocks_ = cfg_.kv_cache_bytes / block_bytes + 1;  // + the reserved null block
   // Unless asked for, the context is what the model allows and the cache can hold.
   if (!len_given) cfg_.max_model_len = std::min(cfg_.max_model_len, (num_blocks_ - 1) * cfg_.block_size);
-  // Sliding-window attention is not implemented: keep every context inside the window.
-  if (c.sliding_window > 0 && !len_given) cfg_.max_model_len = std::min(cfg_.max_model_len, c.sliding_window);
-  FORGE_CHECK(c.sliding_window == 0 || cfg_.max_model_len <= c.sliding_window, "--max-model-len ",
-              cfg_.max_model_len, " exceeds the model's sliding window of ", c.sliding_window,
-              " tokens (sliding-window attention is not implemented)");
   FORGE_CHECK(cfg_.max_model_len >= 1, "the KV cache of ", cfg_.kv_cache_bytes, " bytes holds no block of ",
               cfg_.block_size, " tokens (", block_bytes, " bytes each): raise --kv-cache-memory");
   const int64_t need = (cfg_.max_model_len + cfg_.block_size - 1) / cfg_.block_size;

@@ -3,6 +3,8 @@
 // or separate LM head, and a KV cache for generation; the options come from ModelConfig.
 #include "models/causal_lm.h"
 
+#include <cmath>
+
 #include "core/autograd.h"
 #include "core/random.h"
 
@@ -27,8 +29,10 @@ PagedKV PagedKV::create(const ModelConfig& c, int64_t num_blocks, int64_t block_
   return kv;
 }
 
-Attention::Attention(const ModelConfig& c, DType dtype)
-    : D(c.head_dim), window(c.sliding_window) {
+Attention::Attention(const ModelConfig& c, DType dtype, int64_t layer) : D(c.head_dim) {
+  attn_opt.window = c.window(layer);
+  attn_opt.softcap = c.attn_logit_softcapping;
+  if (c.query_pre_attn_scalar > 0) attn_opt.scale = 1.0 / std::sqrt(c.query_pre_attn_scalar);
   const int64_t C = c.hidden_size;
   q_proj = register_module("q_proj", std::make_shared<nn::Linear>(C, c.q_dim(), c.attention_bias, dtype));
   k_proj = register_module("k_proj", std::make_shared<nn::Linear>(C, c.kv_dim(), c.attention_bias, dtype));
@@ -37,8 +41,8 @@ Attention::Attention(const ModelConfig& c, DType dtype)
   o_proj = register_module("o_proj", std::make_shared<nn::Linear>(c.q_dim(), C, c.o_proj_bias, dtype));
   o_proj->tp_plan = nn::Split::Rows;  // Megatron: q/k/v by output features, o by input features
   if (c.qk_norm) {
-    q_norm = register_module("q_norm", std::make_shared<nn::RMSNorm>(D, c.rms_norm_eps, dtype));
-    k_norm = register_module("k_norm", std::make_shared<nn::RMSNorm>(D, c.rms_norm_eps, dtype));
+    q_norm = register_module("q_norm", std::make_shared<nn::RMSNorm>(D, c.rms_norm_eps, dtype, c.norm_unit_offset));
+    k_norm = register_module("k_norm", std::make_shared<nn::RMSNorm>(D, c.rms_norm_eps, dtype, c.norm_unit_offset));
   }
 }
 
@@ -46,7 +50,7 @@ Attention::Attention(const ModelConfig& c, DType dtype)
 // heads, so the weight's gradient is summed over the group (tp->copy's backward).
 Tensor Attention::head_norm(const nn::RMSNorm& n, const Tensor& x) const {
   const Tensor w = q_proj->tp ? q_proj->tp->copy(n.weight) : n.weight;
-  return rms_norm(x, w, n.eps);
+  return rms_norm(x, w, n.eps, n.unit_offset);
 }
 
 Tensor Attention::forward(const Tensor& x, const Tensor& pos, const Tensor& inv_freq, const ForwardOptions& opt,
@@ -66,28 +70,24 @@ Tensor Attention::forward(const Tensor& x, const Tensor& pos, const Tensor& inv_
     Tensor& kc = pk->k[size_t(layer)];
     Tensor& vc = pk->v[size_t(layer)];
     paged_kv_write(kc, vc, k.select(0, 0).transpose(0, 1), v.select(0, 0).transpose(0, 1), pk->batch);
-    Tensor a = paged_attention(q.select(0, 0).transpose(0, 1), kc, vc, pk->batch);  // [N, Hq, D]
+    Tensor a = paged_attention(q.select(0, 0).transpose(0, 1), kc, vc, pk->batch, attn_opt);  // [N, Hq, D]
     return o_proj->forward(a.to(x.dtype()).reshape({1, T, Hq * D}));
   }
   if (KVCache* cache = opt.cache) {
     const int64_t L = cache->length;
     FORGE_CHECK(L + T <= cache->capacity, "KV cache holds ", cache->capacity, " tokens; ", L + T, " needed");
-    FORGE_CHECK(window == 0 || L + T <= window, "context of ", L + T, " tokens exceeds the sliding window of ",
-                window, " (sliding-window attention is not implemented)");
     cache->k[layer].narrow(2, L, T).copy_(k);
     cache->v[layer].narrow(2, L, T).copy_(v);
     k = cache->k[layer].narrow(2, 0, L + T);
     v = cache->v[layer].narrow(2, 0, L + T);
-  } else {
-    FORGE_CHECK(window == 0 || T <= window, "sequence of ", T, " tokens exceeds the sliding window of ", window);
   }
-  AttentionOptions ao;
+  AttentionOptions ao = attn_opt;  // with a cache, query i sits at key L + i: the window counts from there
   ao.doc_ids = opt.doc_ids;
   Tensor a = scaled_dot_product_attention(q, k, v, ao);  // [B, Hq, T, D]
   return o_proj->forward(a.transpose(1, 2).reshape({B, T, Hq * D}));
 }
 
-MLP::MLP(const ModelConfig& c, DType dtype) {
+MLP::MLP(const ModelConfig& c, DType dtype) : gelu_tanh(c.mlp_act == "gelu_pytorch_tanh") {
   const int64_t C = c.hidden_size, F = c.intermediate_size;
   gate_proj = register_module("gate_proj", std::make_shared<nn::Linear>(C, F, c.mlp_bias, dtype));
   up_proj = register_module("up_proj", std::make_shared<nn::Linear>(C, F, c.mlp_bias, dtype));
@@ -96,28 +96,40 @@ MLP::MLP(const ModelConfig& c, DType dtype) {
 }
 
 Tensor MLP::forward(const Tensor& x) const {
-  return down_proj->forward(mul(silu(gate_proj->forward(x)), up_proj->forward(x)));
+  const Tensor g = gate_proj->forward(x);
+  return down_proj->forward(mul(gelu_tanh ? gelu(g, true) : silu(g), up_proj->forward(x)));
 }
 
-DecoderLayer::DecoderLayer(const ModelConfig& c, DType dtype) {
-  self_attn = register_module("self_attn", std::make_shared<Attention>(c, dtype));
+DecoderLayer::DecoderLayer(const ModelConfig& c, DType dtype, int64_t layer) {
+  self_attn = register_module("self_attn", std::make_shared<Attention>(c, dtype, layer));
   mlp = register_module("mlp", std::make_shared<MLP>(c, dtype));
-  input_layernorm = register_module("input_layernorm", std::make_shared<nn::RMSNorm>(c.hidden_size, c.rms_norm_eps, dtype));
-  post_attention_layernorm =
-      register_module("post_attention_layernorm", std::make_shared<nn::RMSNorm>(c.hidden_size, c.rms_norm_eps, dtype));
+  auto norm = [&](const char* name) {
+    return register_module(name, std::make_shared<nn::RMSNorm>(c.hidden_size, c.rms_norm_eps, dtype, c.norm_unit_offset));
+  };
+  input_layernorm = norm("input_layernorm");
+  post_attention_layernorm = norm("post_attention_layernorm");
+  if (c.sandwich_norms) {
+    pre_feedforward_layernorm = norm("pre_feedforward_layernorm");
+    post_feedforward_layernorm = norm("post_feedforward_layernorm");
+  }
 }
 
 Tensor DecoderLayer::forward(const Tensor& x, const Tensor& pos, const Tensor& inv_freq, const ForwardOptions& opt,
                              int layer) {
-  Tensor h = add(x, self_attn->forward(input_layernorm->forward(x), pos, inv_freq, opt, layer));
-  return add(h, mlp->forward(post_attention_layernorm->forward(h)));
+  Tensor a = self_attn->forward(input_layernorm->forward(x), pos, inv_freq, opt, layer);
+  if (!pre_feedforward_layernorm) {
+    Tensor h = add(x, a);
+    return add(h, mlp->forward(post_attention_layernorm->forward(h)));
+  }
+  Tensor h = add(x, post_attention_layernorm->forward(a));
+  return add(h, post_feedforward_layernorm->forward(mlp->forward(pre_feedforward_layernorm->forward(h))));
 }
 
 Decoder::Decoder(const ModelConfig& c, DType dtype) {
   embed_tokens = register_module("embed_tokens", std::make_shared<nn::Embedding>(c.vocab_size, c.hidden_size, dtype));
   layers = register_module("layers", std::make_shared<nn::ModuleList>());
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(std::make_shared<DecoderLayer>(c, dtype));
-  norm = register_module("norm", std::make_shared<nn::RMSNorm>(c.hidden_size, c.rms_norm_eps, dtype));
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(std::make_shared<DecoderLayer>(c, dtype, i));
+  norm = register_module("norm", std::make_shared<nn::RMSNorm>(c.hidden_size, c.rms_norm_eps, dtype, c.norm_unit_offset));
 }
 
 std::shared_ptr<CausalLM> CausalLM::unfilled(const ModelConfig& c, DType dtype) {
@@ -131,6 +143,11 @@ CausalLM::CausalLM(const ModelConfig& c, DType dtype) : cfg(c), dtype_(dtype) {
     lm_head = register_module("lm_head", std::make_shared<nn::Linear>(c.hidden_size, c.vocab_size, false, dtype));
   std::vector<float> f = c.inv_freq();
   inv_freq_ = Tensor::from_vector(f, {int64_t(f.size())});
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i)
+    if (c.layer_has_own_rope(i)) {
+      f = c.inv_freq(i);  // the same for every sliding layer
+      inv_freq_local_ = Tensor::from_vector(f, {int64_t(f.size())});
+    }
 }
 
 const Tensor& CausalLM::lm_head_weight() const { return lm_head ? lm_head->weight : model->embed_tokens->weight; }
@@ -146,18 +163,25 @@ Tensor CausalLM::positions_for(const Tensor& ids, const ForwardOptions& opt) con
 
 Tensor CausalLM::embed(const Tensor& ids) const {
   FORGE_CHECK(ids.dim() == 2, "model: ids must be [B, T], got ", shape_str(ids.shape()));
-  return model->embed_tokens->forward(ids);
+  Tensor x = model->embed_tokens->forward(ids);
+  if (!cfg.scale_embeddings) return x;
+  // Gemma: times sqrt(hidden_size) as a scalar of the weights' dtype (HF's normalizer), so bf16
+  // models multiply by the bf16-rounded value.
+  const float s = Tensor::full({1}, std::sqrt(double(cfg.hidden_size)), DType::F32).to(x.dtype()).to_float_vector()[0];
+  return mul(x, double(s));
 }
 
 Tensor CausalLM::run_layers(Tensor x, int64_t begin, int64_t end, const Tensor& pos_in, const ForwardOptions& opt) {
-  if (inv_freq_.device() != x.device()) inv_freq_ = inv_freq_.to(x.device());  // once per device move
-  const Tensor& inv_freq = inv_freq_;
+  if (inv_freq_.device() != x.device()) {  // once per device move
+    inv_freq_ = inv_freq_.to(x.device());
+    if (inv_freq_local_.defined()) inv_freq_local_ = inv_freq_local_.to(x.device());
+  }
   const Tensor pos = pos_in.device() == x.device() ? pos_in : pos_in.to(x.device());  // once, not per rope
   for (int64_t i = begin; i < end; ++i) {
     if (checkpoint_layers && grad_enabled() && !opt.cache) {
       // Keep only the layer's input; backward runs the layer again (activation checkpointing).
       // Captures by value: the recompute runs during backward, after this call has returned.
-      x = checkpoint([this, pos, inv_freq = inv_freq_, opt, i](const std::vector<Tensor>& in) {
+      x = checkpoint([this, pos, inv_freq = layer_inv_freq(i), opt, i](const std::vector<Tensor>& in) {
             if (before_layer) before_layer(i);
             Tensor y = model->layer(size_t(i)).forward(in[0], pos, inv_freq, opt, int(i));
             if (after_layer && !grad_enabled()) after_layer(i);  // nothing keeps the weights
@@ -165,7 +189,7 @@ Tensor CausalLM::run_layers(Tensor x, int64_t begin, int64_t end, const Tensor& 
           }, {x})[0];
     } else {
       if (before_layer) before_layer(i);
-      x = model->layer(size_t(i)).forward(x, pos, inv_freq, opt, int(i));
+      x = model->layer(size_t(i)).forward(x, pos, layer_inv_freq(i), opt, int(i));
       if (after_layer && !grad_enabled()) after_layer(i);
     }
   }
@@ -187,7 +211,17 @@ Tensor CausalLM::forward(const Tensor& ids, const ForwardOptions& opt) {
   return logits(h);
 }
 
+const Tensor& CausalLM::layer_inv_freq(int64_t layer) const {
+  return inv_freq_local_.defined() && cfg.layer_has_own_rope(layer) ? inv_freq_local_ : inv_freq_;
+}
+
 Tensor CausalLM::logits(const Tensor& h) const {
+  Tensor y = head_logits(h);
+  const double cap = cfg.final_logit_softcapping;
+  return cap > 0 ? mul(tanh(mul(y, 1.0 / cap)), cap) : y;  // Gemma 2's final soft-cap
+}
+
+Tensor CausalLM::head_logits(const Tensor& h) const {
   if (lm_head) return lm_head->forward(h);
   // Tied: the embedding's rows are the output features (this rank's vocabulary part under tp).
   const auto& tp = model->embed_tokens->tp;
@@ -222,7 +256,7 @@ void CausalLM::init_weights(double std, uint64_t seed) {
     const bool is_norm = name.size() >= 11 && name.find("norm.weight") == name.size() - 11;
     const bool is_bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
     if (is_norm) {
-      p.fill_(1.0);
+      p.fill_(cfg.norm_unit_offset ? 0.0 : 1.0);  // the identity either way
     } else if (is_bias) {
       p.fill_(0.0);
     } else {

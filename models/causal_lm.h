@@ -40,7 +40,7 @@ struct ForwardOptions {
 
 class Attention : public nn::Module {
  public:
-  Attention(const ModelConfig& c, DType dtype);
+  Attention(const ModelConfig& c, DType dtype, int64_t layer);  // layer: picks its window
   // x [B, T, C] -> [B, T, C]
   Tensor forward(const Tensor& x, const Tensor& pos, const Tensor& inv_freq, const ForwardOptions& opt, int layer);
   std::shared_ptr<nn::Linear> q_proj, k_proj, v_proj, o_proj;
@@ -48,23 +48,30 @@ class Attention : public nn::Module {
 
  private:
   Tensor head_norm(const nn::RMSNorm& n, const Tensor& x) const;
-  int64_t D, window;  // heads come from q/k_proj's out_features (fewer per rank under tp)
+  int64_t D;                   // heads come from q/k_proj's out_features (fewer per rank under tp)
+  AttentionOptions attn_opt;  // the layer's window, scale and soft-cap
 };
 
 class MLP : public nn::Module {
  public:
   MLP(const ModelConfig& c, DType dtype);
-  Tensor forward(const Tensor& x) const;  // down(silu(gate(x)) * up(x))
+  Tensor forward(const Tensor& x) const;  // down(act(gate(x)) * up(x)), act silu or tanh-GELU
   std::shared_ptr<nn::Linear> gate_proj, up_proj, down_proj;
+
+ private:
+  bool gelu_tanh;
 };
 
 class DecoderLayer : public nn::Module {
  public:
-  DecoderLayer(const ModelConfig& c, DType dtype);
+  DecoderLayer(const ModelConfig& c, DType dtype, int64_t layer);
   Tensor forward(const Tensor& x, const Tensor& pos, const Tensor& inv_freq, const ForwardOptions& opt, int layer);
   std::shared_ptr<Attention> self_attn;
   std::shared_ptr<MLP> mlp;
+  // Llama: post_attention_layernorm is the MLP's input norm. Gemma (sandwich_norms): it normalises
+  // the attention's output, and pre_/post_feedforward_layernorm wrap the MLP.
   std::shared_ptr<nn::RMSNorm> input_layernorm, post_attention_layernorm;
+  std::shared_ptr<nn::RMSNorm> pre_feedforward_layernorm, post_feedforward_layernorm;  // or null
 };
 
 // The body ("model." in HF names): embeddings, layers, final norm.
@@ -127,8 +134,10 @@ class CausalLM : public nn::Module {
 
  private:
   DType dtype_;
-  Tensor inv_freq_;
+  Tensor inv_freq_, inv_freq_local_;  // local: sliding layers' own (Gemma 3), or undefined
   Tensor packed_lm_head_;  // pack_for_decode's twin of a tied LM head
+  const Tensor& layer_inv_freq(int64_t layer) const;
+  Tensor head_logits(const Tensor& h) const;  // logits before the final soft-cap
 };
 
 }  // namespace forge::models

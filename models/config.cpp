@@ -38,9 +38,102 @@ void ConfigReader::require_act(const std::string& want) const {
   FORGE_CHECK(act == want, path, ": hidden_act '", act, "' is not supported for this architecture (", want, ")");
 }
 
+void ConfigReader::read_layer_types(ModelConfig& c, const std::function<bool(int64_t)>& sliding) const {
+  c.layer_types.clear();
+  FORGE_CHECK(c.sliding_window >= 0, path, ": 'sliding_window' must be positive or null, got ", c.sliding_window);
+  if (has("layer_types")) {
+    const nlohmann::json& t = j["layer_types"];
+    FORGE_CHECK(t.is_array() && int64_t(t.size()) == c.num_hidden_layers, path,
+                ": 'layer_types' must list one type per layer (", c.num_hidden_layers, "), got ", t.dump());
+    for (const auto& x : t) {
+      FORGE_CHECK(x == "full_attention" || x == "sliding_attention", path, ": layer_types entry ", x.dump(),
+                  " is not supported (full_attention, sliding_attention are)");
+      c.layer_types.push_back(x.get<std::string>());
+    }
+  } else if (c.sliding_window > 0) {
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i)
+      c.layer_types.push_back(sliding(i) ? "sliding_attention" : "full_attention");
+  }
+  if (c.sliding_window == 0) c.layer_types.clear();  // no window: every layer sees everything
+}
+
+int64_t ModelConfig::window(int64_t layer) const {
+  return !layer_types.empty() && layer_types[size_t(layer)] == "sliding_attention" ? sliding_window : 0;
+}
+
+bool ModelConfig::has_sliding_layers() const {
+  for (int64_t i = 0; i < num_hidden_layers; ++i)
+    if (window(i) > 0) return true;
+  return false;
+}
+
 namespace {
 void check_positive(const std::string& path, const char* key, int64_t v) {
   FORGE_CHECK(v > 0, path, ": '", key, "' must be positive, got ", v);
+}
+
+// One rope description: rope_scaling (transformers 4) or a rope_parameters entry (5), `where`
+// naming it in errors. Reads rope_theta too when the entry has one.
+void read_rope(const json& s, const std::string& path, const std::string& where, ModelConfig& c) {
+  FORGE_CHECK(s.is_object(), path, ": ", where, " must be an object or null");
+  ConfigReader sr{s, path};
+  c.rope_theta = sr.get_num("rope_theta", c.rope_theta);
+  std::string type = s.value("rope_type", s.value("type", std::string("default")));
+  RopeScaling& rs = c.rope_scaling;
+  rs = RopeScaling{};
+  rs.type = type;
+  if (type == "linear") {
+    rs.factor = sr.get_num("factor", 1.0);
+  } else if (type == "llama3") {
+    rs.factor = sr.get_num("factor", 8.0);
+    rs.low_freq_factor = sr.get_num("low_freq_factor", 1.0);
+    rs.high_freq_factor = sr.get_num("high_freq_factor", 4.0);
+    rs.original_max_position_embeddings = sr.get_int("original_max_position_embeddings", 8192);
+    FORGE_CHECK(rs.high_freq_factor > rs.low_freq_factor, path, ": ", where,
+                ".high_freq_factor must exceed low_freq_factor");
+  } else if (type != "default") {
+    throw Error(path + ": " + where + " type '" + type + "' is not supported (linear, llama3 are)");
+  }
+  FORGE_CHECK(rs.factor > 0, path, ": ", where, ".factor must be positive");
+}
+
+// rope_theta and rope_scaling, or transformers 5's rope_parameters: one description, or one per
+// layer type ({"full_attention": ..., "sliding_attention": ...}: the sliding layers' theta, unscaled).
+void read_ropes(const json& j, const std::string& path, ModelConfig& c) {
+  ConfigReader r{j, path};
+  c.rope_theta = r.get_num("rope_theta", 10000.0);
+  if (r.has("rope_scaling")) read_rope(j["rope_scaling"], path, "rope_scaling", c);
+  if (!r.has("rope_parameters")) return;
+  const json& p = j["rope_parameters"];
+  if (!p.is_object() || !(p.contains("full_attention") || p.contains("sliding_attention"))) {
+    read_rope(p, path, "rope_parameters", c);
+    return;
+  }
+  if (p.contains("full_attention")) read_rope(p["full_attention"], path, "rope_parameters.full_attention", c);
+  if (p.contains("sliding_attention")) {
+    ModelConfig local;
+    read_rope(p["sliding_attention"], path, "rope_parameters.sliding_attention", local);
+    FORGE_CHECK(local.rope_scaling.type == "default", path,
+                ": rope_parameters.sliding_attention must be rope_type default, got ", local.rope_scaling.type);
+    c.rope_local_theta = local.rope_theta;
+  }
+}
+}  // namespace
+
+namespace {
+// A multimodal config's text model: its text_config over transformers' defaults, with the
+// top-level dtype and token ids where text_config has none.
+ModelConfig parse_text_config(const json& j, const std::string& path, const TextModelOf& mm) {
+  FORGE_CHECK(j.contains("text_config") && j["text_config"].is_object(), path, ": ", mm.name,
+              " needs a 'text_config' object");
+  json t = json::parse(mm.text_defaults);
+  for (auto& [k, v] : j["text_config"].items()) t[k] = v;
+  for (const char* k : {"torch_dtype", "dtype", "bos_token_id", "eos_token_id"})
+    if (j.contains(k) && !j["text_config"].contains(k)) t[k] = j[k];
+  t["architectures"] = {mm.text_arch};
+  ModelConfig c = parse_config(t, path + " (text_config)");
+  c.loaded_from = mm.name;
+  return c;
 }
 }  // namespace
 
@@ -53,6 +146,7 @@ ModelConfig parse_config(const json& j, const std::string& path) {
               path, ": no 'architectures' list naming the model class (e.g. [\"LlamaForCausalLM\"]); supported: ",
               architecture_list());
   c.architecture = j["architectures"][0].get<std::string>();
+  if (const TextModelOf* mm = text_model_of(c.architecture)) return parse_text_config(j, path, *mm);
   const Architecture& arch = architecture(c.architecture, path);
   c.model_type = arch.model_type;
 
@@ -77,28 +171,8 @@ ModelConfig parse_config(const json& j, const std::string& path) {
   FORGE_CHECK(c.head_dim % 2 == 0, path, ": head_dim must be even for rotary embeddings, got ", c.head_dim);
   c.max_position_embeddings = r.get_int("max_position_embeddings", 2048);
   c.rms_norm_eps = r.get_num("rms_norm_eps", 1e-6);
-  c.rope_theta = r.get_num("rope_theta", 10000.0);
   c.tie_word_embeddings = r.get_bool("tie_word_embeddings", false);
-  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
-    const json& s = j["rope_scaling"];
-    FORGE_CHECK(s.is_object(), path, ": rope_scaling must be an object or null");
-    std::string type = s.value("rope_type", s.value("type", std::string("default")));
-    c.rope_scaling.type = type;
-    ConfigReader sr{s, path};
-    if (type == "linear") {
-      c.rope_scaling.factor = sr.get_num("factor", 1.0);
-    } else if (type == "llama3") {
-      c.rope_scaling.factor = sr.get_num("factor", 8.0);
-      c.rope_scaling.low_freq_factor = sr.get_num("low_freq_factor", 1.0);
-      c.rope_scaling.high_freq_factor = sr.get_num("high_freq_factor", 4.0);
-      c.rope_scaling.original_max_position_embeddings = sr.get_int("original_max_position_embeddings", 8192);
-      FORGE_CHECK(c.rope_scaling.high_freq_factor > c.rope_scaling.low_freq_factor, path,
-                  ": rope_scaling.high_freq_factor must exceed low_freq_factor");
-    } else if (type != "default") {
-      throw Error(path + ": rope_scaling type '" + type + "' is not supported (linear, llama3 are)");
-    }
-    FORGE_CHECK(c.rope_scaling.factor > 0, path, ": rope_scaling.factor must be positive");
-  }
+  read_ropes(j, path, c);
 
   c.bos_token_id = r.get_int("bos_token_id", -1);
   if (j.contains("eos_token_id") && !j["eos_token_id"].is_null()) {
@@ -147,12 +221,20 @@ std::vector<float> ModelConfig::inv_freq() const {
   return f;
 }
 
+std::vector<float> ModelConfig::inv_freq(int64_t layer) const {
+  if (!layer_has_own_rope(layer)) return inv_freq();
+  ModelConfig local = *this;
+  local.rope_theta = rope_local_theta;
+  local.rope_scaling = RopeScaling{};
+  return local.inv_freq();
+}
+
 int64_t ModelConfig::num_parameters() const {
   const int64_t C = hidden_size, F = intermediate_size;
   int64_t attn = C * q_dim() + 2 * C * kv_dim() + q_dim() * C + (attention_bias ? q_dim() + 2 * kv_dim() : 0) +
                  (o_proj_bias ? C : 0) + (qk_norm ? 2 * head_dim : 0);
   int64_t mlp = 3 * C * F + (mlp_bias ? 2 * F + C : 0);
-  int64_t layer = attn + mlp + 2 * C;
+  int64_t layer = attn + mlp + (sandwich_norms ? 4 : 2) * C;
   return vocab_size * C * (tie_word_embeddings ? 1 : 2) + num_hidden_layers * layer + C;
 }
 
@@ -183,6 +265,7 @@ json config_to_json(const ModelConfig& c) {
   } else {
     j["rope_scaling"] = nullptr;
   }
+  if (!c.layer_types.empty()) j["layer_types"] = c.layer_types;
   if (c.bos_token_id >= 0) j["bos_token_id"] = c.bos_token_id;
   if (c.eos_token_ids.size() == 1) j["eos_token_id"] = c.eos_token_ids[0];
   else if (!c.eos_token_ids.empty()) j["eos_token_id"] = c.eos_token_ids;

@@ -4,6 +4,7 @@
 // that name the file and the field.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -32,15 +33,36 @@ struct ModelConfig {
   bool o_proj_bias = false;     // bias on the attention's output projection (Llama's attention_bias)
   bool mlp_bias = false;
   bool qk_norm = false;         // RMSNorm over each head of q and k before RoPE (Qwen3)
-  int64_t sliding_window = 0;   // 0: none (Mistral's window is enforced as a context limit)
+  // Sliding-window attention: the layers marked "sliding_attention" in layer_types let a token see
+  // only the last sliding_window tokens (itself included); the rest ("full_attention") see all.
+  int64_t sliding_window = 0;
+  std::vector<std::string> layer_types;  // one per layer; empty: every layer full
+  // Gemma's options (models/gemma.cpp):
+  bool norm_unit_offset = false;  // every RMSNorm applies (1 + w), its weight stored from zero
+  bool sandwich_norms = false;    // post_attention_layernorm normalises the attention's output, and
+                                  // pre_/post_feedforward_layernorm wrap the MLP
+  std::string mlp_act = "silu";   // the gate's activation: silu (SwiGLU) or gelu_pytorch_tanh (GeGLU)
+  bool scale_embeddings = false;  // embeddings times sqrt(hidden_size), rounded to the weights' dtype
+  double query_pre_attn_scalar = 0;   // attention scale 1/sqrt(this); 0: 1/sqrt(head_dim)
+  double attn_logit_softcapping = 0;  // attention scores softcap * tanh(s / softcap); 0: none
+  double final_logit_softcapping = 0; // the same on the logits
+  double rope_local_theta = 0;    // sliding layers' own rope theta, unscaled (Gemma 3); 0: as the rest
   int64_t bos_token_id = -1;
   std::vector<int64_t> eos_token_ids;
   DType dtype = DType::F32;     // torch_dtype
+  // The multimodal architecture whose text model this is (its weights carry that layout), or
+  // empty; never written: Forge saves the text model as text_arch (registry.h TextModelOf).
+  std::string loaded_from;
 
   int64_t q_dim() const { return num_attention_heads * head_dim; }
+  int64_t window(int64_t layer) const;  // the layer's attention window; 0: it sees every earlier token
+  bool has_sliding_layers() const;
   int64_t kv_dim() const { return num_key_value_heads * head_dim; }
-  // Rotary inverse frequencies [head_dim/2] with rope_scaling applied (as HF's rope init).
+  // Rotary inverse frequencies [head_dim/2] with rope_scaling applied (as HF's rope init); for a
+  // layer: sliding layers with rope_local_theta get that theta's, unscaled.
   std::vector<float> inv_freq() const;
+  std::vector<float> inv_freq(int64_t layer) const;
+  bool layer_has_own_rope(int64_t layer) const { return rope_local_theta > 0 && window(layer) > 0; }
   int64_t num_parameters() const;
 };
 
@@ -55,6 +77,9 @@ struct ConfigReader {
   std::string get_str(const char* key, const std::string& fallback) const;
   // hidden_act (absent: `want`) must be `want`.
   void require_act(const std::string& want) const;
+  // c.layer_types from `layer_types` when given (each "full_attention" or "sliding_attention", one
+  // per layer), else layer i is sliding where sliding(i) says so; all full when c.sliding_window is 0.
+  void read_layer_types(ModelConfig& c, const std::function<bool(int64_t layer)>& sliding) const;
 };
 
 // `path` names the file in error messages.

@@ -1,6 +1,6 @@
 // LlamaForCausalLM (Llama 2, 3, 3.x, TinyLlama, SmolLM, ...) and MistralForCausalLM: the shared
 // decoder as it is (models/causal_lm.h). Llama's attention_bias puts a bias on q, k, v and o;
-// Mistral's sliding window is enforced as a context limit.
+// Mistral's sliding_window (Mistral 7B v0.1's 4096; null in later ones) applies to every layer.
 #include "models/registry.h"
 
 namespace forge::models {
@@ -20,6 +20,7 @@ void defaults_llama(ModelConfig& c) { c.rope_theta = 10000.0; }
 void parse_mistral(const ConfigReader& r, ModelConfig& c) {
   r.require_act("silu");
   c.sliding_window = r.get_int("sliding_window", 0);
+  r.read_layer_types(c, [](int64_t) { return true; });
 }
 void write_mistral(const ModelConfig& c, nlohmann::json& j) {
   j["hidden_act"] = "silu";

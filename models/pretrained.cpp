@@ -12,15 +12,36 @@
 #include "core/file_util.h"
 #include "core/safetensors.h"
 #include "models/naming.h"
+#include "models/registry.h"
 
 namespace forge::models {
 using json = nlohmann::json;
 
 namespace {
+// Where a parameter sits in the checkpoint: its own name, or for the text model of a multimodal
+// checkpoint the first of its layouts whose name the files hold (else the first layout's).
+std::string file_name(const std::string& name, const ModelConfig& c, const WeightFiles& files) {
+  const TextModelOf* mm = c.loaded_from.empty() ? nullptr : text_model_of(c.loaded_from);
+  if (!mm) return name;
+  std::string first;
+  for (const auto& layout : mm->layouts)
+    for (const auto& [from, to] : layout)
+      if (name.rfind(from, 0) == 0) {
+        const std::string f = to + name.substr(from.size());
+        if (files.contains(f)) return f;
+        if (first.empty()) first = f;
+        break;
+      }
+  return first.empty() ? name : first;
+}
+
 // Tensors some checkpoints carry that the model does not need.
-bool ignorable(const std::string& name, const ModelConfig& c) {
+bool ignorable(const std::string& name, const ModelConfig& c, const WeightFiles& files) {
   if (name.find("rotary_emb.inv_freq") != std::string::npos) return true;
-  return c.tie_word_embeddings && name == kHeadWeight;
+  if (const TextModelOf* mm = c.loaded_from.empty() ? nullptr : text_model_of(c.loaded_from))
+    for (const std::string& p : mm->other_parts)
+      if (name.rfind(p, 0) == 0) return true;  // the vision tower and projector
+  return c.tie_word_embeddings && name == file_name(kHeadWeight, c, files);
 }
 
 std::string list_names(const std::vector<std::string>& v) {
@@ -41,22 +62,23 @@ std::shared_ptr<CausalLM> load_model(const std::string& dir, std::optional<DType
   std::map<std::string, Tensor> sd;
   std::set<std::string> wanted;
   for (auto& [name, p] : model->named_parameters()) {
-    wanted.insert(name);
-    if (!files.contains(name)) {
-      missing.push_back(name);
+    const std::string f = file_name(name, cfg, files);
+    wanted.insert(f);
+    if (!files.contains(f)) {
+      missing.push_back(f);
       continue;
     }
-    const SafetensorsEntry& e = files.entry(name);
+    const SafetensorsEntry& e = files.entry(f);
     if (e.shape != p.shape()) {
-      mismatched.push_back(name + " " + shape_str(e.shape) + " in " + files.file_of(name) + ", expected " +
+      mismatched.push_back(f + " " + shape_str(e.shape) + " in " + files.file_of(f) + ", expected " +
                            shape_str(p.shape()));
       continue;
     }
-    FORGE_CHECK(is_floating(e.dtype), files.file_of(name), ": tensor '", name, "' must be floating point");
-    sd[name] = files.tensor(name);
+    FORGE_CHECK(is_floating(e.dtype), files.file_of(f), ": tensor '", f, "' must be floating point");
+    sd[name] = files.tensor(f);
   }
   for (auto& n : files.names())
-    if (!wanted.count(n) && !ignorable(n, cfg)) unexpected.push_back(n);
+    if (!wanted.count(n) && !ignorable(n, cfg, files)) unexpected.push_back(n);
   std::string err;
   if (!missing.empty()) err += "missing tensors: " + list_names(missing) + ". ";
   if (!unexpected.empty()) err += "unexpected tensors: " + list_names(unexpected) + ". ";
@@ -77,7 +99,7 @@ std::shared_ptr<CausalLM> load_model(const std::string& dir, std::optional<DType
 
 void save_model(const CausalLM& model, const std::string& dir, size_t max_shard_bytes) {
   std::filesystem::create_directories(dir);
-  ModelConfig cfg = model.config();
+  ModelConfig cfg = model.config();  // a multimodal checkpoint's text model saves as its text architecture
   cfg.dtype = model.dtype();
   write_file_atomic(dir + "/config.json", config_to_json(cfg).dump(2) + "\n");
   NamedTensors tensors;

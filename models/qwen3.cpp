@@ -10,13 +10,12 @@ void parse(const ConfigReader& r, ModelConfig& c) {
   r.require_act("silu");
   c.qk_norm = true;
   c.attention_bias = c.o_proj_bias = r.get_bool("attention_bias", false);
-  FORGE_CHECK(!r.get_bool("use_sliding_window", false), r.path,
-              ": use_sliding_window=true is not supported (sliding-window attention is not implemented)");
+  read_qwen_windows(r, c);
 }
 void write(const ModelConfig& c, nlohmann::json& j) {
   j["hidden_act"] = "silu";
   j["attention_bias"] = c.attention_bias;
-  j["use_sliding_window"] = false;
+  write_qwen_windows(c, j);
 }
 void defaults(ModelConfig& c) {
   c.rope_theta = 1000000.0;

@@ -22,7 +22,26 @@ struct Architecture {
   void (*write)(const ModelConfig& c, nlohmann::json& j);
   // The options of a random model of this architecture (init-model --arch, presets).
   void (*defaults)(ModelConfig& c);
+  const char* alias = nullptr;  // another init-model --arch name, e.g. gemma3 for gemma3_text
 };
+
+// Qwen2 and Qwen3's sliding windows (qwen2.cpp): with use_sliding_window, layers from
+// max_window_layers on (or those layer_types marks) see the last sliding_window tokens.
+void read_qwen_windows(const ConfigReader& r, ModelConfig& c);
+void write_qwen_windows(const ModelConfig& c, nlohmann::json& j);
+
+// A multimodal checkpoint whose text model Forge loads, leaving out its vision tower and projector:
+// config.json's text_config, completed by transformers' defaults, is text_arch's config, and the
+// text weights carry another prefix (Gemma 3 4B-27B: Gemma3ForConditionalGeneration).
+struct TextModelOf {
+  const char* name;           // config.json's architectures[0], e.g. "Gemma3ForConditionalGeneration"
+  const char* text_arch;      // the architecture of text_config, e.g. "Gemma3ForCausalLM"
+  const char* text_defaults;  // JSON: transformers' values of the fields text_config may leave out
+  // Forge name prefix -> checkpoint prefix; layouts tried in order (transformers moved them).
+  std::vector<std::vector<std::pair<std::string, std::string>>> layouts;
+  std::vector<std::string> other_parts;  // prefixes of the tensors that are not the text model's
+};
+const TextModelOf* text_model_of(const std::string& name);  // null for a plain causal LM
 
 // By config.json name; an unknown one throws naming `where` and listing the supported names.
 const Architecture& architecture(const std::string& name, const std::string& where);

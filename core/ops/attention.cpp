@@ -50,7 +50,9 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   FORGE_CHECK(opt.window >= 0 && (opt.window == 0 || opt.causal), "attention: a sliding window needs causal "
               "attention and a size >= 1, got ", opt.window);
   const float scale = float(opt.scale ? *opt.scale : 1.0 / std::sqrt(double(D)));
-  cpu::AttnShape sh{B, Hq, Hkv, T, S, D, scale, opt.causal, doc.defined() ? doc.data<int32_t>() : nullptr, opt.window};
+  FORGE_CHECK(opt.softcap >= 0, "attention: softcap must be >= 0, got ", opt.softcap);
+  cpu::AttnShape sh{B,     Hq,         Hkv, T, S, D, scale, opt.causal, doc.defined() ? doc.data<int32_t>() : nullptr,
+                    opt.window, float(opt.softcap)};
   Tensor qf = f32_rows(q), kf = f32_rows(k), vf = f32_rows(v);
   Tensor o = Tensor::empty({B, Hq, T, D}, DType::F32, dev);
   Tensor lse = Tensor::empty({B, Hq, T}, DType::F32, dev);

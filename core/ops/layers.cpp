@@ -47,7 +47,7 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
   return out;
 }
 
-Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
+Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps, bool unit_offset) {
   const int64_t C = x.size(-1);
   FORGE_CHECK(weight.dim() == 1 && weight.size(0) == C, "rms_norm: weight must be [", C, "], got ",
               shape_str(weight.shape()));
@@ -60,15 +60,15 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
   Tensor y = Tensor::empty(x.shape(), x.dtype(), dev);
   Tensor rstd = Tensor::empty({N}, DType::F32, dev);
   detail::run_kernel(dev, cpu::rms_norm_fwd, cuda::rms_norm_fwd, x.dtype(), xs.raw_data(), ws.raw_data(), N, C,
-                     float(eps), y.raw_data(), rstd.data<float>());
+                     float(eps), unit_offset, y.raw_data(), rstd.data<float>());
   if (needs_grad({x, weight})) {
     DType wd = weight.dtype();
-    record("rms_norm", {x, weight}, y, [xs, ws, rstd, N, C, wd, dev](G g, Need) {
+    record("rms_norm", {x, weight}, y, [xs, ws, rstd, N, C, wd, dev, unit_offset](G g, Need) {
       Tensor gc = g[0].to(xs.dtype()).contiguous();
       Tensor dx = Tensor::empty(xs.shape(), xs.dtype(), dev);
       Tensor dw = Tensor::empty({C}, DType::F32, dev);
       detail::run_kernel(dev, cpu::rms_norm_bwd, cuda::rms_norm_bwd, xs.dtype(), xs.raw_data(), ws.raw_data(),
-                         rstd.data<float>(), gc.raw_data(), N, C, dx.raw_data(), dw.data<float>());
+                         rstd.data<float>(), gc.raw_data(), N, C, unit_offset, dx.raw_data(), dw.data<float>());
       return std::vector<Tensor>{dx, dw.to(wd)};
     });
   }

@@ -44,7 +44,7 @@ void paged_kv_write(const Tensor& k_cache, const Tensor& v_cache, const Tensor& 
 }
 
 Tensor paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const PagedBatch& b,
-                       std::optional<double> scale) {
+                       const AttentionOptions& opt) {
   check_cache(k_cache, v_cache);
   const int64_t N = q.size(0), Hq = q.size(1), D = q.size(2), Hkv = v_cache.size(1), bs = v_cache.size(2);
   FORGE_CHECK(q.dim() == 3 && v_cache.size(3) == D && Hq % Hkv == 0, "paged attention: q ", shape_str(q.shape()),
@@ -57,16 +57,18 @@ Tensor paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_c
   Tensor bt = on(b.block_tables.to(DType::I32), dev), qs = on(b.query_start.to(DType::I32), dev),
          cl = on(b.context_lens.to(DType::I32), dev);
   Tensor out = Tensor::empty({N, Hq, D}, DType::F32, dev);
-  const float sc = float(scale ? *scale : 1.0 / std::sqrt(double(D)));
+  FORGE_CHECK(opt.causal && !opt.doc_ids.defined() && opt.window >= 0 && opt.softcap >= 0,
+              "paged attention: causal, no documents, window and softcap >= 0 expected");
+  const float sc = float(opt.scale ? *opt.scale : 1.0 / std::sqrt(double(D)));
+  const cpu::PagedAttnShape sh{S, Hq, Hkv, D, bs, bt.size(1), sc, opt.window, float(opt.softcap)};
   if (dev.is_cuda()) {
     Tensor rs = on(b.row_seq.to(DType::I32), dev);
-    cuda::paged_attention(k_cache.dtype(), N, Hq, Hkv, D, bs, bt.size(1), sc, qf.data<float>(),
-                          k_cache.raw_data(), v_cache.raw_data(), bt.data<int32_t>(), qs.data<int32_t>(),
-                          cl.data<int32_t>(), rs.data<int32_t>(), out.data<float>(), dev.index);
+    cuda::paged_attention(k_cache.dtype(), N, sh, qf.data<float>(), k_cache.raw_data(), v_cache.raw_data(),
+                          bt.data<int32_t>(), qs.data<int32_t>(), cl.data<int32_t>(), rs.data<int32_t>(),
+                          out.data<float>(), dev.index);
   } else {
     FORGE_CHECK(qs.data<int32_t>()[S] == N, "paged attention: query_start ends at ", qs.data<int32_t>()[S],
                 ", not at ", N, " rows");
-    cpu::PagedAttnShape sh{S, Hq, Hkv, D, bs, bt.size(1), sc};
     cpu::paged_attention(sh, qf.data<float>(), k_cache.raw_data(), v_cache.raw_data(), k_cache.dtype(),
                          bt.data<int32_t>(), qs.data<int32_t>(), cl.data<int32_t>(), out.data<float>());
   }

@@ -75,6 +75,8 @@ void attention_fwd(const AttnShape& s, const float* q, AttnStrides qs, const flo
             CMap V(v + b * vs.b + hk * vs.h + s0 * vs.l, nc, D, Eigen::OuterStride<>(vs.l));
             auto St = S.topLeftCorner(nr, nc);
             St.noalias() = (Q * K.transpose()) * s.scale;
+            if (s.softcap > 0)
+              for (int64_t r = 0; r < nr; ++r) soft_cap(S.data() + r * Bc, nc, s.softcap, nullptr);
             if (masked(s) && !mask_tile(s, b, t0, nr, s0, nc, S)) continue;
             for (int64_t r = 0; r < nr; ++r) {
               float* row = S.data() + r * Bc;
@@ -117,7 +119,7 @@ void attention_bwd(const AttnShape& s, const float* q, AttnStrides qs, const flo
   // One thread owns a (batch, kv head): it writes dk/dv of that head and dq of its query heads.
 #pragma omp parallel
   {
-    RowMat P(Br, Bc), dP(Br, Bc), dK(Bc, D), dV(Bc, D);
+    RowMat P(Br, Bc), dP(Br, Bc), dK(Bc, D), dV(Bc, D), capd(s.softcap > 0 ? Br : 0, Bc);
 #pragma omp for collapse(2) schedule(dynamic)
     for (int64_t b = 0; b < s.B; ++b)
       for (int64_t hk = 0; hk < s.Hkv; ++hk) {
@@ -144,6 +146,8 @@ void attention_bwd(const AttnShape& s, const float* q, AttnStrides qs, const flo
               MMap dQ(dq + (row0 + t0) * D, nr, D, Eigen::OuterStride<>(D));
               auto Pt = P.topLeftCorner(nr, nc);
               Pt.noalias() = (Q * K.transpose()) * s.scale;
+              if (s.softcap > 0)
+                for (int64_t r = 0; r < nr; ++r) soft_cap(P.data() + r * Bc, nc, s.softcap, capd.data() + r * Bc);
               if (masked(s) && !mask_tile(s, b, t0, nr, s0, nc, P)) continue;
               for (int64_t r = 0; r < nr; ++r) {
                 const float L = lse[row0 + t0 + r];
@@ -158,6 +162,8 @@ void attention_bwd(const AttnShape& s, const float* q, AttnStrides qs, const flo
                 float* pr = P.data() + r * Bc;
                 float* dr = dP.data() + r * Bc;
                 for (int64_t c = 0; c < nc; ++c) dr[c] = pr[c] * (dr[c] - di) * s.scale;  // dS * scale
+                if (s.softcap > 0)  // through the cap: times 1 - tanh^2
+                  for (int64_t c = 0; c < nc; ++c) dr[c] *= capd(r, c);
               }
               dQ.noalias() += dPt * K;
               dK.topRows(nc).noalias() += dPt.transpose() * Q;

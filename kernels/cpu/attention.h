@@ -1,6 +1,7 @@
 // Flash-style causal attention on the CPU: tiles of Br queries x Bc keys, online softmax,
 // never more than one tile of scores per thread. Grouped-query heads; optional document ids.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 namespace forge::cpu {
@@ -12,7 +13,17 @@ struct AttnShape {
   const int32_t* doc;  // optional [B, T] (T == S): key j visible iff doc[b,j] == doc[b,i]
   int64_t window = 0;  // sliding window (causal only): also j > i + (S - T) - window, so a query
                        // sees `window` keys counting itself (HF's rule); 0: every earlier key
+  float softcap = 0;   // Gemma 2's logit soft-cap: scaled scores become softcap * tanh(s / softcap)
 };
+
+// Soft-caps n scores in place; deriv (optional) gets d(capped)/d(score) = 1 - tanh^2.
+inline void soft_cap(float* s, int64_t n, float cap, float* deriv) {
+  for (int64_t c = 0; c < n; ++c) {
+    const float t = std::tanh(s[c] / cap);
+    s[c] = cap * t;
+    if (deriv) deriv[c] = 1.0f - t * t;
+  }
+}
 
 // The keys [first, last) query i (of T, over S keys) may see under the causal mask and window.
 inline void visible_keys(const AttnShape& s, int64_t i, int64_t& first, int64_t& last) {

@@ -47,7 +47,8 @@ void embedding_bwd(DType dt, const void* g, const int64_t* ids, int64_t N, int64
   });
 }
 
-void rms_norm_fwd(DType dt, const void* x, const void* w, int64_t N, int64_t C, float eps, void* y, float* rstd) {
+void rms_norm_fwd(DType dt, const void* x, const void* w, int64_t N, int64_t C, float eps, bool unit_offset, void* y,
+                  float* rstd) {
   dispatch_float(dt, [&](auto tag) {
     using T = decltype(tag);
     const T* xs = static_cast<const T*>(x);
@@ -59,6 +60,10 @@ void rms_norm_fwd(DType dt, const void* x, const void* w, int64_t N, int64_t C, 
       T* yr = ys + n * C;
       const float r = 1.0f / std::sqrt(row_sum_squares(xr, C) / float(C) + eps);
       rstd[n] = r;
+      if (unit_offset) {
+        for (int64_t c = 0; c < C; ++c) store_f32(yr + c, load_f32(xr + c) * r * (1.0f + load_f32(ws + c)));
+        continue;
+      }
       for (int64_t c = 0; c < C; ++c) {
         T xh;
         store_f32(&xh, load_f32(xr + c) * r);
@@ -69,7 +74,8 @@ void rms_norm_fwd(DType dt, const void* x, const void* w, int64_t N, int64_t C, 
 }
 
 void rms_norm_bwd(DType dt, const void* x, const void* w, const float* rstd, const void* g, int64_t N, int64_t C,
-                  void* dx, float* dw) {
+                  bool unit_offset, void* dx, float* dw) {
+  const float off = unit_offset ? 1.0f : 0.0f;  // the weight the forward multiplied by is off + w
   dispatch_float(dt, [&](auto tag) {
     using T = decltype(tag);
     const T* xs = static_cast<const T*>(x);
@@ -93,12 +99,12 @@ void rms_norm_bwd(DType dt, const void* x, const void* w, const float* rstd, con
 #pragma omp simd
           for (int l = 0; l < kReduceLanes; ++l) {
             const float xh = load_f32(xr + c + l) * r, gv = load_f32(gr + c + l);
-            lane[l] += gv * load_f32(ws + c + l) * xh;
+            lane[l] += gv * (off + load_f32(ws + c + l)) * xh;
             dwp[c + l] += gv * xh;
           }
         for (int l = 0; c < C; ++c, ++l) {
           const float xh = load_f32(xr + c) * r, gv = load_f32(gr + c);
-          lane[l] += gv * load_f32(ws + c) * xh;
+          lane[l] += gv * (off + load_f32(ws + c)) * xh;
           dwp[c] += gv * xh;
         }
         float dot = 0.0f;
@@ -107,7 +113,7 @@ void rms_norm_bwd(DType dt, const void* x, const void* w, const float* rstd, con
         T* dr = dxs + n * C;
         for (int64_t c = 0; c < C; ++c) {
           float xh = load_f32(xr + c) * r;
-          store_f32(dr + c, r * (load_f32(gr + c) * load_f32(ws + c) - xh * dot));
+          store_f32(dr + c, r * (load_f32(gr + c) * (off + load_f32(ws + c)) - xh * dot));
         }
       }
     }

@@ -13,11 +13,13 @@ void embedding_fwd(DType dt, const void* weight, int64_t s_row, int64_t s_col, c
 void embedding_bwd(DType dt, const void* g, const int64_t* ids, int64_t N, int64_t C, float* gw);
 
 // y = (x * rstd) * w with rstd[n] = 1/sqrt(mean(x[n]^2) + eps); x, y [N, C] in dt, w [C] in dt.
-// As HF: the normalised x is rounded to dt before the weight multiply.
-void rms_norm_fwd(DType dt, const void* x, const void* w, int64_t N, int64_t C, float eps, void* y, float* rstd);
+// As HF's LlamaRMSNorm: the normalised x is rounded to dt before the weight multiply. unit_offset:
+// y = (x * rstd) * (1 + w) in f32, rounded once (GemmaRMSNorm).
+void rms_norm_fwd(DType dt, const void* x, const void* w, int64_t N, int64_t C, float eps, bool unit_offset, void* y,
+                  float* rstd);
 // dx [N, C] in dt; dw [C] f32 (written, not accumulated).
 void rms_norm_bwd(DType dt, const void* x, const void* w, const float* rstd, const void* g, int64_t N, int64_t C,
-                  void* dx, float* dw);
+                  bool unit_offset, void* dx, float* dw);
 
 // Rotary embedding, rotate_half convention. x [B, H, T, D] with element strides (sb, sh, st, 1);
 // y [B, H, T, D] contiguous; pos [B, T] with batch stride pos_sb (0: shared by the batch);

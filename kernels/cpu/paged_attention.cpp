@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "kernels/cpu/attention.h"
 #include "kernels/cpu/row_reduce.h"
 #include "kernels/elementwise_ops.h"
 
@@ -50,13 +51,15 @@ struct Cache {
   }
 };
 
-// row[0 .. keys) becomes the softmax of its first `visible` entries, zeros after.
-void softmax_row(float* row, int64_t visible, int64_t keys) {
-  const float sum = exp_shifted_sum(row, visible, row_max(row, visible));
-  const float inv = 1.0f / sum;
+// row[0 .. keys) becomes the softmax of its entries [begin, end), zeros elsewhere.
+void softmax_row(float* row, int64_t begin, int64_t end, int64_t keys) {
+  float* r = row + begin;
+  const int64_t n = end - begin;
+  const float inv = 1.0f / exp_shifted_sum(r, n, row_max(r, n));
 #pragma omp simd
-  for (int64_t j = 0; j < visible; ++j) row[j] *= inv;
-  std::fill(row + visible, row + keys, 0.0f);
+  for (int64_t j = 0; j < n; ++j) r[j] *= inv;
+  std::fill(row, r, 0.0f);
+  std::fill(row + end, row + keys, 0.0f);
 }
 
 // scores of NB 16-lane key tiles at once (NB x 16 floats out): lane l of tile b is q . key l of
@@ -85,22 +88,24 @@ void tile_scores_any(const float* q, const T* kt, int64_t D, int64_t bs, float* 
     for (int64_t l = 0; l < bs; ++l) scores[l] += q[d] * to_f32(kt[d * bs + l]);
 }
 
-// out[0 .. D) = sum over keys j < visible of p[j] * value j of kv head hk. NC = D / 16 when the
-// accumulator fits in registers, 0 for any D.
+// out[0 .. D) = sum over keys j in [begin, end) of p[j - base] * value j of kv head hk, where
+// base = begin rounded down to a block. NC = D / 16 when the accumulator fits in registers, 0 for
+// any D.
 template <int NC, typename T>
-void weighted_values(const Cache<T>& c, const int32_t* table, int64_t hk, const float* p, int64_t visible,
-                     float* out) {
-  const int64_t D = c.s.D, bs = c.s.block_size;
+void weighted_values(const Cache<T>& c, const int32_t* table, int64_t hk, const float* p, int64_t begin,
+                     int64_t end, float* out) {
+  const int64_t D = c.s.D, bs = c.s.block_size, base = begin / bs * bs;
   if constexpr (NC > 0) {
     // Even and odd keys into separate sums: two chains of multiply-adds per lane instead of one.
     constexpr int64_t W = NC * kLanes;
     float acc[W] = {}, acc2[W] = {};
-    for (int64_t j0 = 0; j0 < visible; j0 += bs) {
+    for (int64_t j0 = base; j0 < end; j0 += bs) {
       const T* vt = c.v + c.tile(table, j0 / bs, hk);
-      const int64_t n = std::min(bs, visible - j0);
-      int64_t l = 0;
+      const float* pj = p + (j0 - base);
+      const int64_t n = std::min(bs, end - j0);
+      int64_t l = j0 < begin ? begin - j0 : 0;
       for (; l + 2 <= n; l += 2) {
-        const float w = p[j0 + l], w2 = p[j0 + l + 1];
+        const float w = pj[l], w2 = pj[l + 1];
 #pragma omp simd
         for (int64_t e = 0; e < W; ++e) {
           acc[e] += w * to_f32(vt[l * W + e]);
@@ -108,7 +113,7 @@ void weighted_values(const Cache<T>& c, const int32_t* table, int64_t hk, const 
         }
       }
       if (l < n) {
-        const float w = p[j0 + l];
+        const float w = pj[l];
 #pragma omp simd
         for (int64_t e = 0; e < W; ++e) acc[e] += w * to_f32(vt[l * W + e]);
       }
@@ -117,11 +122,11 @@ void weighted_values(const Cache<T>& c, const int32_t* table, int64_t hk, const 
     for (int64_t e = 0; e < W; ++e) out[e] = acc[e] + acc2[e];
   } else {
     std::fill(out, out + D, 0.0f);
-    for (int64_t j0 = 0; j0 < visible; j0 += bs) {
+    for (int64_t j0 = base; j0 < end; j0 += bs) {
       const T* vt = c.v + c.tile(table, j0 / bs, hk);
-      const int64_t n = std::min(bs, visible - j0);
-      for (int64_t l = 0; l < n; ++l)
-        for (int64_t e = 0; e < D; ++e) out[e] += p[j0 + l] * to_f32(vt[l * D + e]);
+      const int64_t n = std::min(bs, end - j0);
+      for (int64_t l = j0 < begin ? begin - j0 : 0; l < n; ++l)
+        for (int64_t e = 0; e < D; ++e) out[e] += p[j0 - base + l] * to_f32(vt[l * D + e]);
     }
   }
 }
@@ -139,6 +144,7 @@ void prefetch_tile(const T* tile, int64_t elems) {
 }
 
 // Direct path: each query row (row, head) scores the blocks it sees, softmax, weighted values.
+// p[j - base] holds key j's score, base the row's first visible key rounded down to a block.
 template <int NC, typename T>
 void attend_direct(const Cache<T>& c, const Task& t, int64_t first_pos, std::vector<float>& p,
                    std::vector<float>& qs) {
@@ -149,29 +155,32 @@ void attend_direct(const Cache<T>& c, const Task& t, int64_t first_pos, std::vec
     for (int64_t r = 0; r < t.nrows; ++r)
       for (int64_t g = 0; g < c.group; ++g) {
         const int64_t h = hk * c.group + g, visible = first_pos + r + 1;
+        const int64_t begin = paged_first_key(c.s, first_pos + r), b0 = begin / bs, base = b0 * bs;
         const int64_t blocks = (visible + bs - 1) / bs;
-        p.resize(blocks * bs);
+        p.resize((blocks - b0) * bs);
         const float* qv = c.q + c.qrow(t, r, h);
         for (int64_t d = 0; d < D; ++d) qs[d] = qv[d] * c.s.scale;
         const bool first_of_head = r == 0 && g == 0;  // later rows find the values in cache
-        int64_t b = 0;
+        int64_t b = b0;
         if (bs == kLanes) {
           for (; b + 4 <= blocks; b += 4) {
             if (first_of_head)
               for (int64_t j = b; j < b + 4; ++j) prefetch_tile(c.v + c.tile(table, j, hk), D * bs);
             const T* kt[4] = {c.k + c.tile(table, b, hk), c.k + c.tile(table, b + 1, hk), c.k + c.tile(table, b + 2, hk),
                               c.k + c.tile(table, b + 3, hk)};
-            tile_scores<4>(qs.data(), kt, D, p.data() + b * bs);
+            tile_scores<4>(qs.data(), kt, D, p.data() + b * bs - base);
           }
           for (; b < blocks; ++b) {
             if (first_of_head) prefetch_tile(c.v + c.tile(table, b, hk), D * bs);
             const T* kt[1] = {c.k + c.tile(table, b, hk)};
-            tile_scores<1>(qs.data(), kt, D, p.data() + b * bs);
+            tile_scores<1>(qs.data(), kt, D, p.data() + b * bs - base);
           }
         }
-        for (; b < blocks; ++b) tile_scores_any(qs.data(), c.k + c.tile(table, b, hk), D, bs, p.data() + b * bs);
-        softmax_row(p.data(), visible, visible);
-        weighted_values<NC>(c, table, hk, p.data(), visible, c.out + c.qrow(t, r, h));
+        for (; b < blocks; ++b)
+          tile_scores_any(qs.data(), c.k + c.tile(table, b, hk), D, bs, p.data() + b * bs - base);
+        if (c.s.softcap > 0) soft_cap(p.data() + (begin - base), visible - begin, c.s.softcap, nullptr);
+        softmax_row(p.data(), begin - base, visible - base, visible - base);
+        weighted_values<NC>(c, table, hk, p.data(), begin, visible, c.out + c.qrow(t, r, h));
       }
 }
 
@@ -180,16 +189,19 @@ struct Tiles {
 };
 
 // Gather path (one kv head): K^T [D, keys] and V [keys, D] copied into f32 tiles, then GEMMs.
+// Column j of the tiles is key base + j: from the first row's window (rounded down to a block) to
+// the last row's position.
 template <typename T>
 void attend_gathered(const Cache<T>& c, const Task& t, int64_t first_pos, Tiles& w) {
   const int64_t D = c.s.D, bs = c.s.block_size, R = t.nrows * c.group, hk = t.hk0;
-  const int64_t keys = first_pos + t.nrows;  // keys the last row sees
+  const int64_t base = paged_first_key(c.s, first_pos) / bs * bs;
+  const int64_t keys = first_pos + t.nrows - base;  // columns the last row sees
   const int32_t* table = c.block_tables + t.seq * c.s.max_blocks;
   w.KT.resize(D, keys);
   w.V.resize(keys, D);
   for (int64_t j0 = 0; j0 < keys; j0 += bs) {
-    const T* kt = c.k + c.tile(table, j0 / bs, hk);
-    const T* vt = c.v + c.tile(table, j0 / bs, hk);
+    const T* kt = c.k + c.tile(table, (base + j0) / bs, hk);
+    const T* vt = c.v + c.tile(table, (base + j0) / bs, hk);
     const int64_t n = std::min(bs, keys - j0);
     for (int64_t d = 0; d < D; ++d)
       for (int64_t l = 0; l < n; ++l) w.KT(d, j0 + l) = to_f32(kt[d * bs + l]);
@@ -203,8 +215,14 @@ void attend_gathered(const Cache<T>& c, const Task& t, int64_t first_pos, Tiles&
       std::copy(src, src + D, w.Q.row(r * c.group + g).data());
     }
   w.S.noalias() = (w.Q * w.KT) * c.s.scale;
-  for (int64_t r = 0; r < t.nrows; ++r)
-    for (int64_t g = 0; g < c.group; ++g) softmax_row(w.S.row(r * c.group + g).data(), first_pos + r + 1, keys);
+  for (int64_t r = 0; r < t.nrows; ++r) {
+    const int64_t begin = paged_first_key(c.s, first_pos + r) - base, end = first_pos + r + 1 - base;
+    for (int64_t g = 0; g < c.group; ++g) {
+      float* row = w.S.row(r * c.group + g).data();
+      if (c.s.softcap > 0) soft_cap(row + begin, end - begin, c.s.softcap, nullptr);
+      softmax_row(row, begin, end, keys);
+    }
+  }
   w.O.noalias() = w.S * w.V;
   for (int64_t r = 0; r < t.nrows; ++r)
     for (int64_t g = 0; g < c.group; ++g) {

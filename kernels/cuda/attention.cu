@@ -92,6 +92,16 @@ __device__ __forceinline__ bool visible(const AttnShape& s, int64_t b, int64_t i
   if (s.causal && (j > p || (s.window > 0 && j <= p - s.window))) return false;
   return !s.doc || s.doc[b * s.T + j] == s.doc[b * s.T + i];
 }
+// A scaled score through Gemma 2's soft-cap (if any); grad gets d(capped)/d(score).
+__device__ __forceinline__ float capped(const AttnShape& s, float x, float* grad = nullptr) {
+  if (s.softcap <= 0) {
+    if (grad) *grad = 1.0f;
+    return x;
+  }
+  const float t = tanhf(x / s.softcap);
+  if (grad) *grad = 1.0f - t * t;
+  return s.softcap * t;
+}
 // The first key a block of query rows from `first_row` can see: past the window, tiles are skipped.
 __device__ __forceinline__ int64_t first_key(const AttnShape& s, int64_t first_row) {
   return s.causal && s.window > 0 ? lmax(0, first_row + (s.S - s.T) + 1 - s.window) : 0;
@@ -126,7 +136,7 @@ __global__ void __launch_bounds__(Cfg<D>::THREADS)
       for (int u = 0; u < kChunk; ++u) {
         const int r = r0 + u;  // r < n is the same for the whole block: the shuffles stay uniform
         const float d = r < n ? row_dot<D>(qr, Kt[r], part) : 0.0f;
-        sc[u] = (r < n && active && visible(s, b, i, j0 + r)) ? d : -INFINITY;
+        sc[u] = (r < n && active && visible(s, b, i, j0 + r)) ? capped(s, d) : -INFINITY;
         cmax = fmaxf(cmax, sc[u]);
       }
       if (cmax == -INFINITY) continue;  // nothing visible in this chunk for this row
@@ -192,7 +202,8 @@ __global__ void __launch_bounds__(Cfg<D>::THREADS)
     for (int r = 0; r < n; ++r) {
       const float sd = row_dot<D>(qr, Kt[r], part), dp = row_dot<D>(dor, Vt[r], part);
       if (!active || !visible(s, b, i, j0 + r)) continue;
-      const float ds = expf(sd - my_lse) * (dp - my_delta);
+      float dc;
+      const float ds = expf(capped(s, sd, &dc) - my_lse) * (dp - my_delta) * dc;
 #pragma unroll
       for (int e = 0; e < C::E; ++e) acc[e] += ds * Kt[r][part + C::SPLIT * e];
     }
@@ -239,7 +250,8 @@ __global__ void __launch_bounds__(Cfg<D>::THREADS)
       for (int r = 0; r < n; ++r) {
         const float sd = row_dot<D>(kr, Qt[r], part), dp = row_dot<D>(vr, Ot[r], part);
         if (!active || !visible(s, b, i0 + r, j)) continue;
-        const float p = expf(sd - Lt[r]), ds = p * (dp - Dt[r]);
+        float dc;
+        const float p = expf(capped(s, sd, &dc) - Lt[r]), ds = p * (dp - Dt[r]) * dc;
 #pragma unroll
         for (int e = 0; e < C::E; ++e) {
           gv[e] += p * Ot[r][part + C::SPLIT * e];

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "kernels/cpu/attention.h"  // AttnShape, AttnStrides
+#include "kernels/cpu/paged_attention.h"  // PagedAttnShape
 #include "kernels/cpu/optim.h"      // AdamWHyper, AdamWTensor, SquaresTensor
 #include "kernels/cpu/reduce.h"     // ReduceOp
 #include "kernels/elementwise_ops.h"
@@ -66,10 +67,10 @@ void gemm(DType dt, DType c_dt, bool trans_a, bool trans_b, int64_t M, int64_t N
 void embedding_fwd(DType dt, const void* weight, int64_t s_row, int64_t s_col, const int64_t* ids, int64_t N,
                    int64_t C, void* out, int device);
 void embedding_bwd(DType dt, const void* g, const int64_t* ids, int64_t N, int64_t C, float* gw, int device);
-void rms_norm_fwd(DType dt, const void* x, const void* w, int64_t N, int64_t C, float eps, void* y, float* rstd,
-                  int device);
+void rms_norm_fwd(DType dt, const void* x, const void* w, int64_t N, int64_t C, float eps, bool unit_offset, void* y,
+                  float* rstd, int device);
 void rms_norm_bwd(DType dt, const void* x, const void* w, const float* rstd, const void* g, int64_t N, int64_t C,
-                  void* dx, float* dw, int device);
+                  bool unit_offset, void* dx, float* dw, int device);
 void rope(DType dt, const void* x, int64_t B, int64_t H, int64_t T, int64_t D, int64_t sb, int64_t sh, int64_t st,
           const int64_t* pos, int64_t pos_sb, const float* inv_freq, float sign, void* y, int device);
 
@@ -93,10 +94,9 @@ void attention_bwd(const cpu::AttnShape& s, const float* q, cpu::AttnStrides qs,
 
 // Paged attention (see kernels/cpu/paged_attention.h for the layout); row_seq [N] gives the
 // sequence of each query row. Cache dt: f32 or bf16; q/out f32.
-void paged_attention(DType dt, int64_t N, int64_t Hq, int64_t Hkv, int64_t D, int64_t block_size,
-                     int64_t max_blocks, float scale, const float* q, const void* k_cache, const void* v_cache,
-                     const int32_t* block_tables, const int32_t* query_start, const int32_t* context_lens,
-                     const int32_t* row_seq, float* out, int device);
+void paged_attention(DType dt, int64_t N, const cpu::PagedAttnShape& s, const float* q, const void* k_cache,
+                     const void* v_cache, const int32_t* block_tables, const int32_t* query_start,
+                     const int32_t* context_lens, const int32_t* row_seq, float* out, int device);
 void paged_kv_write(DType dt, int64_t N, int64_t Hkv, int64_t D, int64_t block_size, const float* k, const float* v,
                     const int64_t* slots, void* k_cache, void* v_cache, int device);
 

@@ -108,15 +108,15 @@ void embedding_bwd(DType dt, const void* g, const int64_t* ids, int64_t N, int64
   if (simulated()) return sim::launch(device, cpu::embedding_bwd, dt, g, ids, N, C, gw);
   gpu::embedding_bwd(dt, g, ids, N, C, gw, device);
 }
-void rms_norm_fwd(DType dt, const void* x, const void* w, int64_t N, int64_t C, float eps, void* y, float* rstd,
-                  int device) {
-  if (simulated()) return sim::launch(device, cpu::rms_norm_fwd, dt, x, w, N, C, eps, y, rstd);
-  gpu::rms_norm_fwd(dt, x, w, N, C, eps, y, rstd, device);
+void rms_norm_fwd(DType dt, const void* x, const void* w, int64_t N, int64_t C, float eps, bool unit_offset, void* y,
+                  float* rstd, int device) {
+  if (simulated()) return sim::launch(device, cpu::rms_norm_fwd, dt, x, w, N, C, eps, unit_offset, y, rstd);
+  gpu::rms_norm_fwd(dt, x, w, N, C, eps, unit_offset, y, rstd, device);
 }
 void rms_norm_bwd(DType dt, const void* x, const void* w, const float* rstd, const void* g, int64_t N, int64_t C,
-                  void* dx, float* dw, int device) {
-  if (simulated()) return sim::launch(device, cpu::rms_norm_bwd, dt, x, w, rstd, g, N, C, dx, dw);
-  gpu::rms_norm_bwd(dt, x, w, rstd, g, N, C, dx, dw, device);
+                  bool unit_offset, void* dx, float* dw, int device) {
+  if (simulated()) return sim::launch(device, cpu::rms_norm_bwd, dt, x, w, rstd, g, N, C, unit_offset, dx, dw);
+  gpu::rms_norm_bwd(dt, x, w, rstd, g, N, C, unit_offset, dx, dw, device);
 }
 void rope(DType dt, const void* x, int64_t B, int64_t H, int64_t T, int64_t D, int64_t sb, int64_t sh, int64_t st,
           const int64_t* pos, int64_t pos_sb, const float* inv_freq, float sign, void* y, int device) {
@@ -161,15 +161,13 @@ void attention_bwd(const cpu::AttnShape& s, const float* q, cpu::AttnStrides qs,
   gpu::attention_bwd(s, q, qs, k, ks, v, vs, o, dout, lse, dq, dk, dv, device);
 }
 
-void paged_attention(DType dt, int64_t N, int64_t Hq, int64_t Hkv, int64_t D, int64_t block_size, int64_t max_blocks,
-                     float scale, const float* q, const void* k_cache, const void* v_cache, const int32_t* block_tables,
-                     const int32_t* query_start, const int32_t* context_lens, const int32_t* row_seq, float* out,
-                     int device) {
+void paged_attention(DType dt, int64_t N, const cpu::PagedAttnShape& s, const float* q, const void* k_cache,
+                     const void* v_cache, const int32_t* block_tables, const int32_t* query_start,
+                     const int32_t* context_lens, const int32_t* row_seq, float* out, int device) {
   if (simulated())
-    return sim::launch(device, sim::paged_attention, dt, N, Hq, Hkv, D, block_size, max_blocks, scale, q, k_cache,
-                       v_cache, block_tables, query_start, context_lens, row_seq, out);
-  gpu::paged_attention(dt, N, Hq, Hkv, D, block_size, max_blocks, scale, q, k_cache, v_cache, block_tables,
-                       query_start, context_lens, row_seq, out, device);
+    return sim::launch(device, sim::paged_attention, dt, N, s, q, k_cache, v_cache, block_tables, query_start,
+                       context_lens, out);
+  gpu::paged_attention(dt, N, s, q, k_cache, v_cache, block_tables, query_start, context_lens, row_seq, out, device);
 }
 void paged_kv_write(DType dt, int64_t N, int64_t Hkv, int64_t D, int64_t block_size, const float* k, const float* v,
                     const int64_t* slots, void* k_cache, void* v_cache, int device) {

@@ -21,9 +21,11 @@ __global__ void embedding_bwd_kernel(const T* g, const int64_t* ids, int64_t C, 
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) atomicAdd(dst + c, load_f32(g + n * C + c));
 }
 
-// One block per row: the sum of squares, then y = round_T(x * rstd) * w as HF rounds it.
+// One block per row: the sum of squares, then y = round_T(x * rstd) * w as HF rounds it, or
+// with unit_offset y = x * rstd * (1 + w) in f32 (Gemma).
 template <typename T>
-__global__ void rms_norm_fwd_kernel(const T* x, const T* w, int64_t C, float eps, T* y, float* rstd) {
+__global__ void rms_norm_fwd_kernel(const T* x, const T* w, int64_t C, float eps, bool unit_offset, T* y,
+                                    float* rstd) {
   __shared__ float scratch[32];
   const T* xr = x + blockIdx.x * C;
   float ss = 0.0f;
@@ -36,6 +38,10 @@ __global__ void rms_norm_fwd_kernel(const T* x, const T* w, int64_t C, float eps
   if (threadIdx.x == 0) rstd[blockIdx.x] = r;
   T* yr = y + blockIdx.x * C;
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+    if (unit_offset) {
+      store_f32(yr + c, load_f32(xr + c) * r * (1.0f + load_f32(w + c)));
+      continue;
+    }
     T xh;
     store_f32(&xh, load_f32(xr + c) * r);
     store_f32(yr + c, load_f32(&xh) * load_f32(w + c));
@@ -46,7 +52,7 @@ __global__ void rms_norm_fwd_kernel(const T* x, const T* w, int64_t C, float eps
 // shared memory (dynamic, C floats), then adds it to dw (f32, zeroed first) with one atomic per c.
 template <typename T>
 __global__ void rms_norm_bwd_kernel(const T* x, const T* w, const float* rstd, const T* g, int64_t N, int64_t C,
-                                    T* dx, float* dw) {
+                                    float off, T* dx, float* dw) {
   __shared__ float scratch[32];
   extern __shared__ float dw_part[];
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) dw_part[c] = 0.0f;
@@ -56,13 +62,13 @@ __global__ void rms_norm_bwd_kernel(const T* x, const T* w, const float* rstd, c
     float dot = 0.0f;
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
       const float xh = load_f32(xr + c) * r, gv = load_f32(gr + c);
-      dot += gv * load_f32(w + c) * xh;
+      dot += gv * (off + load_f32(w + c)) * xh;
       dw_part[c] += gv * xh;  // column c is always this thread's: no race
     }
     dot = block_sum(dot, scratch) / float(C);
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
       const float xh = load_f32(xr + c) * r;
-      store_f32(dx + n * C + c, r * (load_f32(gr + c) * load_f32(w + c) - xh * dot));
+      store_f32(dx + n * C + c, r * (load_f32(gr + c) * (off + load_f32(w + c)) - xh * dot));
     }
   }
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) atomicAdd(dw + c, dw_part[c]);
@@ -112,21 +118,21 @@ void embedding_bwd(DType dt, const void* g, const int64_t* ids, int64_t N, int64
   FORGE_CUDA_CHECK(cudaGetLastError());
 }
 
-void rms_norm_fwd(DType dt, const void* x, const void* w, int64_t N, int64_t C, float eps, void* y, float* rstd,
-                  int device) {
+void rms_norm_fwd(DType dt, const void* x, const void* w, int64_t N, int64_t C, float eps, bool unit_offset, void* y,
+                  float* rstd, int device) {
   if (N == 0) return;
   cudaStream_t s = stream_for(device);
   const int threads = block_threads(C, kThreads);
   dispatch_float(dt, [&](auto tag) {
     using T = decltype(tag);
     rms_norm_fwd_kernel<T><<<unsigned(N), threads, 0, s>>>(
-        static_cast<const T*>(x), static_cast<const T*>(w), C, eps, static_cast<T*>(y), rstd);
+        static_cast<const T*>(x), static_cast<const T*>(w), C, eps, unit_offset, static_cast<T*>(y), rstd);
   });
   FORGE_CUDA_CHECK(cudaGetLastError());
 }
 
 void rms_norm_bwd(DType dt, const void* x, const void* w, const float* rstd, const void* g, int64_t N, int64_t C,
-                  void* dx, float* dw, int device) {
+                  bool unit_offset, void* dx, float* dw, int device) {
   cudaStream_t s = stream_for(device);
   FORGE_CUDA_CHECK(cudaMemsetAsync(dw, 0, size_t(C) * sizeof(float), s));
   if (N == 0) return;
@@ -138,7 +144,7 @@ void rms_norm_bwd(DType dt, const void* x, const void* w, const float* rstd, con
     using T = decltype(tag);
     rms_norm_bwd_kernel<T><<<blocks, threads, smem, s>>>(static_cast<const T*>(x), static_cast<const T*>(w),
                                                                 rstd, static_cast<const T*>(g), N, C,
-                                                                static_cast<T*>(dx), dw);
+                                                                unit_offset ? 1.0f : 0.0f, static_cast<T*>(dx), dw);
   });
   FORGE_CUDA_CHECK(cudaGetLastError());
 }

@@ -46,8 +46,9 @@ void gemm(DType, DType, bool, bool, int64_t, int64_t, int64_t, float, const void
 }
 void embedding_fwd(DType, const void*, int64_t, int64_t, const int64_t*, int64_t, int64_t, void*, int) { no_cuda(); }
 void embedding_bwd(DType, const void*, const int64_t*, int64_t, int64_t, float*, int) { no_cuda(); }
-void rms_norm_fwd(DType, const void*, const void*, int64_t, int64_t, float, void*, float*, int) { no_cuda(); }
-void rms_norm_bwd(DType, const void*, const void*, const float*, const void*, int64_t, int64_t, void*, float*, int) {
+void rms_norm_fwd(DType, const void*, const void*, int64_t, int64_t, float, bool, void*, float*, int) { no_cuda(); }
+void rms_norm_bwd(DType, const void*, const void*, const float*, const void*, int64_t, int64_t, bool, void*, float*,
+                  int) {
   no_cuda();
 }
 void rope(DType, const void*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, const int64_t*, int64_t,
@@ -74,8 +75,8 @@ void attention_bwd(const cpu::AttnShape&, const float*, cpu::AttnStrides, const 
   no_cuda();
 }
 
-void paged_attention(DType, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float, const float*, const void*,
-                     const void*, const int32_t*, const int32_t*, const int32_t*, const int32_t*, float*, int) {
+void paged_attention(DType, int64_t, const cpu::PagedAttnShape&, const float*, const void*, const void*,
+                     const int32_t*, const int32_t*, const int32_t*, const int32_t*, float*, int) {
   no_cuda();
 }
 void paged_kv_write(DType, int64_t, int64_t, int64_t, int64_t, const float*, const float*, const int64_t*, void*, void*, int) {

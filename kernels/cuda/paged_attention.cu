@@ -3,7 +3,7 @@
 // [num_blocks, Hkv, bs, D].
 // One thread block per (query row, query head); each warp walks a strided share of the visible
 // keys with an online softmax, lanes splitting the head dim; warps merge their partial states in
-// shared memory at the end. Only slots below a sequence's context length are read.
+// shared memory at the end. Only slots in a row's window, below its sequence's length, are read.
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -33,7 +33,8 @@ __global__ void paged_attention_kernel(const float* q,        // [N, Hq, D]
                                        const int32_t* context_lens,  // [S]
                                        const int32_t* row_seq,       // [N]: the sequence of each row
                                        float* out,                   // [N, Hq, D]
-                                       int Hq, int Hkv, int D, int bs, int max_blocks, float scale) {
+                                       int Hq, int Hkv, int D, int bs, int max_blocks, float scale,
+                                       int window, float softcap) {
   const int row = blockIdx.x, h = blockIdx.y, hk = h / (Hq / Hkv);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int s = row_seq[row];
@@ -48,7 +49,8 @@ __global__ void paged_attention_kernel(const float* q,        // [N, Hq, D]
     acc[i] = 0.0f;
   }
   float m = -INFINITY, l = 0.0f;
-  for (int j = warp; j <= pos; j += kWarps) {
+  const int first = window > 0 && pos + 1 > window ? pos + 1 - window : 0;  // the sliding window's start
+  for (int j = first + warp; j <= pos; j += kWarps) {
     const int64_t tile = (int64_t(table[j / bs]) * Hkv + hk) * D * bs;  // this head's tiles in the block
     const int64_t kbase = tile + j % bs, base = tile + int64_t(j % bs) * D;
     float dot = 0.0f;
@@ -57,6 +59,7 @@ __global__ void paged_attention_kernel(const float* q,        // [N, Hq, D]
       if (d < D) dot += qv[i] * ld(k_cache, kbase + int64_t(d) * bs);
     }
     for (int o = 16; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+    if (softcap > 0) dot = softcap * tanhf(dot / softcap);  // Gemma 2
     const float m_new = fmaxf(m, dot);
     const float corr = __expf(m - m_new), p = __expf(dot - m_new);
     l = l * corr + p;
@@ -102,22 +105,23 @@ __global__ void kv_write_kernel(int64_t N, int64_t Hkv, int64_t row, int64_t bs,
 }
 }  // namespace
 
-void paged_attention(DType dt, int64_t N, int64_t Hq, int64_t Hkv, int64_t D, int64_t block_size,
-                     int64_t max_blocks, float scale, const float* q, const void* k_cache, const void* v_cache,
-                     const int32_t* block_tables, const int32_t* query_start, const int32_t* context_lens,
-                     const int32_t* row_seq, float* out, int device) {
-  if (D > 32 * kMaxPerLane) throw std::runtime_error("paged attention (CUDA): head_dim above 256");
+void paged_attention(DType dt, int64_t N, const cpu::PagedAttnShape& s, const float* q, const void* k_cache,
+                     const void* v_cache, const int32_t* block_tables, const int32_t* query_start,
+                     const int32_t* context_lens, const int32_t* row_seq, float* out, int device) {
+  if (s.D > 32 * kMaxPerLane) throw std::runtime_error("paged attention (CUDA): head_dim above 256");
   if (N == 0) return;
   cudaStream_t st = stream_for(device);
-  const dim3 grid{unsigned(N), unsigned(Hq), 1u};
+  const dim3 grid{unsigned(N), unsigned(s.Hq), 1u};
   if (dt == DType::F32)
     paged_attention_kernel<float><<<grid, 32 * kWarps, 0, st>>>(
         q, static_cast<const float*>(k_cache), static_cast<const float*>(v_cache), block_tables, query_start,
-        context_lens, row_seq, out, int(Hq), int(Hkv), int(D), int(block_size), int(max_blocks), scale);
+        context_lens, row_seq, out, int(s.Hq), int(s.Hkv), int(s.D), int(s.block_size), int(s.max_blocks), s.scale,
+        int(s.window), s.softcap);
   else if (dt == DType::BF16)
     paged_attention_kernel<bf16><<<grid, 32 * kWarps, 0, st>>>(
         q, static_cast<const bf16*>(k_cache), static_cast<const bf16*>(v_cache), block_tables, query_start,
-        context_lens, row_seq, out, int(Hq), int(Hkv), int(D), int(block_size), int(max_blocks), scale);
+        context_lens, row_seq, out, int(s.Hq), int(s.Hkv), int(s.D), int(s.block_size), int(s.max_blocks), s.scale,
+        int(s.window), s.softcap);
   else
     throw std::runtime_error("paged attention (CUDA): cache must be f32 or bf16");
   FORGE_CUDA_CHECK(cudaGetLastError());

@@ -231,13 +231,12 @@ void gemm(DType dt, DType c_dt, bool ta, bool tb, int64_t M, int64_t N, int64_t 
   }
 }
 
-void paged_attention(DType dt, int64_t N, int64_t Hq, int64_t Hkv, int64_t D, int64_t block_size, int64_t max_blocks,
-                     float scale, const float* q, const void* k_cache, const void* v_cache, const int32_t* block_tables,
-                     const int32_t* query_start, const int32_t* context_lens, const int32_t* row_seq, float* out) {
+void paged_attention(DType dt, int64_t N, const cpu::PagedAttnShape& s, const float* q, const void* k_cache,
+                     const void* v_cache, const int32_t* block_tables, const int32_t* query_start,
+                     const int32_t* context_lens, float* out) {
   if (N == 0) return;
-  const int64_t seqs = int64_t(row_seq[N - 1]) + 1;  // the last row belongs to the last sequence
-  if (query_start[seqs] != N) fail("paged attention: query_start and row_seq disagree on the rows");
-  const cpu::PagedAttnShape s{seqs, Hq, Hkv, D, block_size, max_blocks, scale};
+  if (query_start[s.num_seqs] != N) fail("paged attention: query_start ends at " + std::to_string(query_start[s.num_seqs]) + ", not at " +
+                                             std::to_string(N) + " rows");
   cpu::paged_attention(s, q, k_cache, v_cache, dt, block_tables, query_start, context_lens, out);
 }
 

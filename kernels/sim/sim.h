@@ -15,6 +15,7 @@
 #include <string>
 
 #include "kernels/cpu/attention.h"
+#include "kernels/cpu/paged_attention.h"
 #include "kernels/types.h"
 
 namespace forge::sim {
@@ -72,9 +73,9 @@ decltype(auto) launch(int device, Fn&& fn, A... args) {
 void gemm(DType dt, DType c_dt, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
           const void* A, int64_t lda, int64_t stride_a, const void* B, int64_t ldb, int64_t stride_b, float beta,
           void* C, int64_t ldc, int64_t stride_c, int64_t batch);
-void paged_attention(DType dt, int64_t N, int64_t Hq, int64_t Hkv, int64_t D, int64_t block_size, int64_t max_blocks,
-                     float scale, const float* q, const void* k_cache, const void* v_cache, const int32_t* block_tables,
-                     const int32_t* query_start, const int32_t* context_lens, const int32_t* row_seq, float* out);
+void paged_attention(DType dt, int64_t N, const cpu::PagedAttnShape& s, const float* q, const void* k_cache,
+                     const void* v_cache, const int32_t* block_tables, const int32_t* query_start,
+                     const int32_t* context_lens, float* out);
 void paged_kv_write(DType dt, int64_t N, int64_t Hkv, int64_t D, int64_t block_size, const float* k, const float* v,
                     const int64_t* slots, void* k_cache, void* v_cache);
 

@@ -15,6 +15,7 @@
 #include "infer/stop_strings.h"
 #include "infer/tool_parser.h"
 #include "kernels/cpu/packed_gemm.h"
+#include "models/presets.h"
 #include "models/pretrained.h"
 #include "peft/adapter_io.h"
 #include "peft/lora.h"
@@ -84,6 +85,36 @@ class EngineTest : public ::testing::Test {
   void nudge(Request& r, std::initializer_list<const char*> texts) const {
     for (const char* t : texts)
       if (int64_t id = tok_->token_to_id(t); id >= 0) r.sampling.logit_bias.emplace_back(id, 4.0f);
+  }
+  // Runs six greedy requests of 20-65 prompt tokens through engines that chunk the prefills, hit
+  // the prefix cache and (with 9 blocks) preempt, and checks each against contiguous generation.
+  void expect_engine_matches_generate(const std::shared_ptr<models::CausalLM>& m) {
+    std::vector<Request> reqs;
+    for (int i = 0; i < 6; ++i) reqs.push_back(greedy(i, 20 + 9 * i, 24));
+    std::vector<GenerateResult> want;
+    for (auto& r : reqs) {
+      GenerateOptions opt;
+      opt.max_new_tokens = r.max_tokens;
+      opt.sampling.temperature = 0;
+      want.push_back(generate(*m, r.prompt, opt));
+    }
+    const int64_t block_bytes = 16 * kv_bytes_per_token(m->config(), DType::F32);
+    for (int64_t cache_blocks : {int64_t(64), int64_t(9)}) {  // 9 blocks: too few for all six at once
+      EngineConfig cfg;
+      cfg.kv_cache_dtype = DType::F32;
+      cfg.max_model_len = 128;
+      cfg.max_num_batched_tokens = 40;  // prompts of up to 65 tokens prefill in chunks
+      cfg.kv_cache_bytes = cache_blocks * block_bytes;
+      Engine e(m, tok_, {}, cfg);
+      auto got = run(e, reqs);
+      for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(got[i].tokens, want[i].tokens) << "request " << i;
+      if (cache_blocks == 9) {
+        EXPECT_GT(e.counters().preemptions, 0);
+      }
+      auto again = run(e, {reqs[5]});  // its prompt's blocks come from the prefix cache
+      EXPECT_GE(again[0].cached, 48);
+      EXPECT_EQ(again[0].tokens, want[5].tokens);
+    }
   }
   static std::string dir_;
   std::shared_ptr<models::CausalLM> model_;
@@ -486,15 +517,53 @@ TEST_F(EngineTest, RejectsRequestsThatCannotRunAndCacheTooSmallForOneSequence) {
   EXPECT_THROW(make_engine(tiny), Error);
 }
 
-TEST_F(EngineTest, ContextStaysInsideASlidingWindow) {
-  auto e = make_engine();  // loads model_ and tok_
-  models::ModelConfig c = model_->config();
-  c.sliding_window = 32;  // Mistral-style; sliding-window attention is not implemented
-  auto windowed = std::make_shared<models::CausalLM>(c);
-  EngineConfig cfg;
-  EXPECT_EQ(Engine(windowed, tok_, {}, cfg).max_model_len(), 32);
-  cfg.max_model_len = 64;
-  EXPECT_THROW(Engine(windowed, tok_, {}, cfg), Error);
+// Sliding windows of 12 tokens, on every layer (Mistral) or on the first only (Qwen2's
+// max_window_layers, Gemma's mixes), with prompts and outputs far longer than the window: the
+// engine's paged, chunked, prefix-cached and preempted runs give what contiguous generation gives.
+TEST_F(EngineTest, SlidingWindowsMatchContiguousGenerationChunkedCachedAndPreempted) {
+  make_engine();  // loads tok_
+  const std::vector<std::vector<std::string>> layer_types = {{"sliding_attention", "sliding_attention"},
+                                                             {"sliding_attention", "full_attention"}};
+  for (const auto& types : layer_types) {
+    SCOPED_TRACE(types[1]);
+    auto full = models::load_model(dir_);
+    models::ModelConfig c = full->config();
+    c.sliding_window = 12;
+    c.layer_types = types;
+    auto windowed = std::make_shared<models::CausalLM>(c);
+    windowed->load_state_dict(full->state_dict());
+    int differs = 0;
+    for (int i = 0; i < 6; ++i) {
+      GenerateOptions opt;
+      opt.max_new_tokens = 24;
+      opt.sampling.temperature = 0;
+      const auto p = prompt(i, 20 + 9 * i);
+      differs += generate(*windowed, p, opt).tokens != generate(*full, p, opt).tokens;
+    }
+    EXPECT_GT(differs, 0) << "the window should change some outputs";
+    expect_engine_matches_generate(windowed);
+  }
+}
+
+// Gemma 2 (soft-capped scores and logits, its query scale, windows of 12 on alternate layers) and
+// Gemma 3 (QK-norm, its sliding layers' own rope theta): the engine's attention takes each layer's
+// options as the contiguous path does.
+TEST_F(EngineTest, GemmaOptionsMatchContiguousGeneration) {
+  make_engine();  // loads tok_
+  for (const char* arch : {"gemma2", "gemma3_text"}) {
+    SCOPED_TRACE(arch);
+    models::ModelConfig c = models::preset_config(arch, "tiny");
+    c.num_hidden_layers = 3;
+    c.sliding_window = 12;
+    c.layer_types = {"sliding_attention", "full_attention", "sliding_attention"};
+    if (c.attn_logit_softcapping > 0) {  // small enough to bite on a random model
+      c.attn_logit_softcapping = 0.5;
+      c.final_logit_softcapping = 2.0;
+    }
+    auto m = std::make_shared<models::CausalLM>(c);
+    m->init_weights(0.2, 5);
+    expect_engine_matches_generate(m);
+  }
 }
 
 TEST_F(EngineTest, MultiLoraBatchMatchesEachAdapterAlone) {

@@ -1,5 +1,6 @@
 // Paged attention against the contiguous attention op: random q/k/v scattered over shuffled
-// blocks, every unused cache slot NaN so that any use of padding shows in the output.
+// blocks, every unused cache slot NaN so that any use of padding shows in the output. With a
+// sliding window the blocks before every row's window are NaN too, as if the engine freed them.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -18,7 +19,27 @@ namespace {
 struct Case {
   std::vector<int64_t> ctx, n;  // per sequence: tokens in cache after the step, new tokens this step
   int64_t bs = 4, D = 16;       // block size and head dim (16 x 48: the vector paths of the CPU kernel)
+  int64_t window = 0;
+  double softcap = 0, scale = 0;  // Gemma 2's soft-cap and its own scale (0: 1/sqrt(D))
+  AttentionOptions options() const {
+    AttentionOptions o;
+    o.window = window;
+    o.softcap = softcap;
+    if (scale > 0) o.scale = scale;
+    return o;
+  }
 };
+
+// Overwrites with NaN the blocks of sequence s that no row of this step may read.
+void poison_blocks_before_window(const Case& cs, int64_t s, const int32_t* table, Tensor& kc, Tensor& vc) {
+  if (cs.window == 0) return;
+  const int64_t first_pos = cs.ctx[size_t(s)] - cs.n[size_t(s)];
+  const int64_t first_key = std::max<int64_t>(0, first_pos + 1 - cs.window);
+  for (int64_t b = 0; b < first_key / cs.bs; ++b) {
+    kc.select(0, table[b]).fill_(NAN);
+    vc.select(0, table[b]).fill_(NAN);
+  }
+}
 
 // Checks paged_attention on `dev` against scaled_dot_product_attention per sequence (on the CPU).
 void check(const Case& cs, DType cache_dtype, Device dev, double tol) {
@@ -51,6 +72,7 @@ void check(const Case& cs, DType cache_dtype, Device dev, double tol) {
     paged_kv_write(kcd, vcd, kq, vq, wb);
     kc = kcd.to(DType::F32);
     vc = vcd.to(DType::F32);
+    poison_blocks_before_window(cs, s, tables.data() + s * max_blocks, kc, vc);
     ks.push_back(kq.to(DType::F32));
     vs.push_back(vq.to(DType::F32));
     qs.push_back(randn({cs.n[size_t(s)], Hq, D}, DType::F32, &gen));
@@ -65,13 +87,13 @@ void check(const Case& cs, DType cache_dtype, Device dev, double tol) {
   b.context_lens = Tensor::from_vector(ctx, {S}, dev);
   b.row_seq = Tensor::from_vector(row_seq, {N}, dev);
   Tensor q = cat(qs, 0);
-  Tensor got = paged_attention(q.to(dev), kc.to(cache_dtype).to(dev), vc.to(cache_dtype).to(dev), b).to(Device::cpu());
+  Tensor got = paged_attention(q.to(dev), kc.to(cache_dtype).to(dev), vc.to(cache_dtype).to(dev), b, cs.options()).to(Device::cpu());
   for (float x : got.to_float_vector()) ASSERT_TRUE(std::isfinite(x)) << "a padding slot (NaN) was used";
   for (int64_t s = 0; s < S; ++s) {
     // Reference: queries are the sequence's last n positions, causal over its L keys.
     Tensor qr = qs[size_t(s)].transpose(0, 1).unsqueeze(0);  // [1, Hq, n, D]
     Tensor kr = ks[size_t(s)].transpose(0, 1).unsqueeze(0), vr = vs[size_t(s)].transpose(0, 1).unsqueeze(0);
-    Tensor want = scaled_dot_product_attention(qr, kr, vr).squeeze(0).transpose(0, 1);  // [n, Hq, D]
+    Tensor want = scaled_dot_product_attention(qr, kr, vr, cs.options()).squeeze(0).transpose(0, 1);  // [n, Hq, D]
     Tensor g = got.narrow(0, qstart[size_t(s)], cs.n[size_t(s)]);
     EXPECT_LT(testing::rel_error(g, want), tol) << "sequence " << s;
   }
@@ -82,6 +104,14 @@ void check(const Case& cs, DType cache_dtype, Device dev, double tol) {
 const Case kMixed{{13, 1, 7, 32, 5, 40}, {1, 1, 7, 9, 2, 34}};
 // The same with 16-token blocks and 48-wide heads (stories15M's), and contexts ending inside blocks.
 const Case kWide{{13, 1, 7, 32, 5, 40, 200}, {1, 1, 7, 9, 2, 34, 1}, 16, 48};
+// Sliding windows: shorter than a context, longer than some, ending mid-block, crossing a chunk
+// of 34 rows (whose rows' windows start at different keys), and one key wide.
+const Case kWindow{{13, 1, 7, 32, 5, 40, 200}, {1, 1, 7, 9, 2, 34, 1}, 4, 16, 10};
+const Case kWindowWide{{13, 1, 7, 32, 5, 90, 200}, {1, 1, 7, 9, 2, 34, 1}, 16, 48, 37};
+const Case kWindowOne{{13, 40}, {1, 34}, 4, 16, 1};
+// Soft-capped scores (scale 0.5 makes most of them reach the cap), with and without a window.
+const Case kSoftcap{{13, 1, 7, 32, 5, 90, 200}, {1, 1, 7, 9, 2, 34, 1}, 16, 48, 0, 2.0, 0.5};
+const Case kSoftcapWindow{{13, 1, 7, 32, 5, 40, 200}, {1, 1, 7, 9, 2, 34, 1}, 4, 16, 10, 2.0, 0.5};
 
 TEST(PagedAttention, MatchesContiguousAttentionAndNeverUsesPadding) {
   check(kMixed, DType::F32, Device::cpu(), 1e-5);
@@ -93,9 +123,23 @@ TEST(PagedAttention, Bf16Cache) {
   check(kWide, DType::BF16, Device::cpu(), 1e-5);
 }
 
+TEST(PagedAttention, SlidingWindowReadsOnlyTheWindow) {
+  for (const Case& cs : {kWindow, kWindowWide, kWindowOne}) {
+    check(cs, DType::F32, Device::cpu(), 1e-5);
+    check(cs, DType::BF16, Device::cpu(), 1e-5);
+  }
+}
+
+TEST(PagedAttention, SoftcappedScores) {
+  for (const Case& cs : {kSoftcap, kSoftcapWindow}) {
+    check(cs, DType::F32, Device::cpu(), 1e-5);
+    check(cs, DType::BF16, Device::cpu(), 1e-5);
+  }
+}
+
 TEST(PagedAttentionCuda, MatchesContiguousAttention) {
   if (!cuda::available()) GTEST_SKIP() << "no GPU: " << cuda::status();
-  for (const Case& cs : {kMixed, kWide}) {
+  for (const Case& cs : {kMixed, kWide, kWindow, kWindowWide, kWindowOne, kSoftcap, kSoftcapWindow}) {
     check(cs, DType::F32, Device::cuda(0), 1e-5);
     check(cs, DType::BF16, Device::cuda(0), 1e-5);
   }

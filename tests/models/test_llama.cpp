@@ -1,6 +1,6 @@
-// Llama / Mistral / Qwen2 / Qwen3 parity with the PyTorch oracle (tests/reference/llama_reference.py):
-// logits over a batch of prompts, 64 greedy steps with the KV cache, the bf16 path, and
-// save/load round trips of HF directories.
+// Llama / Mistral / Qwen2 / Qwen3 / Gemma 1-3 parity with the PyTorch oracle
+// (tests/reference/llama_reference.py): logits over a batch of prompts, 64 greedy steps with the KV
+// cache, the bf16 path, and save/load round trips of HF directories.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -26,8 +26,11 @@ std::string ref_dir() {
   const char* d = std::getenv("FORGE_LLAMA_REFERENCE");
   return d ? d : "";
 }
-const char* kVariants[] = {"llama_gqa_llama3rope", "llama_tied_linear", "qwen2_bias",           "mistral_gqa",
-                           "mistral_nemo_headdim", "llama32_tied_llama3rope", "qwen3_qknorm"};
+const char* kVariants[] = {"llama_gqa_llama3rope", "llama_tied_linear",      "qwen2_bias",
+                           "mistral_gqa",          "mistral_nemo_headdim",   "llama32_tied_llama3rope",
+                           "qwen3_qknorm",         "mistral_window",         "qwen2_window_layers",
+                           "qwen3_layer_types",    "gemma_geglu",            "gemma2_softcap",
+                           "gemma3_pattern",       "gemma3_rope_parameters"};
 
 using forge::testing::rel_error;
 
@@ -274,9 +277,13 @@ TEST(ModelConfig, BadConfigsAreNamed) {
       {without("architectures"), "q/config.json: no 'architectures' list naming the model class"},
       {with("architectures", {"FalconForCausalLM"}),
        "q/config.json: architecture 'FalconForCausalLM' is not supported (supported: LlamaForCausalLM, "
-       "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)"},
+       "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, GemmaForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, "
+       "Gemma3ForConditionalGeneration (its text model))"},
       {without("num_hidden_layers"), "q/config.json: missing required field 'num_hidden_layers'"},
-      {with("use_sliding_window", true), "q/config.json: use_sliding_window=true is not supported"},
+      {with("layer_types", {"full_attention", "full_attention"}),
+       "q/config.json: 'layer_types' must list one type per layer (1), got [\"full_attention\",\"full_attention\"]"},
+      {with("layer_types", {"chunked_attention"}),
+       "q/config.json: layer_types entry \"chunked_attention\" is not supported (full_attention, sliding_attention are)"},
       {with("hidden_act", "gelu"), "q/config.json: hidden_act 'gelu' is not supported"},
       {with("attention_bias", "yes"), "q/config.json: 'attention_bias' must be true or false"},
   };

@@ -104,13 +104,16 @@ train sgd-single 1 peft.method=none optim.name=sgd optim.lr=0.3
 train sgd-dp2xtp2xpp2 8 peft.method=none optim.name=sgd optim.lr=0.3 parallel.dp=2 parallel.tp=2 parallel.pp=2 train.batch_size=2
 printf '%-28s ' sgd-dp2xtp2xpp2
 "$py" "$here/compare_runs.py" "$dir/sgd-single" "$dir/sgd-dp2xtp2xpp2" 1e-5 || fail "sgd-dp2xtp2xpp2 differs"
-# Qwen3 (QK-norm: per-head norm weights whose gradients tp ranks must sum), LoRA and full.
-"$forge" init-model --arch qwen3 --preset tiny --out "$dir/qwen3" --seed 5 2>/dev/null
-for m in lora none; do
-  train qwen3-$m-single 1 peft.method=$m model.path="$dir/qwen3" train.max_steps=8
-  for mesh in tp pp; do
-    train qwen3-$m-${mesh}2 2 peft.method=$m model.path="$dir/qwen3" train.max_steps=8 parallel.$mesh=2
-    same qwen3-$m-single qwen3-$m-${mesh}2
+# Qwen3 and Gemma 3 (QK-norm: per-head norm weights whose gradients tp ranks must sum), Gemma 2
+# (soft-capped logits split by vocabulary under tp; sandwich norms), LoRA and full.
+for arch in qwen3 gemma3 gemma2; do
+  "$forge" init-model --arch $arch --preset tiny --out "$dir/$arch" --seed 5 2>/dev/null
+  for m in lora none; do
+    train $arch-$m-single 1 peft.method=$m model.path="$dir/$arch" train.max_steps=8
+    for mesh in tp pp; do
+      train $arch-$m-${mesh}2 2 peft.method=$m model.path="$dir/$arch" train.max_steps=8 parallel.$mesh=2
+      same $arch-$m-single $arch-$m-${mesh}2
+    done
   done
 done
 # Sizes tp cannot split are refused with the reason.

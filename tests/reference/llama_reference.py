@@ -1,7 +1,11 @@
-"""PyTorch oracle for the decoder architectures (Llama, Mistral, Qwen2, Qwen3), written from the
-HF modeling code's math (transformers' modeling_llama / modeling_qwen3: Qwen3's q_norm and k_norm
-are RMSNorms over each head's head_dim values, applied before RoPE). Makes small random models as HF directories (config.json + model.safetensors written
-here, independently of Forge), then stores reference logits and greedy continuations in HDF5.
+"""PyTorch oracle for the decoder architectures (Llama, Mistral, Qwen2, Qwen3, Gemma 1-3), written
+from the HF modeling code's math (transformers' modeling_llama, modeling_qwen3, modeling_gemma*):
+- Qwen3's q_norm and k_norm are RMSNorms over each head's head_dim values, applied before RoPE;
+- sliding-window layers mask keys older than the window (masking_utils' sliding_window_overlay);
+- Gemma's norms apply (1 + w); Gemma 2/3 normalise the attention's output and wrap the MLP in
+  pre/post norms, scale queries by query_pre_attn_scalar, and Gemma 2 soft-caps scores and logits.
+Makes small random models as HF directories (config.json + model.safetensors written here,
+independently of Forge), then stores reference logits and greedy continuations in HDF5.
 
 usage: llama_reference.py OUT_DIR   (writes OUT_DIR/<variant>/ and OUT_DIR/llama_reference.h5)
 """
@@ -14,6 +18,7 @@ import sys
 import h5py
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 torch.set_num_threads(2)
 
@@ -56,14 +61,59 @@ VARIANTS = {
         architectures=["Qwen3ForCausalLM"], model_type="qwen3", num_attention_heads=4, num_key_value_heads=2,
         head_dim=32, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, rope_theta=1000000.0,
         max_position_embeddings=256, attention_bias=False, use_sliding_window=False, sliding_window=None),
+    # Sliding windows shorter than the 40 ids and the 8 + 64 greedy tokens: on every layer (Mistral
+    # 7B v0.1), from max_window_layers on (Qwen2), where layer_types says (it outranks
+    # max_window_layers, as in transformers' Qwen3Config)
+    "mistral_window": dict(
+        architectures=["MistralForCausalLM"], model_type="mistral", num_attention_heads=4, num_key_value_heads=2,
+        tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, rope_theta=10000.0,
+        max_position_embeddings=256, sliding_window=12),
+    "qwen2_window_layers": dict(
+        architectures=["Qwen2ForCausalLM"], model_type="qwen2", num_attention_heads=4, num_key_value_heads=2,
+        tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, rope_theta=1000000.0,
+        max_position_embeddings=256, use_sliding_window=True, sliding_window=9, max_window_layers=1),
+    "qwen3_layer_types": dict(
+        architectures=["Qwen3ForCausalLM"], model_type="qwen3", num_attention_heads=4, num_key_value_heads=2,
+        head_dim=32, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, rope_theta=1000000.0,
+        max_position_embeddings=256, attention_bias=False, use_sliding_window=True, sliding_window=16,
+        max_window_layers=2, layer_types=["sliding_attention", "full_attention"]),
+    # Gemma: (1 + w) norms, GeGLU, embeddings times sqrt(hidden), head_dim given
+    "gemma_geglu": dict(
+        architectures=["GemmaForCausalLM"], model_type="gemma", num_attention_heads=4, num_key_value_heads=1,
+        head_dim=32, tie_word_embeddings=True, bos_token_id=2, eos_token_id=1, rope_theta=10000.0,
+        max_position_embeddings=256, hidden_act="gelu_pytorch_tanh", hidden_activation="gelu_pytorch_tanh"),
+    # Gemma 2: sandwich norms, a query scale other than head_dim's, both soft-caps small enough to
+    # bite, a window of 10 on layers 0 and 2 (of 3)
+    "gemma2_softcap": dict(
+        architectures=["Gemma2ForCausalLM"], model_type="gemma2", num_hidden_layers=3, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, tie_word_embeddings=True, bos_token_id=2, eos_token_id=1,
+        rope_theta=10000.0, max_position_embeddings=256, hidden_act="gelu_pytorch_tanh",
+        hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=4, sliding_window=10,
+        attn_logit_softcapping=0.3, final_logit_softcapping=1.0),
+    # Gemma 3 as transformers 4 writes it: QK-norm, sliding_window_pattern 3 (layers 0, 1 slide),
+    # rope_local_base_freq on them, linear rope scaling on the global layer only
+    "gemma3_pattern": dict(
+        architectures=["Gemma3ForCausalLM"], model_type="gemma3_text", num_hidden_layers=3, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=32, tie_word_embeddings=True, bos_token_id=2, eos_token_id=[1, 106],
+        rope_theta=1000000.0, rope_local_base_freq=10.0, rope_scaling=dict(rope_type="linear", factor=8.0),
+        max_position_embeddings=256, hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=32,
+        sliding_window=12, sliding_window_pattern=3, final_logit_softcapping=None, attn_logit_softcapping=None),
+    # Gemma 3 as transformers 5 writes it: layer_types and rope_parameters per layer type
+    "gemma3_rope_parameters": dict(
+        architectures=["Gemma3ForCausalLM"], model_type="gemma3_text", num_attention_heads=4, num_key_value_heads=1,
+        head_dim=16, tie_word_embeddings=True, bos_token_id=2, eos_token_id=1, max_position_embeddings=256,
+        hidden_activation="gelu_pytorch_tanh", query_pre_attn_scalar=16, sliding_window=9,
+        layer_types=["full_attention", "sliding_attention"],
+        rope_parameters={"full_attention": dict(rope_type="linear", factor=4.0, rope_theta=100000.0),
+                         "sliding_attention": dict(rope_type="default", rope_theta=50.0)}),
 }
 COMMON = dict(hidden_size=64, intermediate_size=160, num_hidden_layers=2, vocab_size=256, rms_norm_eps=1e-5,
               hidden_act="silu", torch_dtype="float32")
 
 
-def inv_freq(cfg, head_dim):
-    f = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, head_dim, 2, dtype=torch.int64).double() / head_dim))
-    rs = cfg.get("rope_scaling")
+def inv_freq(cfg, head_dim, theta=None, rs="config"):
+    f = 1.0 / ((theta or cfg["rope_theta"]) ** (torch.arange(0, head_dim, 2, dtype=torch.int64).double() / head_dim))
+    rs = cfg.get("rope_scaling") if rs == "config" else rs
     if rs:
         kind = rs.get("rope_type", rs.get("type"))
         if kind == "linear":
@@ -81,9 +131,31 @@ def inv_freq(cfg, head_dim):
     return f.float()
 
 
-def rms_norm(x, w, eps):
+def layer_inv_freqs(cfg, D, windows):
+    """Each layer's rotary frequencies: Gemma 3's sliding layers use rope_local_base_freq unscaled
+    (transformers 4) or rope_parameters["sliding_attention"] (5); every other layer the global rope."""
+    rp = cfg.get("rope_parameters")
+    if rp and "full_attention" in rp:
+        glob = inv_freq(cfg, D, rp["full_attention"]["rope_theta"], rp["full_attention"])
+        local = inv_freq(cfg, D, rp["sliding_attention"]["rope_theta"], None)
+    else:
+        glob = inv_freq(cfg, D)
+        local = inv_freq(cfg, D, cfg["rope_local_base_freq"], None) if is_gemma3(cfg) else glob
+    return [local if w else glob for w in windows]
+
+
+def is_gemma(cfg):
+    return cfg["model_type"] in ("gemma", "gemma2", "gemma3_text")
+
+
+def is_gemma3(cfg):
+    return cfg["model_type"] == "gemma3_text"
+
+
+def rms_norm(x, w, eps, unit_offset=False):
+    """LlamaRMSNorm, or GemmaRMSNorm's x * (1 + w) with unit_offset."""
     v = x.pow(2).mean(-1, keepdim=True)
-    return w * (x * torch.rsqrt(v + eps))
+    return (1 + w if unit_offset else w) * (x * torch.rsqrt(v + eps))
 
 
 def rotate_half(x):
@@ -91,21 +163,65 @@ def rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
+def layer_windows(cfg):
+    """Each layer's window (0: full), by the rules of transformers' Mistral/Qwen2/Qwen3/Gemma configs."""
+    n = cfg["num_hidden_layers"]
+    if cfg["model_type"] == "mistral":
+        return [cfg.get("sliding_window") or 0] * n
+    if cfg["model_type"] in ("gemma2", "gemma3_text"):  # Gemma 2: every other layer; Gemma 3: 5 in 6
+        pattern = 2 if cfg["model_type"] == "gemma2" else cfg.get("sliding_window_pattern", 6)
+        types = cfg.get("layer_types") or [
+            "sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(n)]
+        return [cfg["sliding_window"] if t == "sliding_attention" else 0 for t in types]
+    if cfg["model_type"] in ("qwen2", "qwen3") and cfg.get("use_sliding_window"):
+        w = cfg["sliding_window"]
+        types = cfg.get("layer_types") or [
+            "sliding_attention" if i >= cfg.get("max_window_layers", n) else "full_attention" for i in range(n)]
+        return [w if t == "sliding_attention" else 0 for t in types]
+    return [0] * n
+
+
+def causal_mask(T, window):
+    """Query i sees key j when j <= i and, with a window, i - j < window (HF's sliding_window_overlay)."""
+    i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
+    keep = j <= i
+    if window:
+        keep &= j > i - window
+    return torch.where(keep, 0.0, float("-inf"))
+
+
+def rope_tables(inv_f, T):
+    ang = torch.arange(T).float()[:, None] * inv_f[None, :]
+    emb = torch.cat((ang, ang), dim=-1)
+    return emb.cos(), emb.sin()
+
+
+def softcap(x, cap):
+    return cap * torch.tanh(x / cap) if cap else x
+
+
 def forward(cfg, W, ids):
     """ids [B, T] -> logits [B, T, V], no cache (the oracle recomputes everything)."""
     B, T = ids.shape
     H, Hkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     D = cfg.get("head_dim") or cfg["hidden_size"] // H
-    eps = cfg["rms_norm_eps"]
-    pos = torch.arange(T).float()
-    ang = pos[:, None] * inv_freq(cfg, D)[None, :]
-    emb = torch.cat((ang, ang), dim=-1)
-    cos, sin = emb.cos(), emb.sin()
+    eps, gemma = cfg["rms_norm_eps"], is_gemma(cfg)
+    sandwich = cfg["model_type"] in ("gemma2", "gemma3_text")
+
+    def norm(x, name):
+        return rms_norm(x, W[name], eps, unit_offset=gemma)
+
+    scale = cfg.get("query_pre_attn_scalar", D) ** -0.5 if sandwich else D ** -0.5
+    windows = layer_windows(cfg)
+    freqs = layer_inv_freqs(cfg, D, windows)
     x = W["model.embed_tokens.weight"][ids]
-    mask = torch.full((T, T), float("-inf")).triu(1)
+    if gemma:  # embeddings times sqrt(hidden), a scalar of the weights' dtype
+        x = x * torch.tensor(cfg["hidden_size"] ** 0.5, dtype=x.dtype)
     for l in range(cfg["num_hidden_layers"]):
+        mask = causal_mask(T, windows[l])
+        cos, sin = rope_tables(freqs[l], T)
         p = f"model.layers.{l}."
-        h = rms_norm(x, W[p + "input_layernorm.weight"], eps)
+        h = norm(x, p + "input_layernorm.weight")
 
         def proj(name):
             y = h @ W[p + f"self_attn.{name}.weight"].T
@@ -114,24 +230,31 @@ def forward(cfg, W, ids):
 
         q = proj("q_proj").view(B, T, H, D)
         k = proj("k_proj").view(B, T, Hkv, D)
-        if cfg["model_type"] == "qwen3":  # Qwen3: RMSNorm over each head before RoPE
-            q = rms_norm(q, W[p + "self_attn.q_norm.weight"], eps)
-            k = rms_norm(k, W[p + "self_attn.k_norm.weight"], eps)
+        if cfg["model_type"] in ("qwen3", "gemma3_text"):  # QK-norm: over each head before RoPE
+            q = norm(q, p + "self_attn.q_norm.weight")
+            k = norm(k, p + "self_attn.k_norm.weight")
         q, k = q.transpose(1, 2), k.transpose(1, 2)
         v = proj("v_proj").view(B, T, Hkv, D).transpose(1, 2)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         k = k.repeat_interleave(H // Hkv, dim=1)
         v = v.repeat_interleave(H // Hkv, dim=1)
-        s = q @ k.transpose(-1, -2) / math.sqrt(D) + mask
+        s = softcap(q @ k.transpose(-1, -2) * scale, cfg.get("attn_logit_softcapping")) + mask
         a = (s.softmax(-1) @ v).transpose(1, 2).reshape(B, T, H * D)
-        x = x + a @ W[p + "self_attn.o_proj.weight"].T
-        h = rms_norm(x, W[p + "post_attention_layernorm.weight"], eps)
-        g = torch.nn.functional.silu(h @ W[p + "mlp.gate_proj.weight"].T) * (h @ W[p + "mlp.up_proj.weight"].T)
-        x = x + g @ W[p + "mlp.down_proj.weight"].T
-    x = rms_norm(x, W["model.norm.weight"], eps)
+        o = a @ W[p + "self_attn.o_proj.weight"].T
+        if sandwich:  # Gemma 2/3: the attention's output is normalised, then a norm before the MLP
+            x = x + norm(o, p + "post_attention_layernorm.weight")
+            h = norm(x, p + "pre_feedforward_layernorm.weight")
+        else:
+            x = x + o
+            h = norm(x, p + "post_attention_layernorm.weight")
+        gate = h @ W[p + "mlp.gate_proj.weight"].T
+        act = F.gelu(gate, approximate="tanh") if gemma else F.silu(gate)
+        m = (act * (h @ W[p + "mlp.up_proj.weight"].T)) @ W[p + "mlp.down_proj.weight"].T
+        x = x + (norm(m, p + "post_feedforward_layernorm.weight") if sandwich else m)
+    x = norm(x, "model.norm.weight")
     head = W["model.embed_tokens.weight"] if cfg["tie_word_embeddings"] else W["lm_head.weight"]
-    return x @ head.T
+    return softcap(x @ head.T, cfg.get("final_logit_softcapping"))
 
 
 def make_weights(cfg, gen, std=0.05):
@@ -139,6 +262,7 @@ def make_weights(cfg, gen, std=0.05):
     H, Hkv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
     D = cfg.get("head_dim") or C // H
     bias = cfg["model_type"] == "qwen2"
+    one = 0.0 if is_gemma(cfg) else 1.0  # Gemma's norms apply 1 + w: near zero is near identity
     W = {"model.embed_tokens.weight": torch.randn(V, C, generator=gen) * std}
     for l in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{l}."
@@ -148,12 +272,15 @@ def make_weights(cfg, gen, std=0.05):
                 W[p + f"self_attn.{n}.bias"] = torch.randn(o, generator=gen) * std
         for n, (o, i) in dict(gate_proj=(F, C), up_proj=(F, C), down_proj=(C, F)).items():
             W[p + f"mlp.{n}.weight"] = torch.randn(o, i, generator=gen) * std
-        if cfg["model_type"] == "qwen3":
-            W[p + "self_attn.q_norm.weight"] = 1 + 0.1 * torch.randn(D, generator=gen)
-            W[p + "self_attn.k_norm.weight"] = 1 + 0.1 * torch.randn(D, generator=gen)
-        W[p + "input_layernorm.weight"] = 1 + 0.1 * torch.randn(C, generator=gen)
-        W[p + "post_attention_layernorm.weight"] = 1 + 0.1 * torch.randn(C, generator=gen)
-    W["model.norm.weight"] = 1 + 0.1 * torch.randn(C, generator=gen)
+        if cfg["model_type"] in ("qwen3", "gemma3_text"):
+            W[p + "self_attn.q_norm.weight"] = one + 0.1 * torch.randn(D, generator=gen)
+            W[p + "self_attn.k_norm.weight"] = one + 0.1 * torch.randn(D, generator=gen)
+        norms = ["input_layernorm", "post_attention_layernorm"]
+        if cfg["model_type"] in ("gemma2", "gemma3_text"):
+            norms += ["pre_feedforward_layernorm", "post_feedforward_layernorm"]
+        for n in norms:
+            W[p + n + ".weight"] = one + 0.1 * torch.randn(C, generator=gen)
+    W["model.norm.weight"] = one + 0.1 * torch.randn(C, generator=gen)
     if not cfg["tie_word_embeddings"]:
         W["lm_head.weight"] = torch.randn(V, C, generator=gen) * std
     return W

@@ -23,7 +23,8 @@ R, ALPHA = 4, 8.0
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # Other architectures' bases with an f32 adapter each (OUT_DIR/arch_<variant>/), gradients in the
 # HDF5 group arch_<variant>.
-ARCH_VARIANTS = ["qwen3_qknorm", "mistral_nemo_headdim", "llama32_tied_llama3rope"]
+ARCH_VARIANTS = ["qwen3_qknorm", "mistral_nemo_headdim", "llama32_tied_llama3rope", "gemma_geglu", "gemma2_softcap",
+                 "gemma3_pattern"]
 
 
 def lora_pass(cfg, W, lora, ids, labels, dtype, scale):

@@ -50,12 +50,14 @@ def ref_rope(t, pos, inv_freq):
     return t * cos + rotate_half(t) * sin
 
 
-def ref_attention(q, k, v, causal=True, doc=None, scale=None, window=0):
+def ref_attention(q, k, v, causal=True, doc=None, scale=None, window=0, softcap=0):
     B, Hq, T, D = q.shape
     Hkv, S = k.shape[1], k.shape[2]
     k = k.repeat_interleave(Hq // Hkv, dim=1)
     v = v.repeat_interleave(Hq // Hkv, dim=1)
     s = (q @ k.transpose(-1, -2)) * (scale if scale is not None else 1.0 / math.sqrt(D))
+    if softcap:  # Gemma 2: scores soft-capped before the mask
+        s = softcap * torch.tanh(s / softcap)
     mask = torch.ones(B, 1, T, S, dtype=torch.bool)
     if causal:
         i = torch.arange(T)[:, None]
@@ -69,8 +71,8 @@ def ref_attention(q, k, v, causal=True, doc=None, scale=None, window=0):
     return torch.softmax(s, dim=-1) @ v
 
 
-def ref_rms_norm(t, w, eps):
-    return t * torch.rsqrt(t.pow(2).mean(-1, keepdim=True) + eps) * w
+def ref_rms_norm(t, w, eps, unit_offset=False):
+    return t * torch.rsqrt(t.pow(2).mean(-1, keepdim=True) + eps) * ((1 + w) if unit_offset else w)
 
 
 OPS = {
@@ -90,9 +92,10 @@ OPS = {
     "softmax": lambda a, dim: torch.softmax(a, dim), "log_softmax": lambda a, dim: torch.log_softmax(a, dim),
     "cross_entropy": lambda a, t, reduction: F.cross_entropy(a, t, ignore_index=-100, reduction=reduction),
     "embedding": lambda w, i: F.embedding(i, w),
-    "rms_norm": lambda a, w, eps: ref_rms_norm(a, w, eps),
+    "rms_norm": lambda a, w, eps, unit_offset=False: ref_rms_norm(a, w, eps, unit_offset),
     "rope": lambda a, p, f: ref_rope(a, p, f),
-    "attention": lambda q, k, v, doc=None, causal=True, window=0: ref_attention(q, k, v, causal, doc, window=window),
+    "attention": lambda q, k, v, doc=None, causal=True, window=0, softcap=0, scale=None: ref_attention(
+        q, k, v, causal, doc, scale=scale, window=window, softcap=softcap),
     "cat": lambda *xs, dim: torch.cat(xs, dim), "stack": lambda *xs, dim: torch.stack(xs, dim),
     "split": lambda a, size, dim, index: torch.split(a, size, dim)[index],
     "where": lambda c, a, b: torch.where(c.bool(), a, b),
@@ -177,6 +180,19 @@ def build_cases():
     case("masked_fill", "masked_fill", [x(3, 6), dict(shape=[6], kind="mask", grad=False, transpose=False, high=None,
          scale=1.0)], {"value": -2.0})
     case("views", "views", [x(2, 4, 6), x(11)])
+    # Added later, last so the earlier cases keep their random inputs.
+    for dt in ("f32", "bf16"):
+        s = "" if dt == "f32" else "_bf16"
+        # Gemma's (1 + w), computed in f32 and rounded once
+        case("rms_norm_unit_offset" + s, "rms_norm", [x(4, 7, 48), x(48)], {"eps": 1e-6, "unit_offset": True},
+             dtype=dt)
+        # Gemma 2's soft-capped scores with its own scale (most scores reach the cap)
+        case("attention_softcap" + s, "attention", [x(2, 4, 70, 32), x(2, 2, 70, 32), x(2, 2, 70, 32)],
+             {"causal": True, "softcap": 2.0, "scale": 0.4}, dtype=dt)
+    # with a window and packed documents
+    case("attention_softcap_window_docs", "attention", [x(2, 2, 140, 16), x(2, 1, 140, 16), x(2, 1, 140, 16),
+         dict(shape=[2, 140], kind="docs", grad=False, transpose=False, high=None, scale=1.0)],
+         {"causal": True, "window": 50, "softcap": 1.5, "scale": 0.5})
 
 
 def make_input(spec, dt):

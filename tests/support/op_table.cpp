@@ -82,12 +82,14 @@ Tensor run_op(const std::string& op, const std::vector<Tensor>& x, const json& a
   if (op == "cross_entropy")
     return cross_entropy(x[0], x[1], -100, a.at("reduction") == "sum" ? Reduction::Sum : Reduction::Mean);
   if (op == "embedding") return embedding(x[0], x[1]);
-  if (op == "rms_norm") return rms_norm(x[0], x[1], a.at("eps"));
+  if (op == "rms_norm") return rms_norm(x[0], x[1], a.at("eps"), a.value("unit_offset", false));
   if (op == "rope") return rope(x[0], x[1], x[2]);
   if (op == "attention") {
     AttentionOptions o;
     o.causal = a.at("causal");
     o.window = a.value("window", 0);
+    o.softcap = a.value("softcap", 0.0);
+    if (a.contains("scale")) o.scale = a.at("scale").get<double>();
     if (x.size() > 3) o.doc_ids = x[3];
     return scaled_dot_product_attention(x[0], x[1], x[2], o);
   }
