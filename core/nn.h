@@ -124,6 +124,11 @@ class Linear : public Module {
   std::shared_ptr<const QuantizedWeight> quantized;
   Split split = Split::None;  // with tp set: in/out_features and weight are this rank's part
   Split tp_plan = Split::Columns;  // how the architecture splits it under tensor parallelism
+  // A fused projection (Phi-3's qkv_proj, gate_up_proj): its output rows in parts (q, k, v / gate,
+  // up) of these sizes (this rank's under tp; each part is split on its own), and the names of the
+  // separate projections each part stands for (LoRA target_modules may name them). Empty: one.
+  std::vector<int64_t> segments;
+  std::vector<std::string> part_names;
   std::shared_ptr<const TensorParallel> tp;
   // Inference twin of a weight on the CPU (pack_linear_weight), used when use_packed says so
   // (decode steps). A frozen copy: made for serving, where weights never change; reset it before

@@ -86,8 +86,10 @@ Tensor embedding(const Tensor& weight, const Tensor& ids);
 // times (1 + weight), rounded once (GemmaRMSNorm, whose weights start at zero).
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps, bool unit_offset = false);
 // Rotary embedding, HF rotate_half convention: x [B, H, T, D], positions [B, T] or [T] (int),
-// inv_freq [D/2] f32. y = x * cos + rotate_half(x) * sin with angle = position * inv_freq.
-Tensor rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq);
+// inv_freq [R/2] f32 with R <= D. The first R dims of each head: y = x * cos + rotate_half(x) * sin
+// with angle = position * inv_freq, times mscale (yarn / longrope's attention factor on cos and
+// sin); the rest pass through unscaled (partial rotary, as Phi-3's).
+Tensor rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, double mscale = 1.0);
 // Zeroes each element with probability p and scales the rest by 1/(1-p); identity if !train.
 Tensor dropout(const Tensor& x, double p, bool train = true, Generator* gen = nullptr);
 

@@ -29,14 +29,24 @@ PagedKV PagedKV::create(const ModelConfig& c, int64_t num_blocks, int64_t block_
   return kv;
 }
 
-Attention::Attention(const ModelConfig& c, DType dtype, int64_t layer) : D(c.head_dim) {
+Attention::Attention(const ModelConfig& c, DType dtype, int64_t layer) : D(c.head_dim), rotates(c.layer_rotates(layer)) {
   attn_opt.window = c.window(layer);
   attn_opt.softcap = c.attn_logit_softcapping;
   if (c.query_pre_attn_scalar > 0) attn_opt.scale = 1.0 / std::sqrt(c.query_pre_attn_scalar);
+  // yarn and longrope scale cos and sin (the rotated dims only, so not foldable into the scale
+  // under partial rotary).
+  rope_mscale = c.layer_has_own_rope(layer) ? 1.0 : c.rope_attention_factor();
   const int64_t C = c.hidden_size;
-  q_proj = register_module("q_proj", std::make_shared<nn::Linear>(C, c.q_dim(), c.attention_bias, dtype));
-  k_proj = register_module("k_proj", std::make_shared<nn::Linear>(C, c.kv_dim(), c.attention_bias, dtype));
-  v_proj = register_module("v_proj", std::make_shared<nn::Linear>(C, c.kv_dim(), c.attention_bias, dtype));
+  if (c.fused_qkv) {
+    qkv_proj = register_module(
+        "qkv_proj", std::make_shared<nn::Linear>(C, c.q_dim() + 2 * c.kv_dim(), c.attention_bias, dtype));
+    qkv_proj->segments = {c.q_dim(), c.kv_dim(), c.kv_dim()};
+    qkv_proj->part_names = {"q_proj", "k_proj", "v_proj"};
+  } else {
+    q_proj = register_module("q_proj", std::make_shared<nn::Linear>(C, c.q_dim(), c.attention_bias, dtype));
+    k_proj = register_module("k_proj", std::make_shared<nn::Linear>(C, c.kv_dim(), c.attention_bias, dtype));
+    v_proj = register_module("v_proj", std::make_shared<nn::Linear>(C, c.kv_dim(), c.attention_bias, dtype));
+  }
   // Llama's attention_bias also covers o_proj; Qwen2 has bias on q/k/v only.
   o_proj = register_module("o_proj", std::make_shared<nn::Linear>(c.q_dim(), C, c.o_proj_bias, dtype));
   o_proj->tp_plan = nn::Split::Rows;  // Megatron: q/k/v by output features, o by input features
@@ -49,23 +59,35 @@ Attention::Attention(const ModelConfig& c, DType dtype, int64_t layer) : D(c.hea
 // A per-head norm's weight as this rank uses it: under tensor parallelism each rank sees only its
 // heads, so the weight's gradient is summed over the group (tp->copy's backward).
 Tensor Attention::head_norm(const nn::RMSNorm& n, const Tensor& x) const {
-  const Tensor w = q_proj->tp ? q_proj->tp->copy(n.weight) : n.weight;
+  const Tensor w = o_proj->tp ? o_proj->tp->copy(n.weight) : n.weight;
   return rms_norm(x, w, n.eps, n.unit_offset);
+}
+
+std::array<Tensor, 3> Attention::project(const Tensor& x) const {
+  if (!qkv_proj) return {q_proj->forward(x), k_proj->forward(x), v_proj->forward(x)};
+  std::vector<Tensor> p = split(qkv_proj->forward(x), qkv_proj->segments, -1);
+  return {p[0], p[1], p[2]};
 }
 
 Tensor Attention::forward(const Tensor& x, const Tensor& pos, const Tensor& inv_freq, const ForwardOptions& opt,
                           int layer) {
   const int64_t B = x.size(0), T = x.size(1);
   // This rank's heads: all of them, or its share under tensor parallelism (q/k/v split by columns).
-  const int64_t Hq = q_proj->out_features / D, Hkv = k_proj->out_features / D;
-  Tensor q = q_proj->forward(x).view({B, T, Hq, D}), k = k_proj->forward(x).view({B, T, Hkv, D});
+  auto [q, k, v] = project(x);
+  const int64_t Hq = q.size(-1) / D, Hkv = k.size(-1) / D;
+  q = q.reshape({B, T, Hq, D});
+  k = k.reshape({B, T, Hkv, D});
   if (q_norm) {  // QK-norm: over each head's D values, before RoPE
     q = head_norm(*q_norm, q);
     k = head_norm(*k_norm, k);
   }
-  q = rope(q.transpose(1, 2), pos, inv_freq);  // [B, Hq, T, D]
-  k = rope(k.transpose(1, 2), pos, inv_freq);  // [B, Hkv, T, D]
-  Tensor v = v_proj->forward(x).view({B, T, Hkv, D}).transpose(1, 2);
+  q = q.transpose(1, 2);  // [B, Hq, T, D]
+  k = k.transpose(1, 2);  // [B, Hkv, T, D]
+  if (rotates) {
+    q = rope(q, pos, inv_freq, rope_mscale);
+    k = rope(k, pos, inv_freq, rope_mscale);
+  }
+  v = v.reshape({B, T, Hkv, D}).transpose(1, 2);
   if (PagedKV* pk = opt.paged) {  // packed tokens of several sequences (B = 1): rows [N, H, D]
     Tensor& kc = pk->k[size_t(layer)];
     Tensor& vc = pk->v[size_t(layer)];
@@ -89,15 +111,29 @@ Tensor Attention::forward(const Tensor& x, const Tensor& pos, const Tensor& inv_
 
 MLP::MLP(const ModelConfig& c, DType dtype) : gelu_tanh(c.mlp_act == "gelu_pytorch_tanh") {
   const int64_t C = c.hidden_size, F = c.intermediate_size;
-  gate_proj = register_module("gate_proj", std::make_shared<nn::Linear>(C, F, c.mlp_bias, dtype));
-  up_proj = register_module("up_proj", std::make_shared<nn::Linear>(C, F, c.mlp_bias, dtype));
+  if (c.fused_gate_up) {
+    gate_up_proj = register_module("gate_up_proj", std::make_shared<nn::Linear>(C, 2 * F, c.mlp_bias, dtype));
+    gate_up_proj->segments = {F, F};
+    gate_up_proj->part_names = {"gate_proj", "up_proj"};
+  } else {
+    gate_proj = register_module("gate_proj", std::make_shared<nn::Linear>(C, F, c.mlp_bias, dtype));
+    up_proj = register_module("up_proj", std::make_shared<nn::Linear>(C, F, c.mlp_bias, dtype));
+  }
   down_proj = register_module("down_proj", std::make_shared<nn::Linear>(F, C, c.mlp_bias, dtype));
   down_proj->tp_plan = nn::Split::Rows;
 }
 
 Tensor MLP::forward(const Tensor& x) const {
-  const Tensor g = gate_proj->forward(x);
-  return down_proj->forward(mul(gelu_tanh ? gelu(g, true) : silu(g), up_proj->forward(x)));
+  Tensor g, u;
+  if (gate_up_proj) {
+    std::vector<Tensor> p = split(gate_up_proj->forward(x), gate_up_proj->segments, -1);
+    g = p[0];
+    u = p[1];
+  } else {
+    g = gate_proj->forward(x);
+    u = up_proj->forward(x);
+  }
+  return down_proj->forward(mul(gelu_tanh ? gelu(g, true) : silu(g), u));
 }
 
 DecoderLayer::DecoderLayer(const ModelConfig& c, DType dtype, int64_t layer) {
@@ -148,6 +184,10 @@ CausalLM::CausalLM(const ModelConfig& c, DType dtype) : cfg(c), dtype_(dtype) {
       f = c.inv_freq(i);  // the same for every sliding layer
       inv_freq_local_ = Tensor::from_vector(f, {int64_t(f.size())});
     }
+  if (c.rope_scaling.type == "longrope") {
+    f = c.inv_freq(true);
+    inv_freq_long_ = Tensor::from_vector(f, {int64_t(f.size())});
+  }
 }
 
 const Tensor& CausalLM::lm_head_weight() const { return lm_head ? lm_head->weight : model->embed_tokens->weight; }
@@ -174,14 +214,16 @@ Tensor CausalLM::embed(const Tensor& ids) const {
 Tensor CausalLM::run_layers(Tensor x, int64_t begin, int64_t end, const Tensor& pos_in, const ForwardOptions& opt) {
   if (inv_freq_.device() != x.device()) {  // once per device move
     inv_freq_ = inv_freq_.to(x.device());
-    if (inv_freq_local_.defined()) inv_freq_local_ = inv_freq_local_.to(x.device());
+    for (Tensor* t : {&inv_freq_local_, &inv_freq_long_})
+      if (t->defined()) *t = t->to(x.device());
   }
+  const bool long_context = inv_freq_long_.defined() && past_original_context(pos_in);
   const Tensor pos = pos_in.device() == x.device() ? pos_in : pos_in.to(x.device());  // once, not per rope
   for (int64_t i = begin; i < end; ++i) {
     if (checkpoint_layers && grad_enabled() && !opt.cache) {
       // Keep only the layer's input; backward runs the layer again (activation checkpointing).
       // Captures by value: the recompute runs during backward, after this call has returned.
-      x = checkpoint([this, pos, inv_freq = layer_inv_freq(i), opt, i](const std::vector<Tensor>& in) {
+      x = checkpoint([this, pos, inv_freq = layer_inv_freq(i, long_context), opt, i](const std::vector<Tensor>& in) {
             if (before_layer) before_layer(i);
             Tensor y = model->layer(size_t(i)).forward(in[0], pos, inv_freq, opt, int(i));
             if (after_layer && !grad_enabled()) after_layer(i);  // nothing keeps the weights
@@ -189,7 +231,7 @@ Tensor CausalLM::run_layers(Tensor x, int64_t begin, int64_t end, const Tensor& 
           }, {x})[0];
     } else {
       if (before_layer) before_layer(i);
-      x = model->layer(size_t(i)).forward(x, pos, layer_inv_freq(i), opt, int(i));
+      x = model->layer(size_t(i)).forward(x, pos, layer_inv_freq(i, long_context), opt, int(i));
       if (after_layer && !grad_enabled()) after_layer(i);
     }
   }
@@ -211,8 +253,25 @@ Tensor CausalLM::forward(const Tensor& ids, const ForwardOptions& opt) {
   return logits(h);
 }
 
-const Tensor& CausalLM::layer_inv_freq(int64_t layer) const {
-  return inv_freq_local_.defined() && cfg.layer_has_own_rope(layer) ? inv_freq_local_ : inv_freq_;
+const Tensor& CausalLM::layer_inv_freq(int64_t layer, bool long_context) const {
+  if (inv_freq_local_.defined() && cfg.layer_has_own_rope(layer)) return inv_freq_local_;
+  return long_context ? inv_freq_long_ : inv_freq_;
+}
+
+// longrope (Phi-3): as transformers, the long factors serve a forward whose positions reach past
+// original_max_position_embeddings. Keys cached before that keep the short factors' rotation, as
+// in transformers' cache.
+bool CausalLM::past_original_context(const Tensor& pos) const {
+  if (!pos.device().is_cpu()) return false;  // positions are made on the host; a device copy is not read back
+  const Tensor p = pos.to(DType::I64).contiguous();
+  const int64_t* d = p.data<int64_t>();
+  const int64_t n = p.numel();
+  const int64_t limit = cfg.rope_scaling.original_max_position_embeddings > 0
+                            ? cfg.rope_scaling.original_max_position_embeddings
+                            : cfg.max_position_embeddings;
+  for (int64_t i = 0; i < n; ++i)
+    if (d[i] + 1 > limit) return true;
+  return false;
 }
 
 Tensor CausalLM::logits(const Tensor& h) const {

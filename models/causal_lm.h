@@ -2,6 +2,7 @@
 // options live in ModelConfig): nn::Linear / RMSNorm / Embedding modules named as HF names them
 // (`model.layers.0.self_attn.q_proj`), so checkpoints load and adapters attach by HF name.
 #pragma once
+#include <array>
 #include <functional>
 #include <memory>
 #include <string>
@@ -43,20 +44,25 @@ class Attention : public nn::Module {
   Attention(const ModelConfig& c, DType dtype, int64_t layer);  // layer: picks its window
   // x [B, T, C] -> [B, T, C]
   Tensor forward(const Tensor& x, const Tensor& pos, const Tensor& inv_freq, const ForwardOptions& opt, int layer);
-  std::shared_ptr<nn::Linear> q_proj, k_proj, v_proj, o_proj;
+  std::shared_ptr<nn::Linear> q_proj, k_proj, v_proj, o_proj;  // q/k/v null when fused
+  std::shared_ptr<nn::Linear> qkv_proj;                         // fused (Phi-3), or null
   std::shared_ptr<nn::RMSNorm> q_norm, k_norm;  // QK-norm (Qwen3), or null
 
  private:
   Tensor head_norm(const nn::RMSNorm& n, const Tensor& x) const;
+  std::array<Tensor, 3> project(const Tensor& x) const;  // q, k, v [B, T, heads * D] (this rank's heads)
   int64_t D;                   // heads come from q/k_proj's out_features (fewer per rank under tp)
   AttentionOptions attn_opt;  // the layer's window, scale and soft-cap
+  bool rotates;               // false: no RoPE in this layer (SmolLM3)
+  double rope_mscale;         // yarn / longrope's factor on cos and sin (1 otherwise)
 };
 
 class MLP : public nn::Module {
  public:
   MLP(const ModelConfig& c, DType dtype);
   Tensor forward(const Tensor& x) const;  // down(act(gate(x)) * up(x)), act silu or tanh-GELU
-  std::shared_ptr<nn::Linear> gate_proj, up_proj, down_proj;
+  std::shared_ptr<nn::Linear> gate_proj, up_proj, down_proj;  // gate/up null when fused
+  std::shared_ptr<nn::Linear> gate_up_proj;                   // fused (Phi-3), or null
 
  private:
   bool gelu_tanh;
@@ -135,8 +141,10 @@ class CausalLM : public nn::Module {
  private:
   DType dtype_;
   Tensor inv_freq_, inv_freq_local_;  // local: sliding layers' own (Gemma 3), or undefined
+  Tensor inv_freq_long_;  // longrope's long factors (sequences past the original context), or undefined
   Tensor packed_lm_head_;  // pack_for_decode's twin of a tied LM head
-  const Tensor& layer_inv_freq(int64_t layer) const;
+  const Tensor& layer_inv_freq(int64_t layer, bool long_context) const;
+  bool past_original_context(const Tensor& pos) const;
   Tensor head_logits(const Tensor& h) const;  // logits before the final soft-cap
 };
 

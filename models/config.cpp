@@ -72,29 +72,11 @@ void check_positive(const std::string& path, const char* key, int64_t v) {
   FORGE_CHECK(v > 0, path, ": '", key, "' must be positive, got ", v);
 }
 
-// One rope description: rope_scaling (transformers 4) or a rope_parameters entry (5), `where`
-// naming it in errors. Reads rope_theta too when the entry has one.
-void read_rope(const json& s, const std::string& path, const std::string& where, ModelConfig& c) {
-  FORGE_CHECK(s.is_object(), path, ": ", where, " must be an object or null");
-  ConfigReader sr{s, path};
-  c.rope_theta = sr.get_num("rope_theta", c.rope_theta);
-  std::string type = s.value("rope_type", s.value("type", std::string("default")));
-  RopeScaling& rs = c.rope_scaling;
-  rs = RopeScaling{};
-  rs.type = type;
-  if (type == "linear") {
-    rs.factor = sr.get_num("factor", 1.0);
-  } else if (type == "llama3") {
-    rs.factor = sr.get_num("factor", 8.0);
-    rs.low_freq_factor = sr.get_num("low_freq_factor", 1.0);
-    rs.high_freq_factor = sr.get_num("high_freq_factor", 4.0);
-    rs.original_max_position_embeddings = sr.get_int("original_max_position_embeddings", 8192);
-    FORGE_CHECK(rs.high_freq_factor > rs.low_freq_factor, path, ": ", where,
-                ".high_freq_factor must exceed low_freq_factor");
-  } else if (type != "default") {
-    throw Error(path + ": " + where + " type '" + type + "' is not supported (linear, llama3 are)");
-  }
-  FORGE_CHECK(rs.factor > 0, path, ": ", where, ".factor must be positive");
+// One rope description into c (rope_theta too when it has one).
+void read_rope_into(const json& s, const std::string& path, const std::string& where, ModelConfig& c) {
+  read_rope(s, path + ": " + where, c.rope_theta, c.rope_scaling);
+  if (s.contains("partial_rotary_factor") && s["partial_rotary_factor"].is_number())
+    c.partial_rotary_factor = s["partial_rotary_factor"].get<double>();
 }
 
 // rope_theta and rope_scaling, or transformers 5's rope_parameters: one description, or one per
@@ -102,17 +84,17 @@ void read_rope(const json& s, const std::string& path, const std::string& where,
 void read_ropes(const json& j, const std::string& path, ModelConfig& c) {
   ConfigReader r{j, path};
   c.rope_theta = r.get_num("rope_theta", 10000.0);
-  if (r.has("rope_scaling")) read_rope(j["rope_scaling"], path, "rope_scaling", c);
+  if (r.has("rope_scaling")) read_rope_into(j["rope_scaling"], path, "rope_scaling", c);
   if (!r.has("rope_parameters")) return;
   const json& p = j["rope_parameters"];
   if (!p.is_object() || !(p.contains("full_attention") || p.contains("sliding_attention"))) {
-    read_rope(p, path, "rope_parameters", c);
+    read_rope_into(p, path, "rope_parameters", c);
     return;
   }
-  if (p.contains("full_attention")) read_rope(p["full_attention"], path, "rope_parameters.full_attention", c);
+  if (p.contains("full_attention")) read_rope_into(p["full_attention"], path, "rope_parameters.full_attention", c);
   if (p.contains("sliding_attention")) {
     ModelConfig local;
-    read_rope(p["sliding_attention"], path, "rope_parameters.sliding_attention", local);
+    read_rope_into(p["sliding_attention"], path, "rope_parameters.sliding_attention", local);
     FORGE_CHECK(local.rope_scaling.type == "default", path,
                 ": rope_parameters.sliding_attention must be rope_type default, got ", local.rope_scaling.type);
     c.rope_local_theta = local.rope_theta;
@@ -169,10 +151,19 @@ ModelConfig parse_config(const json& j, const std::string& path) {
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
   FORGE_CHECK(c.head_dim % 2 == 0, path, ": head_dim must be even for rotary embeddings, got ", c.head_dim);
+  c.partial_rotary_factor = r.get_num("partial_rotary_factor", 1.0);
   c.max_position_embeddings = r.get_int("max_position_embeddings", 2048);
   c.rms_norm_eps = r.get_num("rms_norm_eps", 1e-6);
   c.tie_word_embeddings = r.get_bool("tie_word_embeddings", false);
   read_ropes(j, path, c);
+  FORGE_CHECK(c.partial_rotary_factor > 0 && c.partial_rotary_factor <= 1 && c.rotary_dim() >= 2 &&
+                  c.rotary_dim() % 2 == 0,
+              path, ": partial_rotary_factor ", c.partial_rotary_factor, " must turn an even number of head_dim's ",
+              c.head_dim, " dims");
+  if (c.rope_scaling.type == "longrope")
+    FORGE_CHECK(int64_t(c.rope_scaling.short_factor.size()) * 2 == c.rotary_dim(), path,
+                ": rope_scaling.short_factor has ", c.rope_scaling.short_factor.size(), " entries; the ",
+                c.rotary_dim(), " rotary dims need ", c.rotary_dim() / 2);
 
   c.bos_token_id = r.get_int("bos_token_id", -1);
   if (j.contains("eos_token_id") && !j["eos_token_id"].is_null()) {
@@ -196,29 +187,14 @@ ModelConfig load_config(const std::string& model_dir) {
   return parse_config(read_json_file(path), path);
 }
 
-std::vector<float> ModelConfig::inv_freq() const {
-  const int64_t half = head_dim / 2;
-  std::vector<float> f(half);
-  for (int64_t i = 0; i < half; ++i)
-    f[i] = float(1.0 / std::pow(rope_theta, double(2 * i) / double(head_dim)));
-  const RopeScaling& s = rope_scaling;
-  if (s.type == "linear") {
-    for (auto& x : f) x = float(x / s.factor);
-  } else if (s.type == "llama3") {
-    const double old_len = double(s.original_max_position_embeddings);
-    const double low_wavelen = old_len / s.low_freq_factor, high_wavelen = old_len / s.high_freq_factor;
-    for (auto& x : f) {
-      const double wavelen = 2 * M_PI / x;
-      if (wavelen < high_wavelen) continue;  // high frequencies stay
-      if (wavelen > low_wavelen) {
-        x = float(x / s.factor);
-      } else {  // smooth blend between the two regimes
-        const double smooth = (old_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
-        x = float((1 - smooth) * x / s.factor + smooth * x);
-      }
-    }
-  }
-  return f;
+int64_t ModelConfig::rotary_dim() const { return int64_t(double(head_dim) * partial_rotary_factor); }
+
+std::vector<float> ModelConfig::inv_freq(bool long_context) const {
+  return rope_inv_freq(rope_theta, rotary_dim(), rope_scaling, max_position_embeddings, long_context);
+}
+
+double ModelConfig::rope_attention_factor() const {
+  return models::rope_attention_factor(rope_scaling, max_position_embeddings);
 }
 
 std::vector<float> ModelConfig::inv_freq(int64_t layer) const {
@@ -254,17 +230,8 @@ json config_to_json(const ModelConfig& c) {
             {"tie_word_embeddings", c.tie_word_embeddings},
             {"torch_dtype", c.dtype == DType::BF16 ? "bfloat16" : c.dtype == DType::F16 ? "float16" : "float32"}};
   architecture(c.architecture, "config").write(c, j);
-  if (c.rope_scaling.type == "linear") {
-    j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", c.rope_scaling.factor}};
-  } else if (c.rope_scaling.type == "llama3") {
-    j["rope_scaling"] = {{"rope_type", "llama3"},
-                         {"factor", c.rope_scaling.factor},
-                         {"low_freq_factor", c.rope_scaling.low_freq_factor},
-                         {"high_freq_factor", c.rope_scaling.high_freq_factor},
-                         {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}};
-  } else {
-    j["rope_scaling"] = nullptr;
-  }
+  j["rope_scaling"] = rope_to_json(c.rope_scaling);
+  if (c.partial_rotary_factor != 1.0) j["partial_rotary_factor"] = c.partial_rotary_factor;
   if (!c.layer_types.empty()) j["layer_types"] = c.layer_types;
   if (c.bos_token_id >= 0) j["bos_token_id"] = c.bos_token_id;
   if (c.eos_token_ids.size() == 1) j["eos_token_id"] = c.eos_token_ids[0];

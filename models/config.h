@@ -10,15 +10,9 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "models/rope.h"
 
 namespace forge::models {
-
-struct RopeScaling {
-  std::string type = "default";  // default | linear | llama3
-  double factor = 1.0;
-  double low_freq_factor = 1.0, high_freq_factor = 4.0;  // llama3
-  int64_t original_max_position_embeddings = 8192;        // llama3
-};
 
 struct ModelConfig {
   std::string architecture = "LlamaForCausalLM";
@@ -47,6 +41,10 @@ struct ModelConfig {
   double attn_logit_softcapping = 0;  // attention scores softcap * tanh(s / softcap); 0: none
   double final_logit_softcapping = 0; // the same on the logits
   double rope_local_theta = 0;    // sliding layers' own rope theta, unscaled (Gemma 3); 0: as the rest
+  double partial_rotary_factor = 1.0;  // RoPE turns this share of each head's dims (Phi-3/4: 0.75)
+  std::vector<bool> skip_rope;    // per layer: true where q and k are not rotated (SmolLM3); empty: none
+  bool fused_qkv = false;         // one qkv_proj (rows q, k, v) instead of q/k/v_proj (Phi-3)
+  bool fused_gate_up = false;     // one gate_up_proj (rows gate, up) instead of gate/up_proj (Phi-3)
   int64_t bos_token_id = -1;
   std::vector<int64_t> eos_token_ids;
   DType dtype = DType::F32;     // torch_dtype
@@ -58,10 +56,14 @@ struct ModelConfig {
   int64_t window(int64_t layer) const;  // the layer's attention window; 0: it sees every earlier token
   bool has_sliding_layers() const;
   int64_t kv_dim() const { return num_key_value_heads * head_dim; }
-  // Rotary inverse frequencies [head_dim/2] with rope_scaling applied (as HF's rope init); for a
-  // layer: sliding layers with rope_local_theta get that theta's, unscaled.
-  std::vector<float> inv_freq() const;
+  // Rotary inverse frequencies [rotary_dim()/2] with rope_scaling applied (as HF's rope init); for
+  // a layer: sliding layers with rope_local_theta get that theta's, unscaled. long_context: a
+  // longrope model's long factors.
+  std::vector<float> inv_freq(bool long_context = false) const;
   std::vector<float> inv_freq(int64_t layer) const;
+  int64_t rotary_dim() const;  // head_dim * partial_rotary_factor
+  double rope_attention_factor() const;  // yarn / longrope's factor on cos and sin (1 otherwise)
+  bool layer_rotates(int64_t layer) const { return skip_rope.empty() || !skip_rope[size_t(layer)]; }
   bool layer_has_own_rope(int64_t layer) const { return rope_local_theta > 0 && window(layer) > 0; }
   int64_t num_parameters() const;
 };

@@ -5,16 +5,8 @@
 
 namespace forge::models {
 namespace {
-void parse_llama(const ConfigReader& r, ModelConfig& c) {
-  r.require_act("silu");
-  c.attention_bias = c.o_proj_bias = r.get_bool("attention_bias", false);
-  c.mlp_bias = r.get_bool("mlp_bias", false);
-}
-void write_llama(const ModelConfig& c, nlohmann::json& j) {
-  j["hidden_act"] = "silu";
-  j["attention_bias"] = c.attention_bias;
-  j["mlp_bias"] = c.mlp_bias;
-}
+void parse_llama(const ConfigReader& r, ModelConfig& c) { read_llama_options(r, c); }
+void write_llama(const ModelConfig& c, nlohmann::json& j) { write_llama_options(c, j); }
 void defaults_llama(ModelConfig& c) { c.rope_theta = 10000.0; }
 
 void parse_mistral(const ConfigReader& r, ModelConfig& c) {
@@ -27,6 +19,17 @@ void write_mistral(const ModelConfig& c, nlohmann::json& j) {
   j["sliding_window"] = c.sliding_window ? nlohmann::json(c.sliding_window) : nlohmann::json(nullptr);
 }
 }  // namespace
+
+void read_llama_options(const ConfigReader& r, ModelConfig& c) {
+  r.require_act("silu");
+  c.attention_bias = c.o_proj_bias = r.get_bool("attention_bias", false);
+  c.mlp_bias = r.get_bool("mlp_bias", false);
+}
+void write_llama_options(const ModelConfig& c, nlohmann::json& j) {
+  j["hidden_act"] = "silu";
+  j["attention_bias"] = c.attention_bias;
+  j["mlp_bias"] = c.mlp_bias;
+}
 
 extern const Architecture kLlama{"LlamaForCausalLM", "llama", parse_llama, write_llama, defaults_llama};
 extern const Architecture kMistral{"MistralForCausalLM", "mistral", parse_mistral, write_mistral, defaults_llama};

@@ -7,7 +7,9 @@
 
 namespace forge::models {
 
-// arch: llama | mistral | qwen2. preset: tiny | stories15M | gqa-60M | stories110M | llama-1b.
+// arch: a model_type (registry.h). preset: tiny | stories15M | gqa-60M | stories110M | llama-1b
+// (shapes for any arch), or a released model's shape with its own architecture: qwen3-0.6b,
+// gemma3-1b, phi4-mini.
 ModelConfig preset_config(const std::string& arch, const std::string& preset);
 std::vector<std::string> preset_names();
 

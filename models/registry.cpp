@@ -5,11 +5,12 @@
 
 namespace forge::models {
 
-extern const Architecture kLlama, kMistral, kQwen2, kQwen3, kGemma, kGemma2, kGemma3;
+extern const Architecture kLlama, kMistral, kQwen2, kQwen3, kGemma, kGemma2, kGemma3, kSmolLM3, kPhi3;
 extern const TextModelOf kGemma3Multimodal;
 
 namespace {
-const Architecture* const kAll[] = {&kLlama, &kMistral, &kQwen2, &kQwen3, &kGemma, &kGemma2, &kGemma3};
+const Architecture* const kAll[] = {&kLlama,  &kMistral, &kQwen2,   &kQwen3, &kGemma,
+                                    &kGemma2, &kGemma3,  &kSmolLM3, &kPhi3};
 }  // namespace
 
 std::string architecture_list() {

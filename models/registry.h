@@ -25,6 +25,9 @@ struct Architecture {
   const char* alias = nullptr;  // another init-model --arch name, e.g. gemma3 for gemma3_text
 };
 
+// Llama's silu MLP, attention_bias (q, k, v and o) and mlp_bias (llama.cpp); SmolLM3 shares them.
+void read_llama_options(const ConfigReader& r, ModelConfig& c);
+void write_llama_options(const ModelConfig& c, nlohmann::json& j);
 // Qwen2 and Qwen3's sliding windows (qwen2.cpp): with use_sliding_window, layers from
 // max_window_layers on (or those layer_types marks) see the last sliding_window tokens.
 void read_qwen_windows(const ConfigReader& r, ModelConfig& c);

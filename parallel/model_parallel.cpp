@@ -115,16 +115,15 @@ void ModelParallel::gather_to_rank0() {
         world.send(p.detach().to(Device::cpu()).contiguous(), 0, kGather);
         continue;
       }
-      Tensor dst = sp.dim >= 0 ? full.narrow(sp.dim, t * (sp.full[size_t(sp.dim)] / pieces),
-                                             sp.full[size_t(sp.dim)] / pieces)
-                               : full;
-      if (src == 0) {
-        dst.copy_(p.detach());
-      } else {
-        Tensor piece = Tensor::empty(dst.shape(), p.dtype());
+      Tensor piece = p.detach();
+      if (src != 0) {
+        Shape shape = sp.full;
+        if (sp.dim >= 0) shape[size_t(sp.dim)] /= pieces;
+        piece = Tensor::empty(shape, p.dtype());
         world.recv(piece, src, kGather);
-        dst.copy_(piece);
       }
+      if (sp.dim >= 0) place_tp_part(full, piece, sp.dim, t, pieces, sp.segments);
+      else full.copy_(piece);
     }
     if (me == 0) p.set_data(full);
   }

@@ -49,13 +49,28 @@ Tensor columns(int64_t V, Device dev) {
   return t;
 }
 
-// This rank's part [rank * n / size, (rank + 1) * n / size) of t along dim, as its own tensor.
-Tensor part(const Tensor& t, int dim, int rank, int size) {
-  const int64_t n = t.size(dim) / size;
-  return t.detach().narrow(dim, rank * n, n).clone();  // clone: one contiguous copy
+}  // namespace
+
+Tensor tp_part(const Tensor& t, int dim, int rank, int size, const std::vector<int64_t>& segments) {
+  const std::vector<int64_t> segs = segments.empty() ? std::vector<int64_t>{t.size(dim)} : segments;
+  std::vector<Tensor> pieces;
+  int64_t at = 0;
+  for (int64_t s : segs) {
+    pieces.push_back(t.detach().narrow(dim, at + rank * (s / size), s / size));
+    at += s;
+  }
+  return pieces.size() == 1 ? pieces[0].clone() : cat(pieces, dim);  // one contiguous copy
 }
 
-}  // namespace
+void place_tp_part(Tensor& full, const Tensor& part, int dim, int rank, int size, const std::vector<int64_t>& segments) {
+  const std::vector<int64_t> segs = segments.empty() ? std::vector<int64_t>{full.size(dim)} : segments;
+  int64_t at = 0, in_part = 0;
+  for (int64_t s : segs) {
+    full.narrow(dim, at + rank * (s / size), s / size).copy_(part.narrow(dim, in_part, s / size));
+    at += s;
+    in_part += s / size;
+  }
+}
 
 std::shared_ptr<nn::TensorParallel> make_tensor_parallel(Communicator& group) {
   auto tp = std::make_shared<nn::TensorParallel>();
@@ -95,13 +110,18 @@ std::map<std::string, ParamSplit> shard_model(models::CausalLM& model, peft::Lor
     lin->split = lin->tp_plan;
     lin->tp = tp;
     const int wdim = rows ? 1 : 0;
-    lin->weight.set_data(part(lin->weight, wdim, r, n));
+    const std::vector<int64_t> segs = rows ? std::vector<int64_t>{} : lin->segments;  // fused outputs
+    for (int64_t s : segs) FORGE_CHECK(s % n == 0, "parallel.tp=", n, " must divide each part of ", name, " (", s, ")");
+    lin->weight.set_data(tp_part(lin->weight, wdim, r, n, segs));
     splits[name + ".weight"].dim = wdim;
+    splits[name + ".weight"].segments = segs;
     if (lin->bias.defined() && !rows) {
-      lin->bias.set_data(part(lin->bias, 0, r, n));
+      lin->bias.set_data(tp_part(lin->bias, 0, r, n, segs));
       splits[name + ".bias"].dim = 0;
+      splits[name + ".bias"].segments = segs;
     }
     (rows ? lin->in_features : lin->out_features) /= n;
+    for (int64_t& s : lin->segments) s /= n;
     auto it = adapters.find(name);
     if (it == adapters.end()) continue;
     peft::LoraAdapter& a = *it->second;
@@ -109,15 +129,16 @@ std::map<std::string, ParamSplit> shard_model(models::CausalLM& model, peft::Lor
     a.tp = tp;
     const std::string peft_name = models::kPeftPrefix + name;
     if (rows) {
-      a.A.set_data(part(a.A, 1, r, n));
+      a.A.set_data(tp_part(a.A, 1, r, n));
       splits[peft_name + ".lora_A.weight"].dim = 1;
     } else {
-      a.B.set_data(part(a.B, 0, r, n));
+      a.B.set_data(tp_part(a.B, 0, r, n, segs));
       splits[peft_name + ".lora_B.weight"].dim = 0;
+      splits[peft_name + ".lora_B.weight"].segments = segs;
     }
   }
   nn::Embedding& e = *model.model->embed_tokens;
-  e.weight.set_data(part(e.weight, 0, r, n));
+  e.weight.set_data(tp_part(e.weight, 0, r, n));
   e.vocab_start = int64_t(r) * (c.vocab_size / n);
   e.tp = tp;
   splits[models::kEmbedWeight].dim = 0;

@@ -26,7 +26,15 @@ std::shared_ptr<nn::TensorParallel> make_tensor_parallel(Communicator& group);
 struct ParamSplit {
   Shape full;     // its shape in the full model
   int dim = -1;   // split over the tp group along this dim; -1: whole on every tp rank
+  std::vector<int64_t> segments;  // fused parts along dim (full sizes), each split on its own; empty: one
 };
+
+// This rank's part of t along dim: of each segment (full sizes; empty: the whole dim) its
+// [rank * n / size, (rank + 1) * n / size), concatenated.
+Tensor tp_part(const Tensor& t, int dim, int rank, int size, const std::vector<int64_t>& segments = {});
+// Where rank `rank`'s part (tp_part) sits in the full tensor: each segment's piece copied in place.
+void place_tp_part(Tensor& full, const Tensor& part, int dim, int rank, int size,
+                   const std::vector<int64_t>& segments = {});
 
 // Splits a full model (and the LoRA adapters attached to it) into this rank's part, in place:
 // same module objects, smaller weights, layers set to split and reduce over `group`. Returns the

@@ -73,7 +73,8 @@ std::vector<std::string> match_targets(const nn::Module& model, const LoraConfig
     }
   }
   for (auto& [name, m] : model.named_modules()) {
-    if (!std::dynamic_pointer_cast<nn::Linear>(m)) continue;
+    auto lin = std::dynamic_pointer_cast<nn::Linear>(m);
+    if (!lin) continue;
     linears.push_back(name);
     bool hit = false;
     if (all_linear) {
@@ -81,7 +82,13 @@ std::vector<std::string> match_targets(const nn::Module& model, const LoraConfig
     } else if (!cfg.target_regex.empty()) {
       hit = std::regex_match(name, re);
     } else {
-      for (auto& t : cfg.target_modules) hit |= module_matches(name, t);
+      for (auto& t : cfg.target_modules) {
+        hit |= module_matches(name, t);
+        // A fused projection answers to its parts' names too (Phi-3's qkv_proj to q_proj, ...), so
+        // recipes written for separate projections adapt it; the adapter keeps PEFT's fused name.
+        const std::string parent = name.substr(0, name.rfind('.') + 1);
+        for (const std::string& part : lin->part_names) hit |= module_matches(parent + part, t);
+      }
     }
     if (hit) names.push_back(name);
   }

@@ -76,34 +76,36 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps, bool unit_off
 }
 
 namespace {
-Tensor rope_apply(const Tensor& x, const Tensor& pos, const Tensor& inv_freq, float sign) {
+Tensor rope_apply(const Tensor& x, const Tensor& pos, const Tensor& inv_freq, float sign, float mscale) {
   Tensor xs = x.stride(-1) == 1 ? x : x.contiguous();
   const int64_t B = x.size(0), H = x.size(1), T = x.size(2), D = x.size(3);
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   int64_t pos_sb = pos.dim() == 2 ? pos.stride(0) : 0;
-  detail::run_kernel(x.device(), cpu::rope, cuda::rope, x.dtype(), xs.raw_data(), B, H, T, D, xs.stride(0),
+  const int64_t R = 2 * inv_freq.size(0);  // rotary dims; the rest pass through
+  detail::run_kernel(x.device(), cpu::rope, cuda::rope, x.dtype(), xs.raw_data(), B, H, T, D, R, xs.stride(0),
                      xs.stride(1), xs.stride(2), pos.data<int64_t>(), pos_sb, inv_freq.data<float>(), sign,
-                     y.raw_data());
+                     mscale, y.raw_data());
   return y;
 }
 }  // namespace
 
-Tensor rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq) {
+Tensor rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, double mscale) {
   FORGE_CHECK(x.dim() == 4, "rope: x must be [B, H, T, D], got ", shape_str(x.shape()));
   const int64_t B = x.size(0), T = x.size(2), D = x.size(3);
   FORGE_CHECK(D % 2 == 0 && D <= 1024, "rope: head dim must be even and at most 1024, got ", D);
-  FORGE_CHECK(inv_freq.dim() == 1 && inv_freq.size(0) == D / 2, "rope: inv_freq must be [", D / 2, "], got ",
-              shape_str(inv_freq.shape()));
+  FORGE_CHECK(inv_freq.dim() == 1 && inv_freq.size(0) >= 1 && inv_freq.size(0) <= D / 2,
+              "rope: inv_freq must be [R/2] for R rotary dims of ", D, ", got ", shape_str(inv_freq.shape()));
   FORGE_CHECK((positions.dim() == 1 && positions.size(0) == T) ||
                   (positions.dim() == 2 && positions.size(0) == B && positions.size(1) == T),
               "rope: positions must be [", T, "] or [", B, ", ", T, "], got ", shape_str(positions.shape()));
   FORGE_CHECK(is_floating(x.dtype()), "rope: x must be floating");
   Tensor pos = positions.to(DType::I64).to(x.device()).contiguous();
   Tensor freq = inv_freq.to(DType::F32).to(x.device()).contiguous();
-  Tensor y = rope_apply(x.detach(), pos, freq, 1.0f);
+  const float m = float(mscale);
+  Tensor y = rope_apply(x.detach(), pos, freq, 1.0f, m);
   if (needs_grad({x})) {
-    record("rope", {x}, y, [pos, freq](G g, Need) {
-      return std::vector<Tensor>{rope_apply(g[0], pos, freq, -1.0f)};
+    record("rope", {x}, y, [pos, freq, m](G g, Need) {
+      return std::vector<Tensor>{rope_apply(g[0], pos, freq, -1.0f, m)};  // m R^T g
     });
   }
   return y;

@@ -125,9 +125,10 @@ void rms_norm_bwd(DType dt, const void* x, const void* w, const float* rstd, con
   });
 }
 
-void rope(DType dt, const void* x, int64_t B, int64_t H, int64_t T, int64_t D, int64_t sb, int64_t sh, int64_t st,
-          const int64_t* pos, int64_t pos_sb, const float* inv_freq, float sign, void* y) {
-  const int64_t half = D / 2;
+void rope(DType dt, const void* x, int64_t B, int64_t H, int64_t T, int64_t D, int64_t R, int64_t sb, int64_t sh,
+          int64_t st,
+          const int64_t* pos, int64_t pos_sb, const float* inv_freq, float sign, float mscale, void* y) {
+  const int64_t half = R / 2;
   dispatch_float(dt, [&](auto tag) {
     using Ty = decltype(tag);
     const Ty* xs = static_cast<const Ty*>(x);
@@ -139,8 +140,8 @@ void rope(DType dt, const void* x, int64_t B, int64_t H, int64_t T, int64_t D, i
         const float p = float(pos[b * pos_sb + t]);
         for (int64_t i = 0; i < half; ++i) {
           float a = p * inv_freq[i];
-          cs[i] = std::cos(a);
-          sn[i] = sign * std::sin(a);
+          cs[i] = mscale * std::cos(a);
+          sn[i] = mscale * sign * std::sin(a);
         }
         for (int64_t h = 0; h < H; ++h) {
           const Ty* xr = xs + b * sb + h * sh + t * st;
@@ -150,6 +151,7 @@ void rope(DType dt, const void* x, int64_t B, int64_t H, int64_t T, int64_t D, i
             store_f32(yr + i, x1 * cs[i] - x2 * sn[i]);
             store_f32(yr + i + half, x2 * cs[i] + x1 * sn[i]);
           }
+          for (int64_t i = R; i < D; ++i) yr[i] = xr[i];  // partial rotary: the rest as it is
         }
       }
   });

@@ -21,10 +21,12 @@ void rms_norm_fwd(DType dt, const void* x, const void* w, int64_t N, int64_t C, 
 void rms_norm_bwd(DType dt, const void* x, const void* w, const float* rstd, const void* g, int64_t N, int64_t C,
                   bool unit_offset, void* dx, float* dw);
 
-// Rotary embedding, rotate_half convention. x [B, H, T, D] with element strides (sb, sh, st, 1);
-// y [B, H, T, D] contiguous; pos [B, T] with batch stride pos_sb (0: shared by the batch);
-// inv_freq [D/2]. sign = +1 applies the rotation, -1 its inverse (the backward).
-void rope(DType dt, const void* x, int64_t B, int64_t H, int64_t T, int64_t D, int64_t sb, int64_t sh, int64_t st,
-          const int64_t* pos, int64_t pos_sb, const float* inv_freq, float sign, void* y);
+// Rotary embedding, rotate_half convention, over the first R of D dims (partial rotary: the rest
+// pass through). x [B, H, T, D] with element strides (sb, sh, st, 1); y [B, H, T, D] contiguous;
+// pos [B, T] with batch stride pos_sb (0: shared by the batch); inv_freq [R/2]. sign = +1 applies
+// the rotation, -1 its inverse (the backward).
+// mscale multiplies the rotated dims (yarn / longrope's attention factor on cos and sin).
+void rope(DType dt, const void* x, int64_t B, int64_t H, int64_t T, int64_t D, int64_t R, int64_t sb, int64_t sh,
+          int64_t st, const int64_t* pos, int64_t pos_sb, const float* inv_freq, float sign, float mscale, void* y);
 
 }  // namespace forge::cpu

@@ -71,8 +71,10 @@ void rms_norm_fwd(DType dt, const void* x, const void* w, int64_t N, int64_t C, 
                   float* rstd, int device);
 void rms_norm_bwd(DType dt, const void* x, const void* w, const float* rstd, const void* g, int64_t N, int64_t C,
                   bool unit_offset, void* dx, float* dw, int device);
-void rope(DType dt, const void* x, int64_t B, int64_t H, int64_t T, int64_t D, int64_t sb, int64_t sh, int64_t st,
-          const int64_t* pos, int64_t pos_sb, const float* inv_freq, float sign, void* y, int device);
+void rope(DType dt, const void* x, int64_t B, int64_t H, int64_t T, int64_t D, int64_t R, int64_t sb, int64_t sh,
+          int64_t st,
+          const int64_t* pos, int64_t pos_sb, const float* inv_freq, float sign, float mscale, void* y,
+          int device);
 
 // Same contracts as kernels/cpu/softmax.h and kernels/cpu/reduce.h.
 void softmax_rows(DType dt, const void* x, void* y, int64_t N, int64_t V, bool log, int device);

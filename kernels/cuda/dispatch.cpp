@@ -118,10 +118,13 @@ void rms_norm_bwd(DType dt, const void* x, const void* w, const float* rstd, con
   if (simulated()) return sim::launch(device, cpu::rms_norm_bwd, dt, x, w, rstd, g, N, C, unit_offset, dx, dw);
   gpu::rms_norm_bwd(dt, x, w, rstd, g, N, C, unit_offset, dx, dw, device);
 }
-void rope(DType dt, const void* x, int64_t B, int64_t H, int64_t T, int64_t D, int64_t sb, int64_t sh, int64_t st,
-          const int64_t* pos, int64_t pos_sb, const float* inv_freq, float sign, void* y, int device) {
-  if (simulated()) return sim::launch(device, cpu::rope, dt, x, B, H, T, D, sb, sh, st, pos, pos_sb, inv_freq, sign, y);
-  gpu::rope(dt, x, B, H, T, D, sb, sh, st, pos, pos_sb, inv_freq, sign, y, device);
+void rope(DType dt, const void* x, int64_t B, int64_t H, int64_t T, int64_t D, int64_t R, int64_t sb, int64_t sh,
+          int64_t st,
+          const int64_t* pos, int64_t pos_sb, const float* inv_freq, float sign, float mscale, void* y,
+          int device) {
+  if (simulated())
+    return sim::launch(device, cpu::rope, dt, x, B, H, T, D, R, sb, sh, st, pos, pos_sb, inv_freq, sign, mscale, y);
+  gpu::rope(dt, x, B, H, T, D, R, sb, sh, st, pos, pos_sb, inv_freq, sign, mscale, y, device);
 }
 
 void softmax_rows(DType dt, const void* x, void* y, int64_t N, int64_t V, bool log, int device) {

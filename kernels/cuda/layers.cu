@@ -74,22 +74,25 @@ __global__ void rms_norm_bwd_kernel(const T* x, const T* w, const float* rstd, c
   for (int64_t c = threadIdx.x; c < C; c += blockDim.x) atomicAdd(dw + c, dw_part[c]);
 }
 
-// One block per (b, t, h): pairs (i, i + D/2) rotated by pos * inv_freq[i].
+// One block per (b, t, h): pairs (i, i + R/2) rotated by pos * inv_freq[i]; dims R.. copied.
 template <typename T>
-__global__ void rope_kernel(const T* x, int64_t H, int64_t T_, int64_t D, int64_t sb, int64_t sh, int64_t st,
-                            const int64_t* pos, int64_t pos_sb, const float* inv_freq, float sign, T* y) {
-  const int64_t h = blockIdx.x % H, t = (blockIdx.x / H) % T_, b = blockIdx.x / (H * T_), half = D / 2;
+__global__ void rope_kernel(const T* x, int64_t H, int64_t T_, int64_t D, int64_t R, int64_t sb, int64_t sh,
+                            int64_t st, const int64_t* pos, int64_t pos_sb, const float* inv_freq, float sign,
+                            float mscale, T* y) {
+  const int64_t h = blockIdx.x % H, t = (blockIdx.x / H) % T_, b = blockIdx.x / (H * T_), half = R / 2;
   const float p = float(pos[b * pos_sb + t]);
   const T* xr = x + b * sb + h * sh + t * st;
   T* yr = y + ((b * H + h) * T_ + t) * D;
   for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
     float sn, cs;
     sincosf(p * inv_freq[i], &sn, &cs);
-    sn *= sign;
+    sn *= sign * mscale;
+    cs *= mscale;
     const float x1 = load_f32(xr + i), x2 = load_f32(xr + i + half);
     store_f32(yr + i, x1 * cs - x2 * sn);
     store_f32(yr + i + half, x2 * cs + x1 * sn);
   }
+  for (int64_t i = R + threadIdx.x; i < D; i += blockDim.x) yr[i] = xr[i];  // partial rotary
 }
 
 }  // namespace
@@ -149,15 +152,18 @@ void rms_norm_bwd(DType dt, const void* x, const void* w, const float* rstd, con
   FORGE_CUDA_CHECK(cudaGetLastError());
 }
 
-void rope(DType dt, const void* x, int64_t B, int64_t H, int64_t T, int64_t D, int64_t sb, int64_t sh, int64_t st,
-          const int64_t* pos, int64_t pos_sb, const float* inv_freq, float sign, void* y, int device) {
+void rope(DType dt, const void* x, int64_t B, int64_t H, int64_t T, int64_t D, int64_t R, int64_t sb, int64_t sh,
+          int64_t st,
+          const int64_t* pos, int64_t pos_sb, const float* inv_freq, float sign, float mscale, void* y,
+          int device) {
   if (B * H * T == 0) return;
   cudaStream_t s = stream_for(device);
   const int threads = block_threads(D / 2, kThreads);
   dispatch_float(dt, [&](auto tag) {
     using Ty = decltype(tag);
     rope_kernel<Ty><<<unsigned(B * H * T), threads, 0, s>>>(
-        static_cast<const Ty*>(x), H, T, D, sb, sh, st, pos, pos_sb, inv_freq, sign, static_cast<Ty*>(y));
+        static_cast<const Ty*>(x), H, T, D, R, sb, sh, st, pos, pos_sb, inv_freq, sign, mscale,
+        static_cast<Ty*>(y));
   });
   FORGE_CUDA_CHECK(cudaGetLastError());
 }

@@ -51,8 +51,8 @@ void rms_norm_bwd(DType, const void*, const void*, const float*, const void*, in
                   int) {
   no_cuda();
 }
-void rope(DType, const void*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, const int64_t*, int64_t,
-          const float*, float, void*, int) {
+void rope(DType, const void*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+          const int64_t*, int64_t, const float*, float, float, void*, int) {
   no_cuda();
 }
 void softmax_rows(DType, const void*, void*, int64_t, int64_t, bool, int) { no_cuda(); }

@@ -96,7 +96,7 @@ fi
 
 # Bad input: a clear error naming the problem, non-zero exit.
 if "$forge" init-model --arch gpt2 --out "$dir/x" 2>"$dir/err"; then fail "unknown arch accepted"; fi
-grep -q "unknown architecture 'gpt2' (known: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3)" "$dir/err" || fail "unclear error: $(cat "$dir/err")"
+grep -q "unknown architecture 'gpt2' (known: llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, smollm3, phi3)" "$dir/err" || fail "unclear error: $(cat "$dir/err")"
 mkdir -p "$dir/x" && cp "$dir/m/"*.json "$dir/x/"
 head -c 100 "$dir/m/model.safetensors" > "$dir/x/model.safetensors"
 if "$forge" generate --model "$dir/x" --prompt hi 2>"$dir/err"; then fail "truncated weights accepted"; fi

@@ -545,12 +545,13 @@ TEST_F(EngineTest, SlidingWindowsMatchContiguousGenerationChunkedCachedAndPreemp
   }
 }
 
-// Gemma 2 (soft-capped scores and logits, its query scale, windows of 12 on alternate layers) and
-// Gemma 3 (QK-norm, its sliding layers' own rope theta): the engine's attention takes each layer's
-// options as the contiguous path does.
-TEST_F(EngineTest, GemmaOptionsMatchContiguousGeneration) {
+// Each architecture's options through the engine's paged attention as the contiguous path has
+// them: Gemma 2 (soft-capped scores and logits, its query scale, windows of 12 on alternate
+// layers), Gemma 3 (QK-norm, its sliding layers' own rope theta), Phi-3 (fused qkv_proj and
+// gate_up_proj, RoPE on 12 of 16 dims, yarn's factor on cos and sin), SmolLM3 (layers without RoPE).
+TEST_F(EngineTest, ArchitectureOptionsMatchContiguousGeneration) {
   make_engine();  // loads tok_
-  for (const char* arch : {"gemma2", "gemma3_text"}) {
+  for (const char* arch : {"gemma2", "gemma3_text", "phi3", "smollm3"}) {
     SCOPED_TRACE(arch);
     models::ModelConfig c = models::preset_config(arch, "tiny");
     c.num_hidden_layers = 3;
@@ -560,6 +561,12 @@ TEST_F(EngineTest, GemmaOptionsMatchContiguousGeneration) {
       c.attn_logit_softcapping = 0.5;
       c.final_logit_softcapping = 2.0;
     }
+    if (c.fused_qkv) {
+      c.rope_scaling.type = "yarn";
+      c.rope_scaling.factor = 4;
+      c.rope_scaling.original_max_position_embeddings = 64;
+    }
+    if (!c.skip_rope.empty()) c.skip_rope = {false, true, false};
     auto m = std::make_shared<models::CausalLM>(c);
     m->init_weights(0.2, 5);
     expect_engine_matches_generate(m);

@@ -26,11 +26,13 @@ std::string ref_dir() {
   const char* d = std::getenv("FORGE_LLAMA_REFERENCE");
   return d ? d : "";
 }
-const char* kVariants[] = {"llama_gqa_llama3rope", "llama_tied_linear",      "qwen2_bias",
-                           "mistral_gqa",          "mistral_nemo_headdim",   "llama32_tied_llama3rope",
-                           "qwen3_qknorm",         "mistral_window",         "qwen2_window_layers",
-                           "qwen3_layer_types",    "gemma_geglu",            "gemma2_softcap",
-                           "gemma3_pattern",       "gemma3_rope_parameters"};
+const char* kVariants[] = {"llama_gqa_llama3rope", "llama_tied_linear",    "qwen2_bias",
+                           "mistral_gqa",          "mistral_nemo_headdim", "llama32_tied_llama3rope",
+                           "qwen3_qknorm",         "mistral_window",       "qwen2_window_layers",
+                           "qwen3_layer_types",    "gemma_geglu",          "gemma2_softcap",
+                           "gemma3_pattern",       "gemma3_rope_parameters", "qwen3_yarn",
+                           "smollm3_nope",         "phi3_fused_window",    "phi4mini_longrope",
+                           "phi3_longrope_long"};
 
 using forge::testing::rel_error;
 
@@ -227,7 +229,7 @@ TEST(LlamaConfig, UnsupportedArchitectureAndValuesAreNamed) {
   EXPECT_EQ(c.num_key_value_heads, 4);
   EXPECT_EQ(c.head_dim, 16);
   auto bad = ok;
-  bad["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}};
+  bad["rope_scaling"] = {{"type", "dynamic"}, {"factor", 4.0}};
   EXPECT_THROW(models::parse_config(bad), Error);
   bad = ok;
   bad["num_key_value_heads"] = 3;
@@ -278,7 +280,7 @@ TEST(ModelConfig, BadConfigsAreNamed) {
       {with("architectures", {"FalconForCausalLM"}),
        "q/config.json: architecture 'FalconForCausalLM' is not supported (supported: LlamaForCausalLM, "
        "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, GemmaForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, "
-       "Gemma3ForConditionalGeneration (its text model))"},
+       "SmolLM3ForCausalLM, Phi3ForCausalLM, Gemma3ForConditionalGeneration (its text model))"},
       {without("num_hidden_layers"), "q/config.json: missing required field 'num_hidden_layers'"},
       {with("layer_types", {"full_attention", "full_attention"}),
        "q/config.json: 'layer_types' must list one type per layer (1), got [\"full_attention\",\"full_attention\"]"},

@@ -105,8 +105,9 @@ train sgd-dp2xtp2xpp2 8 peft.method=none optim.name=sgd optim.lr=0.3 parallel.dp
 printf '%-28s ' sgd-dp2xtp2xpp2
 "$py" "$here/compare_runs.py" "$dir/sgd-single" "$dir/sgd-dp2xtp2xpp2" 1e-5 || fail "sgd-dp2xtp2xpp2 differs"
 # Qwen3 and Gemma 3 (QK-norm: per-head norm weights whose gradients tp ranks must sum), Gemma 2
-# (soft-capped logits split by vocabulary under tp; sandwich norms), LoRA and full.
-for arch in qwen3 gemma3 gemma2; do
+# (soft-capped logits split by vocabulary under tp; sandwich norms), Phi-3 (fused qkv_proj and
+# gate_up_proj: each of q, k, v, gate, up split on its own, LoRA B too), LoRA and full.
+for arch in qwen3 gemma3 gemma2 phi3; do
   "$forge" init-model --arch $arch --preset tiny --out "$dir/$arch" --seed 5 2>/dev/null
   for m in lora none; do
     train $arch-$m-single 1 peft.method=$m model.path="$dir/$arch" train.max_steps=8

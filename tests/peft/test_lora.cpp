@@ -11,6 +11,7 @@
 #include "core/file_util.h"
 #include "core/hdf5_io.h"
 #include "core/safetensors.h"
+#include "models/presets.h"
 #include "models/pretrained.h"
 #include "peft/adapter_io.h"
 #include "tests/support/test_util.h"
@@ -37,7 +38,7 @@ TEST_P(LoraParity, LogitsLossAndGradientsMatchPyTorch) {
   const std::string tag = GetParam();
   auto model = models::load_model(ref_dir() + "/base", DType::F32);
   peft::LoraModel lora = peft::load_adapter(*model, ref_dir() + "/adapter_" + tag);
-  EXPECT_EQ(int64_t(lora.adapters.size()), 7 * model->config().num_hidden_layers);  // 7 targets a layer
+  EXPECT_EQ(lora.adapters.size(), 14u);  // 7 targets x 2 layers
   Tensor ids = ref.at("ids"), labels = ref.at("labels");
   Tensor logits = model->forward(ids);
   EXPECT_LE(rel_error(logits, ref.at(tag + "/logits")), 1e-4) << tag;
@@ -67,7 +68,10 @@ TEST_P(LoraArchParity, LogitsLossAndGradientsMatchPyTorch) {
   const std::string arch = std::string("arch_") + GetParam();
   auto model = models::load_model(ref_dir() + "/" + arch + "/base", DType::F32);
   peft::LoraModel lora = peft::load_adapter(*model, ref_dir() + "/" + arch + "/adapter");
-  EXPECT_EQ(int64_t(lora.adapters.size()), 7 * model->config().num_hidden_layers);  // 7 targets a layer
+  size_t targets = 0;  // every Linear of every layer (4 a layer where Phi-3 fuses q/k/v and gate/up)
+  for (auto& [key, t] : ref) targets += key.rfind(arch + "/grad/", 0) == 0 && key.find("lora_A") != std::string::npos;
+  EXPECT_EQ(lora.adapters.size(), targets);
+  EXPECT_EQ(int64_t(targets), (model->config().fused_qkv ? 4 : 7) * model->config().num_hidden_layers);
   Tensor logits = model->forward(ref.at("ids"));
   EXPECT_LE(rel_error(logits, ref.at(arch + "/logits")), 1e-4) << arch;
   Tensor loss = cross_entropy(logits.view({-1, logits.size(-1)}), ref.at("labels").view({-1}));
@@ -82,7 +86,8 @@ TEST_P(LoraArchParity, LogitsLossAndGradientsMatchPyTorch) {
 
 INSTANTIATE_TEST_SUITE_P(Architectures, LoraArchParity,
                          ::testing::Values("qwen3_qknorm", "mistral_nemo_headdim", "llama32_tied_llama3rope",
-                                           "gemma_geglu", "gemma2_softcap", "gemma3_pattern"));
+                                           "gemma_geglu", "gemma2_softcap", "gemma3_pattern", "qwen3_yarn",
+                                           "smollm3_nope", "phi3_fused_window", "phi4mini_longrope"));
 
 TEST_F(LoraParity, MergedWeightsGiveTheAdapterLogits) {
   auto model = models::load_model(ref_dir() + "/base", DType::F32);
@@ -96,6 +101,24 @@ TEST_F(LoraParity, MergedWeightsGiveTheAdapterLogits) {
       EXPECT_FALSE(lin->adapter) << n;
     }
   EXPECT_LE(rel_error(model->forward(ref.at("ids")), with_adapter), 5e-5);  // f32 sums in another order
+}
+
+// Phi-3 fuses q/k/v and gate/up: target_modules written for separate projections select the fused
+// modules (named as PEFT names them), and the fused names select them too.
+TEST(Lora, FusedProjectionsAnswerToTheirPartsNames) {
+  models::CausalLM model(models::preset_config("phi3", "tiny"));
+  peft::LoraConfig c;
+  c.r = 4;
+  c.target_modules = {"q_proj", "v_proj", "up_proj"};
+  std::vector<std::string> got = peft::match_targets(model, c);
+  EXPECT_EQ(got, (std::vector<std::string>{"model.layers.0.self_attn.qkv_proj", "model.layers.0.mlp.gate_up_proj",
+                                           "model.layers.1.self_attn.qkv_proj", "model.layers.1.mlp.gate_up_proj"}));
+  c.target_modules = {"qkv_proj", "o_proj"};
+  EXPECT_EQ(peft::match_targets(model, c).size(), 4u);
+  c.target_modules = {"k_proj"};
+  peft::LoraModel lora = peft::apply_lora(model, c, 1);
+  ASSERT_EQ(lora.adapters.size(), 2u);
+  EXPECT_EQ(lora.adapters[0].second->B.size(0), 64 + 2 * 32) << "B covers q, k and v rows";
 }
 
 TEST(Lora, FreshAdapterChangesNothingAndSavesInPeftLayout) {

@@ -106,32 +106,89 @@ VARIANTS = {
         layer_types=["full_attention", "sliding_attention"],
         rope_parameters={"full_attention": dict(rope_type="linear", factor=4.0, rope_theta=100000.0),
                          "sliding_attention": dict(rope_type="default", rope_theta=50.0)}),
+    # Qwen3 with YaRN (its long-context recipe): the ramp between kept and divided frequencies falls
+    # inside the 16 frequencies; cos and sin carry 0.1 ln(4) + 1
+    "qwen3_yarn": dict(
+        architectures=["Qwen3ForCausalLM"], model_type="qwen3", num_attention_heads=4, num_key_value_heads=2,
+        head_dim=32, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, rope_theta=10000.0,
+        max_position_embeddings=256, attention_bias=False, use_sliding_window=False,
+        rope_scaling=dict(rope_type="yarn", factor=4.0, original_max_position_embeddings=64)),
+    # SmolLM3: layers 1 and 3 (of 4) without RoPE (no_rope_layer_interval 2)
+    "smollm3_nope": dict(
+        architectures=["SmolLM3ForCausalLM"], model_type="smollm3", num_hidden_layers=4, num_attention_heads=4,
+        num_key_value_heads=2, tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, rope_theta=2000000.0,
+        max_position_embeddings=256, use_sliding_window=False, no_rope_layer_interval=2),
+    # Phi-3: fused qkv_proj and gate_up_proj, RoPE on 12 of 16 dims, Phi-3-mini's window on every layer
+    "phi3_fused_window": dict(
+        architectures=["Phi3ForCausalLM"], model_type="phi3", num_attention_heads=4, num_key_value_heads=2,
+        tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, rope_theta=10000.0, partial_rotary_factor=0.75,
+        max_position_embeddings=256, original_max_position_embeddings=256, sliding_window=12, rope_scaling=None),
+    # Phi-4-mini's shape: tied, one kv head, longrope with the short factors (every sequence here is
+    # shorter than the original 128) and cos/sin times sqrt(1 + ln 4 / ln 128)
+    "phi4mini_longrope": dict(
+        architectures=["Phi3ForCausalLM"], model_type="phi3", num_attention_heads=4, num_key_value_heads=1,
+        tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, rope_theta=10000.0, partial_rotary_factor=0.75,
+        max_position_embeddings=512, original_max_position_embeddings=128, sliding_window=262144,
+        rope_scaling=dict(type="longrope", short_factor=[1.0, 1.1, 1.3, 1.6, 2.0, 2.5],
+                          long_factor=[1.5, 2.0, 3.0, 5.0, 8.0, 12.0])),
+    # ... and past an original context of 4: the long factors, from the 8-token prompt on
+    "phi3_longrope_long": dict(
+        architectures=["Phi3ForCausalLM"], model_type="phi3", num_attention_heads=4, num_key_value_heads=4,
+        tie_word_embeddings=False, bos_token_id=1, eos_token_id=2, rope_theta=10000.0,
+        max_position_embeddings=128, original_max_position_embeddings=4,
+        rope_scaling=dict(rope_type="longrope", short_factor=[1.0] * 8, long_factor=[1.0 + i for i in range(8)])),
 }
 COMMON = dict(hidden_size=64, intermediate_size=160, num_hidden_layers=2, vocab_size=256, rms_norm_eps=1e-5,
               hidden_act="silu", torch_dtype="float32")
 
 
-def inv_freq(cfg, head_dim, theta=None, rs="config"):
-    f = 1.0 / ((theta or cfg["rope_theta"]) ** (torch.arange(0, head_dim, 2, dtype=torch.int64).double() / head_dim))
+def original_len(cfg, rs):
+    """yarn / longrope's pretraining context: rope_scaling's, else Phi-3's top-level field, else max."""
+    return (rs.get("original_max_position_embeddings") or cfg.get("original_max_position_embeddings")
+            or cfg["max_position_embeddings"])
+
+
+def inv_freq(cfg, dim, theta=None, rs="config", seq_len=0):
+    """(inverse frequencies [dim / 2], attention factor on cos and sin) as transformers'
+    _compute_<rope_type>_parameters; longrope takes its long factors past the original context."""
+    f = 1.0 / ((theta or cfg["rope_theta"]) ** (torch.arange(0, dim, 2, dtype=torch.int64).double() / dim))
     rs = cfg.get("rope_scaling") if rs == "config" else rs
-    if rs:
-        kind = rs.get("rope_type", rs.get("type"))
-        if kind == "linear":
-            f = f / rs["factor"]
-        elif kind == "llama3":
-            factor, lo, hi = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
-            old = rs["original_max_position_embeddings"]
-            lo_w, hi_w = old / lo, old / hi
-            wl = 2 * math.pi / f
-            g = torch.where(wl > lo_w, f / factor, f)
-            smooth = (old / wl - lo) / (hi - lo)
-            smoothed = (1 - smooth) * g / factor + smooth * g
-            medium = ~(wl < hi_w) & ~(wl > lo_w)
-            f = torch.where(medium, smoothed, g)
-    return f.float()
+    kind = rs.get("rope_type", rs.get("type")) if rs else "default"
+    att = 1.0
+    if kind == "linear":
+        f = f / rs["factor"]
+    elif kind == "llama3":
+        factor, lo, hi = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
+        old = rs["original_max_position_embeddings"]
+        lo_w, hi_w = old / lo, old / hi
+        wl = 2 * math.pi / f
+        g = torch.where(wl > lo_w, f / factor, f)
+        smooth = (old / wl - lo) / (hi - lo)
+        smoothed = (1 - smooth) * g / factor + smooth * g
+        medium = ~(wl < hi_w) & ~(wl > lo_w)
+        f = torch.where(medium, smoothed, g)
+    elif kind == "yarn":
+        base, factor, old = theta or cfg["rope_theta"], rs["factor"], original_len(cfg, rs)
+        fast, slow = rs.get("beta_fast", 32), rs.get("beta_slow", 1)
+
+        def corr(rot):  # the dim whose wavelength turns `rot` times over the original context
+            return dim * math.log(old / (rot * 2 * math.pi)) / (2 * math.log(base))
+        low, high = max(math.floor(corr(fast)), 0), min(math.ceil(corr(slow)), dim - 1)
+        high = high + 0.001 if low == high else high
+        ramp = ((torch.arange(dim // 2, dtype=torch.float32) - low) / (high - low)).clamp(0, 1).double()
+        keep = 1 - ramp  # 1: the frequency as it is (extrapolation); 0: divided by factor
+        f = f / factor * (1 - keep) + f * keep
+        att = 0.1 * math.log(factor) + 1.0 if factor > 1 else 1.0
+    elif kind in ("longrope", "su"):
+        old = original_len(cfg, rs)
+        factor = rs.get("factor") or cfg["max_position_embeddings"] / old
+        ext = rs["long_factor"] if seq_len > old else rs["short_factor"]
+        f = f / torch.tensor(ext, dtype=torch.float64)
+        att = math.sqrt(1 + math.log(factor) / math.log(old)) if factor > 1 else 1.0
+    return f.float(), att
 
 
-def layer_inv_freqs(cfg, D, windows):
+def layer_inv_freqs(cfg, D, windows, seq_len):
     """Each layer's rotary frequencies: Gemma 3's sliding layers use rope_local_base_freq unscaled
     (transformers 4) or rope_parameters["sliding_attention"] (5); every other layer the global rope."""
     rp = cfg.get("rope_parameters")
@@ -139,7 +196,7 @@ def layer_inv_freqs(cfg, D, windows):
         glob = inv_freq(cfg, D, rp["full_attention"]["rope_theta"], rp["full_attention"])
         local = inv_freq(cfg, D, rp["sliding_attention"]["rope_theta"], None)
     else:
-        glob = inv_freq(cfg, D)
+        glob = inv_freq(cfg, D, seq_len=seq_len)
         local = inv_freq(cfg, D, cfg["rope_local_base_freq"], None) if is_gemma3(cfg) else glob
     return [local if w else glob for w in windows]
 
@@ -166,14 +223,14 @@ def rotate_half(x):
 def layer_windows(cfg):
     """Each layer's window (0: full), by the rules of transformers' Mistral/Qwen2/Qwen3/Gemma configs."""
     n = cfg["num_hidden_layers"]
-    if cfg["model_type"] == "mistral":
+    if cfg["model_type"] in ("mistral", "phi3"):  # every layer
         return [cfg.get("sliding_window") or 0] * n
     if cfg["model_type"] in ("gemma2", "gemma3_text"):  # Gemma 2: every other layer; Gemma 3: 5 in 6
         pattern = 2 if cfg["model_type"] == "gemma2" else cfg.get("sliding_window_pattern", 6)
         types = cfg.get("layer_types") or [
             "sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(n)]
         return [cfg["sliding_window"] if t == "sliding_attention" else 0 for t in types]
-    if cfg["model_type"] in ("qwen2", "qwen3") and cfg.get("use_sliding_window"):
+    if cfg["model_type"] in ("qwen2", "qwen3", "smollm3") and cfg.get("use_sliding_window"):
         w = cfg["sliding_window"]
         types = cfg.get("layer_types") or [
             "sliding_attention" if i >= cfg.get("max_window_layers", n) else "full_attention" for i in range(n)]
@@ -190,10 +247,46 @@ def causal_mask(T, window):
     return torch.where(keep, 0.0, float("-inf"))
 
 
-def rope_tables(inv_f, T):
+def rope_tables(freq, T):
+    inv_f, att = freq
     ang = torch.arange(T).float()[:, None] * inv_f[None, :]
     emb = torch.cat((ang, ang), dim=-1)
-    return emb.cos(), emb.sin()
+    return emb.cos() * att, emb.sin() * att
+
+
+def rope(x, cos, sin):
+    """rotate_half RoPE over the first cos.shape[-1] dims (partial rotary: the rest pass, as Phi-3)."""
+    R = cos.shape[-1]
+    r, rest = x[..., :R], x[..., R:]
+    return torch.cat([r * cos + rotate_half(r) * sin, rest], dim=-1)
+
+
+def rotates(cfg, layer):
+    """SmolLM3's no_rope_layers: 1 where the layer applies RoPE; by default every fourth does not."""
+    if cfg["model_type"] != "smollm3":
+        return True
+    n = cfg["num_hidden_layers"]
+    flags = cfg.get("no_rope_layers") or [int((i + 1) % cfg.get("no_rope_layer_interval", 4) != 0) for i in range(n)]
+    return bool(flags[layer])
+
+
+def unfuse(cfg, W):
+    """Phi-3's fused qkv_proj and gate_up_proj as the separate projections they compute (rows q, k,
+    v; gate then up), so one forward serves every family."""
+    if cfg["model_type"] != "phi3":
+        return W
+    W = dict(W)
+    H, Hkv, D, F = cfg["num_attention_heads"], cfg["num_key_value_heads"], head_dim(cfg), cfg["intermediate_size"]
+    for l in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{l}."
+        q, k, v = W.pop(p + "self_attn.qkv_proj.weight").split([H * D, Hkv * D, Hkv * D])
+        W[p + "self_attn.q_proj.weight"], W[p + "self_attn.k_proj.weight"], W[p + "self_attn.v_proj.weight"] = q, k, v
+        W[p + "mlp.gate_proj.weight"], W[p + "mlp.up_proj.weight"] = W.pop(p + "mlp.gate_up_proj.weight").split([F, F])
+    return W
+
+
+def head_dim(cfg):
+    return cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
 
 
 def softcap(x, cap):
@@ -213,7 +306,9 @@ def forward(cfg, W, ids):
 
     scale = cfg.get("query_pre_attn_scalar", D) ** -0.5 if sandwich else D ** -0.5
     windows = layer_windows(cfg)
-    freqs = layer_inv_freqs(cfg, D, windows)
+    R = int(D * cfg.get("partial_rotary_factor", 1.0))
+    freqs = layer_inv_freqs(cfg, R, windows, T)
+    W = unfuse(cfg, W)
     x = W["model.embed_tokens.weight"][ids]
     if gemma:  # embeddings times sqrt(hidden), a scalar of the weights' dtype
         x = x * torch.tensor(cfg["hidden_size"] ** 0.5, dtype=x.dtype)
@@ -235,8 +330,8 @@ def forward(cfg, W, ids):
             k = norm(k, p + "self_attn.k_norm.weight")
         q, k = q.transpose(1, 2), k.transpose(1, 2)
         v = proj("v_proj").view(B, T, Hkv, D).transpose(1, 2)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
+        if rotates(cfg, l):
+            q, k = rope(q, cos, sin), rope(k, cos, sin)
         k = k.repeat_interleave(H // Hkv, dim=1)
         v = v.repeat_interleave(H // Hkv, dim=1)
         s = softcap(q @ k.transpose(-1, -2) * scale, cfg.get("attn_logit_softcapping")) + mask
@@ -272,6 +367,10 @@ def make_weights(cfg, gen, std=0.05):
                 W[p + f"self_attn.{n}.bias"] = torch.randn(o, generator=gen) * std
         for n, (o, i) in dict(gate_proj=(F, C), up_proj=(F, C), down_proj=(C, F)).items():
             W[p + f"mlp.{n}.weight"] = torch.randn(o, i, generator=gen) * std
+        if cfg["model_type"] == "phi3":  # fused as Phi-3 stores them
+            W[p + "self_attn.qkv_proj.weight"] = torch.cat([W.pop(p + f"self_attn.{n}_proj.weight") for n in "qkv"])
+            W[p + "mlp.gate_up_proj.weight"] = torch.cat([W.pop(p + "mlp.gate_proj.weight"),
+                                                          W.pop(p + "mlp.up_proj.weight")])
         if cfg["model_type"] in ("qwen3", "gemma3_text"):
             W[p + "self_attn.q_norm.weight"] = one + 0.1 * torch.randn(D, generator=gen)
             W[p + "self_attn.k_norm.weight"] = one + 0.1 * torch.randn(D, generator=gen)

@@ -20,11 +20,11 @@ from llama_reference import COMMON, VARIANTS, forward, make_weights, write_safet
 
 torch.set_num_threads(2)
 R, ALPHA = 4, 8.0
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "qkv_proj", "gate_up_proj"]
 # Other architectures' bases with an f32 adapter each (OUT_DIR/arch_<variant>/), gradients in the
 # HDF5 group arch_<variant>.
 ARCH_VARIANTS = ["qwen3_qknorm", "mistral_nemo_headdim", "llama32_tied_llama3rope", "gemma_geglu", "gemma2_softcap",
-                 "gemma3_pattern"]
+                 "gemma3_pattern", "qwen3_yarn", "smollm3_nope", "phi3_fused_window", "phi4mini_longrope"]
 
 
 def lora_pass(cfg, W, lora, ids, labels, dtype, scale):

@@ -39,14 +39,18 @@ def rotate_half(t):
     return torch.cat([-t[..., h:], t[..., :h]], dim=-1)
 
 
-def ref_rope(t, pos, inv_freq):
-    # HF: freqs = position * inv_freq (f32), emb = cat(freqs, freqs)
+def ref_rope(t, pos, inv_freq, mscale=1.0):
+    # HF: freqs = position * inv_freq (f32), emb = cat(freqs, freqs); partial rotary (inv_freq
+    # shorter than D/2): the first 2 * len(inv_freq) dims rotate, the rest pass (Phi-3)
+    R = 2 * inv_freq.shape[0]
+    if R < t.shape[-1]:
+        return torch.cat([ref_rope(t[..., :R], pos, inv_freq, mscale), t[..., R:]], dim=-1)
     p = pos.to(torch.float32)
     if p.dim() == 1:
         p = p[None, :]
     freqs = p[..., None] * inv_freq.to(torch.float32)[None, None, :]  # [B|1, T, D/2]
     emb = torch.cat([freqs, freqs], dim=-1).double()
-    cos, sin = emb.cos()[:, None], emb.sin()[:, None]
+    cos, sin = emb.cos()[:, None] * mscale, emb.sin()[:, None] * mscale
     return t * cos + rotate_half(t) * sin
 
 
@@ -93,7 +97,7 @@ OPS = {
     "cross_entropy": lambda a, t, reduction: F.cross_entropy(a, t, ignore_index=-100, reduction=reduction),
     "embedding": lambda w, i: F.embedding(i, w),
     "rms_norm": lambda a, w, eps, unit_offset=False: ref_rms_norm(a, w, eps, unit_offset),
-    "rope": lambda a, p, f: ref_rope(a, p, f),
+    "rope": lambda a, p, f, mscale=1.0: ref_rope(a, p, f, mscale),
     "attention": lambda q, k, v, doc=None, causal=True, window=0, softcap=0, scale=None: ref_attention(
         q, k, v, causal, doc, scale=scale, window=window, softcap=softcap),
     "cat": lambda *xs, dim: torch.cat(xs, dim), "stack": lambda *xs, dim: torch.stack(xs, dim),
@@ -189,6 +193,9 @@ def build_cases():
         # Gemma 2's soft-capped scores with its own scale (most scores reach the cap)
         case("attention_softcap" + s, "attention", [x(2, 4, 70, 32), x(2, 2, 70, 32), x(2, 2, 70, 32)],
              {"causal": True, "softcap": 2.0, "scale": 0.4}, dtype=dt)
+    # Phi-4-mini's partial rotary (18 of 24 dims) with longrope's factor on cos and sin
+    case("rope_partial", "rope", [x(2, 3, 10, 24), ids(2, 10, high=500), dict(shape=[9], kind="inv_freq",
+         grad=False, transpose=False, high=None, scale=1.0)], {"mscale": 1.19})
     # with a window and packed documents
     case("attention_softcap_window_docs", "attention", [x(2, 2, 140, 16), x(2, 1, 140, 16), x(2, 1, 140, 16),
          dict(shape=[2, 140], kind="docs", grad=False, transpose=False, high=None, scale=1.0)],

@@ -83,7 +83,7 @@ Tensor run_op(const std::string& op, const std::vector<Tensor>& x, const json& a
     return cross_entropy(x[0], x[1], -100, a.at("reduction") == "sum" ? Reduction::Sum : Reduction::Mean);
   if (op == "embedding") return embedding(x[0], x[1]);
   if (op == "rms_norm") return rms_norm(x[0], x[1], a.at("eps"), a.value("unit_offset", false));
-  if (op == "rope") return rope(x[0], x[1], x[2]);
+  if (op == "rope") return rope(x[0], x[1], x[2], a.value("mscale", 1.0));
   if (op == "attention") {
     AttentionOptions o;
     o.causal = a.at("causal");
