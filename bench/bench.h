@@ -23,7 +23,10 @@ double time_median(const std::function<void()>& fn, int min_runs = 3, double bud
 // GEMM GFLOP/s (every CPU backend in f32, oneDNN in bf16) and attention fwd+bwd milliseconds.
 int bench_ops(bool json, bool quick);
 // Prefill 128 tokens and greedy-decode 128 tokens at batch 1 on a random model of `preset`.
-int bench_infer(const std::string& preset, const std::string& dtype, bool json, int repeats, Device device);
+// prompt: its tokens (decode runs after them); window > 0 gives every layer that sliding window
+// (Mistral-style), to show decode cost staying flat past it.
+int bench_infer(const std::string& preset, const std::string& dtype, bool json, int repeats, Device device,
+                int64_t prompt = 128, int64_t window = 0);
 // Streamed completions through the HTTP server at concurrency 1, 8, 32: tokens/s, TTFT, ITL.
 int bench_serve(const std::string& preset, const std::string& dtype, const std::string& kv_dtype, bool json,
                 int rounds, bool http, Device device);

@@ -1,5 +1,5 @@
-// `forge bench infer`: prefill (128 tokens) and greedy decode (128 new tokens after a 128-token
-// prompt) at batch 1 on a random model of a preset shape, tokens/s with the threads used.
+// `forge bench infer`: prefill (128 tokens, or --prompt) and greedy decode (128 new tokens after
+// the prompt) at batch 1 on a random model of a preset shape, tokens/s with the threads used.
 #include <omp.h>
 
 #include <chrono>
@@ -14,19 +14,25 @@
 
 namespace forge::bench {
 
-int bench_infer(const std::string& preset, const std::string& dtype_name, bool json, int repeats, Device dev) {
+int bench_infer(const std::string& preset, const std::string& dtype_name, bool json, int repeats, Device dev,
+                int64_t P, int64_t window) {
   models::ModelConfig c = models::preset_config("llama", preset);
-  c.max_position_embeddings = std::max<int64_t>(c.max_position_embeddings, 128 + 129);  // room for the run
+  const int64_t N = 128;
+  c.max_position_embeddings = std::max<int64_t>(c.max_position_embeddings, P + N + 1);  // room for the run
+  if (window > 0) {
+    c.sliding_window = window;
+    c.layer_types.assign(size_t(c.num_hidden_layers), "sliding_attention");
+  }
   const DType dt = dtype_from_name(dtype_name);
   models::CausalLM model(c, dt);
   model.init_weights(0.02, 1234);
   model.to(dev);
   NoGradGuard ng;
   const int threads = omp_get_max_threads();
-  const int64_t P = 128, N = 128;
   Generator g(7);
   std::vector<int64_t> prompt = randint(0, c.vocab_size, {P}, DType::I64, &g).to_vector<int64_t>();
-  const std::string shape = preset + " P" + std::to_string(P) + " N" + std::to_string(N) + " B1";
+  const std::string shape = preset + " P" + std::to_string(P) + " N" + std::to_string(N) + " B1" +
+                            (window > 0 ? " W" + std::to_string(window) : "");
 
   // Prefill: the whole prompt through the model into a fresh cache, logits of the last token.
   Tensor ids = Tensor::from_vector(prompt, {1, P});

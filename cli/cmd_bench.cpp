@@ -11,7 +11,8 @@ int cmd_bench(const Args& args) {
   if (args.empty() || has_flag(args, "--help")) {
     std::printf(
         "usage: forge bench ops [--json] [--quick]\n"
-        "       forge bench infer [--preset stories15M|gqa-60M|stories110M|tiny] [--dtype f32|bf16] [--device D] [--json]\n"
+        "       forge bench infer [--preset stories15M|gqa-60M|stories110M|qwen3-0.6b|gemma3-1b|phi4-mini|tiny]\n"
+        "                         [--dtype f32|bf16] [--prompt 128] [--window W] [--device D] [--json]\n"
         "       forge bench serve [--preset stories15M|stories110M|...] [--dtype f32|bf16] [--kv-cache-dtype bf16|f32]\n"
         "                         [--rounds 3] [--no-http] [--device D] [--json]\n"
         "       forge bench train [--preset P] [--lora|--qlora] [--dtype f32|bf16] [--batch 8] [--seq 256] [--steps 3]\n"
@@ -26,8 +27,10 @@ int cmd_bench(const Args& args) {
         "  --json   one JSON object per measurement (name, shape, dtype, threads, value, unit)\n"
         "  --device auto (the default: the GPU when there is one), cpu, cuda or cuda:N for infer, serve, train\n"
         "  --quick  shorter timing loops\n"
-        "  infer    prefill tokens/s (128-token prompt) and greedy decode tokens/s (128 new tokens),\n"
-        "           batch 1, on a random Llama model of the preset's shape (../shared/PEERS.md)\n"
+        "  infer    prefill tokens/s (128-token prompt, or --prompt) and greedy decode tokens/s (128 new\n"
+        "           tokens after it), batch 1, on a random model of the preset's shape (../shared/PEERS.md;\n"
+        "           qwen3-0.6b, gemma3-1b, phi4-mini carry those models' architectures); --window W\n"
+        "           slides a window of W tokens on every layer (Mistral-style)\n"
         "  serve    output tokens/s, time to first token and inter-token latency p50/p99 through the HTTP\n"
         "           server (streamed, 128-token prompts, 128 new tokens) at concurrency 1, 8 and 32; the\n"
         "           levels run in turn --rounds times, each printing its median round, and the ratio\n"
@@ -52,7 +55,7 @@ int cmd_bench(const Args& args) {
   };
   if (args[0] == "ops") check_flags(args, {"--json", "--quick"}, 1);
   else if (args[0] == "json") check_flags(args, {"--json", "--quick", "--model="}, 1);
-  else if (args[0] == "infer") check_flags(args, with({"--device="}), 1);
+  else if (args[0] == "infer") check_flags(args, with({"--device=", "--prompt=", "--window="}), 1);
   else if (args[0] == "serve") check_flags(args, with({"--kv-cache-dtype=", "--rounds=", "--no-http", "--device="}), 1);
   else if (args[0] == "train")
     check_flags(args, with({"--lora", "--qlora", "--batch=", "--seq=", "--steps=", "--device=", "--lora-r=", "--lora-targets=",
@@ -63,7 +66,8 @@ int cmd_bench(const Args& args) {
     return bench::bench_json(required_flag(args, "--model", "DIR"), has_flag(args, "--json"), has_flag(args, "--quick"));
   if (args[0] == "infer")
     return bench::bench_infer(flag_value(args, "--preset", "stories15M"), flag_value(args, "--dtype", "f32"),
-                              has_flag(args, "--json"), has_flag(args, "--quick") ? 1 : 3, device_flag(args));
+                              has_flag(args, "--json"), has_flag(args, "--quick") ? 1 : 3, device_flag(args),
+                              int_flag(args, "--prompt", 128, 1, 1 << 20), int_flag(args, "--window", 0, 0, 1 << 20));
   if (args[0] == "serve")
     return bench::bench_serve(flag_value(args, "--preset", "stories15M"), flag_value(args, "--dtype", "f32"),
                               flag_value(args, "--kv-cache-dtype", "bf16"), has_flag(args, "--json"),

