@@ -40,6 +40,25 @@ def lora_pass(cfg, W, lora, ids, labels, dtype, scale):
     return AB, logits, loss
 
 
+def train_losses(cfg, W, lora, ids, labels, scale, steps=5):
+    """The losses of `steps` AdamW steps (lr 1e-2, weight decay 0.01) on the adapter alone, one
+    fixed batch: what a short LoRA run logs."""
+    AB = [(a.clone().requires_grad_(), b.clone().requires_grad_()) for a, b in lora.values()]
+    opt = torch.optim.AdamW([t for ab in AB for t in ab], lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+    losses = []
+    for _ in range(steps):
+        Wl = dict(W)
+        for m, (a, b) in zip(lora, AB):
+            Wl[m + ".weight"] = W[m + ".weight"] + scale * (b @ a)
+        logits = forward(cfg, Wl, ids)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+        losses.append(loss.item())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return np.array(losses)
+
+
 def random_lora(W, gen):
     """Random A and B (B nonzero, unlike a fresh adapter, so every gradient path is exercised)."""
     lora = {}
@@ -104,9 +123,12 @@ def main():
                 json.dump(acfg, f, indent=2)
             AW = make_weights(acfg, gen)
             write_safetensors(os.path.join(d, "base", "model.safetensors"), AW)
-            AB, logits, loss = lora_pass(acfg, AW, random_lora(AW, gen), ids, labels, torch.float32, ALPHA / R)
+            alora = random_lora(AW, gen)
+            AB, logits, loss = lora_pass(acfg, AW, alora, ids, labels, torch.float32, ALPHA / R)
             write_adapter(os.path.join(d, "adapter"), AB, torch.float32, False)
-            write_group(h5.create_group("arch_" + variant), AB, logits, loss)
+            g = h5.create_group("arch_" + variant)
+            write_group(g, AB, logits, loss)
+            g["train_losses"] = train_losses(acfg, AW, alora, ids, labels, ALPHA / R)
     os.replace(os.path.join(out, "lora_reference.h5.tmp"), os.path.join(out, "lora_reference.h5"))
 
 
