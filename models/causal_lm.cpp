@@ -1,6 +1,8 @@
-// The shared decoder of every architecture (models/registry.h): attention with GQA, RoPE (with
-// rope_scaling), optional q/k/v and o biases, optional per-head QK-norm, SwiGLU MLP, RMSNorm, tied
-// or separate LM head, and a KV cache for generation; the options come from ModelConfig.
+// The shared decoder of every architecture (models/registry.h): attention with GQA, RoPE (rope
+// scaling, partial rotary, per-layer theta, layers without it), optional q/k/v and o biases,
+// per-head QK-norm, sliding windows and soft-caps per layer, fused or separate projections,
+// SwiGLU or GeGLU MLP, RMSNorm (or Gemma's 1 + w, sandwich norms), tied or separate LM head, and
+// a KV cache for generation; the options come from ModelConfig.
 #include "models/causal_lm.h"
 
 #include <cmath>
