@@ -81,6 +81,9 @@ Engine::Engine(std::shared_ptr<models::CausalLM> model, std::shared_ptr<data::To
   sc.max_num_seqs = cfg_.max_num_seqs;
   sc.max_num_batched_tokens = cfg_.max_num_batched_tokens;
   sc.prefix_caching = cfg_.prefix_caching;
+  bool all_slide = c.num_hidden_layers > 0;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) all_slide &= c.window(l) > 0;
+  sc.window = all_slide ? c.sliding_window : 0;
   sched_ = std::make_unique<Scheduler>(sc);
 }
 

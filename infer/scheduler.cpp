@@ -23,8 +23,24 @@ bool Scheduler::grow(SeqState& s, int64_t upto) {
   return true;
 }
 
+// Keys before num_computed + 1 - window are outside every later token's window. Their blocks go
+// back to the pool (a cached one stays findable by its hash until evicted) and the table points
+// at the null block there, which the kernels never read: they start at the window.
+void Scheduler::drop_behind_window(SeqState& s) {
+  if (cfg_.window <= 0) return;
+  const int64_t first_key = s.num_computed + 1 - cfg_.window;  // of the next token to compute
+  const int64_t dead = std::min<int64_t>(first_key / cfg_.block_size, int64_t(s.blocks.size()));
+  for (int64_t b = 0; b < dead; ++b)
+    if (s.blocks[size_t(b)] != 0) {
+      pool_.release({s.blocks[size_t(b)]});
+      s.blocks[size_t(b)] = 0;
+    }
+}
+
 void Scheduler::release(SeqState& s) {
-  std::vector<int32_t> rev(s.blocks.rbegin(), s.blocks.rend());  // tail first: evicted before the head
+  std::vector<int32_t> rev;  // tail first: evicted before the head
+  for (auto it = s.blocks.rbegin(); it != s.blocks.rend(); ++it)
+    if (*it != 0) rev.push_back(*it);  // blocks dropped behind the window are gone already
   pool_.release(rev);
   s.blocks.clear();
   s.block_hashes.clear();
@@ -63,6 +79,7 @@ std::vector<ScheduledChunk> Scheduler::schedule(StepStats* stats) {
     SeqState& s = *running_[i];
     const int64_t n = std::min<int64_t>(int64_t(s.tokens.size()) - s.num_computed, budget);
     if (n <= 0) continue;
+    drop_behind_window(s);
     bool self_preempted = false;
     while (!grow(s, s.num_computed + n)) {
       std::shared_ptr<SeqState> victim = running_.back();

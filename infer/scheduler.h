@@ -20,6 +20,9 @@ struct SchedulerConfig {
   int64_t max_num_seqs = 64;
   int64_t max_num_batched_tokens = 2048;
   bool prefix_caching = true;
+  // The model's sliding window when every layer has one (Mistral), else 0: blocks wholly before
+  // the window of a sequence's next token are never read again and go back to the pool.
+  int64_t window = 0;
 };
 
 // A sequence as the scheduler sees it: tokens whose K/V must be in the cache before the next
@@ -66,6 +69,7 @@ class Scheduler {
 
  private:
   bool grow(SeqState& s, int64_t upto);  // blocks for tokens [0, upto); false when none are free
+  void drop_behind_window(SeqState& s);  // frees blocks no later token can see (window > 0)
   void preempt(std::shared_ptr<SeqState> s);
   void take_cached_prefix(SeqState& s, StepStats* stats);
   void release(SeqState& s);
