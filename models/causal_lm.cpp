@@ -264,8 +264,7 @@ const Tensor& CausalLM::layer_inv_freq(int64_t layer, bool long_context) const {
 // original_max_position_embeddings. Keys cached before that keep the short factors' rotation, as
 // in transformers' cache.
 bool CausalLM::past_original_context(const Tensor& pos) const {
-  if (!pos.device().is_cpu()) return false;  // positions are made on the host; a device copy is not read back
-  const Tensor p = pos.to(DType::I64).contiguous();
+  const Tensor p = pos.to(Device::cpu()).to(DType::I64).contiguous();  // a few ids; longrope models only
   const int64_t* d = p.data<int64_t>();
   const int64_t n = p.numel();
   const int64_t limit = cfg.rope_scaling.original_max_position_embeddings > 0
