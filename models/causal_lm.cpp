@@ -181,11 +181,10 @@ CausalLM::CausalLM(const ModelConfig& c, DType dtype) : cfg(c), dtype_(dtype) {
     lm_head = register_module("lm_head", std::make_shared<nn::Linear>(c.hidden_size, c.vocab_size, false, dtype));
   std::vector<float> f = c.inv_freq();
   inv_freq_ = Tensor::from_vector(f, {int64_t(f.size())});
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i)
-    if (c.layer_has_own_rope(i)) {
-      f = c.inv_freq(i);  // the same for every sliding layer
-      inv_freq_local_ = Tensor::from_vector(f, {int64_t(f.size())});
-    }
+  if (c.rope_local_theta > 0 && c.has_sliding_layers()) {
+    f = c.local_inv_freq();
+    inv_freq_local_ = Tensor::from_vector(f, {int64_t(f.size())});
+  }
   if (c.rope_scaling.type == "longrope") {
     f = c.inv_freq(true);
     inv_freq_long_ = Tensor::from_vector(f, {int64_t(f.size())});

@@ -197,12 +197,8 @@ double ModelConfig::rope_attention_factor() const {
   return models::rope_attention_factor(rope_scaling, max_position_embeddings);
 }
 
-std::vector<float> ModelConfig::inv_freq(int64_t layer) const {
-  if (!layer_has_own_rope(layer)) return inv_freq();
-  ModelConfig local = *this;
-  local.rope_theta = rope_local_theta;
-  local.rope_scaling = RopeScaling{};
-  return local.inv_freq();
+std::vector<float> ModelConfig::local_inv_freq() const {
+  return rope_inv_freq(rope_local_theta, rotary_dim(), RopeScaling{}, max_position_embeddings);
 }
 
 int64_t ModelConfig::num_parameters() const {

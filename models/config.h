@@ -56,11 +56,11 @@ struct ModelConfig {
   int64_t window(int64_t layer) const;  // the layer's attention window; 0: it sees every earlier token
   bool has_sliding_layers() const;
   int64_t kv_dim() const { return num_key_value_heads * head_dim; }
-  // Rotary inverse frequencies [rotary_dim()/2] with rope_scaling applied (as HF's rope init); for
-  // a layer: sliding layers with rope_local_theta get that theta's, unscaled. long_context: a
-  // longrope model's long factors.
+  // Rotary inverse frequencies [rotary_dim()/2] with rope_scaling applied (as HF's rope init).
+  // long_context: a longrope model's long factors.
   std::vector<float> inv_freq(bool long_context = false) const;
-  std::vector<float> inv_freq(int64_t layer) const;
+  // The sliding layers' own frequencies (layer_has_own_rope): rope_local_theta's, unscaled.
+  std::vector<float> local_inv_freq() const;
   int64_t rotary_dim() const;  // head_dim * partial_rotary_factor
   double rope_attention_factor() const;  // yarn / longrope's factor on cos and sin (1 otherwise)
   bool layer_rotates(int64_t layer) const { return skip_rope.empty() || !skip_rope[size_t(layer)]; }

@@ -15,17 +15,11 @@ struct Shape {
   void (*finish)(ModelConfig& c) = nullptr;  // the model's own options beyond its family's defaults
 };
 
-// Gemma 3 1B: windows of 512 on five layers in six.
-void gemma3_1b(ModelConfig& c) {
-  c.sliding_window = 512;
-  c.layer_types.clear();
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i)
-    c.layer_types.push_back((i + 1) % 6 ? "sliding_attention" : "full_attention");
-  c.query_pre_attn_scalar = 256;
-}
-// Phi-4-mini: longrope over 96 of 128 dims from an original 4096 (factors of 1: the cost is the same).
+// Gemma 3 1B: windows of 512 (on five layers in six, as Gemma 3's defaults place them).
+void gemma3_1b(ModelConfig& c) { c.sliding_window = 512; }
+// Phi-4-mini: longrope over 96 of 128 dims (Phi-3's defaults: partial rotary 0.75) from an
+// original 4096 (factors of 1: the cost is the same).
 void phi4_mini(ModelConfig& c) {
-  c.partial_rotary_factor = 0.75;
   c.rope_scaling.type = "longrope";
   c.rope_scaling.factor = 0;
   c.rope_scaling.original_max_position_embeddings = 4096;

@@ -86,18 +86,20 @@ class EngineTest : public ::testing::Test {
     for (const char* t : texts)
       if (int64_t id = tok_->token_to_id(t); id >= 0) r.sampling.logit_bias.emplace_back(id, 4.0f);
   }
+  // The tokens contiguous generation (infer::generate over a KV cache) gives a greedy request.
+  static std::vector<int64_t> contiguous(models::CausalLM& m, const Request& r) {
+    GenerateOptions opt;
+    opt.max_new_tokens = r.max_tokens;
+    opt.sampling.temperature = 0;
+    return generate(m, r.prompt, opt).tokens;
+  }
   // Runs six greedy requests of 20-65 prompt tokens through engines that chunk the prefills, hit
   // the prefix cache and (with 9 blocks) preempt, and checks each against contiguous generation.
   void expect_engine_matches_generate(const std::shared_ptr<models::CausalLM>& m) {
     std::vector<Request> reqs;
     for (int i = 0; i < 6; ++i) reqs.push_back(greedy(i, 20 + 9 * i, 24));
-    std::vector<GenerateResult> want;
-    for (auto& r : reqs) {
-      GenerateOptions opt;
-      opt.max_new_tokens = r.max_tokens;
-      opt.sampling.temperature = 0;
-      want.push_back(generate(*m, r.prompt, opt));
-    }
+    std::vector<std::vector<int64_t>> want;
+    for (auto& r : reqs) want.push_back(contiguous(*m, r));
     const int64_t block_bytes = 16 * kv_bytes_per_token(m->config(), DType::F32);
     for (int64_t cache_blocks : {int64_t(64), int64_t(9)}) {  // 9 blocks: too few for all six at once
       EngineConfig cfg;
@@ -107,7 +109,7 @@ class EngineTest : public ::testing::Test {
       cfg.kv_cache_bytes = cache_blocks * block_bytes;
       Engine e(m, tok_, {}, cfg);
       auto got = run(e, reqs);
-      for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(got[i].tokens, want[i].tokens) << "request " << i;
+      for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(got[i].tokens, want[i]) << "request " << i;
       if (cache_blocks == 9) {
         EXPECT_GT(e.counters().preemptions, 0);
       }
@@ -115,7 +117,7 @@ class EngineTest : public ::testing::Test {
       if (cache_blocks == 64) {  // (in 9 blocks, a model whose every layer slides frees and reuses them)
         EXPECT_GE(again[0].cached, 48);
       }
-      EXPECT_EQ(again[0].tokens, want[5].tokens);
+      EXPECT_EQ(again[0].tokens, want[5]);
     }
   }
   static std::string dir_;
@@ -130,11 +132,7 @@ TEST_F(EngineTest, PagedGreedyEqualsContiguousGeneration) {
   auto e = make_engine(cfg);
   Request r = greedy(3, 37, 20);
   auto got = run(*e, {r});
-  GenerateOptions opt;
-  opt.max_new_tokens = 20;
-  opt.sampling.temperature = 0;
-  GenerateResult want = generate(*model_, r.prompt, opt);
-  EXPECT_EQ(got[0].tokens, want.tokens);
+  EXPECT_EQ(got[0].tokens, contiguous(*model_, r));
   EXPECT_EQ(got[0].finish, "length");
 }
 
@@ -536,11 +534,8 @@ TEST_F(EngineTest, SlidingWindowsMatchContiguousGenerationChunkedCachedAndPreemp
     windowed->load_state_dict(full->state_dict());
     int differs = 0;
     for (int i = 0; i < 6; ++i) {
-      GenerateOptions opt;
-      opt.max_new_tokens = 24;
-      opt.sampling.temperature = 0;
-      const auto p = prompt(i, 20 + 9 * i);
-      differs += generate(*windowed, p, opt).tokens != generate(*full, p, opt).tokens;
+      const Request r = greedy(i, 20 + 9 * i, 24);
+      differs += contiguous(*windowed, r) != contiguous(*full, r);
     }
     EXPECT_GT(differs, 0) << "the window should change some outputs";
     expect_engine_matches_generate(windowed);
@@ -559,10 +554,7 @@ TEST_F(EngineTest, AllSlidingModelsFreeBlocksBehindTheWindow) {
   auto m = std::make_shared<models::CausalLM>(c);
   m->load_state_dict(full->state_dict());
   Request r = greedy(2, 20, 90);
-  GenerateOptions opt;
-  opt.max_new_tokens = r.max_tokens;
-  opt.sampling.temperature = 0;
-  const GenerateResult want = generate(*m, r.prompt, opt);
+  const std::vector<int64_t> want = contiguous(*m, r);
   EngineConfig cfg;
   cfg.kv_cache_dtype = DType::F32;
   cfg.max_model_len = 128;
@@ -575,7 +567,7 @@ TEST_F(EngineTest, AllSlidingModelsFreeBlocksBehindTheWindow) {
     peak = std::max(peak, e.kv_usage());
   });
   e.run_until_idle();
-  EXPECT_EQ(got, want.tokens);
+  EXPECT_EQ(got, want);
   EXPECT_GT(peak, 0.0);
   EXPECT_LE(peak * 32, 3.0 + 1e-9) << "blocks in use at the peak";
 }
@@ -640,11 +632,7 @@ TEST_F(EngineTest, MultiLoraBatchMatchesEachAdapterAlone) {
   for (size_t i = 0; i < reqs.size(); ++i) {
     auto m = models::load_model(dir_);
     if (reqs[i].adapter > 0) peft::load_adapter(*m, adirs[size_t(reqs[i].adapter - 1)]);
-    GenerateOptions opt;
-    opt.max_new_tokens = 10;
-    opt.sampling.temperature = 0;
-    EXPECT_EQ(mixed[i].tokens, generate(*m, reqs[i].prompt, opt).tokens) << "request " << i << " adapter "
-                                                                          << reqs[i].adapter;
+    EXPECT_EQ(mixed[i].tokens, contiguous(*m, reqs[i])) << "request " << i << " adapter " << reqs[i].adapter;
   }
   EXPECT_NE(mixed[1].tokens, run(*e, {[&] { Request r = reqs[1]; r.adapter = 0; return r; }()})[0].tokens)
       << "the adapter should change the output";

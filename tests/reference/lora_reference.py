@@ -27,15 +27,20 @@ ARCH_VARIANTS = ["qwen3_qknorm", "mistral_nemo_headdim", "llama32_tied_llama3rop
                  "gemma3_pattern", "qwen3_yarn", "smollm3_nope", "phi3_fused_window", "phi4mini_longrope"]
 
 
-def lora_pass(cfg, W, lora, ids, labels, dtype, scale):
-    """Logits, loss and the lora_A / lora_B gradients of base W plus the adapter `lora`."""
-    AB = {m: (a.to(dtype).float().clone().requires_grad_(), b.to(dtype).float().clone().requires_grad_())
-          for m, (a, b) in lora.items()}
+def adapted_loss(cfg, W, AB, ids, labels, scale):
+    """Logits and mean cross-entropy of base W with each adapter (A, B) of AB merged in."""
     Wl = dict(W)
     for m, (a, b) in AB.items():
         Wl[m + ".weight"] = W[m + ".weight"] + scale * (b @ a)
     logits = forward(cfg, Wl, ids)
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+    return logits, torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+
+def lora_pass(cfg, W, lora, ids, labels, dtype, scale):
+    """Logits, loss and the lora_A / lora_B gradients of base W plus the adapter `lora`."""
+    AB = {m: (a.to(dtype).float().clone().requires_grad_(), b.to(dtype).float().clone().requires_grad_())
+          for m, (a, b) in lora.items()}
+    logits, loss = adapted_loss(cfg, W, AB, ids, labels, scale)
     loss.backward()
     return AB, logits, loss
 
@@ -43,20 +48,27 @@ def lora_pass(cfg, W, lora, ids, labels, dtype, scale):
 def train_losses(cfg, W, lora, ids, labels, scale, steps=5):
     """The losses of `steps` AdamW steps (lr 1e-2, weight decay 0.01) on the adapter alone, one
     fixed batch: what a short LoRA run logs."""
-    AB = [(a.clone().requires_grad_(), b.clone().requires_grad_()) for a, b in lora.values()]
-    opt = torch.optim.AdamW([t for ab in AB for t in ab], lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01)
+    AB = {m: (a.clone().requires_grad_(), b.clone().requires_grad_()) for m, (a, b) in lora.items()}
+    opt = torch.optim.AdamW([t for ab in AB.values() for t in ab], lr=1e-2, betas=(0.9, 0.999), eps=1e-8,
+                            weight_decay=0.01)
     losses = []
     for _ in range(steps):
-        Wl = dict(W)
-        for m, (a, b) in zip(lora, AB):
-            Wl[m + ".weight"] = W[m + ".weight"] + scale * (b @ a)
-        logits = forward(cfg, Wl, ids)
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+        _, loss = adapted_loss(cfg, W, AB, ids, labels, scale)
         losses.append(loss.item())
         opt.zero_grad()
         loss.backward()
         opt.step()
     return np.array(losses)
+
+
+def write_base(d, cfg, gen):
+    """A random base model of cfg as an HF directory d (config.json, model.safetensors); its weights."""
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+    W = make_weights(cfg, gen)
+    write_safetensors(os.path.join(d, "model.safetensors"), W)
+    return W
 
 
 def random_lora(W, gen):
@@ -95,11 +107,7 @@ def main():
     out = sys.argv[1]
     gen = torch.Generator().manual_seed(4321)
     cfg = dict(COMMON, **VARIANTS["llama_gqa_llama3rope"])
-    os.makedirs(os.path.join(out, "base"), exist_ok=True)
-    with open(os.path.join(out, "base", "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2)
-    W = make_weights(cfg, gen)
-    write_safetensors(os.path.join(out, "base", "model.safetensors"), W)
+    W = write_base(os.path.join(out, "base"), cfg, gen)
 
     lora = random_lora(W, gen)
     ids = torch.randint(0, cfg["vocab_size"], (2, 24), generator=gen)
@@ -118,11 +126,7 @@ def main():
         for variant in ARCH_VARIANTS:
             acfg = dict(COMMON, **VARIANTS[variant])
             d = os.path.join(out, "arch_" + variant)
-            os.makedirs(os.path.join(d, "base"), exist_ok=True)
-            with open(os.path.join(d, "base", "config.json"), "w") as f:
-                json.dump(acfg, f, indent=2)
-            AW = make_weights(acfg, gen)
-            write_safetensors(os.path.join(d, "base", "model.safetensors"), AW)
+            AW = write_base(os.path.join(d, "base"), acfg, gen)
             alora = random_lora(AW, gen)
             AB, logits, loss = lora_pass(acfg, AW, alora, ids, labels, torch.float32, ALPHA / R)
             write_adapter(os.path.join(d, "adapter"), AB, torch.float32, False)
