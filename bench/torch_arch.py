@@ -4,14 +4,16 @@ tests/reference/llama_reference.py (written from transformers' modeling files), 
 
   decode: greedy tokens/s at batch 1 after a --prompt-token prompt, with a KV cache per layer
   lora:   training tokens/s of LoRA r 8 on q, k, v, o (forward + cross-entropy + backward + AdamW)
+  full:   training tokens/s of a full finetune (every weight trained, AdamW)
 
-usage: OMP_WAIT_POLICY=PASSIVE torch_arch.py --preset qwen3-0.6b --mode decode|lora [--dtype f32|bf16]
+usage: OMP_WAIT_POLICY=PASSIVE torch_arch.py --preset qwen3-0.6b --mode decode|lora|full [--dtype f32|bf16]
        [--prompt 128] [--new 128] [--batch 1] [--seq 128] [--steps 2] [--json]
 """
 import argparse
 import json
 import math
 import os
+import resource
 import sys
 import time
 
@@ -123,16 +125,17 @@ class Model:
 
 
 def report(args, name, value, unit):
+    rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
     m = dict(name=name, shape=f"{args.preset}", dtype=args.dtype, threads=torch.get_num_threads(), value=value,
-             unit=unit, backend="pytorch")
+             unit=unit, backend="pytorch", peak_rss_gib=round(rss_gb, 2))
     print(json.dumps(m) if args.json else f"{name:14s} {args.preset:12s} {args.dtype:5s} pytorch "
-          f"{m['threads']:2d} threads {value:10.2f} {unit}")
+          f"{m['threads']:2d} threads {value:10.2f} {unit}  peak RSS {rss_gb:.2f} GiB")
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--preset", required=True, choices=sorted(PRESETS))
-    ap.add_argument("--mode", required=True, choices=["decode", "lora"])
+    ap.add_argument("--mode", required=True, choices=["decode", "lora", "full"])
     ap.add_argument("--dtype", default="f32", choices=["f32", "bf16"])
     ap.add_argument("--prompt", type=int, default=128)
     ap.add_argument("--new", type=int, default=128)
@@ -156,8 +159,9 @@ def main():
                 tok = model.forward(tok, cache, args.prompt + n)[:, -1].argmax(-1, keepdim=True)
             report(args, "infer.decode", args.new / (time.perf_counter() - t0), "tok/s")
         return
-    model = Model(cfg, dtype, lora_r=8)
-    params = [t for ab in model.lora.values() for t in ab]
+    full = args.mode == "full"
+    model = Model(cfg, dtype, lora_r=0 if full else 8)
+    params = [w.requires_grad_() for w in model.W.values()] if full else [t for ab in model.lora.values() for t in ab]
     opt = torch.optim.AdamW(params, lr=1e-4)
     ids = torch.randint(0, cfg["vocab_size"], (args.batch, args.seq + 1), generator=gen)
     times = []
@@ -169,7 +173,7 @@ def main():
         opt.step()
         opt.zero_grad()
         times.append(time.perf_counter() - t0)
-    report(args, "train.lora", args.batch * args.seq / (sorted(times[1:])[len(times[1:]) // 2]), "tok/s")
+    report(args, "train." + args.mode, args.batch * args.seq / (sorted(times[1:])[len(times[1:]) // 2]), "tok/s")
 
 
 if __name__ == "__main__":
