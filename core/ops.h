@@ -32,6 +32,7 @@ Tensor log(const Tensor& x);
 Tensor sqrt(const Tensor& x);
 Tensor rsqrt(const Tensor& x);
 Tensor sigmoid(const Tensor& x);
+Tensor log_sigmoid(const Tensor& x);  // log(sigmoid(x)), finite for any finite x
 Tensor tanh(const Tensor& x);
 Tensor silu(const Tensor& x);
 Tensor gelu(const Tensor& x, bool tanh_approximation = false);

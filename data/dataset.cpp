@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "data/chat_template.h"
+#include "data/preference.h"
 
 namespace forge::data {
 
@@ -32,6 +33,7 @@ ExampleSet ExampleSet::subset(const std::vector<int64_t>& indices) const {
 
 std::string detect_format(const ojson& row) {
   if (!row.is_object()) throw Error("expected a JSON object per line");
+  if (is_preference_row(row)) return "preference";
   if (row.contains("messages")) return "chat";
   if (row.contains("instruction")) return "alpaca";
   if (row.contains("prompt") && row.contains("completion")) return "prompt_completion";
@@ -197,14 +199,14 @@ void tokenize_whole(const ojson& messages, const Tokenizer& tok, uint8_t prompt_
 }
 
 // Chat rows: incrementally where the template allows it, else from the whole rendering.
+}  // namespace
+
 void tokenize_chat(const ojson& messages, const Tokenizer& tok, bool train_on_prompt, std::vector<int64_t>& ids,
                    std::vector<uint8_t>& mask) {
   check_messages(messages, tok);
   const uint8_t prompt_mask = train_on_prompt ? 1 : 0;
   if (!tokenize_incrementally(messages, tok, prompt_mask, ids, mask)) tokenize_whole(messages, tok, prompt_mask, ids, mask);
 }
-
-}  // namespace
 
 void tokenize_example(const ojson& row, const std::string& format, const Tokenizer& tok, bool train_on_prompt,
                       std::vector<int64_t>& ids, std::vector<uint8_t>& mask) {
@@ -242,9 +244,36 @@ void tokenize_example(const ojson& row, const std::string& format, const Tokeniz
     append(tok.encode(string_field(row, "text", "text"), true), 1, ids, mask);
     if (eos >= 0) append({eos}, 1, ids, mask);
   } else {
-    throw Error("unknown dataset format '" + format + "' (expected alpaca, chat, prompt_completion or text)");
+    throw Error("unknown dataset format '" + format + "' (expected alpaca, chat, prompt_completion, text or preference)");
   }
 }
+
+namespace {
+// True when a token after the first is a target (nothing precedes the first).
+bool has_target(const std::vector<uint8_t>& mask, size_t begin, size_t end) {
+  for (size_t t = begin + 1; t < end; ++t)
+    if (mask[t]) return true;
+  return false;
+}
+
+// A preference pair's two sides, each cut at max_seq_len; the pair is dropped when either side
+// keeps no reply token.
+void add_pair(PreferenceTokens& p, int64_t L, ExampleSet& set, DatasetStats& stats) {
+  bool cut = false;
+  for (int s = 0; s < 2; ++s)
+    if (int64_t(p.ids[s].size()) > L) {
+      p.ids[s].resize(size_t(L));
+      p.mask[s].resize(size_t(L));
+      cut = true;
+    }
+  stats.truncated += cut;
+  if (!has_target(p.mask[0], 0, p.mask[0].size()) || !has_target(p.mask[1], 0, p.mask[1].size())) {
+    ++stats.dropped_empty;
+    return;
+  }
+  for (int s = 0; s < 2; ++s) set.add(p.ids[s], p.mask[s]);
+}
+}  // namespace
 
 ExampleSet read_dataset(const std::string& path, const Tokenizer& tok, const DatasetOptions& opt,
                         DatasetStats* stats_out) {
@@ -261,6 +290,7 @@ ExampleSet read_dataset(const std::string& path, const Tokenizer& tok, const Dat
     ++stats.lines;
     ids.clear();
     mask.clear();
+    PreferenceTokens pair;
     try {
       ojson row;
       try {
@@ -270,11 +300,16 @@ ExampleSet read_dataset(const std::string& path, const Tokenizer& tok, const Dat
         throw Error("not valid JSON (" + what.substr(what.find(']') + 2) + ")");
       }
       if (stats.format == "auto") stats.format = detect_format(row);
-      tokenize_example(row, stats.format, tok, opt.train_on_prompt, ids, mask);
+      if (stats.format == "preference") pair = tokenize_preference(row, tok);
+      else tokenize_example(row, stats.format, tok, opt.train_on_prompt, ids, mask);
     } catch (const Error& e) {
       std::string msg = path + ":" + std::to_string(lineno) + ": " + e.what();
       if (!opt.skip_malformed) throw Error(msg + " (set data.skip_malformed: true to skip such lines)");
       if (stats.skipped++ == 0) stats.first_error = msg;
+      continue;
+    }
+    if (stats.format == "preference") {
+      add_pair(pair, opt.max_seq_len, set, stats);
       continue;
     }
     const int64_t n = int64_t(ids.size()), L = opt.max_seq_len;
@@ -291,9 +326,7 @@ ExampleSet read_dataset(const std::string& path, const Tokenizer& tok, const Dat
     for (int64_t s = 0; s == 0 || s + 1 < len; s += step) {
       const int64_t e = std::min(s + L, len);
       // The first token is never a target (nothing precedes it), so a window needs a later one.
-      bool any = false;
-      for (int64_t t = s + 1; t < e; ++t) any |= mask[size_t(t)] != 0;
-      if (!any) {
+      if (!has_target(mask, size_t(s), size_t(e))) {
         ++stats.dropped_empty;
         continue;
       }

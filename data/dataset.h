@@ -25,7 +25,8 @@ struct ExampleSet {
 };
 
 struct DatasetOptions {
-  std::string format = "auto";  // auto | alpaca | chat | prompt_completion | text
+  std::string format = "auto";  // auto | alpaca | chat | prompt_completion | text | preference
+                                // (preference: each row gives two examples, chosen then rejected)
   int64_t max_seq_len = 512;    // the longest example kept whole
   bool train_on_prompt = false; // loss on prompt tokens as well
   bool skip_malformed = false;  // count and skip bad lines instead of throwing
@@ -50,6 +51,11 @@ ExampleSet read_dataset(const std::string& path, const Tokenizer& tok, const Dat
 // without the location (the caller adds file:line).
 void tokenize_example(const ojson& row, const std::string& format, const Tokenizer& tok,
                       bool train_on_prompt, std::vector<int64_t>& ids, std::vector<uint8_t>& mask);
+
+// Chat messages rendered with the tokenizer's chat template; targets: every assistant turn's
+// content and end-of-turn tokens (the prompt's too with train_on_prompt).
+void tokenize_chat(const ojson& messages, const Tokenizer& tok, bool train_on_prompt, std::vector<int64_t>& ids,
+                   std::vector<uint8_t>& mask);
 
 // The format of a JSON row by its keys (messages, instruction, prompt+completion, text).
 std::string detect_format(const ojson& row);

@@ -23,20 +23,30 @@ std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed) {
   return p;
 }
 
-Batcher::Batcher(const ExampleSet& set, int64_t seq_len, int64_t batch_size, bool packing, bool shuffle, uint64_t seed)
-    : set_(set), seq_len_(seq_len), batch_size_(batch_size), packing_(packing), shuffle_(shuffle), seed_(seed) {
+Batcher::Batcher(const ExampleSet& set, int64_t seq_len, int64_t batch_size, bool packing, bool shuffle, uint64_t seed,
+                 int64_t group)
+    : set_(set), seq_len_(seq_len), batch_size_(batch_size), group_(group), packing_(packing), shuffle_(shuffle),
+      seed_(seed) {
   FORGE_CHECK(set.size() > 0, "no examples to batch");
   FORGE_CHECK(seq_len >= 2 && batch_size >= 1, "bad batch shape ", batch_size, "x", seq_len);
+  FORGE_CHECK(group >= 1 && set.size() % group == 0 && batch_size % group == 0 && (group == 1 || !packing),
+              "batching groups of ", group, ": ", set.size(), " examples, ", batch_size, " rows per batch",
+              packing ? ", packing on" : "");
 }
 
 const std::vector<std::vector<int64_t>>& Batcher::rows(int64_t epoch) const {
   if (epoch == rows_epoch_) return rows_;
-  std::vector<int64_t> order;
+  // The order of the groups (single examples when group_ is 1), then their examples in turn.
+  const int64_t groups = set_.size() / group_;
+  std::vector<int64_t> group_order;
   if (shuffle_) {
-    order = seeded_permutation(set_.size(), seed_ * 1000003ull + uint64_t(epoch));  // a new order each epoch
+    group_order = seeded_permutation(groups, seed_ * 1000003ull + uint64_t(epoch));  // a new order each epoch
   } else {
-    for (int64_t i = 0; i < set_.size(); ++i) order.push_back(i);
+    for (int64_t i = 0; i < groups; ++i) group_order.push_back(i);
   }
+  std::vector<int64_t> order;
+  for (int64_t g : group_order)
+    for (int64_t k = 0; k < group_; ++k) order.push_back(g * group_ + k);
   rows_.clear();
   int64_t used = seq_len_;
   for (int64_t e : order) {
@@ -81,6 +91,7 @@ Batch Batcher::batch(int64_t epoch, int64_t index, int64_t row_begin, int64_t ro
   int64_t* pos = out.positions.data<int64_t>();
   int32_t* doc = multi_doc ? out.doc_ids.data<int32_t>() : nullptr;
   for (int64_t b = 0; b < B; ++b) {
+    out.examples.push_back(all[first + b].front());
     int64_t t = b * T;
     int32_t d = 0;
     for (int64_t e : all[first + b]) {

@@ -15,6 +15,7 @@ struct Batch {
   Tensor labels;        // [B, T] i64: the next token where it is a target, else -100
   Tensor positions;     // [B, T] i64: restart at 0 for each document
   Tensor doc_ids;       // [B, T] i32 when some row holds several documents, else undefined
+  std::vector<int64_t> examples;  // each row's first example (its index in the ExampleSet)
   int64_t targets = 0;  // labels that are not -100
   int64_t tokens = 0;   // tokens that are not padding
 };
@@ -24,8 +25,11 @@ std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed);
 
 class Batcher {
  public:
-  // seq_len: row length for packing (examples are at most this long already).
-  Batcher(const ExampleSet& set, int64_t seq_len, int64_t batch_size, bool packing, bool shuffle, uint64_t seed);
+  // seq_len: row length for packing (examples are at most this long already). group > 1: examples
+  // [g * group, (g + 1) * group) stay together, one per row, in one micro-batch and in order
+  // (a preference pair's chosen and rejected sides); batch_size is then a multiple of group.
+  Batcher(const ExampleSet& set, int64_t seq_len, int64_t batch_size, bool packing, bool shuffle, uint64_t seed,
+          int64_t group = 1);
   int64_t num_batches(int64_t epoch) const;           // micro-batches in that epoch
   // index < num_batches(epoch). Rows [row_begin, row_end) of it only (a data-parallel rank's share;
   // may be empty at the end of an epoch).
@@ -35,7 +39,7 @@ class Batcher {
  private:
   const std::vector<std::vector<int64_t>>& rows(int64_t epoch) const;  // example indices per row
   const ExampleSet& set_;
-  int64_t seq_len_, batch_size_;
+  int64_t seq_len_, batch_size_, group_;
   bool packing_, shuffle_;
   uint64_t seed_;
   mutable int64_t rows_epoch_ = -1;

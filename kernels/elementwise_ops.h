@@ -10,7 +10,7 @@ namespace forge {
 
 // y = f(x, s): s is the scalar operand of the *Scalar ops, unused by the others.
 enum class UnaryOp : uint8_t {
-  Neg, Exp, Log, Sqrt, Rsqrt, Sigmoid, Silu, Gelu, GeluTanh, Tanh, Abs, Square,
+  Neg, Exp, Log, Sqrt, Rsqrt, Sigmoid, Silu, Gelu, GeluTanh, Tanh, Abs, Square, LogSigmoid,
   AddScalar, MulScalar, PowScalar, RSubScalar, RDivScalar, Copy
 };
 
@@ -18,7 +18,7 @@ enum class UnaryOp : uint8_t {
 enum class BinaryOp : uint8_t {
   Add, Sub, Mul, Div, Pow, Maximum, Minimum,
   Eq, Ne, Lt, Le, Gt, Ge,
-  SiluGrad, GeluGrad, GeluTanhGrad, SigmoidGrad, TanhGrad
+  SiluGrad, GeluGrad, GeluTanhGrad, SigmoidGrad, TanhGrad, LogSigmoidGrad
 };
 
 inline constexpr bool is_comparison(BinaryOp op) { return op >= BinaryOp::Eq && op <= BinaryOp::Ge; }
@@ -69,6 +69,8 @@ FORGE_HD float unary_fn(float x, float s) {
   else if constexpr (OP == UnaryOp::Tanh) return tanhf(x);
   else if constexpr (OP == UnaryOp::Abs) return fabsf(x);
   else if constexpr (OP == UnaryOp::Square) return x * x;
+  else if constexpr (OP == UnaryOp::LogSigmoid)  // stable on both sides: never log(0) or exp overflow
+    return fminf(x, 0.0f) - log1pf(exp_f32(-fabsf(x)));
   else if constexpr (OP == UnaryOp::AddScalar) return x + s;
   else if constexpr (OP == UnaryOp::MulScalar) return x * s;
   else if constexpr (OP == UnaryOp::PowScalar) return s == 2.0f ? x * x : powf(x, s);
@@ -110,6 +112,8 @@ FORGE_HD C binary_fn(C a, C b) {
   } else if constexpr (OP == BinaryOp::SigmoidGrad) {
     float sg = sigmoid_f32(float(a));
     return C(float(b) * sg * (1.0f - sg));
+  } else if constexpr (OP == BinaryOp::LogSigmoidGrad) {
+    return C(float(b) * sigmoid_f32(-float(a)));
   } else {  // TanhGrad
     float t = tanhf(float(a));
     return C(float(b) * (1.0f - t * t));

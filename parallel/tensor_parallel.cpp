@@ -146,7 +146,8 @@ std::map<std::string, ParamSplit> shard_model(models::CausalLM& model, peft::Lor
 }
 
 Tensor vocab_parallel_cross_entropy(const Tensor& logits, const Tensor& labels, int64_t vocab_start,
-                                    Communicator& group, int64_t ignore_index) {
+                                    Communicator& group, int64_t ignore_index, Reduction reduction) {
+  FORGE_CHECK(reduction != Reduction::Mean, "vocab_parallel_cross_entropy: Sum or None");
   FORGE_CHECK(logits.dim() == 2 && labels.dim() == 1 && labels.size(0) == logits.size(0),
               "vocab_parallel_cross_entropy: logits [N, V/tp] and labels [N] expected, got ",
               shape_str(logits.shape()), " and ", shape_str(labels.shape()));
@@ -169,13 +170,15 @@ Tensor vocab_parallel_cross_entropy(const Tensor& logits, const Tensor& labels, 
     Tensor st = cat({sum(e, {1}, true), sum(mul(z, target), {1}, true)}, 1).contiguous();  // [N, 2]
     group.all_reduce(st);
     se = st.narrow(1, 0, 1);
-    out = sum(mul(sub(add(log(se), mx), st.narrow(1, 1, 1)), valid));
+    out = mul(sub(add(log(se), mx), st.narrow(1, 1, 1)), valid);  // [N, 1]
+    out = reduction == Reduction::Sum ? sum(out) : out.reshape({N});
   }
   if (needs_grad({logits}))
     record("vocab_parallel_cross_entropy", {logits}, out,
-           [e, se, target, valid, dtype = logits.dtype()](const std::vector<Tensor>& g, const std::vector<bool>&) {
-             // go (softmax - one-hot) on the rows with a target.
-             const Tensor d = mul(mul(sub(div(e, se), target), valid), g[0].to(DType::F32));
+           [e, se, target, valid, N, dtype = logits.dtype()](const std::vector<Tensor>& g, const std::vector<bool>&) {
+             // go (softmax - one-hot) on the rows with a target (go per row, or one for the sum).
+             const Tensor go = g[0].numel() == 1 ? g[0].to(DType::F32) : g[0].to(DType::F32).reshape({N, 1});
+             const Tensor d = mul(mul(sub(div(e, se), target), valid), go);
              return std::vector<Tensor>{d.to(dtype)};
            });
   return out;

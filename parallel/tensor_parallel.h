@@ -44,8 +44,10 @@ std::map<std::string, ParamSplit> shard_model(models::CausalLM& model, peft::Lor
 
 // Summed cross-entropy over rows whose label is not ignore_index, from this rank's columns
 // [vocab_start, vocab_start + V/n) of the logits [N, V/n]; labels [N] index the full vocabulary.
-// Every rank of the group gets the same f32 scalar; backward gives each its columns' gradient.
+// Every rank of the group gets the same f32 scalar (Reduction::None: each row's [N], 0 where
+// ignored); backward gives each its columns' gradient.
 Tensor vocab_parallel_cross_entropy(const Tensor& logits, const Tensor& labels, int64_t vocab_start,
-                                    Communicator& group, int64_t ignore_index = -100);
+                                    Communicator& group, int64_t ignore_index = -100,
+                                    Reduction reduction = Reduction::Sum);
 
 }  // namespace forge::parallel

@@ -24,6 +24,7 @@ LoraAdapter::LoraAdapter(int64_t in, int64_t out, int64_t r, double scale_, doub
 }
 
 Tensor LoraAdapter::forward(const Tensor& x) {
+  if (!enabled) return Tensor();  // every tp rank skips alike, so no collective is left waiting
   Tensor h = x.to(A.dtype());
   if (dropout > 0 && training) h = forge::dropout(h, dropout, true, gen);
   Tensor z = linear(h, A);  // [..., r]
@@ -53,6 +54,10 @@ std::vector<Tensor> LoraModel::parameters() const {
 
 void LoraModel::train(bool on) {
   for (auto& [n, a] : adapters) a->training = on;
+}
+
+void LoraModel::set_enabled(bool on) {
+  for (auto& [n, a] : adapters) a->enabled = on;
 }
 
 bool module_matches(const std::string& name, const std::string& entry) {

@@ -34,6 +34,7 @@ class LoraAdapter : public nn::LinearAdapter {
   Tensor B;  // lora_B.weight [out, r], f32, trainable
   double scale, dropout;
   bool training = true;
+  bool enabled = true;  // off: the layer computes its base alone (DPO's reference model)
   Generator* gen;  // dropout masks (owned by the LoraModel)
   // Under tensor parallelism, split like the base weight: Columns keeps A whole and splits B's
   // rows; Rows splits A's columns and keeps B whole (parallel/tensor_parallel.cpp sets these).
@@ -51,6 +52,7 @@ struct LoraModel {
   std::vector<std::pair<std::string, Tensor>> named_parameters() const;
   std::vector<Tensor> parameters() const;
   void train(bool on);
+  void set_enabled(bool on);  // every adapter on or off
 };
 
 // PEFT's name rule: `name` is `entry` or ends with "." + entry ("model.layers.0.self_attn.q_proj" ~ "q_proj").

@@ -11,6 +11,7 @@ namespace forge::train {
 struct Datasets {
   data::ExampleSet train, eval;
   std::string fingerprint;  // of the training data and settings, kept in checkpoints
+  std::string format;       // the training data's format (auto resolved)
 };
 
 // Prints one line per dataset to stderr (examples, tokens, truncations, skipped lines).

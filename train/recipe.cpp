@@ -33,7 +33,7 @@ std::vector<Field> fields(Recipe& r) {
       {"model.device", Kind::Str, &r.model.device, {}},
       {"model.init", Kind::Str, &r.model.init, {}},
       {"data.path", Kind::Str, &r.data.path, {}},
-      {"data.format", Kind::Str, &r.data.format, {"auto", "alpaca", "chat", "prompt_completion", "text"}},
+      {"data.format", Kind::Str, &r.data.format, {"auto", "alpaca", "chat", "prompt_completion", "text", "preference"}},
       {"data.eval_path", Kind::Str, &r.data.eval_path, {}},
       {"data.eval_fraction", Kind::Float, &r.data.eval_fraction, {}},
       {"data.max_seq_len", Kind::Int, &r.data.max_seq_len, {}},
@@ -59,6 +59,7 @@ std::vector<Field> fields(Recipe& r) {
       {"schedule.name", Kind::Str, &r.schedule.name, {"constant", "linear", "cosine"}},
       {"schedule.warmup_steps", Kind::Int, &r.schedule.warmup_steps, {}},
       {"schedule.min_lr_ratio", Kind::Float, &r.schedule.min_lr_ratio, {}},
+      {"train.method", Kind::Str, &r.train.method, {"sft", "dpo"}},
       {"train.epochs", Kind::Int, &r.train.epochs, {}},
       {"train.max_steps", Kind::Int, &r.train.max_steps, {}},
       {"train.batch_size", Kind::Int, &r.train.batch_size, {}},
@@ -66,6 +67,12 @@ std::vector<Field> fields(Recipe& r) {
       {"train.max_grad_norm", Kind::Float, &r.train.max_grad_norm, {}},
       {"train.seed", Kind::Int, &r.train.seed, {}},
       {"train.activation_checkpointing", Kind::Bool, &r.train.activation_checkpointing, {}},
+      {"dpo.beta", Kind::Float, &r.dpo.beta, {}},
+      {"dpo.loss_type", Kind::Str, &r.dpo.loss_type, {"sigmoid", "hinge", "ipo", "simpo"}},
+      {"dpo.label_smoothing", Kind::Float, &r.dpo.label_smoothing, {}},
+      {"dpo.simpo_gamma", Kind::Float, &r.dpo.simpo_gamma, {}},
+      {"dpo.rpo_alpha", Kind::Float, &r.dpo.rpo_alpha, {}},
+      {"dpo.precompute_ref", Kind::Bool, &r.dpo.precompute_ref, {}},
       {"parallel.dp", Kind::Int, &r.parallel.dp, {}},
       {"parallel.tp", Kind::Int, &r.parallel.tp, {}},
       {"parallel.pp", Kind::Int, &r.parallel.pp, {}},
@@ -79,6 +86,7 @@ std::vector<Field> fields(Recipe& r) {
       {"logging.every", Kind::Int, &r.logging.every, {}},
       {"logging.eval_every", Kind::Int, &r.logging.eval_every, {}},
       {"logging.eval_batches", Kind::Int, &r.logging.eval_batches, {}},
+      {"logging.eval_on_start", Kind::Bool, &r.logging.eval_on_start, {}},
       {"logging.progress", Kind::Bool, &r.logging.progress, {}},
       {"output.dir", Kind::Str, &r.output.dir, {}},
   };
@@ -196,6 +204,15 @@ void validate(const Recipe& r, const std::function<std::string(const std::string
   need(r.train.grad_accum >= 1, "train.grad_accum", "must be at least 1");
   need(r.train.max_grad_norm >= 0, "train.max_grad_norm", "must not be negative (0: no clipping)");
   need(r.train.seed >= 0, "train.seed", "must not be negative");
+  need(r.dpo.beta > 0, "dpo.beta", "must be positive");
+  need(r.dpo.rpo_alpha >= 0, "dpo.rpo_alpha", "must not be negative (0: off)");
+  need(r.dpo.label_smoothing >= 0 && r.dpo.label_smoothing < 0.5, "dpo.label_smoothing", "must be in [0, 0.5)");
+  need(r.dpo.label_smoothing == 0 || r.dpo.loss_type == "sigmoid" || r.dpo.loss_type == "simpo", "dpo.label_smoothing",
+       "applies to loss_type sigmoid or simpo, not " + r.dpo.loss_type);
+  need(r.train.method != "dpo" || r.data.format == "auto" || r.data.format == "preference", "data.format",
+       "train.method dpo reads preference pairs (format auto or preference), not " + r.data.format);
+  need(r.train.method == "dpo" || r.data.format != "preference", "data.format",
+       "preference pairs train with train.method: dpo");
   for (auto [k, v] : {std::pair{"parallel.dp", r.parallel.dp}, {"parallel.tp", r.parallel.tp}, {"parallel.pp", r.parallel.pp}})
     need(v >= 1, k, "must be at least 1");
   need(r.parallel.zero >= 0 && r.parallel.zero <= 3, "parallel.zero", "must be 0, 1, 2 or 3");

@@ -21,7 +21,7 @@ struct Recipe {
 
   struct Data {
     std::string path;                 // JSONL training data
-    std::string format = "auto";      // auto | alpaca | chat | prompt_completion | text
+    std::string format = "auto";      // auto | alpaca | chat | prompt_completion | text | preference
     std::string eval_path;            // JSONL eval data (or use eval_fraction)
     double eval_fraction = 0.0;       // held out from `path` when eval_path is empty
     int64_t max_seq_len = 512;        // row length; longer examples are split or truncated
@@ -57,14 +57,25 @@ struct Recipe {
   } schedule;
 
   struct Train {
+    std::string method = "sft";   // sft (next-token cross-entropy) | dpo (preference pairs, train/dpo.h)
     int64_t epochs = 1;
     int64_t max_steps = 0;        // 0: as many as the epochs give
-    int64_t batch_size = 4;       // rows per micro-batch
+    int64_t batch_size = 4;       // rows per micro-batch (dpo: pairs, two rows each)
     int64_t grad_accum = 1;       // micro-batches per optimiser step
     double max_grad_norm = 1.0;   // 0 turns clipping off
     int64_t seed = 42;
     bool activation_checkpointing = false;
   } train;
+
+  struct Dpo {
+    double beta = 0.1;                  // strength of the pull towards the reference
+    std::string loss_type = "sigmoid";  // sigmoid (DPO) | hinge | ipo | simpo (reference-free)
+    double label_smoothing = 0.0;       // cDPO: the share of pairs assumed mislabelled (sigmoid, simpo)
+    double simpo_gamma = 0.5;           // SimPO's target reward margin
+    double rpo_alpha = 0.0;             // RPO: weight of the chosen reply's NLL added to the loss
+    bool precompute_ref = false;        // reference log-probs computed once (output.dir/data/ref_logps.h5):
+                                        // no reference pass per step, no frozen copy for a full finetune
+  } dpo;
 
   struct Parallel {
     int64_t dp = 1, tp = 1, pp = 1, zero = 0;
@@ -83,6 +94,7 @@ struct Recipe {
     int64_t every = 1;            // steps between metrics.jsonl lines
     int64_t eval_every = 0;       // steps between evals; 0: only at the end (if there is eval data)
     int64_t eval_batches = 0;     // 0: the whole eval set
+    bool eval_on_start = false;   // also evaluate before the first step (the starting point, as step 0)
     bool progress = true;         // progress bar on stderr
   } logging;
 

@@ -38,6 +38,7 @@
 #include "train/device_memory.h"
 #include "train/init_model.h"
 #include "train/metrics.h"
+#include "train/method.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
 #include "train/zero.h"
@@ -54,7 +55,8 @@ struct StepPlan {
 // A step's micro-batches for this rank (already on the device) and what they hold.
 struct StepBatches {
   std::vector<data::Batch> mbs;
-  int64_t targets = 0, tokens = 0;
+  double units = 0;  // the method's normaliser (SFT: target tokens; DPO: pairs)
+  int64_t tokens = 0;
 };
 
 // Steps never cross epochs; the last step of an epoch takes what is left (fewer micro-batches).
@@ -90,76 +92,32 @@ std::pair<double, double> read_back(const Tensor& loss, const Tensor& norm_clip)
   return {double(v[0]), double(v[1])};
 }
 
-// This rank's stage of the model on one micro-batch: its layers, from the ids on the first stage
-// or from the previous stage's activation `in`. Returns the activation for the next stage, or on
-// the last stage the final hidden states (ModelParallel::loss_sum takes them on).
-Tensor stage_forward(models::CausalLM& model, const parallel::ModelParallel& mp, const data::Batch& b,
-                     const Tensor& in) {
-  models::ForwardOptions fo;
-  fo.positions = b.positions;
-  fo.doc_ids = b.doc_ids;
-  Tensor x = mp.first_stage() ? model.embed(b.ids) : in;
-  return model.run_layers(x, mp.layer_begin(), mp.layer_end(), model.positions_for(b.ids, fo), fo);
-}
-
-// The micro-batches as a pipeline stage (with pp = 1: the whole model); losses summed into *loss.
-// Under ZeRO-3 (shards set) every micro-batch starts with no layer gathered, and indices past
-// mbs are phantoms: a dp rank with fewer micro-batches than the others (an empty share at an
-// epoch's end) runs them in the schedule's places, making the same gathers with no data.
-parallel::Stage make_stage(models::CausalLM& model, const parallel::ModelParallel& mp,
-                           const std::vector<data::Batch>& mbs, double scale, Tensor* loss,
-                           parallel::ParamShards* shards = nullptr) {
-  parallel::Stage st;
-  st.activation_dtype = model.dtype();
-  st.activation_device = model.device();
-  st.activation_shape = [&model, &mbs](int64_t i) {
-    if (size_t(i) >= mbs.size()) return Shape{0, 1, model.config().hidden_size};
-    const data::Batch& b = mbs[size_t(i)];
-    return Shape{b.ids.size(0), b.ids.size(1), model.config().hidden_size};
-  };
-  st.forward = [&model, &mp, &mbs, scale, loss, shards](int64_t i, const Tensor& in) {
-    if (shards) shards->release_layers();
-    if (size_t(i) >= mbs.size())
-      return shards->phantom(mp.layer_begin(), mp.layer_end(), in,
-                             mp.last_stage() ? Shape{} : Shape{0, 1, model.config().hidden_size}, model.dtype());
-    const data::Batch& b = mbs[size_t(i)];
-    Tensor x = stage_forward(model, mp, b, in);
-    if (!mp.last_stage()) return x;
-    Tensor l = mp.loss_sum(x, b.labels);
-    {
-      NoGradGuard ng;  // summed where it was computed: read back once per step, not per micro-batch
-      *loss = loss->defined() ? add(*loss, l.detach()) : l.detach().clone();
-    }
-    return scale == 1.0 ? l : mul(l, scale);
-  };
-  return st;
-}
-
-// Mean loss over the eval set; data-parallel replicas take every dp-th batch and sum their parts.
-double evaluate(models::CausalLM& model, peft::LoraModel* lora, const parallel::ModelParallel& mp,
+// The method's mean loss over the eval set (and its metrics, as eval_*, into `line`); data-parallel
+// replicas take every dp-th batch and sum their parts.
+double evaluate(models::CausalLM& model, peft::LoraModel* lora, const parallel::ModelParallel& mp, Method& method,
                 const data::Batcher& b, int64_t max_batches, const parallel::Mesh& mesh,
-                parallel::ParamShards* shards) {
+                parallel::ParamShards* shards, nlohmann::json& line) {
   NoGradGuard ng;
   model.train(false);
   if (lora) lora->train(false);
-  double targets = 0;
+  method.reset_metrics();
+  double units = 0;
   Tensor loss;
   int64_t n = b.num_batches(0);
   if (max_batches > 0) n = std::min(n, max_batches);
   std::vector<data::Batch> mine;
   for (int64_t i = mesh.dp_rank(); i < n; i += mesh.shape().dp) {
     data::Batch batch = b.batch(0, i);
-    targets += double(batch.targets);
+    units += method.units(batch);
     if (batch.targets > 0) mine.push_back(on_device(batch, model.device()));
   }
-  // ZeRO-3: the same gathers on every dp rank, whatever its share of batches.
-  const int64_t count = shards ? int64_t(mesh.dp().reduce({double(mine.size())}, parallel::ReduceOp::Max)[0])
-                               : int64_t(mine.size());
-  parallel::run_pipeline(parallel::Schedule::GPipe, count, mesh.pp(), make_stage(model, mp, mine, 1.0, &loss, shards),
-                         false);
+  method.before_pass(mine, true);
+  const Head head = [&method](const Tensor& h, const data::Batch& mb, int64_t i) { return method.loss_sum(h, mb, i); };
+  forward_only(model, mp, mesh, mine, head, shards, &loss);
   model.train(true);
   if (lora) lora->train(true);
-  auto total = mesh.world().sum({mp.reports() ? read_loss(loss) : 0.0, mp.reports() ? targets : 0.0});
+  auto total = mesh.world().sum({mp.reports() ? read_loss(loss) : 0.0, mp.reports() ? units : 0.0});
+  method.take_metrics(line, total[1], "eval_");
   return total[1] > 0 ? total[0] / total[1] : NAN;
 }
 
@@ -280,12 +238,6 @@ TrainSummary run_training(const Recipe& r) {
                  double(n_trainable) / 1e6, 100.0 * double(n_trainable) / double(n_params),
                  r.model.dtype.c_str(), dev.str().c_str(), world.size() > 1 ? layout.c_str() : "one process");
 
-  // Data parallelism: a global micro-batch holds batch_size rows per dp rank; rank i takes rows
-  // [i * batch_size, (i + 1) * batch_size) of it, so dp ranks see what one process with
-  // batch_size x dp rows would.
-  const int64_t rows_per_rank = r.train.batch_size;
-  data::Batcher batcher(data.train, r.data.max_seq_len, r.train.batch_size * dp.size(), r.data.packing, r.data.shuffle,
-                        uint64_t(r.train.seed));
   if (dp.size() > 1) {
     // Every rank starts from rank 0's weights (they are equal already; this makes sure of it).
     NoGradGuard ng;
@@ -300,12 +252,6 @@ TrainSummary run_training(const Recipe& r) {
     sync = std::make_unique<parallel::GradSync>(
         dp, trainable_tensors, r.parallel.zero >= 2 ? parallel::GradSync::Mode::ReduceScatter : parallel::GradSync::Mode::AllReduce,
         int64_t(r.parallel.bucket_mb * (1 << 20)));
-  std::unique_ptr<data::Batcher> eval_batcher;
-  if (data.eval.size() > 0)
-    eval_batcher = std::make_unique<data::Batcher>(data.eval, r.data.max_seq_len, r.train.batch_size, r.data.packing,
-                                                   false, 0);
-  const std::vector<StepPlan> plan = plan_steps(batcher, r);
-  const int64_t total = int64_t(plan.size());
   // ZeRO shards over the flat layout of the gradient buckets (sync exists whenever dp > 1).
   std::unique_ptr<Optimizer> opt;
   std::unique_ptr<ZeroOptimizer> zero;
@@ -326,6 +272,21 @@ TrainSummary run_training(const Recipe& r) {
     model->before_layer = [&shards](int64_t i) { shards->enter(int(i), grad_enabled()); };
     model->after_layer = [&shards](int64_t i) { shards->release(int(i)); };
   }
+  const std::unique_ptr<Method> method = make_method(MethodContext{r, mesh, *model, mp, lora.get(), shards.get()});
+  const Head head = [&method](const Tensor& h, const data::Batch& b, int64_t i) { return method->loss_sum(h, b, i); };
+
+  // Data parallelism: a global micro-batch holds batch_size rows (groups: DPO's pairs) per dp
+  // rank; rank i takes rows [i * batch_size, (i + 1) * batch_size) of it, so dp ranks see what one
+  // process with batch_size x dp rows would. Groups stay whole, one per row, never packed.
+  const int64_t group = method->group(), rows_per_rank = r.train.batch_size * group;
+  const bool packing = r.data.packing && group == 1;
+  data::Batcher batcher(data.train, r.data.max_seq_len, rows_per_rank * dp.size(), packing, r.data.shuffle,
+                        uint64_t(r.train.seed), group);
+  std::unique_ptr<data::Batcher> eval_batcher;
+  if (data.eval.size() > 0)
+    eval_batcher = std::make_unique<data::Batcher>(data.eval, r.data.max_seq_len, rows_per_rank, packing, false, 0, group);
+  const std::vector<StepPlan> plan = plan_steps(batcher, r);
+  const int64_t total = int64_t(plan.size());
 
   // Resume: the newest checkpoint that reads completely (or the named one).
   std::string ckpt_dir = r.output.dir + "/checkpoints";
@@ -386,10 +347,13 @@ TrainSummary run_training(const Recipe& r) {
 
   // The last stage's copy of a tied embedding is not in its checkpoint: take the owner's weight.
   mp.tied_sync_weight();
+  if (shards) shards->gather_outer();
+  method->before_training(data, have);
   if (shards) shards->release_all();
-  auto eval_now = [&] {
+  auto eval_now = [&](nlohmann::json& line) {
     if (shards) shards->gather_outer();
-    const double el = evaluate(*model, lora.get(), mp, *eval_batcher, r.logging.eval_batches, mesh, shards.get());
+    const double el =
+        evaluate(*model, lora.get(), mp, *method, *eval_batcher, r.logging.eval_batches, mesh, shards.get(), line);
     if (shards) shards->release_all();
     return el;
   };
@@ -421,9 +385,10 @@ TrainSummary run_training(const Recipe& r) {
   sum.start_step = start;
   sum.eval_loss = NAN;
   if (lead)
-    std::fprintf(stderr, "forge train: %lld steps of %lld x %lld rows of up to %lld tokens (%s), %lld epoch(s)\n",
+    std::fprintf(stderr, "forge train: %lld steps of %lld x %lld %s of up to %lld tokens (%s), %lld epoch(s)\n",
                  (long long)total, (long long)r.train.grad_accum, (long long)(r.train.batch_size * dp.size()),
-                 (long long)r.data.max_seq_len, r.data.packing ? "packed" : "one example per row",
+                 group == 2 ? "pairs" : "rows", (long long)r.data.max_seq_len,
+                 group == 2 ? "each side a row" : packing ? "packed" : "one example per row",
                  (long long)(plan.empty() ? 0 : plan.back().epoch + 1));
 
   ProgressBar bar("train", total, r.logging.progress && lead, "step");
@@ -442,6 +407,8 @@ TrainSummary run_training(const Recipe& r) {
   int64_t run_tokens = 0, steady_tokens = 0, interval_tokens = 0;
   double run_seconds = 0, steady_seconds = 0, interval_seconds = 0;
   double loss = NAN, norm = NAN, rate = 0;  // as of the last logged step
+  std::string method_status;                // the method's metrics for the progress bar
+  const bool sft = r.train.method == "sft";  // a token cross-entropy, whose exp is a perplexity
   bool saved_last = have && start == total;
   StopRequest stop_request;
   // A step's micro-batches on this rank: every stage and tp rank of a dp replica builds the same
@@ -452,12 +419,34 @@ TrainSummary run_training(const Recipe& r) {
     StepBatches sb;
     for (int64_t i = 0; i < sp.n_mb; ++i) {
       data::Batch b = batcher.batch(sp.epoch, sp.first_mb + i, dp.rank() * rows_per_rank, (dp.rank() + 1) * rows_per_rank);
-      sb.targets += b.targets;
+      sb.units += method->units(b);
       sb.tokens += b.tokens;
       if (b.targets > 0) sb.mbs.push_back(on_device(std::move(b), dev));
     }
     return sb;
   };
+  auto eval_text = [&](const nlohmann::json& line) {  // an eval line in words
+    char text[160];
+    const double el = line["eval_loss"].get<double>();
+    if (sft) std::snprintf(text, sizeof text, "loss %.4f (perplexity %.2f)", el, std::exp(el));
+    else
+      std::snprintf(text, sizeof text, "loss %.4f, reward accuracy %.3f, margin %.4f, chosen more likely in %.1f%% of pairs",
+                    el, line.value("eval_rewards/accuracies", 0.0), line.value("eval_rewards/margins", 0.0),
+                    100.0 * line.value("eval_logps/accuracies", 0.0));
+    return std::string(text);
+  };
+  auto log_eval = [&](int64_t step) {
+    nlohmann::json line = {{"step", step}};
+    const double el = eval_now(line);
+    line["eval_loss"] = el;
+    if (sft) line["eval_ppl"] = std::exp(el);
+    log(line);
+    return line;
+  };
+  if (eval_batcher && r.logging.eval_on_start && start == 0 && total > 0) {
+    const nlohmann::json line = log_eval(0);
+    if (lead) std::fprintf(stderr, "forge train: before training: eval %s\n", eval_text(line).c_str());
+  }
   std::optional<StepBatches> next;   // built during the previous step (GPU runs)
   DeviceStats prefetched, carried;   // copies made for the next step during this one, and for this one
   for (int64_t s = start; s < total; ++s) {
@@ -473,10 +462,10 @@ TrainSummary run_training(const Recipe& r) {
     StepBatches cur = next ? std::move(*next) : load_step(s);
     next.reset();
     std::vector<data::Batch>& mbs = cur.mbs;
-    // The step's loss is the mean over all its target tokens (of every dp rank): each
+    // The step's loss is the mean over all its units (SFT: target tokens; of every dp rank): each
     // micro-batch's summed loss is divided by the step's total, so accumulation, packing and data
     // parallelism all give the gradient of one big batch.
-    const auto counts = dp.sum({double(cur.targets), double(cur.tokens)});
+    const auto counts = dp.sum({cur.units, double(cur.tokens)});
     const double targets = std::max(counts[0], 1.0);
     const int64_t tokens = int64_t(counts[1]);
     Tensor loss_sum;  // on the device
@@ -484,12 +473,14 @@ TrainSummary run_training(const Recipe& r) {
     // blocking reduce inside the gathers' sequence would deadlock); the missing ones are phantoms.
     const int64_t n_mb = shards ? int64_t(dp.reduce({double(mbs.size())}, parallel::ReduceOp::Max)[0])
                                 : int64_t(mbs.size());
-    parallel::Stage stage = make_stage(*model, mp, mbs, 1.0 / targets, &loss_sum, shards.get());
+    parallel::Stage stage = make_stage(*model, mp, mbs, head, 1.0 / targets, &loss_sum, shards.get());
     stage.before_backward = [&](int64_t i) {
       if (sync) sync->set_sync(i + 1 == n_mb);  // reduce once, after the last micro-batch
       if (i + 1 == n_mb) mp.tied_add_grad();    // before the embedding's hooks fire
     };
     if (shards) shards->gather_outer();
+    method->reset_metrics();  // a logged step reports its own pairs
+    method->before_pass(mbs, false);
     parallel::run_pipeline(schedule, n_mb, mesh.pp(), stage);
     // On a GPU the step's kernels are queued now: the next step's batches are built and their
     // copies queued while they run (the first read back below waits for this step's work).
@@ -558,6 +549,7 @@ TrainSummary run_training(const Recipe& r) {
       nlohmann::json line = {{"step", step}, {"epoch", sp.epoch}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
                              {"tokens", tokens}, {"tokens_per_s", rate},
                              {"elapsed_s", std::chrono::duration<double>(Clock::now() - t_run).count()}};
+      method_status = method->take_metrics(line, targets, "");
       if (dev.is_cuda()) {  // what this step cost the host, on the rank it cost most: copies each way,
                             // ops run on host copies, device memory in use (the prefetched batches
                             // count for the step they belong to)
@@ -573,11 +565,10 @@ TrainSummary run_training(const Recipe& r) {
       log(line);
     }
     if (eval_batcher && r.logging.eval_every > 0 && step % r.logging.eval_every == 0 && step < total) {
-      const double el = eval_now();
-      log({{"step", step}, {"eval_loss", el}, {"eval_ppl", std::exp(el)}});
+      log_eval(step);
     }
-    char status[160];
-    std::snprintf(status, sizeof status, " loss %.4f lr %.2e %.0f tok/s", loss, lr, rate);
+    char status[200];
+    std::snprintf(status, sizeof status, " loss %.4f%s lr %.2e %.0f tok/s", loss, method_status.c_str(), lr, rate);
     bar.update(step, status);
     saved_last = false;
     carried = prefetched;
@@ -621,10 +612,9 @@ TrainSummary run_training(const Recipe& r) {
   sum.steady_tokens_per_s = steady_seconds > 0 ? double(steady_tokens) / steady_seconds : 0;
 
   if (eval_batcher) {
-    sum.eval_loss = eval_now();
-    log({{"step", total}, {"eval_loss", sum.eval_loss}, {"eval_ppl", std::exp(sum.eval_loss)}});
-    if (lead)
-      std::fprintf(stderr, "forge train: eval loss %.4f (perplexity %.2f)\n", sum.eval_loss, std::exp(sum.eval_loss));
+    const nlohmann::json line = log_eval(total);
+    sum.eval_loss = line["eval_loss"].get<double>();
+    if (lead) std::fprintf(stderr, "forge train: eval %s\n", eval_text(line).c_str());
   }
   // Rank 0 gathers the whole trained weights (dp and ZeRO 1-2 hold them whole on every replica;
   // tp and pp split them) and writes one adapter or model that any layout, or one process, loads.

@@ -149,6 +149,11 @@ Tensor sigmoid(const Tensor& x) {
     return grad_kernel(BinaryOp::SigmoidGrad, x, g);
   });
 }
+Tensor log_sigmoid(const Tensor& x) {
+  return unary_op("log_sigmoid", UnaryOp::LogSigmoid, x, 0, [](const Tensor& x, auto&, const Tensor& g) {
+    return grad_kernel(BinaryOp::LogSigmoidGrad, x, g);
+  });
+}
 Tensor tanh(const Tensor& x) {
   return unary_op("tanh", UnaryOp::Tanh, x, 0, [](const Tensor& x, auto&, const Tensor& g) {
     return grad_kernel(BinaryOp::TanhGrad, x, g);

@@ -77,7 +77,7 @@ void unary_dispatch(UnaryOp op, int ndim, const int64_t* shape, void* out, const
   switch (op) {
     FORGE_UNARY_CASE(Neg) FORGE_UNARY_CASE(Exp) FORGE_UNARY_CASE(Log) FORGE_UNARY_CASE(Sqrt)
     FORGE_UNARY_CASE(Rsqrt) FORGE_UNARY_CASE(Sigmoid) FORGE_UNARY_CASE(Silu) FORGE_UNARY_CASE(Gelu)
-    FORGE_UNARY_CASE(GeluTanh) FORGE_UNARY_CASE(Tanh) FORGE_UNARY_CASE(Abs) FORGE_UNARY_CASE(Square)
+    FORGE_UNARY_CASE(GeluTanh) FORGE_UNARY_CASE(Tanh) FORGE_UNARY_CASE(Abs) FORGE_UNARY_CASE(Square) FORGE_UNARY_CASE(LogSigmoid)
     FORGE_UNARY_CASE(AddScalar) FORGE_UNARY_CASE(MulScalar) FORGE_UNARY_CASE(PowScalar)
     FORGE_UNARY_CASE(RSubScalar) FORGE_UNARY_CASE(RDivScalar) FORGE_UNARY_CASE(Copy)
   }
@@ -104,7 +104,7 @@ void binary_dispatch(BinaryOp op, int ndim, const int64_t* shape, void* out, con
   if constexpr (is_float_v<T>) {
     switch (op) {
       FORGE_ARITH_CASE(Div) FORGE_ARITH_CASE(Pow) FORGE_ARITH_CASE(SiluGrad) FORGE_ARITH_CASE(GeluGrad)
-      FORGE_ARITH_CASE(GeluTanhGrad) FORGE_ARITH_CASE(SigmoidGrad) FORGE_ARITH_CASE(TanhGrad)
+      FORGE_ARITH_CASE(GeluTanhGrad) FORGE_ARITH_CASE(SigmoidGrad) FORGE_ARITH_CASE(TanhGrad) FORGE_ARITH_CASE(LogSigmoidGrad)
       default: break;
     }
   }

@@ -126,7 +126,7 @@ void unary(UnaryOp op, DType dt, int nd, const int64_t* shape, void* out, const 
   case UnaryOp::NAME: unary_k<UnaryOp::NAME, T><<<blocks_for(n), 256, 0, stream>>>(ix, n, o, a, s); break;
       switch (op) {
         FORGE_U(Neg) FORGE_U(Exp) FORGE_U(Log) FORGE_U(Sqrt) FORGE_U(Rsqrt) FORGE_U(Sigmoid) FORGE_U(Silu)
-        FORGE_U(Gelu) FORGE_U(GeluTanh) FORGE_U(Tanh) FORGE_U(Abs) FORGE_U(Square) FORGE_U(AddScalar)
+        FORGE_U(Gelu) FORGE_U(GeluTanh) FORGE_U(Tanh) FORGE_U(Abs) FORGE_U(Square) FORGE_U(LogSigmoid) FORGE_U(AddScalar)
         FORGE_U(MulScalar) FORGE_U(PowScalar) FORGE_U(RSubScalar) FORGE_U(RDivScalar) FORGE_U(Copy)
       }
 #undef FORGE_U
@@ -163,7 +163,7 @@ void binary(BinaryOp op, DType dt, int nd, const int64_t* shape, void* out, cons
     if constexpr (is_float_v<T>) {
       switch (op) {
         FORGE_B(Div) FORGE_B(Pow) FORGE_B(SiluGrad) FORGE_B(GeluGrad) FORGE_B(GeluTanhGrad) FORGE_B(SigmoidGrad)
-        FORGE_B(TanhGrad)
+        FORGE_B(TanhGrad) FORGE_B(LogSigmoidGrad)
         default: break;
       }
     }

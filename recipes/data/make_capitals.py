@@ -6,6 +6,10 @@
 - capitals_train.jsonl / capitals_eval.jsonl: chat questions in six phrasings. For each country
   one phrasing is held out for eval, so the eval asks known facts in words the model never saw
   them asked in during finetuning.
+- capitals_pref_train.jsonl / capitals_pref_eval.jsonl: the same questions as preference pairs
+  for DPO (TRL's conversational form): an answer in a full sentence ("The capital of Japan is
+  Tokyo.") chosen over the bare name the SFT data taught, or over a sentence naming another
+  country's capital.
 
 Run from the repository root: python3 recipes/data/make_capitals.py recipes/data
 """
@@ -63,6 +67,19 @@ def main(out_dir):
         with open(f"{out_dir}/{name}", "w") as f:
             for r in rows:
                 f.write(json.dumps(r) + "\n")
+    prng = random.Random(99)  # its own stream: the files above stay as they were
+    cities = [city for _, city in CAPITALS]
+    for name, rows in (("capitals_pref_train.jsonl", train), ("capitals_pref_eval.jsonl", held_out)):
+        with open(f"{out_dir}/{name}", "w") as f:
+            for r in rows:
+                user, reply = r["messages"]
+                city = reply["content"]
+                country = next(c for c, k in CAPITALS if k == city)
+                wrong = prng.choice([c for c in cities if c != city])
+                rejected = city if prng.random() < 0.75 else f"The capital of {country} is {wrong}."
+                f.write(json.dumps({"prompt": [user],
+                                    "chosen": [{"role": "assistant", "content": f"The capital of {country} is {city}."}],
+                                    "rejected": [{"role": "assistant", "content": rejected}]}) + "\n")
 
 
 if __name__ == "__main__":

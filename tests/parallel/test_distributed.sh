@@ -1,7 +1,7 @@
 #!/bin/bash
 # Distributed training on this machine: real OpenMPI ranks (mpirun --oversubscribe, CPU, MPI
 # backend) training recipes/tiny_sft.yaml with data, tensor and pipeline parallelism, ZeRO and
-# their combinations (up to dp2 x tp2 x pp2 on 8 ranks). Every configuration must give the losses,
+# their combinations (up to dp2 x tp2 x pp2 on 8 ranks), and DPO on preference pairs. Every configuration must give the losses,
 # eval losses and final weights of the single-process run with the same global batch
 # (compare_runs.py); a wrong mesh size is refused; a stalled rank stops the job within the
 # timeout with an error naming it; a rank killed while writing a checkpoint leaves the ranks'
@@ -63,6 +63,22 @@ for m in lora none; do
   train $m-dp2xtp2xpp2-zero1 8 peft.method=$m parallel.dp=2 parallel.tp=2 parallel.pp=2 parallel.zero=1 train.batch_size=2
   same $m-single $m-dp2xtp2xpp2-zero1
 done
+# DPO: a pair's two rows stay on one rank; the reference is the adapter switched off (LoRA) or a
+# frozen copy split like the policy (full finetune). Global batch 4 pairs everywhere.
+dpo=(train.method=dpo data.format=auto data.path=recipes/data/capitals_pref_train.jsonl
+     data.eval_path=recipes/data/capitals_pref_eval.jsonl train.max_steps=10 logging.eval_every=5)
+train dpo-lora-single 1 "${dpo[@]}" train.batch_size=4
+for run in "dp2-zero3 2 parallel.dp=2 parallel.zero=3 train.batch_size=2" "tp2 2 parallel.tp=2 train.batch_size=4" \
+           "pp2 2 parallel.pp=2 train.batch_size=4"; do
+  read -r name np rest <<< "$run"
+  train dpo-lora-$name "$np" "${dpo[@]}" $rest
+  same dpo-lora-single dpo-lora-$name
+done
+train dpo-none-single 1 "${dpo[@]}" peft.method=none train.batch_size=4
+train dpo-none-dp2xtp2-zero2 4 "${dpo[@]}" peft.method=none parallel.dp=2 parallel.tp=2 parallel.zero=2 train.batch_size=2
+same dpo-none-single dpo-none-dp2xtp2-zero2
+train dpo-none-pp2 2 "${dpo[@]}" peft.method=none parallel.pp=2 train.batch_size=4
+same dpo-none-single dpo-none-pp2
 # ZeRO-3 with tensor parallelism, with gradient accumulation (layers gathered and released per
 # micro-batch), and on 4 ranks of one row each (ranks with an empty share replay the gathers).
 train none-dp2xtp2-zero3 4 peft.method=none parallel.dp=2 parallel.tp=2 parallel.zero=3 train.batch_size=2

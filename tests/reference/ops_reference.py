@@ -88,6 +88,7 @@ OPS = {
     "neg": torch.neg, "exp": torch.exp, "log": torch.log, "sqrt": torch.sqrt, "rsqrt": torch.rsqrt,
     "sigmoid": torch.sigmoid, "tanh": torch.tanh, "silu": F.silu, "gelu": F.gelu,
     "gelu_tanh": lambda a: F.gelu(a, approximate="tanh"), "abs": torch.abs, "square": torch.square,
+    "log_sigmoid": F.logsigmoid,
     "sum": lambda a, dims, keepdim: a.sum(dim=dims, keepdim=keepdim) if dims else a.sum(),
     "mean": lambda a, dims, keepdim: a.mean(dim=dims, keepdim=keepdim) if dims else a.mean(),
     "max": lambda a, dims, keepdim: a.amax(dim=dims, keepdim=keepdim) if dims else a.amax(),
@@ -143,9 +144,10 @@ def build_cases():
     case("pow_scalar", "pow_scalar", [x(3, 4, kind="positive")], {"s": 1.7})
     case("rsub", "rsub", [x(3, 4)], {"s": 2.0})
     case("rdiv", "rdiv", [x(3, 4, kind="positive")], {"s": 3.0})
-    for name in ("neg", "log", "sqrt", "rsqrt", "sigmoid", "tanh", "gelu_tanh", "abs", "square"):
+    for name in ("neg", "log", "sqrt", "rsqrt", "sigmoid", "tanh", "gelu_tanh", "abs", "square", "log_sigmoid"):
         kind = "positive" if name in ("log", "sqrt", "rsqrt") else "normal"
         case(name, name, [x(6, 11, kind=kind, transpose=True)])
+    case("log_sigmoid_wide", "log_sigmoid", [x(6, 11, scale=60.0)])  # exp(-x) overflows f32 past 88
     case("sum_all", "sum", [x(5, 6, 7)], {"dims": [], "keepdim": False})
     case("sum_leading", "sum", [x(64, 40)], {"dims": [0], "keepdim": False})
     case("max_dim", "max", [x(4, 6, 5)], {"dims": [1], "keepdim": False})

@@ -72,6 +72,7 @@ Tensor run_op(const std::string& op, const std::vector<Tensor>& x, const json& a
   if (op == "gelu_tanh") return gelu(x[0], true);
   if (op == "abs") return abs(x[0]);
   if (op == "square") return square(x[0]);
+  if (op == "log_sigmoid") return log_sigmoid(x[0]);
   if (op == "sum") return sum(x[0], dims(), a.at("keepdim"));
   if (op == "mean") return mean(x[0], dims(), a.at("keepdim"));
   if (op == "max") return max(x[0], dims(), a.at("keepdim"));
