@@ -72,14 +72,18 @@ Tensor ModelParallel::loss_sum(const Tensor& hidden, const Tensor& labels) const
                                       mesh_.tp());
 }
 
-Tensor ModelParallel::row_logps(const Tensor& hidden, const Tensor& labels) const {
+Tensor ModelParallel::token_logps(const Tensor& hidden, const Tensor& labels) const {
   Tensor logits = model_.logits(model_.model->norm->forward(hidden));
   const int64_t B = labels.size(0), V = logits.size(-1);
   Tensor ce = mesh_.shape().tp == 1
                   ? cross_entropy(logits.view({-1, V}), labels.view({-1}), -100, Reduction::None)
                   : vocab_parallel_cross_entropy(logits.view({-1, V}), labels.reshape({-1}), int64_t(mesh_.tp_rank()) * V,
                                                  mesh_.tp(), -100, Reduction::None);
-  return neg(sum(ce.reshape({B, -1}), {1}));
+  return neg(ce.reshape({B, -1}));
+}
+
+Tensor ModelParallel::row_logps(const Tensor& hidden, const Tensor& labels) const {
+  return sum(token_logps(hidden, labels), {1});
 }
 
 void ModelParallel::tied_send_grad() {

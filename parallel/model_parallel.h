@@ -37,7 +37,8 @@ class ModelParallel {
 
   // Summed loss of this (last) stage's final hidden states [B, T, C] against labels [B, T].
   Tensor loss_sum(const Tensor& hidden, const Tensor& labels) const;
-  // Each row's summed log-probability of its targets [B] (f32), from the same hidden states.
+  // Each target's log-probability [B, T] (f32; 0 where the label is -100), and each row's sum [B].
+  Tensor token_logps(const Tensor& hidden, const Tensor& labels) const;
   Tensor row_logps(const Tensor& hidden, const Tensor& labels) const;
   // Rank that reports losses: the last stage's first tp rank (of each dp replica).
   bool reports() const { return last_stage() && mesh_.tp_rank() == 0; }

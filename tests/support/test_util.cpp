@@ -1,7 +1,10 @@
 // Test helpers (see test_util.h).
 #include "tests/support/test_util.h"
 
+#include <gtest/gtest.h>
+
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <unistd.h>
 
@@ -42,6 +45,24 @@ std::string fresh_temp_dir(const std::string& name) {
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p.string();
+}
+
+std::string train_reference_dir(const std::string& name) {
+  const char* o = std::getenv("FORGE_OPTIM_REFERENCE");
+  return o ? (std::filesystem::path(o).parent_path() / name).string() : "";
+}
+
+int expect_lora_grads(const peft::LoraModel& lora, const std::map<std::string, Tensor>& ref, const std::string& prefix,
+                      double tol) {
+  int checked = 0;
+  for (auto& [name, a] : lora.adapters)
+    for (auto [which, t] : {std::pair{".lora_A.weight", a->A}, std::pair{".lora_B.weight", a->B}}) {
+      EXPECT_TRUE(t.grad().defined()) << name << which;
+      if (!t.grad().defined()) continue;
+      EXPECT_LE(rel_error(t.grad(), ref.at(prefix + "grad/" + name + which)), tol) << prefix << name << which;
+      ++checked;
+    }
+  return checked;
 }
 
 }  // namespace forge::testing

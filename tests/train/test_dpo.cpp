@@ -28,10 +28,7 @@ using namespace forge;
 using forge::testing::rel_error;
 
 namespace {
-std::string ref_dir() {
-  const char* o = std::getenv("FORGE_OPTIM_REFERENCE");  // the DPO oracle sits beside the optimiser's
-  return o ? (std::filesystem::path(o).parent_path() / "dpo_reference").string() : "";
-}
+std::string ref_dir() { return forge::testing::train_reference_dir("dpo_reference"); }
 
 struct Case {
   const char* name;
@@ -86,14 +83,7 @@ TEST_P(DpoParity, LossMetricsAndGradientsMatchPyTorch) {
     const double want = ref.at(g + "metrics/" + key).item();
     EXPECT_NEAR(line.at(m).get<double>(), want, 1e-4 * std::max(1.0, std::abs(want))) << c.name << " " << m;
   }
-  int checked = 0;
-  for (auto& [name, a] : lora.adapters)
-    for (auto [which, t] : {std::pair{".lora_A.weight", a->A}, std::pair{".lora_B.weight", a->B}}) {
-      ASSERT_TRUE(t.grad().defined()) << name << which;
-      EXPECT_LE(rel_error(t.grad(), ref.at(g + "grad/" + name + which)), 1e-4) << c.name << " " << name << which;
-      ++checked;
-    }
-  EXPECT_EQ(checked, 28);
+  EXPECT_EQ(forge::testing::expect_lora_grads(lora, ref, g, 1e-4), 28);
   for (auto& p : model->parameters()) EXPECT_FALSE(p.grad().defined()) << "the base must stay frozen";
 }
 
