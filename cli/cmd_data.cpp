@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "data/dataset.h"
+#include "data/preference.h"
 #include "data/tokenizer.h"
 #include "train/datasets.h"
 #include "train/recipe.h"
@@ -38,24 +39,13 @@ int inspect(const Args& args) {
   FORGE_CHECK(f, r.data.path, ": cannot open");
   std::string line, format = r.data.format;
   int64_t lineno = 0, shown = 0;
-  while (shown < rows && std::getline(f, line)) {
-    if (++lineno < first || line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    std::vector<int64_t> ids;
-    std::vector<uint8_t> mask;
-    try {
-      const data::ojson row = data::ojson::parse(line);
-      if (format == "auto") format = data::detect_format(row);
-      data::tokenize_example(row, format, *tok, r.data.train_on_prompt, ids, mask);
-    } catch (const std::exception& e) {
-      std::printf("%s:%lld: %s\n\n", r.data.path.c_str(), (long long)lineno, e.what());
-      ++shown;
-      continue;
-    }
+  // One example: a header line, then the text in runs of equal mask (special tokens shown).
+  auto print = [&](const std::vector<int64_t>& ids, const std::vector<uint8_t>& mask, const std::string& what) {
     int64_t targets = 0;
     for (uint8_t m : mask) targets += m;
     std::printf("%s:%lld (%s): %zu tokens, %lld targets %s...%s\n", r.data.path.c_str(), (long long)lineno,
-                format.c_str(), ids.size(), (long long)targets, open, close);
-    for (size_t b = 0; b < ids.size();) {  // runs of equal mask, decoded with special tokens shown
+                what.c_str(), ids.size(), (long long)targets, open, close);
+    for (size_t b = 0; b < ids.size();) {
       size_t e = b;
       while (e < ids.size() && mask[e] == mask[b]) ++e;
       const std::string text = tok->decode(std::vector<int64_t>(ids.begin() + long(b), ids.begin() + long(e)), false, false);
@@ -64,7 +54,26 @@ int inspect(const Args& args) {
       b = e;
     }
     std::printf("\n\n");
+  };
+  while (shown < rows && std::getline(f, line)) {
+    if (++lineno < first || line.find_first_not_of(" \t\r") == std::string::npos) continue;
     ++shown;
+    try {
+      const data::ojson row = data::ojson::parse(line);
+      if (format == "auto") format = data::detect_format(row);
+      if (format == "preference") {  // both sides, each a row of its own
+        const data::PreferenceTokens p = data::tokenize_preference(row, *tok);
+        print(p.ids[0], p.mask[0], "preference, chosen");
+        print(p.ids[1], p.mask[1], "preference, rejected");
+        continue;
+      }
+      std::vector<int64_t> ids;
+      std::vector<uint8_t> mask;
+      data::tokenize_example(row, format, *tok, r.data.train_on_prompt, ids, mask);
+      print(ids, mask, format);
+    } catch (const std::exception& e) {
+      std::printf("%s:%lld: %s\n\n", r.data.path.c_str(), (long long)lineno, e.what());
+    }
   }
   return 0;
 }

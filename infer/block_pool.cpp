@@ -82,6 +82,11 @@ std::optional<int32_t> BlockPool::lookup(uint64_t hash) {
   return it->second;
 }
 
+void BlockPool::forget_hashes() {
+  for (Block& k : blocks_) k.hash.reset();
+  by_hash_.clear();
+}
+
 void BlockPool::register_full(int32_t block, uint64_t hash) {
   Block& k = blocks_[size_t(block)];
   if (k.hash) return;                        // already registered (a shared prefix block)

@@ -38,6 +38,8 @@ class BlockPool {
   int32_t ref_count(int32_t block) const { return blocks_[size_t(block)].ref; }
   bool is_cached(int32_t block) const { return blocks_[size_t(block)].hash.has_value(); }
   int64_t num_cached() const { return int64_t(by_hash_.size()); }
+  // Forgets every hash: no block is found by lookup again (the weights changed under them).
+  void forget_hashes();
 
  private:
   struct Block {

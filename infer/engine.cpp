@@ -288,7 +288,13 @@ void Engine::run_chunks(const std::vector<ScheduledChunk>& chunks_in) {
   for (int64_t m = 0; m < M; ++m) {
     Live& l = *rows_of[size_t(m)];
     float* row = logits + m * V;
-    if (l.req.logprobs >= 0) raw[size_t(m)].assign(row, row + V);
+    if (l.req.logprobs >= 0) {
+      raw[size_t(m)].assign(row, row + V);
+      if (l.req.logprob_temperature > 0) {
+        const float inv = float(1.0 / l.req.logprob_temperature);
+        for (float& v : raw[size_t(m)]) v *= inv;
+      }
+    }
     apply_penalties(row, V, l.req.sampling, l.req.prompt, l.output);
     if (int64_t(l.output.size()) < l.req.min_tokens) {  // vLLM's min_tokens: no token that would end it
       if (!l.req.ignore_eos)
@@ -355,6 +361,11 @@ bool Engine::step() {
   running_ = int64_t(sched_->num_running());
   kv_usage_ = sched_->pool().usage();
   return true;
+}
+
+void Engine::reset_prefix_cache() {
+  drain_inbox();
+  sched_->reset_prefix_cache();
 }
 
 void Engine::run_until_idle() {

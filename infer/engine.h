@@ -36,6 +36,9 @@ struct Request {
   bool ignore_eos = false;
   bool skip_special_tokens = true;
   int64_t logprobs = -1;            // -1: none; k >= 0: the chosen token's logprob and the top k
+  // > 0: logprobs of the logits divided by it (the distribution sampled at that temperature, as
+  // GRPO's trainer computes it, TRL-style); 0: of the raw logits, as OpenAI's API reports them.
+  double logprob_temperature = 0;
   int64_t adapter = 0;              // 0: base model; i: the i-th added LoRA adapter
   // Guided JSON (JSON mode is the schema of any object): only tokens that keep the output a prefix
   // of a document the schema admits; ends ("stop") when nothing more may follow.
@@ -107,6 +110,9 @@ class Engine {
 
   bool step();            // one scheduling step; false when there was nothing to do
   void run_until_idle();  // steps until no request is left (offline use)
+  // The weights changed under the engine (a training step on the model it serves, GRPO): no KV
+  // block cached before is reused. Between generations only (no request left).
+  void reset_prefix_cache();
   // Serves on the calling thread until stop() is called from another one. Call it on the thread
   // that loaded the model: OpenMP keeps a pool of workers per thread that opened a parallel region,
   // and once libgomp manages more threads than there are cores it stops spinning between regions,

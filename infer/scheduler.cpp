@@ -131,6 +131,12 @@ void Scheduler::commit(const std::vector<ScheduledChunk>& chunks) {
   }
 }
 
+void Scheduler::reset_prefix_cache() {
+  FORGE_CHECK(running_.empty() && waiting_.empty(), "reset_prefix_cache: ", running_.size(), " sequences running and ",
+              waiting_.size(), " waiting (reset between generations)");
+  pool_.forget_hashes();
+}
+
 void Scheduler::finish(int64_t seq_id) {
   auto match = [&](const std::shared_ptr<SeqState>& s) { return s->id == seq_id; };
   if (auto it = std::find_if(running_.begin(), running_.end(), match); it != running_.end()) {

@@ -59,6 +59,9 @@ class Scheduler {
   void commit(const std::vector<ScheduledChunk>& chunks);
   // Removes a sequence (finished or cancelled), releasing its blocks.
   void finish(int64_t seq_id);
+  // No cached prefix is reused after this (new weights); only with no sequence left, since a
+  // running one would go on registering blocks computed with the old weights.
+  void reset_prefix_cache();
 
   size_t num_running() const { return running_.size(); }
   size_t num_waiting() const { return waiting_.size(); }

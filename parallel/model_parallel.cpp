@@ -72,8 +72,9 @@ Tensor ModelParallel::loss_sum(const Tensor& hidden, const Tensor& labels) const
                                       mesh_.tp());
 }
 
-Tensor ModelParallel::token_logps(const Tensor& hidden, const Tensor& labels) const {
+Tensor ModelParallel::token_logps(const Tensor& hidden, const Tensor& labels, double temperature) const {
   Tensor logits = model_.logits(model_.model->norm->forward(hidden));
+  if (temperature != 1.0) logits = mul(logits, double(float(1.0 / temperature)));  // as the engine scales them
   const int64_t B = labels.size(0), V = logits.size(-1);
   Tensor ce = mesh_.shape().tp == 1
                   ? cross_entropy(logits.view({-1, V}), labels.view({-1}), -100, Reduction::None)

@@ -37,8 +37,9 @@ class ModelParallel {
 
   // Summed loss of this (last) stage's final hidden states [B, T, C] against labels [B, T].
   Tensor loss_sum(const Tensor& hidden, const Tensor& labels) const;
-  // Each target's log-probability [B, T] (f32; 0 where the label is -100), and each row's sum [B].
-  Tensor token_logps(const Tensor& hidden, const Tensor& labels) const;
+  // Each target's log-probability [B, T] (f32; 0 where the label is -100), of the logits divided by
+  // temperature (GRPO: the distribution it sampled), and each row's sum [B].
+  Tensor token_logps(const Tensor& hidden, const Tensor& labels, double temperature = 1.0) const;
   Tensor row_logps(const Tensor& hidden, const Tensor& labels) const;
   // Rank that reports losses: the last stage's first tp rank (of each dp replica).
   bool reports() const { return last_stage() && mesh_.tp_rank() == 0; }

@@ -41,6 +41,7 @@
 #include "train/method.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
+#include "train/setup.h"
 #include "train/zero.h"
 
 namespace forge::train {
@@ -121,22 +122,6 @@ double evaluate(models::CausalLM& model, peft::LoraModel* lora, const parallel::
   return total[1] > 0 ? total[0] / total[1] : NAN;
 }
 
-Tensor rng_state(const Generator& g) {
-  return Tensor::from_vector(std::vector<int64_t>{int64_t(g.seed), int64_t(g.offset)}, {2});
-}
-void set_rng_state(Generator& g, const Tensor& t) {
-  auto v = t.to_vector<int64_t>();
-  g.seed = uint64_t(v.at(0));
-  g.offset = uint64_t(v.at(1));
-}
-
-std::unique_ptr<Optimizer> make_optimizer(const Recipe& r, NamedParams params) {
-  if (r.optim.name == "sgd")
-    return std::make_unique<SGD>(std::move(params), SGDOptions{r.optim.lr, r.optim.momentum, r.optim.weight_decay});
-  return std::make_unique<AdamW>(std::move(params),
-                                 AdamWOptions{r.optim.lr, r.optim.beta1, r.optim.beta2, r.optim.eps, r.optim.weight_decay});
-}
-
 }  // namespace
 
 TrainSummary run_training(const Recipe& r) {
@@ -157,121 +142,23 @@ TrainSummary run_training(const Recipe& r) {
     world.barrier();
     if (!lead) fn();
   };
-  if (lead && !r.model.init.empty() && !file_exists(r.model.path + "/config.json")) {
-    InitModelOptions io;
-    io.preset = r.model.init;
-    io.seed = uint64_t(r.train.seed);
-    init_random_model(r.model.path, io);
-  }
-  world.barrier();
-  check_training_fits(r, models::load_config(r.model.path), dev);  // before anything is written
-  if (lead) {
-    fs::create_directories(r.output.dir);
-    write_file_atomic(r.output.dir + "/recipe.yaml", recipe_to_yaml(r));
-  }
-  world.barrier();
+  prepare_output(r, world, dev);
   manual_seed(uint64_t(r.train.seed));
 
   auto tok = data::Tokenizer::from_dir(r.model.path);
   Datasets data;
   rank0_first([&] { data = load_datasets(r, *tok); });
-  const DType dtype = dtype_from_name(r.model.dtype);
-  // Weights go straight to the device, one at a time, except where they are first quantised (QLoRA,
-  // from the memory-mapped file) or split (tp, pp: each rank then moves only its part, so no GPU
-  // ever holds the whole model): those are loaded memory-mapped on the host and moved afterwards.
-  const bool qlora = r.peft.method == "qlora";
-  const bool via_host = qlora || r.parallel.tp > 1 || r.parallel.pp > 1;
-  std::shared_ptr<models::CausalLM> model = models::load_model(r.model.path, dtype, via_host ? Device::cpu() : dev);
-  // ZeRO-3 frees each layer's weights after its forward and gathers them again for a recompute.
-  model->checkpoint_layers = r.train.activation_checkpointing || (r.parallel.zero == 3 && r.parallel.dp > 1);
-  model->train(true);
+  Trainee t = load_trainee(r, mesh, dev, layout);
+  std::shared_ptr<models::CausalLM>& model = t.model;
+  std::unique_ptr<peft::LoraModel>& lora = t.lora;
+  parallel::ModelParallel& mp = *t.mp;
+  NamedParams& trainable = t.trainable;
 
-  const int64_t n_params = model->num_parameters();  // before QLoRA takes the linear weights out
-  // Trainable parameters: the adapters (LoRA) or every weight (full finetune).
-  std::unique_ptr<peft::LoraModel> lora;
-  NamedParams trainable;
-  if (r.peft.method == "lora" || r.peft.method == "qlora") {
-    peft::LoraConfig lc;
-    lc.r = r.peft.r;
-    lc.alpha = r.peft.alpha;
-    lc.dropout = r.peft.dropout;
-    lc.use_rslora = r.peft.use_rslora;
-    lc.target_modules = r.peft.target_modules;
-    lc.target_regex = r.peft.target_regex;
-    lc.base_model_name_or_path = fs::absolute(r.model.path).lexically_normal().string();
-    lora = std::make_unique<peft::LoraModel>(peft::apply_lora(*model, lc, uint64_t(r.train.seed)));
-    trainable = lora->named_parameters();
-    if (qlora) {  // after the adapters are sized from the full weights
-      const auto [before, after] = peft::quantize_nf4(*model, dev);
-      if (lead)
-        std::fprintf(stderr, "forge train: QLoRA: linear weights quantised to NF4, %.1f MiB -> %.1f MiB\n",
-                     double(before) / (1 << 20), double(after) / (1 << 20));
-    }
-  } else {
-    for (auto& [n, p] : model->named_parameters()) {
-      p.requires_grad_(true);
-      trainable.emplace_back(n, p);
-    }
-  }
-  int64_t n_trainable = 0;
-  for (auto& [n, p] : trainable) n_trainable += p.numel();
-  // This rank's part: its tensor-parallel shard of its pipeline stage's layers (all of it with
-  // tp = pp = 1). Trainable below means trained on this rank.
-  parallel::ModelParallel mp(mesh, *model, lora.get());
-  {
-    NoGradGuard ng;
-    if (via_host) model->to(dev);  // this rank's part only: the rest was let go above
-    if (lora)
-      for (auto& [n, p] : lora->named_parameters())  // the adapters live beside their base weights
-        if (p.device() != dev) p.set_data(p.detach().to(dev));
-  }
-  trainable = mp.trained_here(trainable);
-  std::vector<Tensor> trainable_tensors;
-  std::vector<double> norm_weights;
-  for (auto& [n, p] : trainable) {
-    trainable_tensors.push_back(p);
-    norm_weights.push_back(mp.norm_weight(n));
-  }
-  if (lead)
-    std::fprintf(stderr, "forge train: %s, %.2fM parameters, %s: %.3fM trainable (%.2f%%), %s on %s, %s\n",
-                 r.model.path.c_str(), double(n_params) / 1e6, lora ? "LoRA" : "full finetune",
-                 double(n_trainable) / 1e6, 100.0 * double(n_trainable) / double(n_params),
-                 r.model.dtype.c_str(), dev.str().c_str(), world.size() > 1 ? layout.c_str() : "one process");
-
-  if (dp.size() > 1) {
-    // Every rank starts from rank 0's weights (they are equal already; this makes sure of it).
-    NoGradGuard ng;
-    for (auto& [n, p] : trainable) {
-      Tensor t = p.dtype() == DType::F32 ? p : p.to(DType::F32);
-      dp.broadcast(t, 0);
-      if (!t.same(p)) p.copy_(t);
-    }
-  }
-  std::unique_ptr<parallel::GradSync> sync;
-  if (dp.size() > 1)
-    sync = std::make_unique<parallel::GradSync>(
-        dp, trainable_tensors, r.parallel.zero >= 2 ? parallel::GradSync::Mode::ReduceScatter : parallel::GradSync::Mode::AllReduce,
-        int64_t(r.parallel.bucket_mb * (1 << 20)));
-  // ZeRO shards over the flat layout of the gradient buckets (sync exists whenever dp > 1).
-  std::unique_ptr<Optimizer> opt;
-  std::unique_ptr<ZeroOptimizer> zero;
-  if (r.parallel.zero >= 1 && sync)
-    zero = std::make_unique<ZeroOptimizer>(dp, trainable, sync->layout(),
-                                           [&](NamedParams ps) { return make_optimizer(r, std::move(ps)); },
-                                           norm_weights, &mesh.model());
-  else
-    opt = make_optimizer(r, trainable);
-  // ZeRO-3: parameters live as the masters' slices between uses (parallel/zero3.h).
-  std::unique_ptr<parallel::ParamShards> shards;
-  if (r.parallel.zero == 3 && zero) {
-    zero->set_gather_after_step(false);
-    std::vector<int> unit_of;
-    for (auto& [n, p] : trainable) unit_of.push_back(models::layer_of(n));  // -1: kOuter
-    shards = std::make_unique<parallel::ParamShards>(dp, trainable_tensors, unit_of, sync->layout(), zero->master());
-    // Recomputes (grad on) run in backward, last layer first.
-    model->before_layer = [&shards](int64_t i) { shards->enter(int(i), grad_enabled()); };
-    model->after_layer = [&shards](int64_t i) { shards->release(int(i)); };
-  }
+  Optimisation o = make_optimisation(r, mesh, t);
+  std::unique_ptr<parallel::GradSync>& sync = o.sync;
+  std::unique_ptr<Optimizer>& opt = o.opt;
+  std::unique_ptr<ZeroOptimizer>& zero = o.zero;
+  std::unique_ptr<parallel::ParamShards>& shards = o.shards;
   const std::unique_ptr<Method> method = make_method(MethodContext{r, mesh, *model, mp, lora.get(), shards.get()});
   const Head head = [&method](const Tensor& h, const data::Batch& b, int64_t i) { return method->loss_sum(h, b, i); };
 
@@ -295,50 +182,11 @@ TrainSummary run_training(const Recipe& r) {
     std::snprintf(sub, sizeof sub, "/rank_%05d", world.rank());
     ckpt_dir += sub;
   }
-  int64_t start = 0;
   Checkpoint ck;
-  bool have = false;
-  if (r.checkpoint.resume == "auto") {
-    std::vector<std::string> skipped;
-    have = load_latest_checkpoint(ckpt_dir, ck, &skipped);
-    for (auto& s : skipped) std::fprintf(stderr, "forge train: skipping unreadable checkpoint: %s\n", s.c_str());
-    if (world.size() > 1) {
-      // Resume where every rank has a complete checkpoint: the oldest of the ranks' newest.
-      const int64_t agreed = int64_t(world.reduce({have ? double(ck.step) : -1.0}, parallel::ReduceOp::Min)[0]);
-      if (agreed < 0) {
-        if (have) std::fprintf(stderr, "forge train: rank %d: another rank has no checkpoint; starting over\n", world.rank());
-        have = false;
-      } else if (ck.step != agreed) {
-        ck = load_checkpoint(checkpoint_path(ckpt_dir, agreed));
-      }
-    }
-  } else if (r.checkpoint.resume != "never") {
-    ck = load_checkpoint(r.checkpoint.resume);
-    have = true;
-  }
+  const bool have = find_checkpoint(r, world, ckpt_dir, ck);
+  int64_t start = 0;
   if (have) {
-    FORGE_CHECK(ck.attrs["layout"].empty() ? world.size() == 1 : ck.attrs["layout"] == layout, ck.path,
-                ": saved by a run with ", ck.attrs["layout"].empty() ? "one process" : ck.attrs["layout"],
-                "; this run is ", layout, " (resume under the same layout, or start from the saved adapter/model)");
-    FORGE_CHECK(ck.attrs["data"] == data.fingerprint, ck.path,
-                ": made with other training data or tokenizer settings; use a new output.dir or checkpoint.resume=never");
-    FORGE_CHECK(ck.attrs["peft"] == r.peft.method, ck.path, ": made with peft.method=", ck.attrs["peft"],
-                ", this recipe has ", r.peft.method);
-    NoGradGuard ng;
-    for (auto& [n, p] : trainable) {
-      auto it = ck.tensors.find("params/" + n);
-      FORGE_CHECK(it != ck.tensors.end(), ck.path, ": no weight for trainable parameter '", n, "'");
-      FORGE_CHECK(it->second.shape() == p.shape(), ck.path, ": '", n, "' has shape ", shape_str(it->second.shape()),
-                  ", the model needs ", shape_str(p.shape()));
-      p.copy_(it->second);
-    }
-    std::map<std::string, Tensor> os;
-    for (auto& [k, v] : ck.tensors)
-      if (k.rfind("optim/", 0) == 0) os[k.substr(6)] = v;
-    if (zero) zero->load_state_dict(os);
-    else opt->load_state_dict(os);
-    set_rng_state(default_generator(), ck.tensors.at("rng/default"));
-    if (lora) set_rng_state(*lora->gen, ck.tensors.at("rng/lora"));
+    restore(ck, r, layout, data.fingerprint, t, o, world.size());
     start = ck.step;
     if (lead)
       std::fprintf(stderr, "forge train: resuming from %s (step %lld of %lld)\n", ck.path.c_str(), (long long)start,
@@ -491,31 +339,8 @@ TrainSummary run_training(const Recipe& r) {
     }
     if (n_mb == 0) mp.tied_add_grad();
     mp.tied_send_grad();
-    if (sync) sync->finish();
     const double lr = lr_at(r.schedule.name, r.optim.lr, s, total, r.schedule.warmup_steps, r.schedule.min_lr_ratio);
-    Tensor norm_clip;  // {gradient norm, clip factor}, computed and applied on the device
-    if (zero) {
-      norm_clip = zero->step(lr, r.train.max_grad_norm, r.parallel.zero >= 2 ? &sync->shard_grad() : nullptr);
-      zero->zero_grad();
-    } else {
-      std::vector<Tensor> grads;
-      std::vector<double> weights;
-      for (size_t i = 0; i < trainable_tensors.size(); ++i)
-        if (trainable_tensors[i].grad().defined()) {
-          grads.push_back(trainable_tensors[i].grad());
-          weights.push_back(norm_weights[i]);
-        }
-      norm_clip = grad_norm_clip(grads, weights, r.train.max_grad_norm, dev, {&mesh.model()});
-      opt->lr = lr;
-      opt->step(norm_clip.narrow(0, 1, 1));
-      opt->zero_grad();
-    }
-    if (shards && mp.tied_across_stages()) {  // ZeRO-3 updated only the masters: gather the new weight
-      shards->release_all();
-      shards->gather_outer();
-    }
-    mp.tied_sync_weight();
-    if (shards) shards->release_all();
+    const Tensor norm_clip = optimizer_step(r, mesh, t, o, lr, dev);
     const int64_t step = s + 1;
     // The loss and the norm come back once per logged step (and at the first, for the summary), in
     // one copy: in between, a GPU runs ahead of the host.
@@ -616,25 +441,9 @@ TrainSummary run_training(const Recipe& r) {
     sum.eval_loss = line["eval_loss"].get<double>();
     if (lead) std::fprintf(stderr, "forge train: eval %s\n", eval_text(line).c_str());
   }
+  report_memory(t, o, world.rank(), sum.steady_peak_bytes, dev);
   // Rank 0 gathers the whole trained weights (dp and ZeRO 1-2 hold them whole on every replica;
   // tp and pp split them) and writes one adapter or model that any layout, or one process, loads.
-  {
-    // What this rank holds for training between steps: resident trainable weights and the
-    // optimiser's state (ZeRO divides both by dp; with ZeRO-3 the weights are only the masters).
-    double bytes = 0;
-    for (const Tensor& p : trainable_tensors) bytes += double(p.impl()->storage->nbytes ? p.nbytes() : 0);
-    for (auto& [k, v] : zero ? zero->state_dict() : opt->state_dict()) bytes += double(v.nbytes());
-    std::fprintf(stderr, "forge train: rank %d holds %.3f MiB of trainable weights and optimiser state\n",
-                   world.rank(), bytes / double(1 << 20));
-    // The process's high-water mark: tensors of the steps after the first, and resident memory
-    // (which also counts the blocks the CPU allocator keeps for reuse, FORGE_CPU_CACHE_MB).
-    std::fprintf(stderr, "forge train: rank %d peak memory: %.0f MiB of tensors, %.0f MiB resident\n", world.rank(),
-                 sum.steady_peak_bytes / double(1 << 20), double(peak_rss_bytes()) / (1 << 20));
-    if (dev.is_cuda())
-      std::fprintf(stderr, "forge train: rank %d %s memory: peak %.0f MiB allocated, %.0f MiB reserved by the allocator\n",
-                   world.rank(), dev.str().c_str(), double(cuda::bytes_peak(dev.index)) / (1 << 20),
-                   double(cuda::bytes_reserved(dev.index)) / (1 << 20));
-  }
   if (shards) shards->gather_all();
   mp.gather_to_rank0();
   if (lora) sum.adapter_dir = r.output.dir + "/adapter";

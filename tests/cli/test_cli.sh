@@ -168,6 +168,22 @@ tr -d '\n' < "$dir/inspect.txt" | grep -q 'assistant⟦Hello!<|im_end|>⟧<|im_s
   fail "inspect: the first reply is not its own target: $(cat "$dir/inspect.txt")"
 tr -d '\n' < "$dir/inspect.txt" | grep -q '⟦<think></think>Paris.<|im_end|>⟧$' ||
   fail "inspect: the last reply's target: $(cat "$dir/inspect.txt")"
+# DPO pairs in TRL's conversational form on the same real template: inspect shows both sides, each
+# reply alone a target, and DPO trains on them (first step at log 2: the adapter starts at zero).
+cat > "$dir/pref.jsonl" <<'JSONL'
+{"prompt": [{"role": "user", "content": "Capital of France?"}], "chosen": [{"role": "assistant", "content": "Paris."}], "rejected": [{"role": "assistant", "content": "Lyon."}]}
+{"prompt": [{"role": "user", "content": "Capital of Spain?"}], "chosen": [{"role": "assistant", "content": "Madrid."}], "rejected": [{"role": "assistant", "content": "Seville."}]}
+JSONL
+dpo=(data.path="$dir/pref.jsonl" train.method=dpo)
+"$forge" data inspect "$dir/mt.yaml" "${dpo[@]}" > "$dir/pinspect.txt" || fail "data inspect (pairs): $(cat "$dir/pinspect.txt")"
+grep -q "pref.jsonl:1 (preference, chosen): [0-9]* tokens" "$dir/pinspect.txt" || fail "pairs: $(head -3 "$dir/pinspect.txt")"
+tr -d '\n' < "$dir/pinspect.txt" | grep -q 'France?<|im_end|><|im_start|>assistant⟦<think></think>Paris.<|im_end|>⟧' ||
+  fail "inspect: the chosen reply's target: $(cat "$dir/pinspect.txt")"
+tr -d '\n' < "$dir/pinspect.txt" | grep -q 'assistant⟦<think></think>Lyon.<|im_end|>⟧' ||
+  fail "inspect: the rejected reply's target: $(cat "$dir/pinspect.txt")"
+"$forge" train "$dir/mt.yaml" "${dpo[@]}" output.dir="$dir/dpo" > /dev/null 2> "$dir/dpo.log" || fail "dpo: $(cat "$dir/dpo.log")"
+head -1 "$dir/dpo/metrics.jsonl" | grep '"loss":0\.69314' | grep -q '"rewards/accuracies"' ||
+  fail "dpo metrics: $(head -1 "$dir/dpo/metrics.jsonl")"
 "$forge" train "$dir/mt.yaml" > /dev/null 2> "$dir/mt.log" || fail "multi-turn Qwen3 rows did not train: $(tail -3 "$dir/mt.log")"
 
 # Gemma 3 with its real tokenizer and template: the system prompt folds into the first user turn

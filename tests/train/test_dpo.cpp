@@ -232,10 +232,11 @@ struct DpoTraining : ::testing::Test {
   }
 };
 
-// The policy starts as the reference (a fresh adapter, or the frozen copy of the weights), so the
-// first step's loss is exactly log 2 with zero rewards; then the chosen replies win.
+// The policy starts as the reference (a fresh adapter, or the frozen copy of the weights; with
+// QLoRA the NF4 base), so the first step's loss is exactly log 2 with zero rewards; then the
+// chosen replies win.
 TEST_F(DpoTraining, StartsAtLog2AndLearnsThePreference) {
-  for (const char* peft : {"lora", "none"}) {
+  for (const char* peft : {"lora", "none", "qlora"}) {
     train::Recipe r = recipe(std::string("run_") + peft, peft);
     train::TrainSummary s = train::run_training(r);
     const auto log = lines(r.output.dir + "/metrics.jsonl");
