@@ -213,6 +213,10 @@ void validate(const Recipe& r, const std::function<std::string(const std::string
        "train.method dpo reads preference pairs (format auto or preference), not " + r.data.format);
   need(r.train.method == "dpo" || r.data.format != "preference", "data.format",
        "preference pairs train with train.method: dpo");
+  need(r.train.method != "dpo" || !r.data.train_on_prompt, "data.train_on_prompt",
+       "DPO compares the replies only; it cannot train on the prompt");
+  need(r.train.method != "dpo" || r.data.long_examples != "split", "data.long_examples",
+       "DPO pairs are cut at max_seq_len (truncate), never split into windows");
   for (auto [k, v] : {std::pair{"parallel.dp", r.parallel.dp}, {"parallel.tp", r.parallel.tp}, {"parallel.pp", r.parallel.pp}})
     need(v >= 1, k, "must be at least 1");
   need(r.parallel.zero >= 0 && r.parallel.zero <= 3, "parallel.zero", "must be 0, 1, 2 or 3");

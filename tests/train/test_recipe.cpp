@@ -82,4 +82,22 @@ TEST_F(RecipeFixture, WrongTypesAndImpossibleValues) {
   EXPECT_HAS(error_of(base(), {"checkpoint.resume=sometimes"}), "expected auto, never or an existing checkpoint file");
 }
 
+TEST_F(RecipeFixture, DpoKeysAreChecked) {
+  const std::vector<std::string> dpo = {"train.method=dpo"};
+  auto with = [&](std::vector<std::string> o) {
+    o.insert(o.begin(), dpo.begin(), dpo.end());
+    return error_of(base(), o);
+  };
+  EXPECT_HAS(error_of(base(), {"train.method=ppo"}), "'ppo' is not one of sft | dpo");
+  EXPECT_HAS(with({"dpo.beta=0"}), "key 'dpo.beta': must be positive");
+  EXPECT_HAS(with({"dpo.loss_type=kto"}), "'kto' is not one of sigmoid | hinge | ipo | simpo");
+  EXPECT_HAS(with({"dpo.label_smoothing=0.5"}), "key 'dpo.label_smoothing': must be in [0, 0.5)");
+  EXPECT_HAS(with({"dpo.loss_type=hinge", "dpo.label_smoothing=0.1"}), "applies to loss_type sigmoid or simpo, not hinge");
+  EXPECT_HAS(with({"dpo.rpo_alpha=-1"}), "key 'dpo.rpo_alpha': must not be negative");
+  EXPECT_HAS(with({"data.format=chat"}), "train.method dpo reads preference pairs (format auto or preference), not chat");
+  EXPECT_HAS(with({"data.train_on_prompt=true"}), "DPO compares the replies only");
+  EXPECT_HAS(with({"data.long_examples=split"}), "never split into windows");
+  EXPECT_HAS(error_of(base(), {"data.format=preference"}), "preference pairs train with train.method: dpo");
+}
+
 }  // namespace
