@@ -51,7 +51,6 @@ void prepare_output(const Recipe& r, parallel::Communicator& world, Device dev) 
   world.barrier();
 }
 
-
 Trainee load_trainee(const Recipe& r, const parallel::Mesh& mesh, Device dev, const std::string& layout) {
   const bool lead = mesh.world().rank() == 0;
   Trainee t;
@@ -120,7 +119,6 @@ Trainee load_trainee(const Recipe& r, const parallel::Mesh& mesh, Device dev, co
 
   return t;
 }
-
 
 Optimisation make_optimisation(const Recipe& r, const parallel::Mesh& mesh, Trainee& t) {
   parallel::Communicator& dp = mesh.dp();
