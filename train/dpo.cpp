@@ -135,12 +135,12 @@ class Dpo : public Method {
 
   void reset_metrics() override { stats_ = Tensor(); }
 
-  std::string take_metrics(nlohmann::json& line, double units, const std::string& prefix) override {
+  Tensor metric_sums() const override { return ctx_.mp.reports() ? stats_ : Tensor(); }
+
+  std::string take_metrics(const std::vector<float>& sums, nlohmann::json& line, double units,
+                           const std::string& prefix) override {
     std::vector<double> v(kStats, 0.0);
-    if (stats_.defined() && ctx_.mp.reports()) {
-      const std::vector<float> f = stats_.to_float_vector();
-      for (int64_t k = 0; k < kStats; ++k) v[size_t(k)] = f[size_t(k)];
-    }
+    for (size_t k = 0; k < sums.size() && k < v.size(); ++k) v[k] = sums[k];
     stats_ = Tensor();
     v = ctx_.mesh.world().sum(v);
     for (int64_t k = 0; k < kStats; ++k) line[prefix + kStatNames[k]] = units > 0 ? v[size_t(k)] / units : 0.0;

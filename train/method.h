@@ -64,10 +64,14 @@ class Method {
   virtual Tensor loss_sum(const Tensor& hidden, const data::Batch& b, int64_t i) = 0;
   // Forgets the metrics gathered so far (a pass whose metrics are not logged came before).
   virtual void reset_metrics() {}
-  // The method's own metrics since reset_metrics, summed over the world and divided by `units`
-  // (the pass's total), added to a metrics line under `prefix` ("" or "eval_"); a short text for
-  // the progress bar. Every rank calls it.
-  virtual std::string take_metrics(nlohmann::json& /*line*/, double /*units*/, const std::string& /*prefix*/) {
+  // The method's metric sums since reset_metrics, on the device: this rank's, undefined where it
+  // holds none. The trainer reads them back with the loss, in one copy per logged step.
+  virtual Tensor metric_sums() const { return Tensor(); }
+  // Those sums as read back (empty: none here), summed over the world and divided by `units` (the
+  // pass's total), into a metrics line under `prefix` ("" or "eval_"); a short text for the
+  // progress bar. Every rank calls it.
+  virtual std::string take_metrics(const std::vector<float>& /*sums*/, nlohmann::json& /*line*/, double /*units*/,
+                                   const std::string& /*prefix*/) {
     return "";
   }
 };

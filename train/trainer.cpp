@@ -83,14 +83,13 @@ data::Batch on_device(data::Batch b, Device dev) {
   return b;
 }
 
-// The summed loss of a step's micro-batches (undefined: none here), read back once.
-double read_loss(const Tensor& loss) { return loss.defined() ? loss.item() : 0.0; }
-
-// A step's summed loss (0 where undefined) and gradient norm, read back in one copy.
-std::pair<double, double> read_back(const Tensor& loss, const Tensor& norm_clip) {
-  if (!loss.defined()) return {0.0, double(norm_clip.narrow(0, 0, 1).item())};
-  const std::vector<float> v = cat({loss.to(DType::F32).reshape({1}), norm_clip.narrow(0, 0, 1)}).to_float_vector();
-  return {double(v[0]), double(v[1])};
+// Device values read back in one copy: each defined part flattened to f32, in order.
+std::vector<float> read_back(const std::vector<Tensor>& parts) {
+  std::vector<Tensor> flat;
+  for (const Tensor& t : parts)
+    if (t.defined()) flat.push_back(t.to(DType::F32).reshape({-1}));
+  if (flat.empty()) return {};
+  return (flat.size() == 1 ? flat[0] : cat(flat)).to_float_vector();
 }
 
 // The method's mean loss over the eval set (and its metrics, as eval_*, into `line`); data-parallel
@@ -117,8 +116,10 @@ double evaluate(models::CausalLM& model, peft::LoraModel* lora, const parallel::
   forward_only(model, mp, mesh, mine, head, shards, &loss);
   model.train(true);
   if (lora) lora->train(true);
-  auto total = mesh.world().sum({mp.reports() ? read_loss(loss) : 0.0, mp.reports() ? units : 0.0});
-  method.take_metrics(line, total[1], "eval_");
+  const std::vector<float> v = read_back({loss, method.metric_sums()});  // the loss (where summed), then sums
+  const size_t k = loss.defined() ? 1 : 0;
+  auto total = mesh.world().sum({mp.reports() && k ? double(v[0]) : 0.0, mp.reports() ? units : 0.0});
+  method.take_metrics(std::vector<float>(v.begin() + long(k), v.end()), line, total[1], "eval_");
   return total[1] > 0 ? total[0] / total[1] : NAN;
 }
 
@@ -256,6 +257,7 @@ TrainSummary run_training(const Recipe& r) {
   double run_seconds = 0, steady_seconds = 0, interval_seconds = 0;
   double loss = NAN, norm = NAN, rate = 0;  // as of the last logged step
   std::string method_status;                // the method's metrics for the progress bar
+  std::vector<float> method_sums;           // and as read back with the loss
   const bool sft = r.train.method == "sft";  // a token cross-entropy, whose exp is a perplexity
   bool saved_last = have && start == total;
   StopRequest stop_request;
@@ -346,9 +348,12 @@ TrainSummary run_training(const Recipe& r) {
     // one copy: in between, a GPU runs ahead of the host.
     const bool logged = step % r.logging.every == 0 || step == total;
     if (logged || s == start) {
-      const auto [l, n] = read_back(loss_sum, norm_clip);
-      loss = world.sum({mp.reports() ? l : 0.0})[0] / targets;
-      norm = n;
+      // {loss (where summed), gradient norm, the method's metric sums (logged steps)}
+      const std::vector<float> v = read_back({loss_sum, norm_clip.narrow(0, 0, 1), logged ? method->metric_sums() : Tensor()});
+      const size_t k = loss_sum.defined() ? 1 : 0;
+      loss = world.sum({mp.reports() && k ? double(v[0]) : 0.0})[0] / targets;
+      norm = v[k];
+      method_sums.assign(v.begin() + long(k) + 1, v.end());
       FORGE_CHECK(std::isfinite(loss), "step ", step, ": the loss is ", loss, " (lower optim.lr or check the data)");
       if (s == start) sum.first_loss = loss;
       sum.last_loss = loss;
@@ -374,7 +379,7 @@ TrainSummary run_training(const Recipe& r) {
       nlohmann::json line = {{"step", step}, {"epoch", sp.epoch}, {"loss", loss}, {"lr", lr}, {"grad_norm", norm},
                              {"tokens", tokens}, {"tokens_per_s", rate},
                              {"elapsed_s", std::chrono::duration<double>(Clock::now() - t_run).count()}};
-      method_status = method->take_metrics(line, targets, "");
+      method_status = method->take_metrics(method_sums, line, targets, "");
       if (dev.is_cuda()) {  // what this step cost the host, on the rank it cost most: copies each way,
                             // ops run on host copies, device memory in use (the prefetched batches
                             // count for the step they belong to)

@@ -75,7 +75,7 @@ TEST_P(DpoParity, LossMetricsAndGradientsMatchPyTorch) {
   const std::string g = std::string(c.name) + "/";
   EXPECT_NEAR(loss.item() / pairs, ref.at(g + "loss").item(), 2e-5 * std::max(1.0, std::abs(ref.at(g + "loss").item())));
   nlohmann::json line;
-  method->take_metrics(line, pairs, "");
+  method->take_metrics(method->metric_sums().to_float_vector(), line, pairs, "");
   for (const char* m : {"rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
                         "logps/rejected"}) {
     std::string key = m;
@@ -162,7 +162,9 @@ TEST_F(PreferenceData, EveryFormGivesChosenThenRejectedWithTheReplyAsTarget) {
     auto [prompt, reply] = split(s, i);
     EXPECT_EQ(reply.rfind(replies[i], 0), 0u) << i << ": '" << reply << "'";
     EXPECT_LE(reply.size(), std::string(replies[i]).size() + 12) << "the reply and its end of turn only: " << reply;
-    if (i % 2) EXPECT_EQ(prompt, split(s, i - 1).first) << "both sides share the prompt";
+    if (i % 2) {
+      EXPECT_EQ(prompt, split(s, i - 1).first) << "both sides share the prompt";
+    }
   }
   EXPECT_NE(split(s, 2).first.find("Name a colour"), std::string::npos);
 }
@@ -275,7 +277,9 @@ TEST_F(DpoTraining, ResumedRunRepeatsLossesAndRewardsExactly) {
   ASSERT_EQ(again.size(), full.size());
   for (size_t i = 0; i < full.size(); ++i)
     for (const char* k : {"loss", "rewards/margins", "rewards/accuracies", "eval_loss", "eval_rewards/margins"})
-      if (full[i].contains(k)) EXPECT_EQ(again[i].at(k), full[i].at(k)) << "line " << i << " " << k;
+      if (full[i].contains(k)) {
+        EXPECT_EQ(again[i].at(k), full[i].at(k)) << "line " << i << " " << k;
+      }
   SafetensorsFile after(r.output.dir + "/model/model.safetensors");
   for (auto& n : after.names()) EXPECT_EQ(after.tensor(n).to_float_vector(), w.at(n)) << n;
 }
@@ -298,9 +302,10 @@ TEST_F(DpoTraining, PrecomputedReferenceGivesThePerStepLosses) {
     ASSERT_EQ(a.size(), b.size());
     for (size_t i = 0; i < a.size(); ++i)
       for (const char* k : {"loss", "rewards/margins", "eval_loss", "eval_rewards/margins"})
-        if (a[i].contains(k))
+        if (a[i].contains(k)) {
           EXPECT_NEAR(b[i].at(k).get<double>(), a[i].at(k).get<double>(), 1e-5 * std::max(1.0, std::abs(a[i].at(k).get<double>())))
               << peft << " line " << i << " " << k;
+        }
   }
   train::Recipe p = recipe("pre_none", "none");
   p.train.max_steps = 6;
@@ -312,7 +317,9 @@ TEST_F(DpoTraining, PrecomputedReferenceGivesThePerStepLosses) {
   const auto again = lines(p.output.dir + "/metrics.jsonl");
   ASSERT_EQ(again.size(), before.size());
   for (size_t i = 0; i < before.size(); ++i)
-    if (before[i].contains("loss")) EXPECT_EQ(again[i].at("loss"), before[i].at("loss")) << "line " << i;
+    if (before[i].contains("loss")) {
+      EXPECT_EQ(again[i].at("loss"), before[i].at("loss")) << "line " << i;
+    }
   std::filesystem::remove(train::list_checkpoints(p.output.dir + "/checkpoints")[0]);
   std::filesystem::remove(p.output.dir + "/data/ref_logps.h5");
   try {
