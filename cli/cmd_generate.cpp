@@ -47,9 +47,7 @@ int cmd_generate(const Args& args) {
   const models::GenerationDefaults g = models::generation_defaults(flag_value(args, "--generation-config", "auto"), dir);
   std::string prompt = flag_value(args, "--prompt", "");
   if (prompt == "-") prompt.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-  const std::string dt = flag_value(args, "--dtype", "");
-  auto model = models::load_model(dir, dt.empty() ? std::nullopt : std::optional<DType>(dtype_from_name(dt)),
-                                  device_flag(args));
+  auto model = models::load_model(dir, dtype_flag(args), device_flag(args));
   auto tok = data::Tokenizer::from_dir(dir);
   data::override_chat_template(*tok, flag_value(args, "--chat-template", ""));
   const models::ModelConfig& cfg = model->config();

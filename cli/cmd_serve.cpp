@@ -76,7 +76,7 @@ int cmd_serve(const Args& args) {
     return 0;
   }
   const std::string dir = required_flag(args, "--model", "DIR");
-  const std::string dt = flag_value(args, "--dtype", "");
+  const std::optional<DType> dt = dtype_flag(args);  // before anything starts: a bad one is refused
   infer::EngineConfig ec;
   ec.kv_cache_bytes = parse_size(flag_value(args, "--kv-cache-memory", "1G"), "--kv-cache-memory");
   const bool kv_given = !flag_value(args, "--kv-cache-memory", "").empty();
@@ -118,7 +118,7 @@ int cmd_serve(const Args& args) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
   const Device dev = device_flag(args);
-  auto model = models::load_model(dir, dt.empty() ? std::nullopt : std::optional<DType>(dtype_from_name(dt)), dev);
+  auto model = models::load_model(dir, dt, dev);
   const size_t weight_bytes = dev.is_cuda() ? cuda::bytes_in_use(dev.index) : 0;
   if (dev.is_cuda() && !kv_given)
     ec.kv_cache_bytes = infer::device_kv_cache_bytes(model->config(), ec, dev.index, utilization);

@@ -143,4 +143,11 @@ double number_flag(const Args& args, const std::string& name, double fallback, d
 
 Device device_flag(const Args& args) { return resolve_device(flag_value(args, "--device", "auto"), "--device"); }
 
+std::optional<DType> dtype_flag(const Args& args) {
+  const std::string v = flag_value(args, "--dtype", "");
+  if (v.empty()) return std::nullopt;
+  if (v != "f32" && v != "bf16") throw Error("--dtype: expected f32 or bf16, got '" + v + "'");
+  return dtype_from_name(v);
+}
+
 }  // namespace forge::cli

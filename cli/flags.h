@@ -2,10 +2,12 @@
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/device.h"
+#include "core/dtype.h"
 
 namespace forge::cli {
 
@@ -37,5 +39,7 @@ double number_flag(const Args& args, const std::string& name, double fallback, d
 // --device auto|cpu|cuda|cuda:N (default auto) made concrete on this machine (core/device.h):
 // a device the machine lacks throws naming what is missing.
 Device device_flag(const Args& args);
+// --dtype: the dtype weights compute in (f32 or bf16); unset: the checkpoint's own.
+std::optional<DType> dtype_flag(const Args& args);
 
 }  // namespace forge::cli

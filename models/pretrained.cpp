@@ -55,6 +55,8 @@ std::string list_names(const std::vector<std::string>& v) {
 std::shared_ptr<CausalLM> load_model(const std::string& dir, std::optional<DType> dtype, Device device) {
   ModelConfig cfg = load_config(dir);
   const DType dt = dtype.value_or(cfg.dtype);
+  FORGE_CHECK(dt == DType::F32 || dt == DType::BF16 || dt == DType::F16, dir, ": weights cannot compute in ",
+              dtype_name(dt), " (f32, bf16 or f16)");
   auto model = CausalLM::unfilled(cfg, dt);  // every parameter is loaded below
   WeightFiles files(dir);
 

@@ -63,6 +63,12 @@ echo '{"type": "string", "pattern": "^a"}' >"$dir/bad_schema.json"
 "$forge" generate --model "$dir/m" --prompt "Hi" --json-schema "$dir/bad_schema.json" 2>"$dir/err" >/dev/null &&
   fail "--json-schema took a pattern"
 grep -q "bad_schema.json: #: 'pattern' is not supported" "$dir/err" || fail "--json-schema error: $(cat "$dir/err")"
+# A dtype weights cannot compute in is refused at start-up (serve once started and aborted every request).
+for cmd in "serve --port 0" "generate --prompt Hi"; do
+  timeout 20 "$forge" $cmd --model "$dir/m" --dtype i32 2>"$dir/err" >/dev/null && fail "$cmd --dtype i32 ran"
+  grep -q "forge ${cmd%% *}: error: --dtype: expected f32 or bf16, got 'i32'" "$dir/err" ||
+    fail "$cmd --dtype: $(cat "$dir/err")"
+done
 
 # bench json: the mask's cost in every state it reports (6 of a document, 2 before a reasoning model's answer).
 "$forge" bench json --model "$dir/m" --quick --json >"$dir/bench" || fail "bench json failed"
