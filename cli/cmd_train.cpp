@@ -12,10 +12,11 @@ int cmd_train(const Args& args) {
   if (args.empty() || has_flag(args, "--help")) {
     std::printf(
         "usage: forge train RECIPE.yaml [section.key=value ...] [--check]\n\n"
-        "Finetunes a model as the recipe says (LoRA or full), writing into output.dir: metrics.jsonl,\n"
-        "loss_curve.svg, recipe.yaml (as resolved), data/ (token caches), checkpoints/, and adapter/\n"
-        "(LoRA, PEFT format) or model/ (full finetune). A run resumes from its newest valid checkpoint\n"
-        "(checkpoint.resume: auto). --check validates the recipe, prints it resolved, and stops.\n"
+        "Finetunes a model as the recipe says (LoRA, QLoRA or full; train.method sft, or dpo on preference\n"
+        "pairs), writing into output.dir: metrics.jsonl, loss_curve.svg, recipe.yaml (as resolved),\n"
+        "data/ (token caches), checkpoints/, and adapter/ (LoRA, PEFT format) or model/ (full finetune).\n"
+        "A run resumes from its newest valid checkpoint (checkpoint.resume: auto). --check validates the\n"
+        "recipe, prints it resolved, and stops.\n"
         "Ctrl-C, SIGTERM or SIGUSR1 (Slurm's --signal; mpirun forwards it) stop the run after its current\n"
         "step with a checkpoint; a second Ctrl-C or SIGTERM quits at once.\n"
         "Distributed: mpirun -np N forge train RECIPE parallel.dp=N [parallel.zero=1|2] (docs/distributed.md).\n"
