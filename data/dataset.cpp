@@ -258,7 +258,7 @@ bool has_target(const std::vector<uint8_t>& mask, size_t begin, size_t end) {
 
 // A preference pair's two sides, each cut at max_seq_len; the pair is dropped when either side
 // keeps no reply token.
-void add_pair(PreferenceTokens& p, int64_t L, ExampleSet& set, DatasetStats& stats) {
+void add_pair(PreferenceTokens p, int64_t L, ExampleSet& set, DatasetStats& stats) {
   bool cut = false;
   for (int s = 0; s < 2; ++s)
     if (int64_t(p.ids[s].size()) > L) {
@@ -273,66 +273,73 @@ void add_pair(PreferenceTokens& p, int64_t L, ExampleSet& set, DatasetStats& sta
   }
   for (int s = 0; s < 2; ++s) set.add(p.ids[s], p.mask[s]);
 }
+
+// One example, truncated or split into windows when longer than max_seq_len (opt.long_examples).
+void add_example(std::vector<int64_t>& ids, std::vector<uint8_t>& mask, const DatasetOptions& opt, ExampleSet& set,
+                 DatasetStats& stats) {
+  const int64_t n = int64_t(ids.size()), L = opt.max_seq_len;
+  const bool split = opt.long_examples == "split" || (opt.long_examples == "auto" && stats.format == "text");
+  if (n > L && !split) {
+    ids.resize(size_t(L));
+    mask.resize(size_t(L));
+    ++stats.truncated;
+  }
+  if (n > L && split) ++stats.split;
+  // Windows [s, s + L) with s advancing by L - 1: a window's first token is the previous one's
+  // last, whose target that window already had. One window when the example fits.
+  const int64_t len = int64_t(ids.size()), step = std::max<int64_t>(L - 1, 1);
+  for (int64_t s = 0; s == 0 || s + 1 < len; s += step) {
+    const int64_t e = std::min(s + L, len);
+    // The first token is never a target (nothing precedes it), so a window needs a later one.
+    if (!has_target(mask, size_t(s), size_t(e))) {
+      ++stats.dropped_empty;
+      continue;
+    }
+    set.add({ids.begin() + s, ids.begin() + e}, {mask.begin() + s, mask.begin() + e});
+  }
+}
 }  // namespace
 
-ExampleSet read_dataset(const std::string& path, const Tokenizer& tok, const DatasetOptions& opt,
-                        DatasetStats* stats_out) {
+void for_each_jsonl_row(const std::string& path, const char* what, bool skip_malformed, JsonlCounts& counts,
+                        const std::function<void(const ojson& row)>& fn) {
   std::ifstream f(path);
-  FORGE_CHECK(f, path, ": cannot open the dataset");
-  DatasetStats stats;
-  stats.format = opt.format;
-  ExampleSet set;
+  FORGE_CHECK(f, path, ": cannot open ", what);
   std::string line;
-  std::vector<int64_t> ids;
-  std::vector<uint8_t> mask;
   for (int64_t lineno = 1; std::getline(f, line); ++lineno) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    ++stats.lines;
-    ids.clear();
-    mask.clear();
-    PreferenceTokens pair;
+    ++counts.lines;
     try {
       ojson row;
       try {
         row = ojson::parse(line);
       } catch (const ojson::parse_error& e) {
-        std::string what = e.what();
-        throw Error("not valid JSON (" + what.substr(what.find(']') + 2) + ")");
+        std::string msg = e.what();
+        throw Error("not valid JSON (" + msg.substr(msg.find(']') + 2) + ")");
       }
-      if (stats.format == "auto") stats.format = detect_format(row);
-      if (stats.format == "preference") pair = tokenize_preference(row, tok);
-      else tokenize_example(row, stats.format, tok, opt.train_on_prompt, ids, mask);
+      fn(row);
     } catch (const Error& e) {
       std::string msg = path + ":" + std::to_string(lineno) + ": " + e.what();
-      if (!opt.skip_malformed) throw Error(msg + " (set data.skip_malformed: true to skip such lines)");
-      if (stats.skipped++ == 0) stats.first_error = msg;
-      continue;
-    }
-    if (stats.format == "preference") {
-      add_pair(pair, opt.max_seq_len, set, stats);
-      continue;
-    }
-    const int64_t n = int64_t(ids.size()), L = opt.max_seq_len;
-    const bool split = opt.long_examples == "split" || (opt.long_examples == "auto" && stats.format == "text");
-    if (n > L && !split) {
-      ids.resize(size_t(L));
-      mask.resize(size_t(L));
-      ++stats.truncated;
-    }
-    if (n > L && split) ++stats.split;
-    // Windows [s, s + L) with s advancing by L - 1: a window's first token is the previous one's
-    // last, whose target that window already had. One window when the example fits.
-    const int64_t len = int64_t(ids.size()), step = std::max<int64_t>(L - 1, 1);
-    for (int64_t s = 0; s == 0 || s + 1 < len; s += step) {
-      const int64_t e = std::min(s + L, len);
-      // The first token is never a target (nothing precedes it), so a window needs a later one.
-      if (!has_target(mask, size_t(s), size_t(e))) {
-        ++stats.dropped_empty;
-        continue;
-      }
-      set.add({ids.begin() + s, ids.begin() + e}, {mask.begin() + s, mask.begin() + e});
+      if (!skip_malformed) throw Error(msg + " (set data.skip_malformed: true to skip such lines)");
+      if (counts.skipped++ == 0) counts.first_error = msg;
     }
   }
+}
+
+ExampleSet read_dataset(const std::string& path, const Tokenizer& tok, const DatasetOptions& opt,
+                        DatasetStats* stats_out) {
+  DatasetStats stats;
+  stats.format = opt.format;
+  ExampleSet set;
+  std::vector<int64_t> ids;
+  std::vector<uint8_t> mask;
+  for_each_jsonl_row(path, "the dataset", opt.skip_malformed, stats, [&](const ojson& row) {
+    if (stats.format == "auto") stats.format = detect_format(row);
+    if (stats.format == "preference") return add_pair(tokenize_preference(row, tok), opt.max_seq_len, set, stats);
+    ids.clear();
+    mask.clear();
+    tokenize_example(row, stats.format, tok, opt.train_on_prompt, ids, mask);
+    add_example(ids, mask, opt, set, stats);
+  });
   stats.examples = set.size();
   FORGE_CHECK(set.size() > 0, path, ": no usable examples (", stats.lines, " lines, ", stats.skipped, " skipped, ",
               stats.dropped_empty, " without a response token within max_seq_len)");

@@ -2,6 +2,7 @@
 // into token ids with a per-token loss mask, rendered exactly as the server renders requests.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -36,11 +37,22 @@ struct DatasetOptions {
   std::string long_examples = "auto";
 };
 
-struct DatasetStats {
-  std::string format;           // the format used (auto resolved)
-  int64_t lines = 0, examples = 0, skipped = 0, truncated = 0, dropped_empty = 0;
-  int64_t split = 0;            // long examples split into windows (each window is one example)
+// What a walk over a JSONL file met: its non-blank lines, and those skipped as malformed.
+struct JsonlCounts {
+  int64_t lines = 0, skipped = 0;
   std::string first_error;      // the first skipped line's message
+};
+
+// Calls fn with each non-blank line's JSON value, in order. An Error from the parse or from fn
+// becomes "path:line: message": thrown, or with skip_malformed counted in `counts` and skipped.
+// `what` names the file's role in the error when it cannot be opened ("the dataset").
+void for_each_jsonl_row(const std::string& path, const char* what, bool skip_malformed, JsonlCounts& counts,
+                        const std::function<void(const ojson& row)>& fn);
+
+struct DatasetStats : JsonlCounts {
+  std::string format;           // the format used (auto resolved)
+  int64_t examples = 0, truncated = 0, dropped_empty = 0;
+  int64_t split = 0;            // long examples split into windows (each window is one example)
 };
 
 // Reads and tokenises a JSONL file. Errors name the file and line ("data.jsonl:17: ...").

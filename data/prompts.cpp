@@ -1,10 +1,9 @@
 // GRPO's prompts (see prompts.h).
 #include "data/prompts.h"
 
-#include <fstream>
-
 #include "core/error.h"
 #include "data/chat_template.h"
+#include "data/dataset.h"
 
 namespace forge::data {
 namespace {
@@ -38,34 +37,16 @@ Prompt make_prompt(const ojson& row, const Tokenizer& tok) {
 
 std::vector<Prompt> read_prompts(const std::string& path, const Tokenizer& tok, const PromptOptions& opt,
                                  PromptStats* stats_out) {
-  std::ifstream f(path);
-  FORGE_CHECK(f, path, ": cannot open the prompts");
   PromptStats st;
   std::vector<Prompt> out;
-  std::string line;
-  for (int64_t lineno = 1; std::getline(f, line); ++lineno) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    ++st.lines;
-    try {
-      ojson row;
-      try {
-        row = ojson::parse(line);
-      } catch (const ojson::parse_error& e) {
-        std::string what = e.what();
-        throw Error("not valid JSON (" + what.substr(what.find(']') + 2) + ")");
-      }
-      Prompt p = make_prompt(row, tok);
-      if (int64_t(p.ids.size()) > opt.max_prompt_len) {
-        p.ids.erase(p.ids.begin(), p.ids.end() - opt.max_prompt_len);
-        ++st.truncated;
-      }
-      out.push_back(std::move(p));
-    } catch (const Error& e) {
-      const std::string msg = path + ":" + std::to_string(lineno) + ": " + e.what();
-      if (!opt.skip_malformed) throw Error(msg + " (set data.skip_malformed: true to skip such lines)");
-      if (st.skipped++ == 0) st.first_error = msg;
+  for_each_jsonl_row(path, "the prompts", opt.skip_malformed, st, [&](const ojson& row) {
+    Prompt p = make_prompt(row, tok);
+    if (int64_t(p.ids.size()) > opt.max_prompt_len) {
+      p.ids.erase(p.ids.begin(), p.ids.end() - opt.max_prompt_len);
+      ++st.truncated;
     }
-  }
+    out.push_back(std::move(p));
+  });
   FORGE_CHECK(!out.empty(), path, ": no usable prompts (", st.lines, " lines, ", st.skipped, " skipped)");
   if (stats_out) *stats_out = st;
   return out;

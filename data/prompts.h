@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "data/dataset.h"
 #include "data/jinja.h"
 #include "data/tokenizer.h"
 
@@ -24,9 +25,8 @@ struct PromptOptions {
   bool skip_malformed = false;
 };
 
-struct PromptStats {
-  int64_t lines = 0, skipped = 0, truncated = 0;
-  std::string first_error;
+struct PromptStats : JsonlCounts {
+  int64_t truncated = 0;
 };
 
 // Errors name the file and line; an empty prompt is an error.

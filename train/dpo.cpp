@@ -121,7 +121,7 @@ class Dpo : public Method {
 
   Tensor loss_sum(const Tensor& hidden, const data::Batch& b, int64_t i) override {
     const DpoTerms t = dpo_terms(logps(ctx_.mp, hidden, b), ref_.empty() ? Tensor() : ref_[size_t(i)], opts_,
-                                 opts_.rpo_alpha > 0 ? lengths(b) : Tensor());
+                                 opts_.rpo_alpha > 0 && !dpo_length_normalised(opts_.loss_type) ? lengths(b) : Tensor());
     {
       NoGradGuard ng;
       const Tensor won = gt(t.chosen_rewards, t.rejected_rewards).to(DType::F32);

@@ -52,7 +52,6 @@ GrpoSums grpo_sums(const Tensor& lp, const Tensor& old, const Tensor& ref, const
   GrpoSums s;
   NoGradGuard ng;
   const Tensor lengths = sum(mask, {1});  // [B]
-  const double n_tokens = double(sum(lengths).item());
   s.tokens = sum(lengths);
   {
     EnableGradGuard eg;
@@ -60,7 +59,7 @@ GrpoSums grpo_sums(const Tensor& lp, const Tensor& old, const Tensor& ref, const
     else s.loss = sum(per_token);
   }
   s.units = o.loss_type == "grpo" ? double(B)
-            : o.loss_type == "dapo" ? n_tokens
+            : o.loss_type == "dapo" ? double(s.tokens.item())  // read back only where it is the count
                                     : double(B * o.max_completion_length);
   if (kl.defined()) s.kl = sum(mul(kl.detach(), mask));
   // TRL's clip region: the ratio below 1 - epsilon with A < 0, or above 1 + epsilon_high with A > 0.
