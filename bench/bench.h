@@ -49,4 +49,9 @@ int bench_train(const std::string& preset, bool lora, const std::string& dtype, 
 int bench_train_parallel(const std::string& preset, bool lora, const std::string& dtype, int64_t batch, int64_t seq,
                          int steps, const std::string& mesh, int64_t micro_batches, int64_t zero, bool json);
 
+// GRPO steps through the real trainer on a random model: sampling and training tokens/s apart,
+// the step's time and its share spent sampling, peak memory.
+int bench_grpo(const std::string& preset, bool lora, const std::string& dtype, int64_t prompts, int64_t generations,
+               int64_t completion, int64_t micro_batches, int steps, Device device, bool json);
+
 }  // namespace forge::bench

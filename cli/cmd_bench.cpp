@@ -18,6 +18,8 @@ int cmd_bench(const Args& args) {
         "       forge bench train [--preset P] [--lora|--qlora] [--dtype f32|bf16] [--batch 8] [--seq 256] [--steps 3]\n"
         "                         [--device auto|cpu|cuda[:N]] [--lora-r 8] [--lora-targets q_proj,k_proj,v_proj,o_proj|all-linear] [--json]\n"
         "                         [--parallel 1|dp2|tp2|pp2|dp2xtp2|...] [--micro-batches K] [--zero 0-3]   (under mpirun -np N)\n"
+        "       forge bench grpo [--preset stories15M] [--lora] [--dtype f32|bf16] [--prompts 8] [--generations 8]\n"
+        "                        [--completion 64] [--micro-batches 4] [--steps 3] [--device D] [--json]\n"
         "       forge bench json --model DIR [--json] [--quick]\n\n"
         "  ops      GEMM GFLOP/s (f32 per CPU backend, bf16) at 1024^3 and Llama shapes (MxKxN), as A B\n"
         "           (gemm) and A W^T (linear); a stories15M decode step's linear layers at 32 sequences,\n"
@@ -41,6 +43,11 @@ int cmd_bench(const Args& args) {
         "           --parallel MESH: the real trainer under that mesh (1: one process); tokens/s over the\n"
         "           steps after the first and every rank's peak tensor memory; the global batch is cut into\n"
         "           K micro-batches (default 1; 4 with pp > 1)\n"
+        "  grpo     GRPO steps through the trainer (full finetune, or --lora r 8 on all linear layers): the\n"
+        "           engine samples --generations completions of --completion tokens for each of --prompts\n"
+        "           prompts from the live weights, then the step trains on them (in --micro-batches);\n"
+        "           sampling and training\n"
+        "           tokens/s apart, seconds per step and the share spent sampling, peak memory\n"
         "  json     guided JSON's token mask over DIR's tokenizer: ms per sequence and step in JSON mode\n"
         "           (object start, a value, inside a string, inside a number) and under a schema (a key,\n"
         "           an enum), and the vocabulary index's one-off build\n"
@@ -60,6 +67,9 @@ int cmd_bench(const Args& args) {
   else if (args[0] == "train")
     check_flags(args, with({"--lora", "--qlora", "--batch=", "--seq=", "--steps=", "--device=", "--lora-r=", "--lora-targets=",
                             "--parallel=", "--micro-batches=", "--zero="}), 1);
+  else if (args[0] == "grpo")
+    check_flags(args, with({"--lora", "--prompts=", "--generations=", "--completion=", "--micro-batches=", "--steps=",
+                            "--device="}), 1);
   const int64_t quick_or_3 = has_flag(args, "--quick") ? 1 : 3;
   if (args[0] == "ops") return bench::bench_ops(has_flag(args, "--json"), has_flag(args, "--quick"));
   if (args[0] == "json")
@@ -94,7 +104,13 @@ int cmd_bench(const Args& args) {
                               int(int_flag(args, "--steps", quick_or_3, 1, 1 << 20)),
                               device_flag(args), ls, has_flag(args, "--json"));
   }
-  std::fprintf(stderr, "forge bench: unknown benchmark '%s' (available: ops, infer, serve, train, json)\n", args[0].c_str());
+  if (args[0] == "grpo")
+    return bench::bench_grpo(flag_value(args, "--preset", "stories15M"), has_flag(args, "--lora"),
+                             flag_value(args, "--dtype", "f32"), int_flag(args, "--prompts", 8, 1, 1 << 16),
+                             int_flag(args, "--generations", 8, 2, 1 << 16), int_flag(args, "--completion", 64, 1, 1 << 20),
+                             int_flag(args, "--micro-batches", 4, 1, 1 << 16), int(int_flag(args, "--steps", quick_or_3, 1, 1 << 20)), device_flag(args),
+                             has_flag(args, "--json"));
+  std::fprintf(stderr, "forge bench: unknown benchmark '%s' (available: ops, infer, serve, train, grpo, json)\n", args[0].c_str());
   return 2;
 }
 

@@ -12,9 +12,11 @@ int cmd_train(const Args& args) {
   if (args.empty() || has_flag(args, "--help")) {
     std::printf(
         "usage: forge train RECIPE.yaml [section.key=value ...] [--check]\n\n"
-        "Finetunes a model as the recipe says (LoRA, QLoRA or full; train.method sft, or dpo on preference\n"
-        "pairs), writing into output.dir: metrics.jsonl, loss_curve.svg, recipe.yaml (as resolved),\n"
-        "data/ (token caches), checkpoints/, and adapter/ (LoRA, PEFT format) or model/ (full finetune).\n"
+        "Finetunes a model as the recipe says (LoRA, QLoRA or full; train.method sft, dpo on preference\n"
+        "pairs, or grpo on prompts with rewards, sampling from the live weights), writing into output.dir:\n"
+        "metrics.jsonl, loss_curve.svg, recipe.yaml (as resolved), data/ (token caches), checkpoints/,\n"
+        "and adapter/ (LoRA, PEFT format) or model/ (full finetune); grpo adds samples.jsonl and\n"
+        "reward_curve.svg.\n"
         "A run resumes from its newest valid checkpoint (checkpoint.resume: auto). --check validates the\n"
         "recipe, prints it resolved, and stops.\n"
         "Ctrl-C, SIGTERM or SIGUSR1 (Slurm's --signal; mpirun forwards it) stop the run after its current\n"

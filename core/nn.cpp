@@ -176,8 +176,8 @@ void Linear::pack() {
   if (split == Split::None && packable(weight)) packed = pack_linear_weight(weight);
 }
 
-bool packable(const Tensor& w) {
-  return w.device().is_cpu() && (w.dtype() == DType::F32 || (w.dtype() == DType::BF16 && cpu::packed_bf16_fast()));
+bool packable(const Tensor& w) {  // (a quantised Linear has let its weight go)
+  return w.defined() && w.device().is_cpu() && (w.dtype() == DType::F32 || (w.dtype() == DType::BF16 && cpu::packed_bf16_fast()));
 }
 
 bool use_packed(const Tensor& packed, const Tensor& x) {

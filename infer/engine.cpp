@@ -69,7 +69,7 @@ Engine::Engine(std::shared_ptr<models::CausalLM> model, std::shared_ptr<data::To
               (num_blocks_ - 1) * cfg_.block_size, " tokens (", num_blocks_ - 1, " blocks of ", cfg_.block_size,
               "), less than one sequence of --max-model-len ", cfg_.max_model_len,
               ": raise --kv-cache-memory or lower --max-model-len");
-  if (model_->lm_head_weight().device().is_cpu()) {
+  if (cfg_.inference_layouts && model_->lm_head_weight().device().is_cpu()) {
     model_->store_weights_transposed();
     model_->pack_for_decode();
   }

@@ -73,6 +73,10 @@ struct EngineConfig {
   int64_t max_num_batched_tokens = 2048;
   bool prefix_caching = true;
   int64_t max_lora_rank = 64;
+  // On the CPU, re-store the weights column-major and pack decode twins of them (CausalLM's
+  // store_weights_transposed, pack_for_decode): faster decode, but the weights are frozen from then
+  // on. Off for an engine over weights that an optimiser updates (GRPO's full finetune).
+  bool inference_layouts = true;
 };
 
 struct EngineCounters {

@@ -292,7 +292,7 @@ Tensor CausalLM::head_logits(const Tensor& h) const {
 void CausalLM::store_weights_transposed() {
   NoGradGuard ng;
   auto to_column_major = [](const Tensor& w) {
-    if (w.dim() == 2 && w.dtype() == DType::F32 && w.stride(0) != 1) w.set_data(w.detach().t().contiguous().t());
+    if (w.defined() && w.dim() == 2 && w.dtype() == DType::F32 && w.stride(0) != 1) w.set_data(w.detach().t().contiguous().t());
   };
   for (auto& [name, m] : named_modules())
     if (auto lin = std::dynamic_pointer_cast<nn::Linear>(m)) to_column_major(lin->weight);

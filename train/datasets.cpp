@@ -31,6 +31,13 @@ Datasets load_datasets(const Recipe& r, const data::Tokenizer& tok) {
                            r.data.long_examples};
   auto cache = [&](const char* name) { return r.data.cache ? r.output.dir + "/data/" + name : std::string(); };
   Datasets d;
+  if (r.train.method == "grpo") {  // prompts, which the method reads (train/grpo.h); checkpoints keep their fingerprint
+    opt.format = "grpo prompts";
+    opt.max_seq_len = r.grpo.max_prompt_len;
+    d.fingerprint = data::dataset_fingerprint(r.data.path, r.model.path, opt);
+    d.format = "prompts";
+    return d;
+  }
   data::DatasetStats st;
   bool cached = false;
   data::ExampleSet all =

@@ -61,7 +61,7 @@ class Dpo : public Method {
   explicit Dpo(const MethodContext& ctx) : ctx_(ctx) {
     const Recipe::Dpo& d = ctx.recipe.dpo;
     opts_ = DpoOptions{d.loss_type, d.beta, d.label_smoothing, d.simpo_gamma, d.rpo_alpha};
-    if (opts_.loss_type != "simpo" && !ctx.lora && !d.precompute_ref) load_reference();
+    if (opts_.loss_type != "simpo" && !ctx.lora && !d.precompute_ref) ref_model_ = load_frozen_copy(ctx);
   }
 
   // dpo.precompute_ref: every example's reference log-probability, computed once from the starting
@@ -151,21 +151,15 @@ class Dpo : public Method {
 
  private:
   // The reference's row log-probabilities of micro-batches, each handed to `take` on the last stage.
+  // (The base: the same weights with the adapters off, or, precomputing, the starting weights.)
   void reference_pass(const std::vector<data::Batch>& mbs,
                       const std::function<void(int64_t, const Tensor&, const data::Batch&)>& take) {
-    NoGradGuard ng;
     Head head = [this, &take](const Tensor& hidden, const data::Batch& b, int64_t i) {
-      const Tensor lp = logps(ref_mp_ ? *ref_mp_ : ctx_.mp, hidden, b);
+      const Tensor lp = logps(ref_model_.mp ? *ref_model_.mp : ctx_.mp, hidden, b);
       take(i, lp, b);
       return sum(lp);
     };
-    if (ref_model_) {
-      forward_only(*ref_model_, *ref_mp_, ctx_.mesh, mbs, head, nullptr);
-    } else {  // the base: the same weights with the adapters off (or, precomputing, the starting weights)
-      if (ctx_.lora) ctx_.lora->set_enabled(false);
-      forward_only(ctx_.model, ctx_.mp, ctx_.mesh, mbs, head, ctx_.shards);
-      if (ctx_.lora) ctx_.lora->set_enabled(true);
-    }
+    reference_forward(ctx_, ref_model_, mbs, head);
   }
 
   // Every example's reference log-probability (on the last stage; empty elsewhere). Every dp
@@ -191,18 +185,6 @@ class Dpo : public Method {
     return out;
   }
 
-  // A frozen copy of the starting weights, split as the policy is.
-  void load_reference() {
-    const Recipe& r = ctx_.recipe;
-    const bool via_host = r.parallel.tp > 1 || r.parallel.pp > 1;
-    const Device dev = ctx_.model.device();
-    ref_model_ = models::load_model(r.model.path, dtype_from_name(r.model.dtype), via_host ? Device::cpu() : dev);
-    ref_model_->train(false);
-    ref_mp_ = std::make_unique<parallel::ModelParallel>(ctx_.mesh, *ref_model_, nullptr);
-    NoGradGuard ng;
-    if (via_host) ref_model_->to(dev);
-  }
-
   Tensor logps(const parallel::ModelParallel& mp, const Tensor& hidden, const data::Batch& b) const {
     Tensor lp = mp.row_logps(hidden, b.labels);
     return dpo_length_normalised(opts_.loss_type) ? div(lp, lengths(b)) : lp;
@@ -215,8 +197,7 @@ class Dpo : public Method {
 
   MethodContext ctx_;
   DpoOptions opts_;
-  std::shared_ptr<models::CausalLM> ref_model_;
-  std::unique_ptr<parallel::ModelParallel> ref_mp_;
+  Reference ref_model_;  // a frozen copy (full finetune), else none
   std::vector<Tensor> ref_;  // the reference's row log-probabilities per micro-batch of the pass
   std::vector<float> table_[2];  // dpo.precompute_ref: per example of the training [0] and eval [1] sets
   Tensor stats_;             // [kStats] sums since the last take_metrics (last stage)

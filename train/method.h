@@ -1,10 +1,12 @@
 // A training method is a plug-in behind the trainer (train.method in the recipe): it says which
 // rows go together, how a step's loss is normalised and what loss the last pipeline stage computes
 // from the final hidden states; the mesh, PEFT, ZeRO/TP/PP, checkpoints, eval and metrics stay the
-// trainer's. SFT (next-token cross-entropy) and DPO (train/dpo.h) are the methods.
+// trainer's. SFT (next-token cross-entropy), DPO (train/dpo.h) and GRPO (train/grpo.h) are the
+// methods. SFT and DPO train on the dataset's rows; GRPO makes its own (rewarded rollouts).
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -47,6 +49,18 @@ struct MethodContext {
   parallel::ParamShards* shards;    // ZeRO-3, else null
 };
 
+// The reference policy of DPO and GRPO's KL term: a frozen copy of the starting weights split as
+// the policy is (a full finetune), or none, and then the policy itself with its adapters off.
+struct Reference {
+  std::shared_ptr<models::CausalLM> model;
+  std::unique_ptr<parallel::ModelParallel> mp;
+};
+Reference load_frozen_copy(const MethodContext& ctx);
+// A pass of the reference over micro-batches without gradients, each last stage's hidden states
+// to `head`; every rank of the mesh calls it.
+void reference_forward(const MethodContext& ctx, const Reference& ref, const std::vector<data::Batch>& mbs,
+                       const Head& head);
+
 class Method {
  public:
   virtual ~Method() = default;
@@ -62,6 +76,24 @@ class Method {
   virtual void before_pass(const std::vector<data::Batch>& /*mbs*/, bool /*eval*/) {}
   // Last stage: micro-batch i's summed loss (differentiable).
   virtual Tensor loss_sum(const Tensor& hidden, const data::Batch& b, int64_t i) = 0;
+  // Methods that make their rows (GRPO): the optimiser steps one epoch takes (> 0), and each
+  // step's micro-batches for this rank, made from the weights as they are when it is called
+  // (never ahead of the previous step's update). 0: the trainer batches the dataset.
+  virtual int64_t steps_per_epoch() const { return 0; }
+  virtual std::vector<data::Batch> make_step(int64_t /*step*/, int64_t /*epoch*/) { return {}; }
+  // What a checkpoint keeps besides weights and optimiser (GRPO: the rollouts a step reuses), and
+  // its return on resume; names without a prefix, this rank's own.
+  virtual std::map<std::string, Tensor> state() const { return {}; }
+  virtual void load_state(const std::map<std::string, Tensor>& /*state*/) {}
+  // Methods with their own evaluation (GRPO: rewards of completions of held-out prompts):
+  // true, and it writes its eval_* values into `line`. Every rank calls it.
+  virtual bool has_eval() const { return false; }
+  virtual void evaluate(nlohmann::json& /*line*/) {}
+  // The eval line in words, for the log ("" for the trainer's wording).
+  virtual std::string eval_text(const nlohmann::json& /*line*/) const { return ""; }
+  // Files the method writes beside metrics.jsonl at the end (GRPO: the reward curve); lead rank.
+  virtual void finish(const std::string& /*metrics_path*/) {}
+
   // Forgets the metrics gathered so far (a pass whose metrics are not logged came before).
   virtual void reset_metrics() {}
   // The method's metric sums since reset_metrics, on the device: this rank's, undefined where it

@@ -31,14 +31,14 @@ void MetricsLog::write(const nlohmann::json& line) {
   out_.flush();
 }
 
-void read_loss_curves(const std::string& metrics_path, Curve& train, Curve& eval) {
+void read_curves(const std::string& metrics_path, Curve& train, Curve& eval, const std::string& key) {
   std::istringstream in(read_text_file(metrics_path));
   for (std::string line; std::getline(in, line);) {
     auto j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_discarded() || !j.contains("step")) continue;
-    if (j.contains("loss") && j["loss"].is_number()) train.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
-    if (j.contains("eval_loss") && j["eval_loss"].is_number())
-      eval.emplace_back(j["step"].get<int64_t>(), j["eval_loss"].get<double>());
+    if (j.contains(key) && j[key].is_number()) train.emplace_back(j["step"].get<int64_t>(), j[key].get<double>());
+    if (j.contains("eval_" + key) && j["eval_" + key].is_number())
+      eval.emplace_back(j["step"].get<int64_t>(), j["eval_" + key].get<double>());
   }
 }
 
@@ -50,7 +50,8 @@ std::string num(double v) {
 }
 }  // namespace
 
-void write_loss_curve_svg(const std::string& path, const Curve& train, const Curve& eval, const std::string& title) {
+void write_curve_svg(const std::string& path, const Curve& train, const Curve& eval, const std::string& title,
+                     const std::string& quantity) {
   const double W = 720, H = 420, L = 70, R = 20, T = 40, B = 50;  // canvas and margins
   double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
   for (const Curve* c : {&train, &eval})
@@ -77,7 +78,7 @@ void write_loss_curve_svg(const std::string& path, const Curve& train, const Cur
     << "\" fill=\"none\" stroke=\"#333\"/>\n";
   o << "<text x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 12 << "\" text-anchor=\"middle\">step</text>\n";
   o << "<text x=\"16\" y=\"" << (T + H - B) / 2 << "\" transform=\"rotate(-90 16 " << (T + H - B) / 2
-    << ")\" text-anchor=\"middle\">loss</text>\n";
+    << ")\" text-anchor=\"middle\">" << quantity << "</text>\n";
   if (!train.empty()) {
     o << "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"";
     for (auto& [s, v] : train)
@@ -87,10 +88,10 @@ void write_loss_curve_svg(const std::string& path, const Curve& train, const Cur
   for (auto& [s, v] : eval)
     if (std::isfinite(v)) o << "<circle cx=\"" << X(double(s)) << "\" cy=\"" << Y(v) << "\" r=\"4\" fill=\"#d62728\"/>\n";
   o << "<line x1=\"" << W - 170 << "\" x2=\"" << W - 150 << "\" y1=\"" << T + 16 << "\" y2=\"" << T + 16
-    << "\" stroke=\"#1f77b4\" stroke-width=\"2\"/><text x=\"" << W - 144 << "\" y=\"" << T + 20 << "\">train loss</text>\n";
+    << "\" stroke=\"#1f77b4\" stroke-width=\"2\"/><text x=\"" << W - 144 << "\" y=\"" << T + 20 << "\">train " << quantity << "</text>\n";
   if (!eval.empty())
     o << "<circle cx=\"" << W - 160 << "\" cy=\"" << T + 34 << "\" r=\"4\" fill=\"#d62728\"/><text x=\"" << W - 144
-      << "\" y=\"" << T + 38 << "\">eval loss</text>\n";
+      << "\" y=\"" << T + 38 << "\">eval " << quantity << "</text>\n";
   o << "</svg>\n";
   write_file_atomic(path, o.str());
 }

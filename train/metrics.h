@@ -22,11 +22,13 @@ class MetricsLog {
   std::ofstream out_;
 };
 
-using Curve = std::vector<std::pair<int64_t, double>>;  // (step, loss)
+using Curve = std::vector<std::pair<int64_t, double>>;  // (step, value)
 
-// Train loss (line) and eval loss (dots) against the step, with axes and a legend.
-void write_loss_curve_svg(const std::string& path, const Curve& train, const Curve& eval, const std::string& title);
-// Reads the (step, loss) and (step, eval_loss) series back from a metrics.jsonl.
-void read_loss_curves(const std::string& metrics_path, Curve& train, Curve& eval);
+// A quantity ("loss", GRPO's "reward") in training (line) and eval (dots) against the step, with
+// axes and a legend.
+void write_curve_svg(const std::string& path, const Curve& train, const Curve& eval, const std::string& title,
+                     const std::string& quantity = "loss");
+// Reads the (step, key) and (step, eval_<key>) series back from a metrics.jsonl.
+void read_curves(const std::string& metrics_path, Curve& train, Curve& eval, const std::string& key = "loss");
 
 }  // namespace forge::train

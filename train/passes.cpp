@@ -1,6 +1,7 @@
 // Pipeline passes over micro-batches with a method's head (see method.h).
 #include "core/autograd.h"
 #include "core/ops.h"
+#include "models/pretrained.h"
 #include "parallel/pipeline.h"
 #include "train/method.h"
 
@@ -60,6 +61,31 @@ void forward_only(models::CausalLM& model, const parallel::ModelParallel& mp, co
   Tensor unused;
   parallel::run_pipeline(parallel::Schedule::GPipe, count, mesh.pp(),
                          make_stage(model, mp, mbs, head, 1.0, loss ? loss : &unused, shards), false);
+}
+
+Reference load_frozen_copy(const MethodContext& ctx) {
+  const Recipe& r = ctx.recipe;
+  const bool via_host = r.parallel.tp > 1 || r.parallel.pp > 1;  // split on the host, then moved
+  const Device dev = ctx.model.device();
+  Reference ref;
+  ref.model = models::load_model(r.model.path, dtype_from_name(r.model.dtype), via_host ? Device::cpu() : dev);
+  ref.model->train(false);
+  ref.mp = std::make_unique<parallel::ModelParallel>(ctx.mesh, *ref.model, nullptr);
+  NoGradGuard ng;
+  if (via_host) ref.model->to(dev);
+  return ref;
+}
+
+void reference_forward(const MethodContext& ctx, const Reference& ref, const std::vector<data::Batch>& mbs,
+                       const Head& head) {
+  NoGradGuard ng;
+  if (ref.model) {
+    forward_only(*ref.model, *ref.mp, ctx.mesh, mbs, head, nullptr);
+    return;
+  }
+  if (ctx.lora) ctx.lora->set_enabled(false);
+  forward_only(ctx.model, ctx.mp, ctx.mesh, mbs, head, ctx.shards);
+  if (ctx.lora) ctx.lora->set_enabled(true);
 }
 
 }  // namespace forge::train

@@ -8,16 +8,18 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/suggest.h"
+#include "train/rewards.h"
 
 namespace forge::train {
 namespace {
 
-enum class Kind { Str, Int, Float, Bool, Targets };
+enum class Kind { Str, Int, Float, Bool, Targets, Json };
 
 struct Field {
   const char* key;
@@ -59,7 +61,7 @@ std::vector<Field> fields(Recipe& r) {
       {"schedule.name", Kind::Str, &r.schedule.name, {"constant", "linear", "cosine"}},
       {"schedule.warmup_steps", Kind::Int, &r.schedule.warmup_steps, {}},
       {"schedule.min_lr_ratio", Kind::Float, &r.schedule.min_lr_ratio, {}},
-      {"train.method", Kind::Str, &r.train.method, {"sft", "dpo"}},
+      {"train.method", Kind::Str, &r.train.method, {"sft", "dpo", "grpo"}},
       {"train.epochs", Kind::Int, &r.train.epochs, {}},
       {"train.max_steps", Kind::Int, &r.train.max_steps, {}},
       {"train.batch_size", Kind::Int, &r.train.batch_size, {}},
@@ -73,6 +75,19 @@ std::vector<Field> fields(Recipe& r) {
       {"dpo.simpo_gamma", Kind::Float, &r.dpo.simpo_gamma, {}},
       {"dpo.rpo_alpha", Kind::Float, &r.dpo.rpo_alpha, {}},
       {"dpo.precompute_ref", Kind::Bool, &r.dpo.precompute_ref, {}},
+      {"grpo.num_generations", Kind::Int, &r.grpo.num_generations, {}},
+      {"grpo.max_prompt_len", Kind::Int, &r.grpo.max_prompt_len, {}},
+      {"grpo.max_completion_length", Kind::Int, &r.grpo.max_completion_length, {}},
+      {"grpo.temperature", Kind::Float, &r.grpo.temperature, {}},
+      {"grpo.epsilon", Kind::Float, &r.grpo.epsilon, {}},
+      {"grpo.epsilon_high", Kind::Float, &r.grpo.epsilon_high, {}},
+      {"grpo.beta", Kind::Float, &r.grpo.beta, {}},
+      {"grpo.loss_type", Kind::Str, &r.grpo.loss_type, {"grpo", "dapo", "dr_grpo"}},
+      {"grpo.scale_rewards", Kind::Bool, &r.grpo.scale_rewards, {}},
+      {"grpo.iterations", Kind::Int, &r.grpo.iterations, {}},
+      {"grpo.rewards", Kind::Json, &r.grpo.rewards, {}},
+      {"grpo.samples_every", Kind::Int, &r.grpo.samples_every, {}},
+      {"grpo.kv_cache_mb", Kind::Float, &r.grpo.kv_cache_mb, {}},
       {"parallel.dp", Kind::Int, &r.parallel.dp, {}},
       {"parallel.tp", Kind::Int, &r.parallel.tp, {}},
       {"parallel.pp", Kind::Int, &r.parallel.pp, {}},
@@ -106,6 +121,29 @@ std::string scalar_text(const YAML::Node& n) {
   if (n.IsSequence()) return "a list";
   if (n.IsMap()) return "a mapping";
   return "nothing";
+}
+
+// A YAML value as JSON: scalars become booleans, numbers or strings as YAML reads them.
+nlohmann::json to_json(const YAML::Node& n) {
+  if (n.IsSequence()) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& e : n) a.push_back(to_json(e));
+    return a;
+  }
+  if (n.IsMap()) {
+    nlohmann::json o = nlohmann::json::object();
+    for (const auto& kv : n) o[kv.first.as<std::string>()] = to_json(kv.second);
+    return o;
+  }
+  if (!n.IsScalar()) return nullptr;
+  if (n.Tag() == "!") return n.Scalar();  // quoted: a string whatever it looks like
+  int64_t i;
+  double d;
+  bool b;
+  if (YAML::convert<int64_t>::decode(n, i)) return i;
+  if (YAML::convert<double>::decode(n, d)) return d;
+  if (YAML::convert<bool>::decode(n, b)) return b;
+  return n.Scalar();
 }
 
 void assign(const Field& f, const Source& s) {
@@ -162,12 +200,51 @@ void assign(const Field& f, const Source& s) {
       }
       break;
     }
+    case Kind::Json: {
+      if (!n.IsSequence()) fail("a list of mappings");
+      for (const auto& e : n)
+        if (!e.IsMap()) fail("a list of mappings");
+      *static_cast<std::string*>(f.member) = to_json(n).dump();
+      break;
+    }
   }
+}
+
+using Need = std::function<void(bool, const std::string&, const std::string&)>;
+
+// GRPO's keys; its rewards are built here once so that a bad entry names its line.
+void validate_grpo(const Recipe& r, const Need& need) {
+  const Recipe::Grpo& g = r.grpo;
+  need(g.num_generations >= 2, "grpo.num_generations", "must be at least 2 (advantages compare a prompt's completions)");
+  need(g.max_prompt_len >= 1, "grpo.max_prompt_len", "must be at least 1");
+  need(g.max_completion_length >= 1, "grpo.max_completion_length", "must be at least 1");
+  need(g.temperature > 0, "grpo.temperature", "must be positive (the loss takes log-probs at the sampling temperature)");
+  need(g.epsilon > 0 && g.epsilon < 1, "grpo.epsilon", "must be in (0, 1)");
+  need(g.epsilon_high >= 0, "grpo.epsilon_high", "must not be negative (0: epsilon)");
+  need(g.beta >= 0, "grpo.beta", "must not be negative (0: no KL term)");
+  need(g.iterations >= 1, "grpo.iterations", "must be at least 1");
+  need(g.samples_every >= 0, "grpo.samples_every", "must not be negative (0: no samples file)");
+  need(g.kv_cache_mb >= 0, "grpo.kv_cache_mb", "must not be negative (0: sized for a step's rollouts)");
+  if (r.train.method != "grpo") return;
+  const nlohmann::json list = nlohmann::json::parse(g.rewards);
+  need(!list.empty(), "grpo.rewards", "GRPO needs at least one reward, e.g. [{type: exact, field: answer}]");
+  for (size_t i = 0; i < list.size(); ++i) {
+    try {
+      make_reward(list[i], "grpo.rewards[" + std::to_string(i) + "]");
+    } catch (const Error& e) {
+      need(false, "grpo.rewards", e.what());
+    }
+  }
+  need(r.data.format == "auto", "data.format", "GRPO reads prompts ({\"prompt\": ...}); leave data.format auto");
+  need(r.data.eval_fraction == 0, "data.eval_fraction", "GRPO evaluates on held-out prompts: give data.eval_path");
+  need(r.parallel.tp == 1 && r.parallel.pp == 1, "parallel.tp",
+       "GRPO samples with the serving engine, which runs the whole model: tp and pp must be 1 (use dp)");
+  need(r.parallel.zero <= 2, "parallel.zero", "GRPO's engine needs whole weights on each rank: ZeRO-3 is not possible");
 }
 
 // Values that parse but cannot work. `where` gives the line of a key (or the file name).
 void validate(const Recipe& r, const std::function<std::string(const std::string&)>& where) {
-  auto need = [&](bool ok, const std::string& key, const std::string& msg) {
+  const Need need = [&](bool ok, const std::string& key, const std::string& msg) {
     if (!ok) throw Error(where(key) + ": key '" + key + "': " + msg);
   };
   namespace fs = std::filesystem;
@@ -217,6 +294,7 @@ void validate(const Recipe& r, const std::function<std::string(const std::string
        "DPO compares the replies only; it cannot train on the prompt");
   need(r.train.method != "dpo" || r.data.long_examples != "split", "data.long_examples",
        "DPO pairs are cut at max_seq_len (truncate), never split into windows");
+  validate_grpo(r, need);
   for (auto [k, v] : {std::pair{"parallel.dp", r.parallel.dp}, {"parallel.tp", r.parallel.tp}, {"parallel.pp", r.parallel.pp}})
     need(v >= 1, k, "must be at least 1");
   need(r.parallel.zero >= 0 && r.parallel.zero <= 3, "parallel.zero", "must be 0, 1, 2 or 3");
@@ -333,6 +411,7 @@ std::string recipe_to_yaml(const Recipe& r0) {
         if (!r.peft.target_regex.empty()) e << r.peft.target_regex;
         else e << r.peft.target_modules;
         break;
+      case Kind::Json: e << YAML::Load(*static_cast<std::string*>(f.member)); break;  // JSON is YAML
     }
     os << "  " << leaf << ": " << (e.size() ? e.c_str() : "\"\"") << "\n";
   }

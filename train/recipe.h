@@ -58,10 +58,13 @@ struct Recipe {
 
   struct Train {
     std::string method = "sft";   // sft (next-token cross-entropy) | dpo (preference pairs, train/dpo.h)
+                                  // | grpo (rewarded rollouts of prompts, train/grpo.h)
     int64_t epochs = 1;
     int64_t max_steps = 0;        // 0: as many as the epochs give
-    int64_t batch_size = 4;       // rows per micro-batch (dpo: pairs, two rows each)
-    int64_t grad_accum = 1;       // micro-batches per optimiser step
+    int64_t batch_size = 4;       // rows per micro-batch (dpo: pairs, two rows each; grpo: prompts
+                                  // per step and rank, each with grpo.num_generations completions)
+    int64_t grad_accum = 1;       // micro-batches per optimiser step (grpo: a step's completions
+                                  // are split into this many)
     double max_grad_norm = 1.0;   // 0 turns clipping off
     int64_t seed = 42;
     bool activation_checkpointing = false;
@@ -76,6 +79,22 @@ struct Recipe {
     bool precompute_ref = false;        // reference log-probs computed once (output.dir/data/ref_logps.h5):
                                         // no reference pass per step, no frozen copy for a full finetune
   } dpo;
+
+  struct Grpo {
+    int64_t num_generations = 8;        // completions sampled per prompt (a group)
+    int64_t max_prompt_len = 512;       // longer prompts keep their last tokens
+    int64_t max_completion_length = 256;
+    double temperature = 1.0;           // sampling; the loss takes log-probs at the same temperature
+    double epsilon = 0.2;               // the ratio is clipped to [1 - epsilon, 1 + epsilon_high]
+    double epsilon_high = 0.0;          // 0: epsilon (DAPO raises it, e.g. 0.28)
+    double beta = 0.0;                  // KL penalty to the reference (the adapter off); 0: no reference pass
+    std::string loss_type = "grpo";     // grpo (sequence mean) | dapo (token mean) | dr_grpo (constant)
+    bool scale_rewards = true;          // divide advantages by the group's std (false: Dr. GRPO)
+    int64_t iterations = 1;             // optimiser steps per batch of rollouts (mu)
+    std::string rewards = "[]";         // JSON list of reward functions (train/rewards.h), as the recipe's YAML list
+    int64_t samples_every = 10;         // steps between lines of output.dir/samples.jsonl; 0: none
+    double kv_cache_mb = 0;             // the rollout engine's KV cache; 0: one step's rollouts at once
+  } grpo;
 
   struct Parallel {
     int64_t dp = 1, tp = 1, pp = 1, zero = 0;

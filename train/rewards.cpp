@@ -176,6 +176,11 @@ std::unique_ptr<RewardFunction> make_reward(const json& spec, const std::string&
   std::unique_ptr<RewardFunction> f;
   if (type == "exact") {
     f = each([field = str("field")](const Completion& c) { return answer_of(c.text) == answer_of(field_text(c, field)) ? 1.0 : 0.0; });
+  } else if (type == "contains") {
+    f = each([field = str("field")](const Completion& c) {
+      const std::string want = answer_of(field_text(c, field));
+      return !want.empty() && answer_of(c.text).find(want) != std::string::npos ? 1.0 : 0.0;
+    });
   } else if (type == "number") {
     const double tol = num("tolerance", 1e-6);
     f = each([field = str("field"), tol](const Completion& c) {
@@ -215,7 +220,7 @@ std::unique_ptr<RewardFunction> make_reward(const json& spec, const std::string&
     f = std::make_unique<CommandReward>(str("command"), timeout);
   } else {
     throw Error(where + ": unknown reward type '" + type +
-                "' (expected exact, number, regex, json_schema, length, think_format or command)");
+                "' (expected exact, contains, number, regex, json_schema, length, think_format or command)");
   }
   f->name = spec.value("name", type);
   f->weight = num("weight", 1.0);

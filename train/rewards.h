@@ -3,6 +3,7 @@
 // weighted sum. The built-in ones read the answer: the completion after its reasoning (the text
 // after the last `</think>`, when there is one), trimmed.
 //   exact        the answer equals row[field] (a string, or a number's JSON text), trimmed
+//   contains     the answer contains row[field] (trimmed), anywhere
 //   number       the answer's last number is within tolerance of row[field] (absolute, or relative
 //                to |row[field]| when larger than 1)
 //   regex        the answer contains a match of pattern (PCRE2; anchor it with ^...$ for a full match)

@@ -1,6 +1,7 @@
 // Supervised finetuning: next-token cross-entropy over the target tokens, the step's loss the
 // mean over all of them (train/method.h).
 #include "train/dpo.h"
+#include "train/grpo.h"
 #include "train/method.h"
 
 namespace forge::train {
@@ -20,6 +21,7 @@ class Sft : public Method {
 
 std::unique_ptr<Method> make_method(const MethodContext& ctx) {
   if (ctx.recipe.train.method == "dpo") return make_dpo(ctx);
+  if (ctx.recipe.train.method == "grpo") return make_grpo(ctx);
   return std::make_unique<Sft>(ctx.mp);
 }
 

@@ -61,14 +61,15 @@ struct StepBatches {
 };
 
 // Steps never cross epochs; the last step of an epoch takes what is left (fewer micro-batches).
-// max_steps > 0 decides alone: it cuts the epochs short or runs more of them.
-std::vector<StepPlan> plan_steps(const data::Batcher& b, const Recipe& r) {
+// max_steps > 0 decides alone: it cuts the epochs short or runs more of them. A method that makes
+// its rows (per_epoch > 0) has that many steps per epoch, first_mb numbering them.
+std::vector<StepPlan> plan_steps(const data::Batcher* b, int64_t per_epoch, const Recipe& r) {
   const int64_t max = r.train.max_steps;
   std::vector<StepPlan> plan;
   for (int64_t e = 0; max > 0 ? int64_t(plan.size()) < max : e < r.train.epochs; ++e) {
-    const int64_t n = b.num_batches(e);
-    for (int64_t first = 0; first < n && (max == 0 || int64_t(plan.size()) < max); first += r.train.grad_accum)
-      plan.push_back({e, first, std::min(r.train.grad_accum, n - first)});
+    const int64_t n = b ? b->num_batches(e) : per_epoch, stride = b ? r.train.grad_accum : 1;
+    for (int64_t first = 0; first < n && (max == 0 || int64_t(plan.size()) < max); first += stride)
+      plan.push_back({e, first, std::min(stride, n - first)});
   }
   return plan;
 }
@@ -95,19 +96,23 @@ std::vector<float> read_back(const std::vector<Tensor>& parts) {
 // The method's mean loss over the eval set (and its metrics, as eval_*, into `line`); data-parallel
 // replicas take every dp-th batch and sum their parts.
 double evaluate(models::CausalLM& model, peft::LoraModel* lora, const parallel::ModelParallel& mp, Method& method,
-                const data::Batcher& b, int64_t max_batches, const parallel::Mesh& mesh,
+                const data::Batcher* b, int64_t max_batches, const parallel::Mesh& mesh,
                 parallel::ParamShards* shards, nlohmann::json& line) {
+  if (method.has_eval()) {
+    method.evaluate(line);
+    return NAN;
+  }
   NoGradGuard ng;
   model.train(false);
   if (lora) lora->train(false);
   method.reset_metrics();
   double units = 0;
   Tensor loss;
-  int64_t n = b.num_batches(0);
+  int64_t n = b->num_batches(0);
   if (max_batches > 0) n = std::min(n, max_batches);
   std::vector<data::Batch> mine;
   for (int64_t i = mesh.dp_rank(); i < n; i += mesh.shape().dp) {
-    data::Batch batch = b.batch(0, i);
+    data::Batch batch = b->batch(0, i);
     units += method.units(batch);
     if (batch.targets > 0) mine.push_back(on_device(batch, model.device()));
   }
@@ -166,14 +171,18 @@ TrainSummary run_training(const Recipe& r) {
   // Data parallelism: a global micro-batch holds batch_size rows (groups: DPO's pairs) per dp
   // rank; rank i takes rows [i * batch_size, (i + 1) * batch_size) of it, so dp ranks see what one
   // process with batch_size x dp rows would. Groups stay whole, one per row, never packed.
+  // A method that makes its rows (GRPO) needs no batcher.
   const int64_t group = method->group(), rows_per_rank = r.train.batch_size * group;
+  const int64_t own_steps = method->steps_per_epoch();
   const bool packing = r.data.packing && group == 1;
-  data::Batcher batcher(data.train, r.data.max_seq_len, rows_per_rank * dp.size(), packing, r.data.shuffle,
-                        uint64_t(r.train.seed), group);
-  std::unique_ptr<data::Batcher> eval_batcher;
+  std::unique_ptr<data::Batcher> batcher, eval_batcher;
+  if (!own_steps)
+    batcher = std::make_unique<data::Batcher>(data.train, r.data.max_seq_len, rows_per_rank * dp.size(), packing,
+                                              r.data.shuffle, uint64_t(r.train.seed), group);
   if (data.eval.size() > 0)
     eval_batcher = std::make_unique<data::Batcher>(data.eval, r.data.max_seq_len, rows_per_rank, packing, false, 0, group);
-  const std::vector<StepPlan> plan = plan_steps(batcher, r);
+  const bool can_eval = eval_batcher || method->has_eval();
+  const std::vector<StepPlan> plan = plan_steps(batcher.get(), own_steps, r);
   const int64_t total = int64_t(plan.size());
 
   // Resume: the newest checkpoint that reads completely (or the named one).
@@ -188,6 +197,10 @@ TrainSummary run_training(const Recipe& r) {
   int64_t start = 0;
   if (have) {
     restore(ck, r, layout, data.fingerprint, t, o, world.size());
+    std::map<std::string, Tensor> state;
+    for (auto& [k, v] : ck.tensors)
+      if (k.rfind("method/", 0) == 0) state[k.substr(7)] = v;
+    method->load_state(state);
     start = ck.step;
     if (lead)
       std::fprintf(stderr, "forge train: resuming from %s (step %lld of %lld)\n", ck.path.c_str(), (long long)start,
@@ -202,7 +215,7 @@ TrainSummary run_training(const Recipe& r) {
   auto eval_now = [&](nlohmann::json& line) {
     if (shards) shards->gather_outer();
     const double el =
-        evaluate(*model, lora.get(), mp, *method, *eval_batcher, r.logging.eval_batches, mesh, shards.get(), line);
+        evaluate(*model, lora.get(), mp, *method, eval_batcher.get(), r.logging.eval_batches, mesh, shards.get(), line);
     if (shards) shards->release_all();
     return el;
   };
@@ -214,6 +227,7 @@ TrainSummary run_training(const Recipe& r) {
     for (auto& [k, v] : zero ? zero->state_dict() : opt->state_dict()) t["optim/" + k] = v;
     t["rng/default"] = rng_state(default_generator());
     if (lora) t["rng/lora"] = rng_state(*lora->gen);
+    for (auto& [k, v] : method->state()) t["method/" + k] = v;
     Hdf5Attrs a{{"data", data.fingerprint}, {"peft", r.peft.method}, {"total_steps", std::to_string(total)}};
     if (world.size() > 1) a["layout"] = layout;
     if (step < total) {
@@ -233,7 +247,7 @@ TrainSummary run_training(const Recipe& r) {
   sum.steps = total;
   sum.start_step = start;
   sum.eval_loss = NAN;
-  if (lead)
+  if (lead && !own_steps)
     std::fprintf(stderr, "forge train: %lld steps of %lld x %lld %s of up to %lld tokens (%s), %lld epoch(s)\n",
                  (long long)total, (long long)r.train.grad_accum, (long long)(r.train.batch_size * dp.size()),
                  group == 2 ? "pairs" : "rows", (long long)r.data.max_seq_len,
@@ -267,15 +281,21 @@ TrainSummary run_training(const Recipe& r) {
   auto load_step = [&](int64_t s) {
     const StepPlan& sp = plan[size_t(s)];
     StepBatches sb;
-    for (int64_t i = 0; i < sp.n_mb; ++i) {
-      data::Batch b = batcher.batch(sp.epoch, sp.first_mb + i, dp.rank() * rows_per_rank, (dp.rank() + 1) * rows_per_rank);
+    auto add = [&](data::Batch b) {
       sb.units += method->units(b);
       sb.tokens += b.tokens;
       if (b.targets > 0) sb.mbs.push_back(on_device(std::move(b), dev));
+    };
+    if (own_steps) {
+      for (data::Batch& b : method->make_step(s, sp.epoch)) add(std::move(b));
+      return sb;
     }
+    for (int64_t i = 0; i < sp.n_mb; ++i)
+      add(batcher->batch(sp.epoch, sp.first_mb + i, dp.rank() * rows_per_rank, (dp.rank() + 1) * rows_per_rank));
     return sb;
   };
   auto eval_text = [&](const nlohmann::json& line) {  // an eval line in words
+    if (std::string own = method->eval_text(line); !own.empty()) return own;
     char text[160];
     const double el = line["eval_loss"].get<double>();
     if (sft) std::snprintf(text, sizeof text, "loss %.4f (perplexity %.2f)", el, std::exp(el));
@@ -288,12 +308,12 @@ TrainSummary run_training(const Recipe& r) {
   auto log_eval = [&](int64_t step) {
     nlohmann::json line = {{"step", step}};
     const double el = eval_now(line);
-    line["eval_loss"] = el;
+    if (!std::isnan(el)) line["eval_loss"] = el;
     if (sft) line["eval_ppl"] = std::exp(el);
     log(line);
     return line;
   };
-  if (eval_batcher && r.logging.eval_on_start && start == 0 && total > 0) {
+  if (can_eval && r.logging.eval_on_start && start == 0 && total > 0) {
     const nlohmann::json line = log_eval(0);
     if (lead) std::fprintf(stderr, "forge train: before training: eval %s\n", eval_text(line).c_str());
   }
@@ -333,8 +353,9 @@ TrainSummary run_training(const Recipe& r) {
     method->before_pass(mbs, false);
     parallel::run_pipeline(schedule, n_mb, mesh.pp(), stage);
     // On a GPU the step's kernels are queued now: the next step's batches are built and their
-    // copies queued while they run (the first read back below waits for this step's work).
-    if (dev.is_cuda() && s + 1 < total) {
+    // copies queued while they run (the first read back below waits for this step's work). Not
+    // rows a method makes: they come from the weights after this step.
+    if (dev.is_cuda() && s + 1 < total && !own_steps) {
       const DeviceStats p0 = device_stats();
       next = load_step(s + 1);
       prefetched = device_stats() - p0;
@@ -394,7 +415,7 @@ TrainSummary run_training(const Recipe& r) {
       }
       log(line);
     }
-    if (eval_batcher && r.logging.eval_every > 0 && step % r.logging.eval_every == 0 && step < total) {
+    if (can_eval && r.logging.eval_every > 0 && step % r.logging.eval_every == 0 && step < total) {
       log_eval(step);
     }
     char status[200];
@@ -420,9 +441,10 @@ TrainSummary run_training(const Recipe& r) {
   bar.finish();
   auto write_curve = [&] {
     Curve train_curve, eval_curve;
-    read_loss_curves(metrics->path(), train_curve, eval_curve);
-    write_loss_curve_svg(r.output.dir + "/loss_curve.svg", train_curve, eval_curve,
-                         "forge train: " + fs::path(r.output.dir).filename().string());
+    read_curves(metrics->path(), train_curve, eval_curve);
+    write_curve_svg(r.output.dir + "/loss_curve.svg", train_curve, eval_curve,
+                    "forge train: " + fs::path(r.output.dir).filename().string());
+    method->finish(metrics->path());
     std::fprintf(stderr, "forge train: metrics -> %s, loss curve -> %s/loss_curve.svg\n", metrics->path().c_str(),
                  r.output.dir.c_str());
   };
@@ -441,9 +463,9 @@ TrainSummary run_training(const Recipe& r) {
   sum.tokens_per_s = run_seconds > 0 ? double(run_tokens) / run_seconds : 0;
   sum.steady_tokens_per_s = steady_seconds > 0 ? double(steady_tokens) / steady_seconds : 0;
 
-  if (eval_batcher) {
+  if (can_eval) {
     const nlohmann::json line = log_eval(total);
-    sum.eval_loss = line["eval_loss"].get<double>();
+    sum.eval_loss = line.value("eval_loss", double(NAN));
     if (lead) std::fprintf(stderr, "forge train: eval %s\n", eval_text(line).c_str());
   }
   report_memory(t, o, world.rank(), sum.steady_peak_bytes, dev);

@@ -81,6 +81,13 @@ def main(out_dir):
                                     "chosen": [{"role": "assistant", "content": f"The capital of {country} is {city}."}],
                                     "rejected": [{"role": "assistant", "content": rejected}]}) + "\n")
 
+    # GRPO's prompts (recipes/grpo_quickstart.yaml): the questions alone, the capital to check against.
+    for name, rows in (("capitals_prompts_train.jsonl", train), ("capitals_prompts_eval.jsonl", held_out)):
+        with open(f"{out_dir}/{name}", "w") as f:
+            for r in rows:
+                user, reply = r["messages"]
+                f.write(json.dumps({"prompt": [user], "answer": reply["content"]}) + "\n")
+
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else ".")

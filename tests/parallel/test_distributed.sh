@@ -1,7 +1,7 @@
 #!/bin/bash
 # Distributed training on this machine: real OpenMPI ranks (mpirun --oversubscribe, CPU, MPI
 # backend) training recipes/tiny_sft.yaml with data, tensor and pipeline parallelism, ZeRO and
-# their combinations (up to dp2 x tp2 x pp2 on 8 ranks), and DPO on preference pairs. Every configuration must give the losses,
+# their combinations (up to dp2 x tp2 x pp2 on 8 ranks), DPO on preference pairs and GRPO. Every configuration must give the losses,
 # eval losses and final weights of the single-process run with the same global batch
 # (compare_runs.py); a wrong mesh size is refused; a stalled rank stops the job within the
 # timeout with an error naming it; a rank killed while writing a checkpoint leaves the ranks'
@@ -79,6 +79,18 @@ train dpo-none-dp2xtp2-zero2 4 "${dpo[@]}" peft.method=none parallel.dp=2 parall
 same dpo-none-single dpo-none-dp2xtp2-zero2
 train dpo-none-pp2 2 "${dpo[@]}" peft.method=none parallel.pp=2 train.batch_size=4
 same dpo-none-single dpo-none-pp2
+# GRPO: each dp rank samples its share of the prompts with the engine over its replica of the
+# weights (the same seeds as the single process), two optimiser steps per batch of rollouts.
+for i in $(seq 1 16); do echo "{\"prompt\": \"Write a number after $i:\"}"; done > "$dir/prompts.jsonl"
+grpo=(train.method=grpo data.format=auto data.path="$dir/prompts.jsonl" data.eval_path= train.max_steps=8
+      grpo.num_generations=4 grpo.max_completion_length=8 grpo.max_prompt_len=48 grpo.iterations=2 grpo.beta=0.05
+      "grpo.rewards=[{type: regex, pattern: '[0-9]'}]" logging.eval_every=0 optim.lr=1e-2)
+train grpo-lora-single 1 "${grpo[@]}" train.batch_size=4
+train grpo-lora-dp2 2 "${grpo[@]}" parallel.dp=2 train.batch_size=2
+same grpo-lora-single grpo-lora-dp2
+train grpo-none-single 1 "${grpo[@]}" peft.method=none optim.lr=1e-3 train.batch_size=4
+train grpo-none-dp2-zero2 2 "${grpo[@]}" peft.method=none optim.lr=1e-3 parallel.dp=2 parallel.zero=2 train.batch_size=2
+same grpo-none-single grpo-none-dp2-zero2
 # ZeRO-3 with tensor parallelism, with gradient accumulation (layers gathered and released per
 # micro-batch), and on 4 ranks of one row each (ranks with an empty share replay the gathers).
 train none-dp2xtp2-zero3 4 peft.method=none parallel.dp=2 parallel.tp=2 parallel.zero=3 train.batch_size=2

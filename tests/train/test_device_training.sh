@@ -6,13 +6,15 @@
 # device per micro-batch (ids, labels, positions, document ids; the first step one more, the rotary
 # table) and 1 back per step (the loss and the gradient norm together). Also: resume on the device,
 # and the errors for a device that is not there, too many processes for the GPUs of a node, and a
-# model larger than the device's memory.
+# model larger than the device's memory. GRPO (rollouts sampled by the engine on the device) agrees with the
+# CPU run to rounding.
 # usage: test_device_training.sh FORGE_BINARY PYTHON MPIRUN
 set -euo pipefail
 forge="$(realpath "$1")"
 py="$2"
 mpirun="$3"
 data="$(cd "$(dirname "$0")/../../recipes/data" && pwd)"
+here="$(cd "$(dirname "$0")" && pwd)"
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -83,6 +85,26 @@ run full_bf16_checkpointed 1 peft.method=none model.dtype=bf16 train.activation_
 dpo=(train.method=dpo data.path=$data/capitals_pref_train.jsonl data.eval_path=$data/capitals_pref_eval.jsonl)
 run dpo_lora 1 "${dpo[@]}"
 EXTRA_H2D=1 run dpo_full_precomputed 1 "${dpo[@]}" peft.method=none dpo.precompute_ref=true
+# GRPO: rollouts sampled by the engine on the device from the live adapter (and from the updated
+# weights of a full finetune), the KL term's reference pass with the adapter off.
+for i in $(seq 1 12); do echo "{\"prompt\": \"Write a number after $i:\", \"answer\": $((i + 1))}"; done > prompts.jsonl
+grpo=(train.method=grpo data.path=prompts.jsonl data.eval_path= grpo.num_generations=4 grpo.max_completion_length=8
+      grpo.max_prompt_len=48 grpo.beta=0.05 grpo.iterations=2 "grpo.rewards=[{type: regex, pattern: '[0-9]'}]")
+# The CPU engine decodes with packed weight twins, the device's with the trainer's kernels, so
+# the runs agree to rounding (compare_runs.py: equal rewards, losses and weights within 1e-5..1e-4)
+# rather than bit for bit; no host fallback either way.
+grpo_run() {
+  local name=$1
+  shift
+  "$forge" train r.yaml output.dir=cpu_$name model.device=cpu "$@" 2> cpu_$name.log || fail "$name on cpu: $(tail -3 cpu_$name.log)"
+  FORGE_SIMULATE_CUDA=1 "$forge" train r.yaml output.dir=gpu_$name model.device=cuda "$@" 2> gpu_$name.log ||
+    fail "$name on cuda: $(tail -5 gpu_$name.log)"
+  "$py" "$here/../parallel/compare_runs.py" cpu_$name gpu_$name || fail "$name: the device run differs"
+  grep -q '"host_fallbacks":0' gpu_$name/metrics.jsonl && ! grep -q '"host_fallbacks":[1-9]' gpu_$name/metrics.jsonl ||
+    fail "$name: host fallbacks on the device"
+}
+grpo_run grpo_lora "${grpo[@]}"
+grpo_run grpo_full "${grpo[@]}" peft.method=none
 
 # Resume on the device: SIGTERM after step 2 saves a checkpoint; the rerun repeats the losses.
 set +e
@@ -119,4 +141,4 @@ fi
 grep -q "needs at least 1.9 MiB on cuda:0 before activations (weights 0.5 MiB, gradients 0.5 MiB, optimiser state 0.9 MiB), and cuda:0 has 1.0 MiB free of 1.0 MiB" err.txt ||
   fail "too large: $(cat err.txt)"
 [ ! -e x ] || fail "a refused run wrote its output dir"
-echo "device training: 8 configurations equal the CPU, resume, 4 errors"
+echo "device training: 8 configurations equal the CPU, 2 GRPO runs agree with it, resume, 4 errors"
