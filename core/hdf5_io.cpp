@@ -7,13 +7,20 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 #include "core/error.h"
 
 namespace forge {
 namespace {
+// HDF5 closes what is left open at exit; a file whose write failed (a full disk) stays half closed
+// and crashes that clean-up (SIGSEGV after the error was reported). Every file here is closed
+// where it is used, so the exit handler has nothing to do: it is not installed.
+const bool kNoAtexit = (H5dont_atexit(), true);
+
 struct H5Handle {
   hid_t id;
   herr_t (*close)(hid_t);
@@ -122,9 +129,15 @@ Hdf5Attrs load_hdf5_attrs(const std::string& path) {
   return out;
 }
 
-void save_hdf5(const std::string& path, const std::map<std::string, Tensor>& tensors, const Hdf5Attrs& attrs) {
-  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  std::string tmp = path + ".tmp";
+namespace {
+// What the operating system said about the last failed write ("" when it said nothing): HDF5's
+// own errors do not say that the disk is full.
+std::string os_reason() {
+  return errno ? std::string(" (") + std::strerror(errno) + ")" : std::string();
+}
+
+// The file written in one go; throws naming the dataset that failed.
+void write_hdf5(const std::string& tmp, const std::map<std::string, Tensor>& tensors, const Hdf5Attrs& attrs) {
   {
     H5Handle f{H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose};
     FORGE_CHECK(f.id >= 0, tmp, ": cannot create HDF5 file");
@@ -145,6 +158,22 @@ void save_hdf5(const std::string& path, const std::map<std::string, Tensor>& ten
     }
     for (auto& [k, v] : attrs) write_string_attr(f.id, k, v, tmp);
     FORGE_CHECK(H5Fflush(f.id, H5F_SCOPE_GLOBAL) >= 0, tmp, ": flush failed");
+    FORGE_CHECK(H5Fclose(f.id) >= 0, tmp, ": close failed");
+    f.id = -1;
+  }
+}
+}  // namespace
+
+void save_hdf5(const std::string& path, const std::map<std::string, Tensor>& tensors, const Hdf5Attrs& attrs) {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  std::string tmp = path + ".tmp";
+  errno = 0;
+  try {
+    write_hdf5(tmp, tensors, attrs);
+  } catch (const Error& e) {  // a full disk or a quota: no torn file is left, the reason is named
+    const std::string reason = os_reason();
+    std::remove(tmp.c_str());
+    throw Error(std::string(e.what()) + reason);
   }
   commit_file(tmp, path);
 }

@@ -83,6 +83,7 @@ class Grpo : public Method {
     if (!samples_ && r_.grpo.samples_every > 0 && ctx_.mesh.world().rank() == 0)  // a resumed run keeps the lines
       samples_ = std::make_unique<MetricsLog>(r_.output.dir + "/samples.jsonl", step);  // of the steps it keeps
     if (batch_.index != index) generate(step, epoch, index);
+    fresh_ = step % r_.grpo.iterations == 0;  // the batch's first step: the policy that sampled it
     std::vector<data::Batch> mbs = rollout_micro_batches(batch_, prompts_, r_.train.grad_accum);
     train_tokens_ = 0;
     for (const data::Batch& b : mbs) train_tokens_ += b.tokens;
@@ -90,24 +91,22 @@ class Grpo : public Method {
     return mbs;
   }
 
-  double units(const data::Batch& b) const override {
-    const double rows = double(b.ids.size(0));
-    if (opts_.loss_type == "dapo") return double(b.targets);
-    return opts_.loss_type == "dr_grpo" ? rows * double(opts_.max_completion_length) : rows;
-  }
+  double units(const data::Batch& b) const override { return grpo_units(opts_, b.ids.size(0), b.targets); }
 
   void before_pass(const std::vector<data::Batch>& mbs, bool /*eval*/) override {
     const Device dev = ctx_.model.device();
     old_.clear();
     adv_.clear();
-    ref_logps_.assign(mbs.size(), Tensor());
+    if (ref_index_ != batch_.index || ref_logps_.size() != mbs.size()) ref_logps_.assign(mbs.size(), Tensor());
     for (const data::Batch& b : mbs) {
       old_.push_back(rollout_logps(batch_, prompts_, b).to(dev));
       std::vector<float> a;
       for (int64_t e : b.examples) a.push_back(batch_.rollouts[size_t(e)].advantage);
       adv_.push_back(Tensor::from_vector(a, {int64_t(a.size())}).to(dev));
     }
-    if (opts_.beta <= 0) return;
+    // The reference never changes: its values for this batch of rollouts serve all its iterations.
+    if (opts_.beta <= 0 || (ref_index_ == batch_.index && ref_logps_.size() == mbs.size())) return;
+    ref_index_ = batch_.index;
     const double temp = r_.grpo.temperature;
     reference_forward(ctx_, ref_, mbs, [this, temp](const Tensor& hidden, const data::Batch& b, int64_t i) {
       const Tensor lp = (ref_.mp ? *ref_.mp : ctx_.mp).token_logps(hidden, b.labels, temp);
@@ -127,8 +126,13 @@ class Grpo : public Method {
     {
       NoGradGuard ng;
       const Tensor kl = s.kl.defined() ? s.kl : zeros_like(s.tokens);
-      const Tensor v = stack({kl, s.clipped, s.tokens});
-      stats_ = stats_.defined() ? add(stats_, v) : v;
+      // On the batch's first step the policy is the one that sampled: |lp - old| is the engine's
+      // and the trainer's disagreement (0 up to rounding in f32).
+      const Tensor gap = fresh_ ? mul(abs(sub(lp.detach(), old_[size_t(i)])), mask) : zeros_like(mask);
+      const Tensor v = stack({kl, s.clipped, s.tokens, sum(gap), max(gap)});
+      stats_ = stats_.defined() ? cat({add(stats_.narrow(0, 0, 4), v.narrow(0, 0, 4)),
+                                      maximum(stats_.narrow(0, 4, 1), v.narrow(0, 4, 1))})
+                                : v;
     }
     return s.loss;
   }
@@ -138,13 +142,18 @@ class Grpo : public Method {
 
   std::string take_metrics(const std::vector<float>& sums, json& line, double /*units*/,
                            const std::string& prefix) override {
-    std::vector<double> v(3, 0.0);
+    std::vector<double> v(5, 0.0);
     for (size_t k = 0; k < sums.size() && k < v.size(); ++k) v[k] = sums[k];
     stats_ = Tensor();
+    const double gap_max = ctx_.mesh.world().reduce({v[4]}, parallel::ReduceOp::Max)[0];
     v = ctx_.mesh.world().sum(v);
     const double tokens = std::max(v[2], 1.0);
     if (opts_.beta > 0) line[prefix + "kl"] = v[0] / tokens;
     line[prefix + "clip_ratio"] = v[1] / tokens;
+    if (fresh_) {  // TRL's names
+      line["sampling/sampling_logp_difference/mean"] = v[3] / tokens;
+      line["sampling/sampling_logp_difference/max"] = gap_max;
+    }
     rollout_metrics(line);
     // The logged step's training part (its passes and update, read back), apart from sampling.
     const double train_s = std::chrono::duration<double>(Clock::now() - train_start_).count();
@@ -158,6 +167,10 @@ class Grpo : public Method {
   std::map<std::string, Tensor> state() const override { return rollouts_state(batch_); }
   void load_state(const std::map<std::string, Tensor>& s) override {
     batch_ = rollouts_from_state(s, rewards_.size());
+    bool ok = batch_.rollouts.size() % size_t(r_.grpo.num_generations) == 0;
+    for (const Rollout& r : batch_.rollouts) ok &= r.prompt >= 0 && r.prompt < int64_t(prompts_.size());
+    FORGE_CHECK(ok, "grpo: the checkpoint's rollouts do not fit this recipe's prompts and grpo.num_generations (",
+                batch_.rollouts.size(), " completions); resume with the recipe that made them");
   }
 
   bool has_eval() const override { return !eval_prompts_.empty(); }
@@ -242,10 +255,19 @@ class Grpo : public Method {
     score_rollouts(batch_.rollouts, prompts_, rows_, rewards_);
     std::vector<float> totals;
     for (const Rollout& r : batch_.rollouts) totals.push_back(r.reward);
-    const std::vector<float> adv =
-        group_advantages(totals, r_.grpo.num_generations, r_.grpo.scale_rewards, &batch_.flat_groups);
+    const std::vector<float> adv = group_advantages(totals, r_.grpo.num_generations, r_.grpo.scale_rewards,
+                                                    batch_std(totals), &batch_.flat_groups);
     for (size_t i = 0; i < adv.size(); ++i) batch_.rollouts[i].advantage = adv[i];
     write_samples(step);
+  }
+
+  // The unbiased std of every rank's rewards of this batch (scale_rewards: batch; else unused).
+  double batch_std(const std::vector<float>& totals) const {
+    if (r_.grpo.scale_rewards != "batch") return 0;
+    double s = 0, s2 = 0;
+    for (float v : totals) s += v, s2 += double(v) * v;
+    const std::vector<double> t = ctx_.mesh.world().sum({double(totals.size()), s, s2});
+    return t[0] > 1 ? std::sqrt(std::max(0.0, (t[2] - t[1] * t[1] / t[0]) / (t[0] - 1))) : 0.0;
   }
 
   // Every samples_every steps (and the first), the first group of the lead rank's rollouts.
@@ -264,25 +286,20 @@ class Grpo : public Method {
     }
   }
 
-  // The batch of rollouts in use, over every rank: reward mean and spread (the total and each
-  // function), completion lengths, groups without spread, and the generation rate.
+  // The batch of rollouts in use, over every rank: reward mean and std (of the whole batch, as TRL
+  // logs it; the total and each function), completion lengths, groups without spread, and the
+  // generation rate.
   void rollout_metrics(json& line) const {
     const size_t F = rewards_.size();
     const int64_t G = r_.grpo.num_generations;
-    std::vector<double> v(7 + 2 * F, 0.0);  // n, sum r, sum group std, groups, flat, tokens, truncated, per function
+    std::vector<double> v(7 + 2 * F, 0.0);  // n, sum r, sum r^2, groups, flat, tokens, truncated, per function
     double longest = 0, shortest = -1e300;   // (shortest as its negation, for one max-reduce)
     const auto& rs = batch_.rollouts;
-    for (size_t g = 0; g + size_t(G) <= rs.size(); g += size_t(G)) {
-      double mean = 0, var = 0;
-      for (int64_t k = 0; k < G; ++k) mean += rs[g + size_t(k)].reward;
-      mean /= double(G);
-      for (int64_t k = 0; k < G; ++k) var += std::pow(rs[g + size_t(k)].reward - mean, 2);
-      v[2] += std::sqrt(var / double(G - 1));
-      v[3] += 1;
-    }
+    v[3] = double(rs.size() / size_t(G));
     for (const Rollout& r : rs) {
       v[0] += 1;
       v[1] += r.reward;
+      v[2] += double(r.reward) * r.reward;
       v[5] += double(r.tokens.size());
       v[6] += r.truncated;
       longest = std::max(longest, double(r.tokens.size()));
@@ -298,7 +315,7 @@ class Grpo : public Method {
     const std::vector<double> most = world.reduce({longest, shortest, batch_.gen_seconds}, parallel::ReduceOp::Max);
     const double n = std::max(v[0], 1.0);
     line["reward"] = v[1] / n;
-    line["reward_std"] = v[3] > 0 ? v[2] / v[3] : 0.0;
+    line["reward_std"] = v[0] > 1 ? std::sqrt(std::max(0.0, (v[2] - v[1] * v[1] / n) / (n - 1))) : 0.0;
     line["frac_reward_zero_std"] = v[3] > 0 ? v[4] / v[3] : 0.0;
     line["completions/mean_length"] = v[5] / n;
     line["completions/max_length"] = most[0];
@@ -325,8 +342,10 @@ class Grpo : public Method {
   RolloutBatch batch_;
   std::unique_ptr<MetricsLog> samples_;  // output.dir/samples.jsonl (lead rank)
   std::vector<Tensor> old_, adv_, ref_logps_;  // per micro-batch of the pass
-  Tensor stats_;                               // {kl, clipped, tokens} sums since the last take_metrics
+  Tensor stats_;  // since the last take_metrics: sums of {kl, clipped, tokens, |lp - old|}, then max |lp - old|
   int64_t train_tokens_ = 0;                   // in the current step's micro-batches
+  bool fresh_ = false;                         // the step is its batch's first
+  int64_t ref_index_ = -1;                     // the batch whose reference values ref_logps_ holds
   Clock::time_point train_start_;
 };
 

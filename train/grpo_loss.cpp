@@ -9,8 +9,8 @@
 
 namespace forge::train {
 
-std::vector<float> group_advantages(const std::vector<float>& rewards, int64_t group, bool scale,
-                                    int64_t* flat_groups) {
+std::vector<float> group_advantages(const std::vector<float>& rewards, int64_t group, const std::string& scale,
+                                    double batch_std, int64_t* flat_groups) {
   FORGE_CHECK(group >= 1 && rewards.size() % size_t(group) == 0, "group_advantages: ", rewards.size(),
               " rewards do not make groups of ", group);
   std::vector<float> out(rewards.size());
@@ -25,12 +25,17 @@ std::vector<float> group_advantages(const std::vector<float>& rewards, int64_t g
     for (int64_t k = 0; k < group; ++k) {
       same &= rewards[g + size_t(k)] == rewards[g];
       const double a = rewards[g + size_t(k)] - mean;
-      out[g + size_t(k)] = float(scale ? a / (sd + 1e-4) : a);
+      out[g + size_t(k)] = float(scale == "group" ? a / (sd + 1e-4) : scale == "batch" ? a / (batch_std + 1e-4) : a);
     }
     flat += same;
   }
   if (flat_groups) *flat_groups = flat;
   return out;
+}
+
+double grpo_units(const GrpoOptions& o, int64_t rows, int64_t tokens) {
+  if (o.loss_type == "dapo") return double(tokens);
+  return o.loss_type == "dr_grpo" ? double(rows * o.max_completion_length) : double(rows);
 }
 
 GrpoSums grpo_sums(const Tensor& lp, const Tensor& old, const Tensor& ref, const Tensor& mask, const Tensor& advantages,
@@ -58,9 +63,6 @@ GrpoSums grpo_sums(const Tensor& lp, const Tensor& old, const Tensor& ref, const
     if (o.loss_type == "grpo") s.loss = sum(div(sum(per_token, {1}), maximum(lengths, scalar(1.0))));
     else s.loss = sum(per_token);
   }
-  s.units = o.loss_type == "grpo" ? double(B)
-            : o.loss_type == "dapo" ? double(s.tokens.item())  // read back only where it is the count
-                                    : double(B * o.max_completion_length);
   if (kl.defined()) s.kl = sum(mul(kl.detach(), mask));
   // TRL's clip region: the ratio below 1 - epsilon with A < 0, or above 1 + epsilon_high with A > 0.
   const Tensor r = ratio.detach();

@@ -24,14 +24,18 @@ struct GrpoOptions {
 };
 
 // Group-normalised advantages of rewards laid out in groups of `group` completions of one prompt:
-// r - mean(group), divided by (std(group) + 1e-4) when scale (GRPO; Dr. GRPO does not). The std is
-// the unbiased one, as torch.std. Also counts the groups whose rewards are all equal.
-std::vector<float> group_advantages(const std::vector<float>& rewards, int64_t group, bool scale,
-                                    int64_t* flat_groups = nullptr);
+// r - mean(group), divided by std + 1e-4 where std is, by `scale`: "group" the group's (GRPO),
+// "batch" batch_std (the whole batch's, TRL's scale_rewards="batch"), "none" nothing (Dr. GRPO,
+// no division). Stds are the unbiased ones, as torch.std. Also counts the groups whose rewards are
+// all equal.
+std::vector<float> group_advantages(const std::vector<float>& rewards, int64_t group, const std::string& scale,
+                                    double batch_std = 0, int64_t* flat_groups = nullptr);
+// The loss's denominator for a micro-batch of `rows` completions holding `tokens` completion
+// tokens: rows (grpo), tokens (dapo) or rows x max_completion_length (dr_grpo).
+double grpo_units(const GrpoOptions& o, int64_t rows, int64_t tokens);
 
 struct GrpoSums {
-  Tensor loss;       // differentiable: this micro-batch's part of the numerator
-  double units = 0;  // its part of the denominator (completions, or tokens for dapo)
+  Tensor loss;       // differentiable: this micro-batch's part of the numerator (grpo_units: its denominator)
   Tensor kl;         // detached sums over completion tokens: the KL term (beta > 0, else undefined),
   Tensor clipped;    //   tokens whose ratio was clipped (TRL's clip_ratio region), and
   Tensor tokens;     //   completion tokens

@@ -83,7 +83,7 @@ std::vector<Field> fields(Recipe& r) {
       {"grpo.epsilon_high", Kind::Float, &r.grpo.epsilon_high, {}},
       {"grpo.beta", Kind::Float, &r.grpo.beta, {}},
       {"grpo.loss_type", Kind::Str, &r.grpo.loss_type, {"grpo", "dapo", "dr_grpo"}},
-      {"grpo.scale_rewards", Kind::Bool, &r.grpo.scale_rewards, {}},
+      {"grpo.scale_rewards", Kind::Str, &r.grpo.scale_rewards, {"group", "batch", "none"}},
       {"grpo.iterations", Kind::Int, &r.grpo.iterations, {}},
       {"grpo.rewards", Kind::Json, &r.grpo.rewards, {}},
       {"grpo.samples_every", Kind::Int, &r.grpo.samples_every, {}},
@@ -240,6 +240,8 @@ void validate_grpo(const Recipe& r, const Need& need) {
   need(r.parallel.tp == 1 && r.parallel.pp == 1, "parallel.tp",
        "GRPO samples with the serving engine, which runs the whole model: tp and pp must be 1 (use dp)");
   need(r.parallel.zero <= 2, "parallel.zero", "GRPO's engine needs whole weights on each rank: ZeRO-3 is not possible");
+  need(r.peft.dropout == 0, "peft.dropout",
+       "GRPO samples without dropout: the loss must see the policy that sampled (set peft.dropout: 0)");
 }
 
 // Values that parse but cannot work. `where` gives the line of a key (or the file name).

@@ -89,7 +89,8 @@ struct Recipe {
     double epsilon_high = 0.0;          // 0: epsilon (DAPO raises it, e.g. 0.28)
     double beta = 0.0;                  // KL penalty to the reference (the adapter off); 0: no reference pass
     std::string loss_type = "grpo";     // grpo (sequence mean) | dapo (token mean) | dr_grpo (constant)
-    bool scale_rewards = true;          // divide advantages by the group's std (false: Dr. GRPO)
+    std::string scale_rewards = "group";  // advantages divided by the group's std (GRPO), the whole
+                                          // batch's (batch), or not at all (none: Dr. GRPO)
     int64_t iterations = 1;             // optimiser steps per batch of rollouts (mu)
     std::string rewards = "[]";         // JSON list of reward functions (train/rewards.h), as the recipe's YAML list
     int64_t samples_every = 10;         // steps between lines of output.dir/samples.jsonl; 0: none

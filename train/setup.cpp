@@ -165,26 +165,50 @@ Optimisation make_optimisation(const Recipe& r, const parallel::Mesh& mesh, Trai
 }
 
 bool find_checkpoint(const Recipe& r, parallel::Communicator& world, const std::string& ckpt_dir, Checkpoint& ck) {
-  bool have = false;
-  if (r.checkpoint.resume == "auto") {
+  if (r.checkpoint.resume == "never") return false;
+  if (r.checkpoint.resume != "auto") {
+    ck = load_checkpoint(r.checkpoint.resume);
+    return true;
+  }
+  auto newest_below = [&](int64_t below) {  // this rank's newest usable step under `below`, or -1
     std::vector<std::string> skipped;
-    have = load_latest_checkpoint(ckpt_dir, ck, &skipped);
-    for (auto& s : skipped) std::fprintf(stderr, "forge train: skipping unreadable checkpoint: %s\n", s.c_str());
-    if (world.size() > 1) {
-      // Resume where every rank has a complete checkpoint: the oldest of the ranks' newest.
-      const int64_t agreed = int64_t(world.reduce({have ? double(ck.step) : -1.0}, parallel::ReduceOp::Min)[0]);
-      if (agreed < 0) {
-        if (have) std::fprintf(stderr, "forge train: rank %d: another rank has no checkpoint; starting over\n", world.rank());
-        have = false;
-      } else if (ck.step != agreed) {
+    const bool have = load_latest_checkpoint(ckpt_dir, ck, &skipped, below);
+    for (auto& s : skipped) std::fprintf(stderr, "forge train: rank %d: skipping checkpoint %s\n", world.rank(), s.c_str());
+    return have ? ck.step : int64_t(-1);
+  };
+  int64_t mine = newest_below(INT64_MAX);
+  // Checkpoints that all fail to load stop the run (resuming from nothing would throw the run's
+  // work away unseen); a rank without any (a new one) makes the others start over.
+  const bool files = !list_checkpoints(ckpt_dir).empty();
+  auto none_usable = [&] {
+    FORGE_CHECK(!files, ckpt_dir, ": no usable checkpoint (each one's reason is above); move them away, name one ",
+                "with checkpoint.resume, or start over with checkpoint.resume=never");
+    return false;
+  };
+  if (world.size() == 1) return mine >= 0 || none_usable();
+  const bool all_have_files = world.reduce({files ? 1.0 : 0.0}, parallel::ReduceOp::Min)[0] > 0;
+  // Resume where every rank has a usable checkpoint: the oldest of the ranks' newest. A rank that
+  // cannot use that step (missing, torn or corrupt there) sends every rank further back.
+  for (;;) {
+    const int64_t agreed = int64_t(world.reduce({double(mine)}, parallel::ReduceOp::Min)[0]);
+    if (agreed < 0) {
+      if (all_have_files) return none_usable();
+      if (mine >= 0) std::fprintf(stderr, "forge train: rank %d: another rank has no checkpoint; starting over\n",
+                                  world.rank());
+      return false;
+    }
+    bool ok = true;
+    if (ck.step != agreed) {
+      try {
         ck = load_checkpoint(checkpoint_path(ckpt_dir, agreed));
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "forge train: rank %d: skipping checkpoint %s\n", world.rank(), e.what());
+        ok = false;
       }
     }
-  } else if (r.checkpoint.resume != "never") {
-    ck = load_checkpoint(r.checkpoint.resume);
-    have = true;
+    if (world.reduce({ok ? 1.0 : 0.0}, parallel::ReduceOp::Min)[0] > 0) return true;
+    mine = newest_below(agreed);
   }
-  return have;
 }
 
 void restore(Checkpoint& ck, const Recipe& r, const std::string& layout, const std::string& fingerprint, Trainee& t,

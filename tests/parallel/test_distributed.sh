@@ -5,7 +5,8 @@
 # eval losses and final weights of the single-process run with the same global batch
 # (compare_runs.py); a wrong mesh size is refused; a stalled rank stops the job within the
 # timeout with an error naming it; a rank killed while writing a checkpoint leaves the ranks'
-# checkpoints uneven, and the rerun resumes where all ranks agree and repeats the losses; a stop
+# checkpoints uneven, and the rerun resumes where all ranks agree and repeats the losses (also
+# when a rank's copy of that step is corrupt: both go further back); a stop
 # signal that reaches one rank stops both after the same step with a checkpoint.
 # usage: test_distributed.sh FORGE_BINARY PYTHON
 set -euo pipefail
@@ -179,6 +180,20 @@ if "${mpi[@]}" -np 1 -x FORGE_TEST_CRASH_IN_CHECKPOINT=6 "$forge" train "${base[
 ls "$dir/crash/checkpoints/rank_00000" | grep -q "step_00000006.h5$" && fail "rank 0 has a step-6 checkpoint"
 "${mpi[@]}" -np 2 "$forge" train "${base[@]}" "${ck[@]}" > "$dir/resume.log" 2>&1 || { tail "$dir/resume.log"; fail "resume"; }
 grep -q "resuming from .*step_00000004.h5 (step 4 of 20)" "$dir/resume.log" || fail "resume point: $(grep resum "$dir/resume.log")"
+same none-single crash
+# Then rank 0 loses step 20's checkpoint and a byte of rank 1's step 18 flips: rank 1 cannot use
+# the step both hold (18), so both go back to 16, and the run ends as the uninterrupted one.
+rm "$dir/crash/checkpoints/rank_00000/step_00000020.h5"
+rm -r "$dir/crash/model"
+"$py" - "$dir/crash/checkpoints/rank_00001/step_00000018.h5" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+b[len(b) // 2] ^= 0x10
+open(sys.argv[1], "wb").write(bytes(b))
+PY
+"${mpi[@]}" -np 2 "$forge" train "${base[@]}" "${ck[@]}" > "$dir/resume2.log" 2>&1 || { tail "$dir/resume2.log"; fail "resume 2"; }
+grep -q "rank 1: skipping checkpoint .*rank_00001/step_00000018.h5: corrupt" "$dir/resume2.log" || fail "$(cat "$dir/resume2.log")"
+grep -q "resuming from .*step_00000016.h5 (step 16 of 20)" "$dir/resume2.log" || fail "$(grep resum "$dir/resume2.log")"
 same none-single crash
 
 # Resume from per-rank checkpoints: drop everything after step 8 (as if the job had died there)

@@ -30,7 +30,7 @@ std::string ref_dir() { return forge::testing::train_reference_dir("grpo_referen
 struct Case {
   const char* name;
   train::GrpoOptions opts;
-  bool scale;
+  const char* scale;  // group | none
 };
 
 class GrpoParity : public ::testing::TestWithParam<Case> {};
@@ -69,7 +69,7 @@ TEST_P(GrpoParity, LossClipRatioKlAndGradientsMatchPyTorch) {
   const Tensor mask = ne(labels, Tensor::scalar(-100.0, DType::I64)).to(DType::F32);
   const Tensor lp = token_logps(*model, mp, ids, labels);
   train::GrpoSums s = train::grpo_sums(lp, old, reference, mask, Tensor::from_vector(adv, {6}), c.opts);
-  const Tensor loss = mul(s.loss, 1.0 / s.units);
+  const Tensor loss = mul(s.loss, 1.0 / train::grpo_units(c.opts, 6, int64_t(sum(mask).item())));
   EXPECT_NEAR(loss.item(), ref.at(g + "loss").item(), 2e-5 * std::max(1.0, std::abs(ref.at(g + "loss").item())));
   const double tokens = s.tokens.item();
   EXPECT_NEAR(s.clipped.item() / tokens, ref.at(g + "clip_ratio").item(), 1e-6);
@@ -92,18 +92,25 @@ train::GrpoOptions opts(const char* type, double eps, double eps_high, double be
 }
 
 INSTANTIATE_TEST_SUITE_P(LossTypes, GrpoParity,
-                         ::testing::Values(Case{"grpo", opts("grpo", 0.1, 0.1, 0.04), true},
-                                           Case{"dapo", opts("dapo", 0.1, 0.15, 0.0), true},
-                                           Case{"dr_grpo", opts("dr_grpo", 0.1, 0.1, 0.04), false}),
+                         ::testing::Values(Case{"grpo", opts("grpo", 0.1, 0.1, 0.04), "group"},
+                                           Case{"dapo", opts("dapo", 0.1, 0.15, 0.0), "group"},
+                                           Case{"dr_grpo", opts("dr_grpo", 0.1, 0.1, 0.04), "none"}),
                          [](const auto& info) { return std::string(info.param.name); });
 
 TEST(GroupAdvantages, CountsFlatGroupsAndLeavesThemAtZero) {
   int64_t flat = -1;
-  const std::vector<float> a = train::group_advantages({1, 1, 1, 0, 2, 4}, 3, true, &flat);
+  const std::vector<float> a = train::group_advantages({1, 1, 1, 0, 2, 4}, 3, "group", 0, &flat);
   EXPECT_EQ(flat, 1);
   for (int k = 0; k < 3; ++k) EXPECT_EQ(a[size_t(k)], 0.0f);
   EXPECT_NEAR(a[3], -2.0 / (2.0 + 1e-4), 1e-6);  // mean 2, unbiased std 2
   EXPECT_NEAR(a[5], 2.0 / (2.0 + 1e-4), 1e-6);
+  // TRL's scale_rewards="batch": the group's mean, the whole batch's std (here 1.3784, unbiased).
+  const double sd = std::sqrt(9.5 / 5);
+  const std::vector<float> b = train::group_advantages({1, 1, 1, 0, 2, 4}, 3, "batch", sd);
+  EXPECT_NEAR(b[3], -2.0 / (sd + 1e-4), 1e-6);
+  EXPECT_EQ(b[4], 0.0f);
+  const std::vector<float> n = train::group_advantages({1, 1, 1, 0, 2, 4}, 3, "none");
+  EXPECT_EQ(n[3], -2.0f);
 }
 
 }  // namespace

@@ -87,6 +87,8 @@ TEST_F(GrpoTraining, RolloutsMatchTheTrainerAndTheRewardRises) {
     EXPECT_LT(std::abs(st[0].at("loss").get<double>()), 1e-5) << peft << " " << st[0].dump();
     EXPECT_EQ(st[0].at("clip_ratio").get<double>(), 0.0) << peft;
     EXPECT_LT(st[0].at("kl").get<double>(), 1e-9) << peft;
+    for (const json& l : st)  // every step starts a batch: the engine's and the trainer's log-probs
+      EXPECT_LT(l.at("sampling/sampling_logp_difference/max").get<double>(), 1e-4) << peft << " " << l.at("step");
     EXPECT_GT(st.back().at("kl").get<double>(), 1e-4) << peft << ": the policy moved away from the reference";
     for (const char* k : {"reward", "reward_std", "frac_reward_zero_std", "rewards/digit/mean", "rewards/digit/std",
                           "completions/mean_length", "completions/max_length", "completions/clipped_ratio",
@@ -126,6 +128,8 @@ TEST_F(GrpoTraining, IterationsReuseRolloutsWithRatiosAwayFromOne) {
     EXPECT_EQ(st[i].at("clip_ratio").get<double>(), 0.0) << "fresh rollouts, step " << i + 1;
     EXPECT_EQ(st[i].at("reward"), st[i + 1].at("reward")) << "the same rollouts, steps " << i + 1 << " and " << i + 2;
     EXPECT_GT(std::abs(st[i + 1].at("loss").get<double>()), 1e-4) << "step " << i + 2;
+    EXPECT_TRUE(st[i].contains("sampling/sampling_logp_difference/mean"));
+    EXPECT_FALSE(st[i + 1].contains("sampling/sampling_logp_difference/mean")) << "not the sampling policy";
     clipped += st[i + 1].at("clip_ratio").get<double>();
   }
   EXPECT_GT(clipped, 0.0);
