@@ -337,7 +337,10 @@ bool Engine::step() {
   drain_inbox();
   StepStats st;
   std::vector<ScheduledChunk> chunks = sched_->schedule(&st);
-  if (chunks.empty()) return false;
+  if (chunks.empty()) {  // (the inbox may have held aborts: their blocks are free now)
+    publish_gauges();
+    return false;
+  }
   int64_t prefill = 0, queried = 0;
   for (auto& c : chunks) {
     Live& l = *live_.at(c.seq->id);
@@ -356,11 +359,18 @@ bool Engine::step() {
     counters_.prefix_hit_tokens += st.prefix_hit_tokens;
     counters_.prompt_tokens += queried;
     counters_.preemptions += st.preempted;
+  }
+  publish_gauges();
+  return true;
+}
+
+void Engine::publish_gauges() {
+  {
+    std::lock_guard<std::mutex> g(mu_);
     waiting_ = int64_t(sched_->num_waiting()) + int64_t(inbox_.size());
   }
   running_ = int64_t(sched_->num_running());
   kv_usage_ = sched_->pool().usage();
-  return true;
 }
 
 void Engine::reset_prefix_cache() {

@@ -139,6 +139,7 @@ class Engine {
   struct Live;
   void drain_inbox();
   void abort_all_live();  // ends every request (shutdown, a failed step)
+  void publish_gauges();   // running, waiting and KV usage for other threads (/metrics)
   void run_chunks(const std::vector<ScheduledChunk>& chunks);
   void emit_token(Live& l, int64_t token, const float* logits);
   void finish(Live& l, const std::string& reason, Event& ev, bool flush_text = true);

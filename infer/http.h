@@ -72,6 +72,7 @@ class HttpServer {
   int listen_fd_ = -1, port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<int> active_{0};
+  std::atomic<bool> trim_heap_{false};  // a connection closed since the last malloc_trim
   std::thread accept_thread_;
 };
 

@@ -9,7 +9,9 @@
 #include <optional>
 #include <random>
 
+#include "core/cpu_allocator.h"
 #include "core/device_stats.h"
+#include "core/process_memory.h"
 #include "infer/openai_api.h"
 #include "kernels/cuda/cuda_backend.h"
 
@@ -116,6 +118,11 @@ std::string Server::metrics_text() const {
   out += prom_metric("forge_num_requests_running", "gauge", "Sequences in the running batch", double(engine_.num_running()));
   out += prom_metric("forge_num_requests_waiting", "gauge", "Sequences waiting for admission", double(engine_.num_waiting()));
   out += prom_metric("forge_kv_cache_usage_ratio", "gauge", "Fraction of KV blocks in use or cached", engine_.kv_usage());
+  // Host memory: the process's resident set (Prometheus' standard name) and what the CPU tensor
+  // allocator keeps of freed blocks for reuse (bounded by FORGE_CPU_CACHE_MB).
+  out += prom_metric("process_resident_memory_bytes", "gauge", "Resident memory of the server process", double(rss_bytes()));
+  out += prom_metric("forge_cpu_cache_bytes", "gauge", "Freed CPU tensor memory kept for reuse",
+                     double(cpu_alloc::stats().cached_bytes));
   out += prom_metric("forge_prefix_cache_hit_rate", "gauge", "Prompt tokens served from the prefix cache / prompt tokens",
                      c.prompt_tokens ? double(c.prefix_hit_tokens) / double(c.prompt_tokens) : 0.0);
   out += prom_metric("forge_num_preemptions_total", "counter", "Sequences preempted for recompute", double(c.preemptions));
