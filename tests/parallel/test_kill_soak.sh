@@ -1,7 +1,8 @@
 #!/bin/bash
 # A rank dies by SIGKILL at a random moment of a 4-rank job (dp2 x tp2 and dp2 x pp2, ZeRO-3),
-# TRIALS times (issue 29). Odd trials kill a random rank from outside after a random delay (inside
-# a step, a checkpoint write or start-up, wherever it lands); even trials make a random rank die
+# TRIALS times (issue 29). Odd trials kill a random rank from outside at a random point (in
+# start-up, or a moment after a random step's checkpoint appeared: inside the next step or its
+# checkpoint write); even trials make a random rank die
 # halfway through writing a random step's checkpoint (FORGE_TEST_CRASH_IN_CHECKPOINT). Every trial
 # must end the whole job within parallel.timeout_s + 5 s with a message naming the dead rank, and
 # the relaunched job must resume from the newest checkpoint every rank holds complete and end with
@@ -16,14 +17,10 @@ RANDOM=$seed
 echo "kill soak: $trials trials, seed $seed"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 dir=$(mktemp -d)
-pids_of() {  # pids_of PATTERN: processes whose command line matches (no procps in a minimal Debian)
-  local f
-  for f in /proc/[0-9]*/cmdline; do
-    { tr '\0' ' ' < "$f"; } 2>/dev/null | grep -Eq -- "$1" && { f=${f#/proc/}; echo "${f%/cmdline}"; }
-  done
-  return 0
+pids_of() {  # pids_of PATTERN: processes with an argument matching it (a minimal Debian has no pgrep)
+  grep -lzE -- "$1" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3 || true
 }
-trap 'for p in $(pids_of "output.dir=$dir/"); do kill -9 $p 2>/dev/null; done; rm -rf "$dir"' EXIT
+trap 'for p in $(pids_of "^output.dir=$dir/"); do kill -9 $p 2>/dev/null; done; rm -rf "$dir"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 export OMP_NUM_THREADS=1
 mpi=(mpirun --oversubscribe --allow-run-as-root -x OMP_NUM_THREADS)
@@ -34,18 +31,15 @@ common=(recipes/tiny_sft.yaml model.path="$dir/base" peft.method=none train.max_
         checkpoint.resume=auto)
 layouts=("parallel.tp=2" "parallel.pp=2")
 
-# The uninterrupted run of each layout, and how long it takes.
-declare -A took
+# The uninterrupted run of each layout.
 for i in 0 1; do
-  start=$(date +%s.%N)
   "${mpi[@]}" -np 4 "$forge" train "${common[@]}" ${layouts[$i]} output.dir="$dir/ref$i" > "$dir/ref$i.log" 2>&1 ||
     { tail "$dir/ref$i.log"; fail "reference run $i"; }
-  took[$i]=$("$py" -c "print($(date +%s.%N) - $start)")
 done
 
 rank_pid() {  # rank_pid OUTPUT_DIR RANK: the pid of that rank's process, once it runs
-  for p in $(pids_of "forge train .*output.dir=$1( |$)"); do
-    if { tr '\0' '\n' < /proc/$p/environ; } 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then echo "$p"; return; fi
+  for p in $(pids_of "^output.dir=$1\$"); do
+    if grep -qzx "OMPI_COMM_WORLD_RANK=$2" /proc/$p/environ 2>/dev/null; then echo "$p"; return; fi
   done
 }
 
@@ -53,21 +47,32 @@ unkilled=0
 for t in $(seq 1 "$trials"); do
   i=$((t % 2))
   out="$dir/trial$t"
-  victim=$((RANDOM % 4))
+  victim=$(((RANDOM >> 5) % 4))  # (the low bits of bash's RANDOM repeat)
   set +e
-  if [ $((t % 2)) = 1 ]; then  # from outside, after a random share of the run's time
-    delay=$("$py" -c "print(round(${took[$i]} * (0.15 + 0.6 * $RANDOM / 32767), 2))")
-    how="killed after ${delay}s"
+  if [ $((t % 2)) = 1 ]; then  # from outside, once the run is at a random point
+    # After step K's checkpoint appears (K = 0: once the rank runs, in start-up) and a random
+    # moment more: inside the next step or its checkpoint write. Progress, not time, so a loaded
+    # machine does not let the run finish first.
+    after=$(((RANDOM >> 5) % 10))
+    delay=$("$py" -c "print(round(0.03 * $RANDOM / 32767, 3))")  # a step takes about 10-50 ms
+    how="killed ${delay}s after $([ $after = 0 ] && echo "it started" || echo "step $after's checkpoint")"
     "${mpi[@]}" -np 4 "$forge" train "${common[@]}" ${layouts[$i]} output.dir="$out" > "$out.log" 2>&1 &
     job=$!
-    sleep "$delay"
-    pid=$(rank_pid "$out" $victim)
-    [ -n "$pid" ] && kill -9 "$pid"
+    pid=""
+    while kill -0 $job 2>/dev/null; do
+      [ -z "$pid" ] && pid=$(rank_pid "$out" $victim)
+      if [ -n "$pid" ] && { [ $after = 0 ] || [ -f "$out/checkpoints/rank_00000/$(printf 'step_%08d.h5' $after)" ]; }; then
+        sleep "$delay"
+        kill -9 "$pid" 2>/dev/null
+        break
+      fi
+      sleep 0.01
+    done
     killed_at=$(date +%s.%N)
     wait $job
     code=$?
   else  # halfway through writing a checkpoint
-    step=$((1 + RANDOM % 11))
+    step=$((1 + (RANDOM >> 5) % 11))
     how="died writing step $step's checkpoint"
     args=()
     for r in 0 1 2 3; do
