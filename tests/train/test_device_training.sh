@@ -64,14 +64,20 @@ for sub in ("adapter/adapter_model.safetensors", "model/model.safetensors"):
 print(f"{dev}: {len(b)} metric lines equal the CPU run's")
 PY
 
-# run NAME MICRO_BATCHES OVERRIDES...: the CPU run and the simulated-GPU run, compared.
-run() {
-  local name=$1 mbs=$2
-  shift 2
+# both NAME OVERRIDES...: the CPU run (cpu_NAME) and the simulated-GPU run (gpu_NAME).
+both() {
+  local name=$1
+  shift
   "$forge" train r.yaml output.dir=cpu_$name model.device=cpu "$@" 2> cpu_$name.log || fail "$name on cpu: $(tail -3 cpu_$name.log)"
   FORGE_SIMULATE_CUDA=1 "$forge" train r.yaml output.dir=gpu_$name model.device=cuda "$@" 2> gpu_$name.log ||
     fail "$name on cuda: $(tail -5 gpu_$name.log)"
   grep -q "on cuda:0" gpu_$name.log || fail "$name: the run does not say it is on cuda:0"
+}
+# run NAME MICRO_BATCHES OVERRIDES...: both runs, compared.
+run() {
+  local name=$1 mbs=$2
+  shift 2
+  both "$name" "$@"
   "$py" compare.py cpu_$name gpu_$name "$mbs" || fail "$name: the device run differs from the CPU run"
 }
 run lora 1
@@ -96,9 +102,7 @@ grpo=(train.method=grpo data.path=prompts.jsonl data.eval_path= grpo.num_generat
 grpo_run() {
   local name=$1
   shift
-  "$forge" train r.yaml output.dir=cpu_$name model.device=cpu "$@" 2> cpu_$name.log || fail "$name on cpu: $(tail -3 cpu_$name.log)"
-  FORGE_SIMULATE_CUDA=1 "$forge" train r.yaml output.dir=gpu_$name model.device=cuda "$@" 2> gpu_$name.log ||
-    fail "$name on cuda: $(tail -5 gpu_$name.log)"
+  both "$name" "$@"
   "$py" "$here/../parallel/compare_runs.py" cpu_$name gpu_$name || fail "$name: the device run differs"
   grep -q '"host_fallbacks":0' gpu_$name/metrics.jsonl && ! grep -q '"host_fallbacks":[1-9]' gpu_$name/metrics.jsonl ||
     fail "$name: host fallbacks on the device"
