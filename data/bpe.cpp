@@ -18,7 +18,12 @@ BpeModel::BpeModel(const json& j) {
     FORGE_CHECK(!j.contains(k) || j[k].is_null() || j[k].get<std::string>().empty(), "tokenizer.json: model.", k,
                 " is not supported");
   FORGE_CHECK(!j.contains("dropout") || j["dropout"].is_null(), "tokenizer.json: BPE dropout is not supported");
-  for (auto& [tok, id] : j.at("vocab").items()) vocab_[tok] = id.get<int32_t>();
+  for (auto& [tok, id] : j.at("vocab").items()) {
+    FORGE_CHECK(id.is_number_integer(), "tokenizer.json: vocab token '", tok, "' has id ", id.dump(), ", not an integer");
+    const int64_t v = id.get<int64_t>();
+    FORGE_CHECK(v >= 0 && v < kMaxId, "tokenizer.json: vocab token '", tok, "' has id ", v, ", outside [0, ", kMaxId, ")");
+    vocab_[tok] = int32_t(v);
+  }
   byte_fallback_ = j.value("byte_fallback", false);
   fuse_unk_ = j.value("fuse_unk", false);
   ignore_merges_ = j.value("ignore_merges", false);

@@ -12,6 +12,7 @@ namespace forge::data {
 
 class BpeModel {
  public:
+  static constexpr int64_t kMaxId = int64_t(1) << 24;  // larger ids are refused (Gemma 3 has 262k)
   BpeModel() = default;
   // j: the "model" object of tokenizer.json (type BPE).
   explicit BpeModel(const nlohmann::json& j);

@@ -312,11 +312,15 @@ void for_each_jsonl_row(const std::string& path, const char* what, bool skip_mal
       ojson row;
       try {
         row = ojson::parse(line);
-      } catch (const ojson::parse_error& e) {
+      } catch (const ojson::exception& e) {  // a syntax error, or a number too large for a double
         std::string msg = e.what();
         throw Error("not valid JSON (" + msg.substr(msg.find(']') + 2) + ")");
       }
-      fn(row);
+      try {
+        fn(row);
+      } catch (const ojson::exception& e) {  // a field of the wrong type the format's reader missed
+        throw Error(std::string("unexpected structure (") + e.what() + ")");
+      }
     } catch (const Error& e) {
       std::string msg = path + ":" + std::to_string(lineno) + ": " + e.what();
       if (!skip_malformed) throw Error(msg + " (set data.skip_malformed: true to skip such lines)");

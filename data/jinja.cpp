@@ -1,5 +1,7 @@
 // Jinja templates: lexer (tags, whitespace control), recursive-descent parser, tree-walking
 // evaluator. Values and builtins live in jinja_builtins.cpp.
+#include <charconv>
+#include <cstdlib>
 #include <cstring>
 
 #include "data/jinja_internal.h"
@@ -435,12 +437,16 @@ class ExprParser {
       }
       case Tok::IntT: {
         auto n = make(Node::Lit, k.line);
-        n->lit = std::stoll(k.text);
+        int64_t v = 0;
+        const auto [end, ec] = std::from_chars(k.text.data(), k.text.data() + k.text.size(), v);
+        if (ec != std::errc() || end != k.text.data() + k.text.size())
+          fail(k.line, "integer literal " + k.text + " does not fit in 64 bits");
+        n->lit = v;
         return n;
       }
       case Tok::FloatT: {
         auto n = make(Node::Lit, k.line);
-        n->lit = std::stod(k.text);
+        n->lit = std::strtod(k.text.c_str(), nullptr);  // 1e999 is inf, as in Python
         return n;
       }
       case Tok::NameT: {
@@ -873,6 +879,8 @@ std::string JinjaTemplate::render(const ojson& variables) const {
   try {
     jinja::exec(root_->body, c, out);
   } catch (const Error& e) {
+    throw Error(name_ + ": " + e.what());
+  } catch (const ojson::exception& e) {  // a value of a type the template did not expect
     throw Error(name_ + ": " + e.what());
   }
   return out;

@@ -9,6 +9,10 @@
 
 namespace forge::data::jinja {
 namespace {
+// Limits that keep a hostile template from exhausting memory: jinja2 sandbox's MAX_RANGE, and the
+// longest string * n makes.
+constexpr int64_t kMaxRange = 100000;
+constexpr size_t kMaxStringBytes = size_t(64) << 20;
 ojson data_of(const Value& v) { return v.kind == Value::Kind::Data ? v.data : ojson(); }
 
 std::string type_name(const Value& v) {
@@ -298,8 +302,12 @@ Value binary_op(const std::string& op, const Value& a, const Value& b, int line)
     return Value::of(r);
   }
   if (op == "*" && x.is_string() && y.is_number_integer()) {
+    const std::string& unit = x.get_ref<const std::string&>();
+    const int64_t times = y.get<int64_t>();
+    if (times > 0 && unit.size() > 0 && double(unit.size()) * double(times) > double(kMaxStringBytes))
+      fail(line, "string * " + std::to_string(times) + " would be longer than " + std::to_string(kMaxStringBytes) + " bytes");
     std::string r;
-    for (int64_t i = 0; i < y.get<int64_t>(); ++i) r += x.get<std::string>();
+    for (int64_t i = 0; i < times; ++i) r += unit;
     return Value::of(r);
   }
   auto num = [&](const ojson& j) {
@@ -315,11 +323,18 @@ Value binary_op(const std::string& op, const Value& a, const Value& b, int line)
   }
   if (ints) {
     const int64_t i = p.get<int64_t>(), k = q.get<int64_t>();
-    if (op == "+") return Value::of(i + k);
-    if (op == "-") return Value::of(i - k);
-    if (op == "*") return Value::of(i * k);
+    // Python's ints do not overflow; ours are 64-bit and say so where Python would grow.
+    int64_t r = 0;
+    auto fits = [&](bool overflow) {
+      if (overflow) fail(line, "integer result of " + op + " does not fit in 64 bits");
+      return Value::of(r);
+    };
+    if (op == "+") return fits(__builtin_add_overflow(i, k, &r));
+    if (op == "-") return fits(__builtin_sub_overflow(i, k, &r));
+    if (op == "*") return fits(__builtin_mul_overflow(i, k, &r));
     if (op == "**") return Value::of(int64_t(std::llround(std::pow(double(i), double(k)))));
     if (k == 0) fail(line, "division by zero");
+    if (k == -1 && i == INT64_MIN) fail(line, "integer result of " + op + " does not fit in 64 bits");
     const int64_t fl = i / k - ((i % k != 0) && ((i < 0) != (k < 0)));
     if (op == "//") return Value::of(fl);
     if (op == "%") return Value::of(i - fl * k);
@@ -445,7 +460,12 @@ bool call_test(const std::string& name, const Value& v, const Args& a, int line)
   }
   if (name == "even" || name == "odd") return (as_int(v, line) % 2 == 0) == (name == "even");
   const Value* arg = a.get(0, "value");
-  if (name == "divisibleby") return arg && as_int(v, line) % as_int(*arg, line) == 0;
+  if (name == "divisibleby") {
+    if (!arg) return false;
+    const int64_t n = as_int(v, line), d = as_int(*arg, line);
+    if (d == 0) fail(line, "divisibleby(0): division by zero");
+    return d == -1 || n % d == 0;
+  }
   if (name == "equalto" || name == "eq" || name == "==" || name == "sameas") return arg && values_equal(v, *arg);
   if (name == "ne" || name == "!=") return arg && !values_equal(v, *arg);
   if (name == "in") return arg && contains(*arg, v, line);
@@ -528,7 +548,11 @@ Value call_filter(const std::string& name, const Value& v, const Args& a, int li
     return Value::of(out);
   }
   if (name == "int") {
-    if (d.is_number()) return Value::of(int64_t(d.get<double>()));
+    if (d.is_number_integer()) return Value::of(d.get<int64_t>());
+    if (d.is_number()) {
+      const double x = d.get<double>();  // Python truncates; out of int64's range (or nan) clamps here
+      return Value::of(x != x ? int64_t(0) : x >= 9.2e18 ? INT64_MAX : x <= -9.2e18 ? INT64_MIN : int64_t(x));
+    }
     try {
       return Value::of(int64_t(std::stoll(str())));
     } catch (...) {
@@ -754,8 +778,12 @@ Value call_function(const std::string& name, const Args& a, int line) {
     else if (a.pos.size() >= 2) start = as_int(a.pos[0], line), stop = as_int(a.pos[1], line);
     if (a.pos.size() >= 3) step = as_int(a.pos[2], line);
     if (step == 0) fail(line, "range step cannot be zero");
+    // transformers renders in jinja2's sandbox, which refuses ranges over MAX_RANGE items.
+    const __int128 span = step > 0 ? __int128(stop) - start : __int128(start) - stop;
+    const __int128 count = span <= 0 ? 0 : (span + (step > 0 ? step : -__int128(step)) - 1) / (step > 0 ? step : -__int128(step));
+    if (count > kMaxRange) fail(line, "range of " + std::to_string(int64_t(count)) + " items is too big (jinja2's sandbox allows 100000)");
     ojson out = ojson::array();
-    for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) out.push_back(i);
+    for (int64_t k = 0; k < int64_t(count); ++k) out.push_back(int64_t(start + __int128(k) * step));
     return Value::of(out);
   }
   if (name == "strftime_now") {

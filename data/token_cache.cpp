@@ -1,6 +1,8 @@
 // HDF5 token cache (see token_cache.h).
 #include "data/token_cache.h"
 
+#include <algorithm>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -57,6 +59,7 @@ void save_example_set(const std::string& path, const ExampleSet& set, const std:
 bool load_example_set(const std::string& path, const std::string& fingerprint, ExampleSet& out, DatasetStats* stats) {
   if (!file_exists(path)) return false;
   try {
+    check_hdf5_seal(path);  // a torn or altered cache never reaches libhdf5
     Hdf5Attrs a = load_hdf5_attrs(path);
     if (a["fingerprint"] != fingerprint || a["version"] != kCacheVersion) return false;
     auto t = load_hdf5(path);
@@ -64,7 +67,8 @@ bool load_example_set(const std::string& path, const std::string& fingerprint, E
     s.tokens = t.at("tokens").to_vector<int32_t>();
     s.mask = t.at("mask").to_vector<uint8_t>();
     s.offsets = t.at("offsets").to_vector<int64_t>();
-    if (s.tokens.size() != s.mask.size() || s.offsets.empty() || s.offsets.back() != int64_t(s.tokens.size()))
+    if (s.tokens.size() != s.mask.size() || s.offsets.empty() || s.offsets[0] != 0 ||
+        s.offsets.back() != int64_t(s.tokens.size()) || !std::is_sorted(s.offsets.begin(), s.offsets.end()))
       return false;
     if (stats) {
       stats->format = a["format"];

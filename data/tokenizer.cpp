@@ -53,32 +53,63 @@ std::shared_ptr<Tokenizer> Tokenizer::from_dir(const std::string& dir) {
 }
 
 Tokenizer::Tokenizer(const json& j, const json& cfg, const std::string& where) : config_(cfg) {
+  // nlohmann's errors (a missing key, a wrong type) become Errors naming the file.
   try {
     model_ = std::make_unique<BpeModel>(j.at("model"));
     normalizer_ = parse_normalizer(j.value("normalizer", json()));
     pre_tokenizer_ = parse_pre_tokenizer(j.value("pre_tokenizer", json()));
     decoder_ = parse_decoder(j.value("decoder", json()));
+    read_added_tokens(j.value("added_tokens", json::array()));
+    index_tokens();
+    read_post_processor(j.value("post_processor", json()));
   } catch (const json::exception& e) {
     throw Error(where + ": unexpected structure (" + e.what() + ")");
   } catch (const Error& e) {
     throw Error(where + ": " + e.what());
   }
-  int64_t n = 0;
-  for (auto& [tok, id] : model_->vocab()) n = std::max<int64_t>(n, id + 1);
-  for (auto& a : j.value("added_tokens", json::array())) {
+  try {
+    bos_token_ = token_string(cfg, "bos_token");
+    eos_token_ = token_string(cfg, "eos_token");
+    if (cfg.contains("chat_template")) {
+      const json& ct = cfg["chat_template"];
+      if (ct.is_string()) {
+        chat_template_ = ct.get<std::string>();
+      } else if (ct.is_array()) {
+        for (auto& t : ct)
+          if (t.value("name", std::string()) == "default") chat_template_ = t.value("template", std::string());
+      }
+    }
+    cleanup_spaces_ = cfg.value("clean_up_tokenization_spaces", false);
+  } catch (const json::exception& e) {
+    throw Error(where + ": tokenizer_config.json: unexpected structure (" + e.what() + ")");
+  }
+}
+
+void Tokenizer::read_added_tokens(const json& list) {
+  for (auto& a : list) {
     AddedToken t;
     t.content = a.at("content").get<std::string>();
+    FORGE_CHECK(a.at("id").is_number_integer(), "added token '", t.content, "' has id ", a["id"].dump(), ", not an integer");
     t.id = a.at("id").get<int64_t>();
+    FORGE_CHECK(t.id >= 0 && t.id < kMaxVocab, "added token '", t.content, "' has id ", t.id, ", outside [0, ",
+                kMaxVocab, ")");
+    FORGE_CHECK(!t.content.empty(), "added token ", t.id, " is empty");
     t.special = a.value("special", false);
     t.lstrip = a.value("lstrip", false);
     t.rstrip = a.value("rstrip", false);
     t.single_word = a.value("single_word", false);
     t.normalized = a.value("normalized", !t.special);
-    n = std::max(n, t.id + 1);
     added_ids_[t.content] = t.id;
     if (t.special) special_ids_.insert(t.id);
     added_.push_back(t);
   }
+}
+
+// id -> token for the vocabulary and the added tokens, and the trie that finds added tokens in text.
+void Tokenizer::index_tokens() {
+  int64_t n = 0;
+  for (auto& [tok, id] : model_->vocab()) n = std::max<int64_t>(n, id + 1);
+  for (auto& t : added_) n = std::max(n, t.id + 1);
   id_to_token_.assign(size_t(n), "");
   for (auto& [tok, id] : model_->vocab()) id_to_token_[size_t(id)] = tok;
   for (auto& t : added_) id_to_token_[size_t(t.id)] = t.content;
@@ -96,45 +127,37 @@ Tokenizer::Tokenizer(const json& j, const json& cfg, const std::string& where) :
     }
     trie_[node].token = int(i);
   }
+}
 
-  // Post-processor: the ids it puts before and after a single sequence.
-  std::function<void(const json&)> parse_post = [&](const json& p) {
-    if (p.is_null()) return;
-    const std::string type = p.at("type").get<std::string>();
-    if (type == "Sequence") {
-      for (auto& q : p.at("processors")) parse_post(q);
-    } else if (type == "TemplateProcessing") {
-      bool seen_a = false;
-      for (auto& item : p.at("single")) {
-        if (item.contains("Sequence")) {
-          seen_a = true;
-          continue;
-        }
-        const std::string name = item.at("SpecialToken").at("id").get<std::string>();
-        FORGE_CHECK(p.at("special_tokens").contains(name), where, ": post_processor token '", name, "' undefined");
-        for (auto& id : p["special_tokens"][name].at("ids")) (seen_a ? suffix_ids_ : prefix_ids_).push_back(id.get<int64_t>());
-      }
-    } else if (type == "BertProcessing" || type == "RobertaProcessing") {
-      prefix_ids_.push_back(p.at("cls").at(1).get<int64_t>());
-      suffix_ids_.push_back(p.at("sep").at(1).get<int64_t>());
-    } else if (type != "ByteLevel") {
-      throw Error(where + ": post_processor '" + type + "' is not supported");
-    }
+// The post-processor: the ids it puts before and after a single sequence.
+void Tokenizer::read_post_processor(const json& p) {
+  if (p.is_null()) return;
+  auto add = [&](std::vector<int64_t>& to, const json& id) {
+    FORGE_CHECK(id.is_number_integer(), "post_processor id ", id.dump(), " is not an integer");
+    const int64_t v = id.get<int64_t>();
+    FORGE_CHECK(v >= 0 && v < vocab_size(), "post_processor id ", v, " is outside the vocabulary of ", vocab_size());
+    to.push_back(v);
   };
-  parse_post(j.value("post_processor", json()));
-
-  bos_token_ = token_string(cfg, "bos_token");
-  eos_token_ = token_string(cfg, "eos_token");
-  if (cfg.contains("chat_template")) {
-    const json& ct = cfg["chat_template"];
-    if (ct.is_string()) {
-      chat_template_ = ct.get<std::string>();
-    } else if (ct.is_array()) {
-      for (auto& t : ct)
-        if (t.value("name", std::string()) == "default") chat_template_ = t.value("template", std::string());
+  const std::string type = p.at("type").get<std::string>();
+  if (type == "Sequence") {
+    for (auto& q : p.at("processors")) read_post_processor(q);
+  } else if (type == "TemplateProcessing") {
+    bool seen_a = false;
+    for (auto& item : p.at("single")) {
+      if (item.contains("Sequence")) {
+        seen_a = true;
+        continue;
+      }
+      const std::string name = item.at("SpecialToken").at("id").get<std::string>();
+      FORGE_CHECK(p.at("special_tokens").contains(name), "post_processor token '", name, "' undefined");
+      for (auto& id : p["special_tokens"][name].at("ids")) add(seen_a ? suffix_ids_ : prefix_ids_, id);
     }
+  } else if (type == "BertProcessing" || type == "RobertaProcessing") {
+    add(prefix_ids_, p.at("cls").at(1));
+    add(suffix_ids_, p.at("sep").at(1));
+  } else if (type != "ByteLevel") {
+    throw Error("post_processor '" + type + "' is not supported");
   }
-  cleanup_spaces_ = cfg.value("clean_up_tokenization_spaces", false);
 }
 
 int64_t Tokenizer::token_to_id(const std::string& token) const {
@@ -197,6 +220,10 @@ void Tokenizer::post_process(std::vector<int64_t>& ids) const {
 }
 
 std::vector<int64_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
+  // HF tokenizers only ever see valid UTF-8 (a Rust str), and the split regex assumes it; other
+  // bytes become U+FFFD, as Python's errors="replace" would make them.
+  std::string repaired;
+  if (!utf8_valid(text)) text = repaired = utf8_lossy(text);
   std::vector<int64_t> ids;
   bool first = true;
   for (const Piece& p : split_added(text)) {

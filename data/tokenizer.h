@@ -24,6 +24,7 @@ struct AddedToken {
 
 class Tokenizer {
  public:
+  static constexpr int64_t kMaxVocab = BpeModel::kMaxId;
   // Reads dir/tokenizer.json and, when present, dir/tokenizer_config.json.
   static std::shared_ptr<Tokenizer> from_dir(const std::string& dir);
   Tokenizer(const nlohmann::json& tokenizer_json, const nlohmann::json& config, const std::string& where);
@@ -56,6 +57,9 @@ class Tokenizer {
     std::string_view text;
     int64_t added_id;  // -1: ordinary text
   };
+  void read_added_tokens(const nlohmann::json& list);
+  void index_tokens();
+  void read_post_processor(const nlohmann::json& p);
   std::vector<Piece> split_added(std::string_view text) const;
   void encode_text(std::string_view text, bool first_section, std::vector<int64_t>& out) const;
   void post_process(std::vector<int64_t>& ids) const;

@@ -135,6 +135,50 @@ bool HttpResponse::client_gone() const {
   return (p.revents & POLLIN) && ::recv(fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
+int parse_http_head(const std::string& head, size_t max_body_bytes, HttpRequest& req, size_t& body_length,
+                    std::string& problem) {
+  auto fail = [&](int status, std::string msg) {
+    problem = std::move(msg);
+    return status;
+  };
+  size_t line_end = head.find("\r\n");
+  const std::string line = head.substr(0, line_end);
+  size_t a = line.find(' '), b = line.rfind(' ');
+  if (a == std::string::npos || b == a) return fail(400, "malformed request line");
+  req.method = line.substr(0, a);
+  std::string target = line.substr(a + 1, b - a - 1);
+  req.version = line.substr(b + 1);
+  if (req.version != "HTTP/1.1" && req.version != "HTTP/1.0")
+    return fail(400, "unsupported protocol '" + req.version + "' (HTTP/1.0 or 1.1)");
+  if (target.empty() || target[0] != '/') return fail(400, "malformed request target");
+  size_t q = target.find('?');
+  req.path = target.substr(0, q);
+  if (q != std::string::npos) req.query = target.substr(q + 1);
+  size_t pos = line_end == std::string::npos ? head.size() : line_end + 2;
+  while (pos < head.size()) {
+    size_t e = head.find("\r\n", pos);
+    if (e == std::string::npos) e = head.size();
+    const std::string h = head.substr(pos, e - pos);
+    size_t colon = h.find(':');
+    if (colon == std::string::npos || colon == 0) return fail(400, "malformed header line");
+    req.headers[lower(trim(h.substr(0, colon)))] = trim(h.substr(colon + 1));
+    pos = e + 2;
+  }
+  if (!req.header("transfer-encoding").empty())
+    return fail(411, "chunked request bodies are not supported; send Content-Length");
+  body_length = 0;
+  const std::string cl = req.header("content-length");
+  if (!cl.empty()) {
+    if (cl.size() > 18 || cl.find_first_not_of("0123456789") != std::string::npos)
+      return fail(400, "invalid Content-Length '" + cl + "'");
+    body_length = std::stoull(cl);
+    if (body_length > max_body_bytes)
+      return fail(413, "request body of " + cl + " bytes exceeds the limit of " + std::to_string(max_body_bytes) +
+                           " bytes");
+  }
+  return 0;
+}
+
 HttpServer::HttpServer(HttpOptions opt, HttpHandler handler, HttpErrorBody error_body)
     : opt_(std::move(opt)), handler_(std::move(handler)), error_body_(std::move(error_body)) {}
 
@@ -236,46 +280,13 @@ void HttpServer::serve_connection(int fd) {
     if (header_end == std::string::npos || header_end > opt_.max_header_bytes)
       return fail(431, "request headers exceed " + std::to_string(opt_.max_header_bytes) + " bytes");
     HttpRequest req;
-    {
-      const std::string head = buf.substr(0, header_end);
-      size_t line_end = head.find("\r\n");
-      const std::string line = head.substr(0, line_end);
-      size_t a = line.find(' '), b = line.rfind(' ');
-      if (a == std::string::npos || b == a) return fail(400, "malformed request line");
-      req.method = line.substr(0, a);
-      std::string target = line.substr(a + 1, b - a - 1);
-      req.version = line.substr(b + 1);
-      if (req.version != "HTTP/1.1" && req.version != "HTTP/1.0") return fail(400, "unsupported protocol '" + req.version + "' (HTTP/1.0 or 1.1)");
-      if (target.empty() || target[0] != '/') return fail(400, "malformed request target");
-      size_t q = target.find('?');
-      req.path = target.substr(0, q);
-      if (q != std::string::npos) req.query = target.substr(q + 1);
-      size_t pos = line_end == std::string::npos ? head.size() : line_end + 2;
-      while (pos < head.size()) {
-        size_t e = head.find("\r\n", pos);
-        if (e == std::string::npos) e = head.size();
-        const std::string h = head.substr(pos, e - pos);
-        size_t colon = h.find(':');
-        if (colon == std::string::npos || colon == 0) return fail(400, "malformed header line");
-        req.headers[lower(trim(h.substr(0, colon)))] = trim(h.substr(colon + 1));
-        pos = e + 2;
-      }
-    }
+    size_t length = 0;
+    std::string problem;
+    if (int status = parse_http_head(buf.substr(0, header_end), opt_.max_body_bytes, req, length, problem))
+      return fail(status, problem);
     buf.erase(0, header_end + 4);
     const std::string conn = lower(req.header("connection"));
     res.keep_alive = req.version == "HTTP/1.1" ? conn != "close" : conn == "keep-alive";
-    if (!req.header("transfer-encoding").empty())
-      return fail(411, "chunked request bodies are not supported; send Content-Length");
-    size_t length = 0;
-    const std::string cl = req.header("content-length");
-    if (!cl.empty()) {
-      if (cl.size() > 18 || cl.find_first_not_of("0123456789") != std::string::npos)
-        return fail(400, "invalid Content-Length '" + cl + "'");
-      length = std::stoull(cl);
-      if (length > opt_.max_body_bytes)
-        return fail(413, "request body of " + cl + " bytes exceeds the limit of " +
-                             std::to_string(opt_.max_body_bytes) + " bytes");
-    }
     rr = read_until(fd, buf, deadline, [&] { return buf.size() >= length; });
     if (rr == ReadResult::closed) return;
     if (rr == ReadResult::timeout) return fail(408, "the request body did not arrive in time");

@@ -78,4 +78,9 @@ class HttpServer {
 
 const char* http_reason(int status);
 
+// The request line and headers (the bytes before "\r\n\r\n"): fills req and the Content-Length,
+// or returns the status of the client's error (400, 411, 413) with problem saying why.
+int parse_http_head(const std::string& head, size_t max_body_bytes, HttpRequest& req, size_t& body_length,
+                    std::string& problem);
+
 }  // namespace forge::infer

@@ -64,7 +64,7 @@ bool JsonMatcher::done() const {
 int64_t JsonMatcher::string_room() const {
   if (branches_.size() != 1 || branches_[0].stack.empty()) return -1;
   const Frame& f = branches_[0].stack.back();
-  if (f.esc || f.hex || f.cont) return -1;
+  if (f.esc || f.hex || f.cont || f.high_surrogate) return -1;  // (after a high surrogate only \u may come)
   if (f.kind == Kind::String) return f.node->max_length - f.count;
   return f.kind == Kind::Object && f.key && f.node->additional >= 0 ? SchemaNode::kUnbounded : -1;
 }
@@ -141,25 +141,29 @@ bool JsonMatcher::string_step(Frame& f, unsigned char c, bool* closed) {
       f.code = 0;
       return true;
     }
-    f.high_surrogate = false;
-    return std::string_view("\"\\/bfnrt").find(char(c)) != std::string_view::npos;
+    return !f.high_surrogate && std::string_view("\"\\/bfnrt").find(char(c)) != std::string_view::npos;
   }
   if (f.hex) {
     const int h = hex_value(c);
     if (h < 0) return false;
     f.code = uint16_t(f.code * 16 + h);
-    if (--f.hex == 0) {
-      if (f.code >= 0xdc00 && f.code <= 0xdfff && f.high_surrogate) --f.count;
-      f.high_surrogate = f.code >= 0xd800 && f.code <= 0xdbff;
+    --f.hex;
+    // Surrogates come in pairs, as nlohmann (and JSON's interoperability note) want: after a high
+    // one (D800-DBFF) only a low one (DC00-DFFF), and a low one nowhere else. Its first two digits say.
+    if (f.hex == 2 && (f.code >= 0xdc && f.code <= 0xdf) != f.high_surrogate) return false;
+    if (f.hex == 0) {
+      if (f.high_surrogate) --f.count;  // the pair is one code point
+      f.high_surrogate = !f.high_surrogate && f.code >= 0xd800 && f.code <= 0xdbff;
     }
     return true;
   }
+  if (f.high_surrogate && c != '\\') return false;  // only the low half may follow
   if (c == '"') {
     if (value && f.count < f.node->min_length) return false;
     *closed = true;
     return true;
   }
-  if (value && f.count >= f.node->max_length) return false;
+  if (value && f.count >= f.node->max_length && !f.high_surrogate) return false;
   ++f.count;
   if (c == '\\') {
     f.esc = 1;
@@ -313,6 +317,16 @@ JsonMatcher::Result JsonMatcher::number_step(Branch& b, unsigned char c) {
       f.frac += (c - '0') * int64_t(pow10(SchemaNode::kFracDigits - f.frac_digits));
     }
     if (c == 'e' || c == 'E') return Fail;  // no exponent: it would reach any value
+  } else if (digit) {  // every number accepted must read as a finite double: below 1e100 * 1e99
+    const NumberStep was = NumberStep(f.step);
+    const bool in_int = was == NumStart || was == Minus || was == Int, in_exp = was == E || was == ESign || was == Exp;
+    if (in_int && ++f.digits > kMaxIntegerDigits) return Fail;
+    if (in_exp && ++f.frac_digits > kMaxExponentDigits) return Fail;
+    // The last digit the limits allow ends the number, as an integer 0 does: nothing of it may follow.
+    if ((in_exp && f.frac_digits == kMaxExponentDigits) || (in_int && integer && f.digits == kMaxIntegerDigits)) {
+      f.step = in_exp ? Exp : Int;
+      return finish_value(b);
+    }
   }
   auto to = [&f](NumberStep s) {
     f.step = s;

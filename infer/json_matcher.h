@@ -23,6 +23,8 @@ class JsonMatcher {
   static constexpr int kMaxWhitespace = 32;  // indentation bytes after a line break (see whitespace())
   static constexpr size_t kMaxDepth = 128;   // open containers
   static constexpr size_t kMaxBranches = 64;  // anyOf readings followed at once
+  // An unbounded number's integer digits and exponent digits (1e400 is JSON, but not a double).
+  static constexpr int kMaxIntegerDigits = 100, kMaxExponentDigits = 2;
 
   explicit JsonMatcher(std::shared_ptr<const JsonSchema> schema);
   // False when c cannot continue what was read; the matcher is then left in an unspecified state
@@ -63,7 +65,7 @@ class JsonMatcher {
     int32_t key_index = -1;
     int64_t count = 0;     // Array: items; String: characters; bounded Number: the integer part
     int64_t frac = 0;      // bounded Number: the fraction in billionths
-    uint8_t digits = 0, frac_digits = 0;  // bounded Number: digits written before and after the dot
+    uint8_t digits = 0, frac_digits = 0;  // Number: digits before and after the dot (unbounded: in the exponent)
     bool neg = false;      // bounded Number: a minus sign
     uint64_t seen[2] = {0, 0};  // Object: declared keys written
     bool has_seen(size_t key) const { return seen[key / 64] >> (key % 64) & 1; }

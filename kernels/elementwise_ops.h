@@ -29,7 +29,7 @@ FORGE_HD float exp_f32(float x) {
   return expf(x);
 #else
   const float hi = 88.3762626647949f, lo = -87.3365447504019f;
-  float xc = x > hi ? hi : (x < lo ? lo : x);
+  float xc = x < hi ? (x > lo ? x : lo) : hi;  // (nan becomes hi: no float-to-int cast of nan below)
   // nearbyint, not floor(. + 0.5): GCC 12 vectorises no floorf without -fno-trapping-math.
   float n = std::nearbyint(xc * 1.44269504088896341f);
   float r = xc - n * 0.693359375f + n * 2.12194440e-4f;

@@ -119,7 +119,8 @@ ModelConfig parse_text_config(const json& j, const std::string& path, const Text
 }
 }  // namespace
 
-ModelConfig parse_config(const json& j, const std::string& path) {
+namespace {
+ModelConfig parse_config_fields(const json& j, const std::string& path) {
   FORGE_CHECK(j.is_object(), path, ": must be a JSON object");
   ConfigReader r{j, path};
   ModelConfig c;
@@ -169,7 +170,10 @@ ModelConfig parse_config(const json& j, const std::string& path) {
   if (j.contains("eos_token_id") && !j["eos_token_id"].is_null()) {
     const json& e = j["eos_token_id"];
     if (e.is_array())
-      for (auto& x : e) c.eos_token_ids.push_back(x.get<int64_t>());
+      for (auto& x : e) {
+        FORGE_CHECK(x.is_number_integer(), path, ": eos_token_id must be an id or a list of ids, got ", x.dump());
+        c.eos_token_ids.push_back(x.get<int64_t>());
+      }
     else
       c.eos_token_ids.push_back(r.get_int("eos_token_id", -1));
   }
@@ -180,6 +184,16 @@ ModelConfig parse_config(const json& j, const std::string& path) {
   else throw Error(path + ": torch_dtype '" + td + "' is not supported (float32, bfloat16, float16 are)");
   arch.parse(r, c);  // the architecture's own fields and the decoder's options
   return c;
+}
+
+}  // namespace
+
+ModelConfig parse_config(const json& j, const std::string& path) {
+  try {
+    return parse_config_fields(j, path);
+  } catch (const json::exception& e) {  // a field of a type the reader did not check
+    throw Error(path + ": unexpected structure (" + std::string(e.what()) + ")");
+  }
 }
 
 ModelConfig load_config(const std::string& model_dir) {

@@ -46,10 +46,12 @@ std::shared_ptr<CausalLM> load_llama2c(const std::string& path) {
   c.eos_token_ids = {2};
   const int64_t C = c.hidden_size, F = c.intermediate_size, L = c.num_hidden_layers, V = c.vocab_size;
   const int64_t D = c.head_dim, KV = c.kv_dim();
-  const int64_t need = V * C + L * (C + C * C + 2 * KV * C + C * C + C + 3 * F * C) + C +
-                       c.max_position_embeddings * D + (c.tie_word_embeddings ? 0 : V * C);
-  FORGE_CHECK(int64_t(bytes.size()) >= 28 + need * 4, path, ": truncated (", bytes.size(), " bytes, expected ",
-              28 + need * 4, ")");
+  // In 128 bits: a hostile header's sizes overflow int64 long before they are compared with the file.
+  using i128 = __int128;
+  const i128 need128 = i128(V) * C + i128(L) * (C + i128(C) * C + 2 * i128(KV) * C + i128(C) * C + C + 3 * i128(F) * C) +
+                       C + i128(c.max_position_embeddings) * D + (c.tie_word_embeddings ? 0 : i128(V) * C);
+  FORGE_CHECK(i128(bytes.size()) >= 28 + need128 * 4, path, ": truncated (", bytes.size(), " bytes, expected ",
+              double(28 + need128 * 4), ")");
   const float* p = reinterpret_cast<const float*>(bytes.data() + 28);
   auto take = [&](int64_t n) {
     const float* q = p;

@@ -187,7 +187,10 @@ std::vector<int64_t> stop_token_ids(const std::string& dir, const ModelConfig& c
     if (g.contains("eos_token_id")) {
       const json& e = g["eos_token_id"];
       if (e.is_array())
-        for (auto& x : e) add(x.get<int64_t>());
+        for (auto& x : e) {
+          FORGE_CHECK(x.is_number_integer(), path, ": eos_token_id must be an id or a list of ids, got ", x.dump());
+          add(x.get<int64_t>());
+        }
       else if (e.is_number_integer())
         add(e.get<int64_t>());
     }

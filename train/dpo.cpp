@@ -75,7 +75,15 @@ class Dpo : public Method {
                         {"model", std::filesystem::absolute(r.model.path).lexically_normal().string()},
                         {"dtype", r.model.dtype},
                         {"per_token", dpo_length_normalised(opts_.loss_type) ? "1" : "0"}};
-    if (file_exists(path) && load_hdf5_attrs(path) == key) {
+    auto intact = [&] {  // a torn or altered cache is recomputed, never handed to libhdf5
+      try {
+        check_hdf5_seal(path);
+        return true;
+      } catch (const Error&) {
+        return false;
+      }
+    };
+    if (file_exists(path) && intact() && load_hdf5_attrs(path) == key) {
       if (ctx_.mp.last_stage()) {
         auto t = load_hdf5(path);
         table_[0] = t.at("train").to_float_vector();

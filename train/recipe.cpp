@@ -165,19 +165,19 @@ void assign(const Field& f, const Source& s) {
       break;
     }
     case Kind::Int: {
-      int64_t v;
+      int64_t v = 0;
       if (!n.IsScalar() || !YAML::convert<int64_t>::decode(n, v)) fail("an integer");
       *static_cast<int64_t*>(f.member) = v;
       break;
     }
     case Kind::Float: {
-      double v;
+      double v = 0;
       if (!n.IsScalar() || !YAML::convert<double>::decode(n, v)) fail("a number");
       *static_cast<double*>(f.member) = v;
       break;
     }
     case Kind::Bool: {
-      bool v;
+      bool v = false;
       if (!n.IsScalar() || !YAML::convert<bool>::decode(n, v)) fail("true or false");
       *static_cast<bool*>(f.member) = v;
       break;
@@ -204,7 +204,8 @@ void assign(const Field& f, const Source& s) {
       if (!n.IsSequence()) fail("a list of mappings");
       for (const auto& e : n)
         if (!e.IsMap()) fail("a list of mappings");
-      *static_cast<std::string*>(f.member) = to_json(n).dump();
+      // Invalid UTF-8 in a YAML string becomes U+FFFD rather than a JSON error.
+      *static_cast<std::string*>(f.member) = to_json(n).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
       break;
     }
   }
@@ -346,8 +347,9 @@ Recipe parse_recipe(const std::string& text, const std::string& name, const std:
   if (!root.IsNull() && !root.IsMap())
     throw Error(name + ": a recipe is a mapping of sections (model, data, peft, optim, ...)");
   for (const auto& sec : root) {
-    const std::string s = sec.first.as<std::string>();
     const std::string w = where_of(name, sec.first);
+    if (!sec.first.IsScalar()) throw Error(w + ": a section name must be a plain word (model, data, ...)");
+    const std::string s = sec.first.as<std::string>();
     if (std::find(sections.begin(), sections.end(), s) == sections.end())
       throw Error(w + ": unknown section '" + s + "'" + did_you_mean(s, sections));
     if (s == "peft" && sec.second.IsScalar()) {  // `peft: none` / `peft: lora`
@@ -357,8 +359,9 @@ Recipe parse_recipe(const std::string& text, const std::string& name, const std:
     if (sec.second.IsNull()) continue;
     if (!sec.second.IsMap()) throw Error(w + ": section '" + s + "' must be a mapping of keys");
     for (const auto& kv : sec.second) {
-      const std::string k = s + "." + kv.first.as<std::string>();
       const std::string kw = where_of(name, kv.first);
+      if (!kv.first.IsScalar()) throw Error(kw + ": a key of section '" + s + "' must be a plain word");
+      const std::string k = s + "." + kv.first.as<std::string>();
       if (!known(k)) throw Error(kw + ": unknown key '" + k + "'" + did_you_mean(k, keys));
       if (seen.count(k)) throw Error(kw + ": key '" + k + "' is given twice (also at " + seen[k].where + ")");
       seen[k] = {kv.second, kw};

@@ -62,7 +62,9 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   Tensor out = o.to(q.dtype());
   if (needs_grad({q, k, v})) {
     DType qd = q.dtype(), kd = k.dtype(), vd = v.dtype();
-    record("attention", {q, k, v}, out, [sh, qf, kf, vf, o, lse, doc, qd, kd, vd, dev](G g, Need) {
+    // o through detach(): in f32, `out` is o itself, and a node must not own its own output (a
+    // reference cycle that leaked every graph not run backward; found by `make test-asan`).
+    record("attention", {q, k, v}, out, [sh, qf, kf, vf, o = o.detach(), lse, doc, qd, kd, vd, dev](G g, Need) {
       Tensor go = g[0].to(DType::F32).contiguous();
       cpu::AttnShape s = sh;
       s.doc = doc.defined() ? doc.data<int32_t>() : nullptr;

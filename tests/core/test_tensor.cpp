@@ -1,6 +1,8 @@
 // Tensor basics: views share storage, layouts, dtype conversions, random numbers, printing, HDF5.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <cstdio>
 
 #include "core/hdf5_io.h"
@@ -131,8 +133,9 @@ TEST(Hdf5, RoundTripKeepsEveryDtype) {
     EXPECT_EQ(back[k].dtype(), t.dtype()) << k;
     EXPECT_EQ(test::compare(back[k], t, 0), "") << k;
   }
+  check_hdf5_seal(path);
   FILE* f = std::fopen(path.c_str(), "r+b");
-  std::fseek(f, 0, SEEK_SET);
+  std::fseek(f, 512, SEEK_SET);  // HDF5's superblock, after the seal
   std::fputs("garbage!", f);
   std::fclose(f);
   try {
@@ -141,6 +144,38 @@ TEST(Hdf5, RoundTripKeepsEveryDtype) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
   }
+}
+
+// The seal catches what libhdf5 must never see: a flipped byte, a cut or grown file, a file without one.
+TEST(Hdf5, SealNamesAlteredTruncatedAndUnsealedFiles) {
+  const std::string path = ::testing::TempDir() + "forge_sealed.h5";
+  save_hdf5(path, {{"w", randn({64, 16})}}, {{"step", "3"}});
+  check_hdf5_seal(path);
+  auto expect_refused = [&](const char* why) {
+    try {
+      check_hdf5_seal(path);
+      ADD_FAILURE() << "accepted a file that is " << why;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(path + ": "), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  };
+  const auto size = std::filesystem::file_size(path);
+  FILE* f = std::fopen(path.c_str(), "r+b");
+  std::fseek(f, long(size / 2), SEEK_SET);
+  const int c = std::fgetc(f);
+  std::fseek(f, long(size / 2), SEEK_SET);
+  std::fputc(c ^ 0x10, f);
+  std::fclose(f);
+  expect_refused("corrupt");
+  std::filesystem::resize_file(path, size - 100);
+  expect_refused("truncated");
+  // A file from another program (h5py writes none): refused by the check, still read by load_hdf5.
+  std::string bytes(512, '\0');
+  f = std::fopen(path.c_str(), "wb");
+  std::fwrite(bytes.data(), 1, bytes.size(), f);
+  std::fclose(f);
+  expect_refused("no Forge seal");
 }
 
 }  // namespace

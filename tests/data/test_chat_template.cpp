@@ -115,6 +115,13 @@ TEST(ChatTemplate, UnsupportedConstructsAreNamed) {
   EXPECT_NE(err("line1\n{% if x %}unclosed").find("missing {% endif %}"), std::string::npos);
   EXPECT_NE(err("{{ raise_exception('nope') }}").find("nope"), std::string::npos);
   EXPECT_NE(err("\n\n{{ 'abc'.zap() }}").find("line 3"), std::string::npos);
+  // Found by tests/fuzz/fuzz_jinja_template: each was a crash, a std::out_of_range or unbounded.
+  EXPECT_NE(err("{{ 99999999999999999999 }}").find("does not fit in 64 bits"), std::string::npos);
+  EXPECT_NE(err("{{ 9223372036854775807 + 1 }}").find("does not fit in 64 bits"), std::string::npos);
+  EXPECT_NE(err("{{ 4 is divisibleby 0 }}").find("division by zero"), std::string::npos);
+  EXPECT_NE(err("{{ range(1000000) | length }}").find("too big"), std::string::npos);
+  EXPECT_NE(err("{{ 'ab' * 100000000 }}").find("would be longer"), std::string::npos);
+  EXPECT_EQ(err("{{ range(3) | list }}{{ 1e999 }}{{ 9 is divisibleby -1 }}"), "");
 }
 
 // transformers' continue_final_message: the rendering is cut right after the final message's

@@ -94,4 +94,12 @@ TEST_P(TokenizerParity, StreamingNeverEmitsBrokenUtf8AndAddsUpToTheText) {
   }
 }
 
+// Found by tests/fuzz/fuzz_tokenizer_text: bytes that are not UTF-8 crashed the split regex (PCRE2
+// is told the text is valid). They are read as U+FFFD, as Python's errors="replace" reads them.
+TEST_P(TokenizerParity, BytesThatAreNotUtf8EncodeAsReplacementCharacters) {
+  const std::string bad = "12\xffM\x00<78)0 caf\xc3 \xed\xa0\x80 \xf0\x9f\x98";
+  EXPECT_EQ(tok->encode(bad, false), tok->encode(data::utf8_lossy(bad), false)) << GetParam();
+  EXPECT_NE(tok->decode(tok->encode(bad, false)).find("\xEF\xBF\xBD"), std::string::npos) << GetParam();
+}
+
 INSTANTIATE_TEST_SUITE_P(RealVocabularies, TokenizerParity, ::testing::Values("llama3", "qwen3", "llama2", "gemma3"));

@@ -92,16 +92,19 @@ ok(thought >= 2, `guided replies that thought first: ${thought} of 4`);
 // A <tool_call> written while thinking is reasoning, not a call: nothing holds it to a schema.
 const tools = [{ type: "function", function: { name: "add", parameters: { type: "object",
   properties: { a: { type: "integer" } }, required: ["a"] } } }];
-let inside = 0;
+let inside = 0, unmasked = 0;
 for (const seed of [1, 2, 3, 4, 5, 6]) {
   const r = await ask({ tools, temperature: 1, seed, max_tokens: 24, logit_bias: { [think]: 12, [toolCall]: 11 } });
   m = r.choices[0].message;
   if (!m.reasoning?.includes("<tool_call>")) continue;
-  // Under a call's mask only JSON could follow the tag; here the pushed tags do.
-  ok(m.tool_calls === undefined && /<tool_call>(<think>|<tool_call>)/.test(m.reasoning), `a call inside reasoning: ${show(r)}`);
+  ok(m.tool_calls === undefined, `a call inside reasoning: ${show(r)}`);
   inside++;
+  // Under a call's mask only JSON could follow the tag; here other text does (mostly the pushed
+  // tags: which exactly depends on the build's float rounding at temperature 1).
+  unmasked += /<tool_call>[^\s{]/.test(m.reasoning);
 }
 ok(inside >= 1, `replies with <tool_call> in their reasoning: ${inside} of 6`);
+ok(unmasked >= 1, `replies with text other than JSON after a <tool_call> in their reasoning: ${unmasked} of ${inside}`);
 
 // Earlier reasoning goes back in through the template (Qwen 3 shows it for turns after the query),
 // under either name; two that differ are refused.

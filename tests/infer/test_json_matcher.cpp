@@ -120,6 +120,23 @@ bool fits_whitespace_rule(const std::string& s) {
   return true;
 }
 
+// Found by tests/fuzz/fuzz_json_schema: what the matcher completes must parse (nlohmann refuses lone
+// surrogates and numbers beyond a double), so surrogates come paired and numbers stay below 1e199.
+TEST(JsonMatcherAnyObject, SurrogatesComePairedAndNumbersStayFinite) {
+  EXPECT_TRUE(whole_object(R"({"a": "\ud83d\ude00"})"));
+  EXPECT_TRUE(whole_object(R"({"a": "\ud03d"})"));  // not a surrogate: a Hangul syllable
+  EXPECT_EQ(accepted_bytes(R"({"a": "\ude00"})"), 10u);    // a low half alone: refused at its 2nd digit
+  EXPECT_EQ(accepted_bytes(R"({"a": "\ud83dx"})"), 13u);   // a high half must be followed by \u
+  EXPECT_EQ(accepted_bytes(R"({"a": "\ud83d\n"})"), 14u);
+  EXPECT_EQ(accepted_bytes(R"({"a": "\ud83d\u0041"})"), 16u);  // ... by a low half
+  EXPECT_TRUE(whole_object(R"({"a": 25554e99})"));
+  EXPECT_EQ(accepted_bytes(R"({"a": 25554e400})"), 14u);
+  EXPECT_TRUE(whole_object("{\"a\": " + std::string(100, '7') + "}"));
+  EXPECT_EQ(accepted_bytes("{\"a\": " + std::string(101, '7') + "}"), 106u);
+  for (const std::string doc : {R"({"a": 1e400})", R"({"a": "\udc00"})", R"({"a": "\ud800"})"})
+    EXPECT_FALSE(whole_object(doc)) << doc;
+}
+
 TEST(JsonMatcherAnyObject, AgreesWithAJsonParser) {
   std::mt19937 g(11);
   int parsed = 0, refused = 0;

@@ -63,6 +63,9 @@ TEST_F(RecipeFixture, UnknownKeysNameTheLineAndSuggest) {
   EXPECT_HAS(e, "override 'train.max_step=5': unknown key 'train.max_step' (did you mean 'train.max_steps'?)");
   e = error_of(base(), {"lr"});
   EXPECT_HAS(e, "expected section.key=value");
+  // Found by tests/fuzz/fuzz_recipe: a key that is a list or a mapping threw YAML's own exception.
+  EXPECT_HAS(error_of(base() + "[train]: 1\n"), "r.yaml:7: a section name must be a plain word");
+  EXPECT_HAS(error_of(base() + "train:\n  {a: 1}: 2\n"), "r.yaml:8: a key of section 'train' must be a plain word");
 }
 
 TEST_F(RecipeFixture, WrongTypesAndImpossibleValues) {
