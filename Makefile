@@ -11,7 +11,7 @@ DEB_PACKAGES := g++ make cmake pkg-config git \
   libopenblas-openmp-dev libdnnl-dev libpcre2-dev libicu-dev \
   python3 python3-numpy python3-torch python3-h5py python3-jinja2 python3-jsonschema
 
-.PHONY: all deps deb-packages build test test-gpu gpu-bundle quickstart bench clean
+.PHONY: all deps deb-packages build test test-gpu gpu-bundle quickstart bench clean fuzz fuzz-build test-asan deps-sanitizers
 
 all: build
 
@@ -48,6 +48,38 @@ test-gpu: build
 # Binaries and their libraries for a bare GPU machine without network: see tests/gpu/bundle.sh.
 gpu-bundle: deps
 	bash tests/gpu/bundle.sh
+
+# Sanitizer builds, each in its own folder, with clang (libFuzzer, ASan, UBSan; docs/testing.md).
+FUZZ_BUILD   ?= build-fuzz
+ASAN_BUILD   ?= build-asan
+FUZZ_SECONDS ?= 60
+SANITIZER_CMAKE := -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang -DFORGE_CUDA=OFF
+SANITIZER_PACKAGES := clang libclang-rt-14-dev libomp-dev
+
+deps-sanitizers: deps
+	@missing=""; for p in $(SANITIZER_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+fuzz-build: deps-sanitizers
+	cmake -S . -B $(FUZZ_BUILD) $(SANITIZER_CMAKE) -DFORGE_FUZZ=ON -DFORGE_NATIVE=OFF $(CMAKE_FLAGS)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzzers
+
+# Every harness of tests/fuzz for FUZZ_SECONDS (regression corpus first); FUZZ_SECONDS=20 is CI's.
+fuzz: fuzz-build
+	bash tests/fuzz/run_fuzzers.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# The whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer; any report fails a test.
+test-asan: deps-sanitizers
+	cmake -S . -B $(ASAN_BUILD) $(SANITIZER_CMAKE) -DFORGE_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=$(ASAN_OPTIONS) LSAN_OPTIONS=suppressions=$(CURDIR)/tests/fuzz/lsan.supp \
+	  OMPI_MCA_mca_base_component_disable_dlclose=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure --timeout 3600 $(CTEST_ARGS)
+ASAN_OPTIONS ?= detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=0
 
 # The bundled end-to-end example: small model, pretrain, LoRA SFT, merge, eval before/after, chat.
 quickstart: build
