@@ -245,6 +245,12 @@ void validate_grpo(const Recipe& r, const Need& need) {
        "GRPO samples without dropout: the loss must see the policy that sampled (set peft.dropout: 0)");
 }
 
+// Without throwing: a path too long or unreadable is "no such file", not a filesystem_error.
+bool is_file(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::is_regular_file(path, ec);
+}
+
 // Values that parse but cannot work. `where` gives the line of a key (or the file name).
 void validate(const Recipe& r, const std::function<std::string(const std::string&)>& where) {
   const Need need = [&](bool ok, const std::string& key, const std::string& msg) {
@@ -260,8 +266,8 @@ void validate(const Recipe& r, const std::function<std::string(const std::string
             dev.find_first_not_of("0123456789", 5) == std::string::npos),
        "model.device", "expected auto, cpu, cuda or cuda:N, got '" + dev + "'");
   need(!r.data.path.empty(), "data.path", "required (a JSONL file)");
-  need(fs::is_regular_file(r.data.path), "data.path", "no such file '" + r.data.path + "'");
-  need(r.data.eval_path.empty() || fs::is_regular_file(r.data.eval_path), "data.eval_path",
+  need(is_file(r.data.path), "data.path", "no such file '" + r.data.path + "'");
+  need(r.data.eval_path.empty() || is_file(r.data.eval_path), "data.eval_path",
        "no such file '" + r.data.eval_path + "'");
   need(r.data.eval_fraction >= 0 && r.data.eval_fraction < 1, "data.eval_fraction", "must be in [0, 1)");
   need(r.data.eval_path.empty() || r.data.eval_fraction == 0, "data.eval_fraction",
@@ -308,7 +314,7 @@ void validate(const Recipe& r, const std::function<std::string(const std::string
   need(r.checkpoint.every >= 0, "checkpoint.every", "must not be negative");
   need(r.checkpoint.keep >= 1, "checkpoint.keep", "must be at least 1");
   const std::string& res = r.checkpoint.resume;
-  need(res == "auto" || res == "never" || fs::is_regular_file(res), "checkpoint.resume",
+  need(res == "auto" || res == "never" || is_file(res), "checkpoint.resume",
        "expected auto, never or an existing checkpoint file, got '" + res + "'");
   need(r.logging.every >= 1, "logging.every", "must be at least 1");
   need(r.logging.eval_every >= 0, "logging.eval_every", "must not be negative");
