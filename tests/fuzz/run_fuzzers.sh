@@ -42,7 +42,7 @@ printf '%-16s %12s %8s %7s  %s\n' harness executions corpus rss_mb result | tee 
 for name in "${names[@]}"; do
   log="$build/fuzz_logs/$name.log"
   execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | awk '{print $2}')
-  rss=$(grep -o 'stat::peak_rss_mb: [0-9]*' "$log" | tail -1 | awk '{print $2}')
+  rss=$(grep -o 'stat::peak_rss_mb: *[0-9]*' "$log" | tail -1 | awk '{print $2}')
   corpus=$(ls "$build/fuzz_corpus/$name" | wc -l)
   result=ok
   if [ "$(cat "$log.rc")" != 0 ]; then
