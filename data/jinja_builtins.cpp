@@ -334,7 +334,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b, int line)
     if (op == "*") return fits(__builtin_mul_overflow(i, k, &r));
     if (op == "**") return Value::of(int64_t(std::llround(std::pow(double(i), double(k)))));
     if (k == 0) fail(line, "division by zero");
-    if (k == -1 && i == INT64_MIN) fail(line, "integer result of " + op + " does not fit in 64 bits");
+    if (k == -1 && i == INT64_MIN) fits(true);
     const int64_t fl = i / k - ((i % k != 0) && ((i < 0) != (k < 0)));
     if (op == "//") return Value::of(fl);
     if (op == "%") return Value::of(i - fl * k);
@@ -780,7 +780,8 @@ Value call_function(const std::string& name, const Args& a, int line) {
     if (step == 0) fail(line, "range step cannot be zero");
     // transformers renders in jinja2's sandbox, which refuses ranges over MAX_RANGE items.
     const __int128 span = step > 0 ? __int128(stop) - start : __int128(start) - stop;
-    const __int128 count = span <= 0 ? 0 : (span + (step > 0 ? step : -__int128(step)) - 1) / (step > 0 ? step : -__int128(step));
+    const __int128 stride = step > 0 ? __int128(step) : -__int128(step);
+    const __int128 count = span <= 0 ? 0 : (span + stride - 1) / stride;
     if (count > kMaxRange) fail(line, "range of " + std::to_string(int64_t(count)) + " items is too big (jinja2's sandbox allows 100000)");
     ojson out = ojson::array();
     for (int64_t k = 0; k < int64_t(count); ++k) out.push_back(int64_t(start + __int128(k) * step));

@@ -399,7 +399,7 @@ Recipe parse_recipe(const std::string& text, const std::string& name, const std:
 }
 
 Recipe load_recipe(const std::string& path, const std::vector<std::string>& overrides) {
-  FORGE_CHECK(std::filesystem::is_regular_file(path), path, ": no such recipe file");
+  FORGE_CHECK(is_file(path), path, ": no such recipe file");
   return parse_recipe(read_text_file(path), path, overrides);
 }
 
