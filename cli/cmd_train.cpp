@@ -4,6 +4,7 @@
 #include "cli/commands.h"
 #include "parallel/comm.h"
 #include "train/recipe.h"
+#include "train/stop_request.h"
 #include "train/trainer.h"
 
 namespace forge::cli {
@@ -27,6 +28,7 @@ int cmd_train(const Args& args) {
     return args.empty() ? 1 : 0;
   }
   check_flags(args, {"--check"}, -1);
+  train::watch_stop_signals();  // before any thread starts (see stop_request.h)
   std::vector<std::string> overrides;
   for (size_t i = 1; i < args.size(); ++i)
     if (args[i] != "--check") overrides.push_back(args[i]);

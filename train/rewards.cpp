@@ -103,6 +103,12 @@ class CommandReward : public RewardFunction {
     const pid_t pid = fork();
     FORGE_CHECK(pid >= 0, "reward command: cannot fork");
     if (pid == 0) {
+      // The command starts as from a shell: no blocked signals (the trainer blocks its stop signals,
+      // see stop_request.h) and SIGPIPE's default action (the trainer ignores it).
+      sigset_t none;
+      sigemptyset(&none);
+      sigprocmask(SIG_SETMASK, &none, nullptr);
+      signal(SIGPIPE, SIG_DFL);
       dup2(in[0], 0);
       dup2(out[1], 1);
       close(in[0]), close(in[1]), close(out[0]), close(out[1]);

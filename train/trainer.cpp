@@ -326,7 +326,7 @@ TrainSummary run_training(const Recipe& r) {
       std::fprintf(stderr, "forge train: FORGE_TEST_STALL: rank %d stalls at step %lld\n", world.rank(), (long long)(s + 1));
       for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
     }
-    if (signal_step == s + 1) std::raise(test_signal);
+    if (signal_step == s + 1) send_stop_signal(test_signal);
     auto t0 = Clock::now();
     const DeviceStats stats0 = device_stats();
     StepBatches cur = next ? std::move(*next) : load_step(s);
