@@ -109,12 +109,14 @@ class CommandReward : public RewardFunction {
       sigemptyset(&none);
       sigprocmask(SIG_SETMASK, &none, nullptr);
       signal(SIGPIPE, SIG_DFL);
+      setpgid(0, 0);  // its own process group: a timeout ends the programs it started too
       dup2(in[0], 0);
       dup2(out[1], 1);
       close(in[0]), close(in[1]), close(out[0]), close(out[1]);
       execl("/bin/sh", "sh", "-c", command_.c_str(), static_cast<char*>(nullptr));
       _exit(127);
     }
+    setpgid(pid, pid);  // as the child does, whichever runs first
     close(in[0]);
     close(out[1]);
     fcntl(in[1], F_SETFL, O_NONBLOCK);
@@ -148,7 +150,7 @@ class CommandReward : public RewardFunction {
     }
     if (to_child >= 0) close(to_child);
     close(out[0]);
-    if (timed_out) kill(pid, SIGKILL);
+    if (timed_out) kill(-pid, SIGKILL);  // the shell and what it started (`sleep` would hold stderr open)
     int status = 0;
     waitpid(pid, &status, 0);
     const std::string w = where(batch.front());

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <fstream>
+#include <thread>
 
 #include "core/error.h"
 #include "train/rewards.h"
@@ -75,6 +77,18 @@ TEST(Rewards, TheCommandReadsJsonLinesAndAnswersNumbers) {
   EXPECT_EQ(score(fields, {{a, "x"}, {b, "y"}}), (std::vector<double>{1, 0.25}));
 }
 
+// True once process `pid` has ended (no /proc entry, or a zombie awaiting its new parent).
+bool gone_within(int pid, double seconds) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  do {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string pid_s, comm, state;
+    if (!(stat >> pid_s >> comm >> state) || state == "Z") return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  } while (std::chrono::steady_clock::now() < until);
+  return false;
+}
+
 TEST(Rewards, ACommandThatFailsIsNamedWithThePrompt) {
   const json row = {{"prompt", "What is 2+2?"}};
   auto err = [&](const std::string& cmd, double timeout = 5) {
@@ -86,6 +100,13 @@ TEST(Rewards, ACommandThatFailsIsNamedWithThePrompt) {
   const auto t0 = std::chrono::steady_clock::now();
   EXPECT_NE(err("sleep 30", 0.3).find("no answer within 0.3 s"), std::string::npos);
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0) << "the hang was not cut";
+  // The timeout ends what the command started too: no `sleep` outlives it, holding our stderr.
+  const std::string pid_file = testing::TempDir() + "reward_child.pid";
+  EXPECT_NE(err("sleep 30 & echo $! > " + pid_file + "; wait", 0.3).find("no answer within 0.3 s"), std::string::npos);
+  std::ifstream in(pid_file);
+  int child = 0;
+  ASSERT_TRUE(in >> child) << pid_file;
+  EXPECT_TRUE(gone_within(child, 2.0)) << "the command's `sleep` (pid " << child << ") outlived its timeout";
   EXPECT_NE(err("echo 1; echo abc").find("line 2 is not a number: 'abc'"), std::string::npos);
   EXPECT_NE(err("echo 1; echo nan").find("line 2 is nan (rewards must be finite)"), std::string::npos);
   EXPECT_NE(err("echo 1").find("printed 1 lines for 2 completions"), std::string::npos);
