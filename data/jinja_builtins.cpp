@@ -334,7 +334,7 @@ Value binary_op(const std::string& op, const Value& a, const Value& b, int line)
     if (op == "*") return fits(__builtin_mul_overflow(i, k, &r));
     if (op == "**") return Value::of(int64_t(std::llround(std::pow(double(i), double(k)))));
     if (k == 0) fail(line, "division by zero");
-    if (k == -1 && i == INT64_MIN) fits(true);
+    if (k == -1 && i == INT64_MIN) return fits(true);  // throws: the quotient is 2^63
     const int64_t fl = i / k - ((i % k != 0) && ((i < 0) != (k < 0)));
     if (op == "//") return Value::of(fl);
     if (op == "%") return Value::of(i - fl * k);

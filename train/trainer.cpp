@@ -258,7 +258,7 @@ TrainSummary run_training(const Recipe& r) {
   int64_t stall_step = -1;
   if (const char* st = std::getenv("FORGE_TEST_STALL"); st && std::atoi(st) == world.rank())
     stall_step = std::atoll(std::strchr(st, ':') ? std::strchr(st, ':') + 1 : "1");
-  // FORGE_TEST_SIGNAL=RANK:STEP:SIGNUM (stop-request tests): that rank raises the signal as the step starts.
+  // FORGE_TEST_SIGNAL=RANK:STEP:SIGNUM (stop-request tests): that rank sends the signal to itself as the step starts.
   int64_t signal_step = -1;
   int test_signal = 0;
   if (const char* ts = std::getenv("FORGE_TEST_SIGNAL")) {

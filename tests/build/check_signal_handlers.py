@@ -22,10 +22,11 @@ INSTALLS = [
 
 def handlers(path, shown):
     found = []
-    for n, line in enumerate(open(path, encoding="utf-8", errors="replace"), 1):
-        code = line.split("//")[0]
-        if any(p.search(code) for p in INSTALLS):
-            found.append(f"{shown}:{n}: installs a signal handler: {line.strip()}")
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, 1):
+            code = line.split("//")[0]
+            if any(p.search(code) for p in INSTALLS):
+                found.append(f"{shown}:{n}: installs a signal handler: {line.strip()}")
     return found
 
 
